@@ -1,0 +1,48 @@
+// swift-tools-version: 6.1
+// One package, two faces. The host face (`swift build`, `swift test`) is the `tern` CLI, the pure core
+// and its tests. The bare-metal face is selected by TERN_METAL=1 (set by `tern build`, together with the
+// aarch64-none-none-elf triple and metal/toolset.json): the hypervisor image and the guest images.
+// The core is the one target both faces compile.
+import PackageDescription
+import Foundation
+
+let metal = ProcessInfo.processInfo.environment["TERN_METAL"] != nil
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+func linkerScript(_ name: String) -> [LinkerSetting] {
+    [.unsafeFlags(["-Xlinker", "-T", "-Xlinker", "\(root)/metal/\(name).ld"])]
+}
+
+let core = Target.target(name: "TernCore")
+
+let metalTargets: [Target] = [
+    core,
+    .target(name: "TernArchAsm"),
+    .target(name: "TernArch", dependencies: ["TernArchAsm", "TernCore"]),
+    .executableTarget(name: "Hypervisor", dependencies: ["TernCore", "TernArch", "TernArchAsm"],
+                      linkerSettings: linkerScript("hypervisor")),
+    .target(name: "GuestKitAsm"),
+    .target(name: "GuestKit", dependencies: ["GuestKitAsm"]),
+] + ["hello", "spin", "oob", "hostile", "smp", "idle"].map { guest in
+    .executableTarget(name: "guest-\(guest)", dependencies: ["GuestKit"], path: "Guests/\(guest)",
+                      linkerSettings: linkerScript("guest"))
+}
+
+let hostTargets: [Target] = [
+    core,
+    .executableTarget(name: "tern", dependencies: [
+        "TernCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ]),
+    .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["TernCore"]),
+]
+
+let package = Package(
+    name: "Tern",
+    products: metal
+        ? [.executable(name: "hypervisor", targets: ["Hypervisor"])]
+            + ["hello", "spin", "oob", "hostile", "smp", "idle"].map { .executable(name: "guest-\($0)", targets: ["guest-\($0)"]) }
+        : [.executable(name: "tern", targets: ["tern"])],
+    dependencies: metal ? [] : [.package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")],
+    targets: metal ? metalTargets : hostTargets
+)
