@@ -15,17 +15,22 @@ func linkerScript(_ name: String) -> [LinkerSetting] {
 
 let core = Target.target(name: "TernCore")
 
+let guests = ["hello", "spin", "oob", "hostile", "smp", "idle"]
+// Globals in the bare-metal targets are per-CPU-protected by hand (locks, one writer at boot).
+let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
 let metalTargets: [Target] = [
     core,
-    .target(name: "TernArchAsm"),
-    .target(name: "TernArch", dependencies: ["TernArchAsm", "TernCore"]),
-    .executableTarget(name: "Hypervisor", dependencies: ["TernCore", "TernArch", "TernArchAsm"],
-                      linkerSettings: linkerScript("hypervisor")),
-    .target(name: "GuestKitAsm"),
-    .target(name: "GuestKit", dependencies: ["GuestKitAsm"]),
-] + ["hello", "spin", "oob", "hostile", "smp", "idle"].map { guest in
+    .target(name: "BareMetalSupport"),
+    .target(name: "TernArchAsm", dependencies: ["BareMetalSupport"]),
+    .target(name: "TernArch", dependencies: ["TernArchAsm", "BareMetalSupport", "TernCore"], swiftSettings: swift5),
+    .executableTarget(name: "Hypervisor", dependencies: ["TernCore", "TernArch", "TernArchAsm", "BareMetalSupport"],
+                      swiftSettings: swift5, linkerSettings: linkerScript("hypervisor")),
+    .target(name: "GuestKitAsm", dependencies: ["BareMetalSupport"]),
+    .target(name: "GuestKit", dependencies: ["GuestKitAsm", "BareMetalSupport", "TernCore"], swiftSettings: swift5),
+] + guests.map { guest in
     .executableTarget(name: "guest-\(guest)", dependencies: ["GuestKit"], path: "Guests/\(guest)",
-                      linkerSettings: linkerScript("guest"))
+                      swiftSettings: swift5, linkerSettings: linkerScript("guest"))
 }
 
 let hostTargets: [Target] = [
@@ -41,7 +46,7 @@ let package = Package(
     name: "Tern",
     products: metal
         ? [.executable(name: "hypervisor", targets: ["Hypervisor"])]
-            + ["hello", "spin", "oob", "hostile", "smp", "idle"].map { .executable(name: "guest-\($0)", targets: ["guest-\($0)"]) }
+            + guests.map { .executable(name: "guest-\($0)", targets: ["guest-\($0)"]) }
         : [.executable(name: "tern", targets: ["tern"])],
     dependencies: metal ? [] : [.package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")],
     targets: metal ? metalTargets : hostTargets

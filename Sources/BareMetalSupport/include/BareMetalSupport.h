@@ -1,0 +1,15 @@
+// The C library subset every bare-metal image of Tern links: the hypervisor and our own guests.
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+
+// A spinlock shared between CPUs (0 = free).
+void bm_lock(volatile uint32_t *lock);
+void bm_unlock(volatile uint32_t *lock);
+uint64_t bm_image_start(void);
+uint64_t bm_image_end(void);
+
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);

@@ -1,0 +1,97 @@
+// What Embedded Swift expects from a C library, for the hypervisor and our guests alike: memory
+// routines, a small heap and a spinlock. Each image brings its own putchar.
+#include "BareMetalSupport.h"
+#if defined(__aarch64__) && !defined(__linux__)
+
+void *memset(void *d, int c, size_t n) {
+    unsigned char *p = d;
+    while (n--) *p++ = (unsigned char)c;
+    return d;
+}
+void *memcpy(void *d, const void *s, size_t n) {
+    unsigned char *p = d; const unsigned char *q = s;
+    if ((((uintptr_t)p | (uintptr_t)q | n) & 7) == 0) {
+        uint64_t *p8 = (uint64_t *)p; const uint64_t *q8 = (const uint64_t *)q;
+        for (size_t i = 0; i < n / 8; i++) p8[i] = q8[i];
+        return d;
+    }
+    while (n--) *p++ = *q++;
+    return d;
+}
+void *memmove(void *d, const void *s, size_t n) {
+    unsigned char *p = d; const unsigned char *q = s;
+    if (p < q) { while (n--) *p++ = *q++; }
+    else { p += n; q += n; while (n--) *--p = *--q; }
+    return d;
+}
+int memcmp(const void *a, const void *b, size_t n) {
+    const unsigned char *p = a, *q = b;
+    for (; n; n--, p++, q++) if (*p != *q) return *p - *q;
+    return 0;
+}
+size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+void bm_lock(volatile uint32_t *lock) {
+    uint32_t tmp, one = 1;
+    __asm__ volatile(
+        "   sevl\n"
+        "1: wfe\n"
+        "2: ldaxr %w0, [%1]\n"
+        "   cbnz  %w0, 1b\n"
+        "   stxr  %w0, %w2, [%1]\n"
+        "   cbnz  %w0, 2b\n"
+        : "=&r"(tmp) : "r"(lock), "r"(one) : "memory");
+}
+void bm_unlock(volatile uint32_t *lock) {
+    __asm__ volatile("stlr wzr, [%0]" :: "r"(lock) : "memory");
+}
+
+// The heap: power-of-two size classes with free lists, carved from a region the linker reserves.
+// Swift allocates at boot (domains, trees) and rarely after; this keeps frees cheap and bounded.
+// free() gets only the pointer, so each block's class is kept in a byte map over the heap.
+extern char __heap_start[], __heap_end[], __image_start[], __image_end[];
+#define HEAP_GRAIN 16
+static uint64_t heap_next;
+static void *free_lists[24];
+static uint8_t class_map[0x400000 / HEAP_GRAIN];
+static volatile uint32_t heap_lock;
+
+uint64_t bm_image_start(void) { return (uint64_t)__image_start; }
+uint64_t bm_image_end(void) { return (uint64_t)__image_end; }
+
+int posix_memalign(void **out, size_t align, size_t size) {
+    size_t need = size > align ? size : align;
+    int c = 4;
+    while (((size_t)1 << c) < need) c++;
+    if (c >= 24) return 12;
+    bm_lock(&heap_lock);
+    void *p = free_lists[c];
+    if (p) {
+        free_lists[c] = *(void **)p;
+    } else {
+        if (!heap_next) heap_next = (uint64_t)__heap_start;
+        uint64_t block = (uint64_t)1 << c;
+        // Blocks of a class are aligned to their size, which covers any alignment up to it.
+        uint64_t at = (heap_next + block - 1) & ~(block - 1);
+        if (at + block > (uint64_t)__heap_end) { bm_unlock(&heap_lock); return 12; }
+        heap_next = at + block;
+        p = (void *)at;
+        class_map[(at - (uint64_t)__heap_start) / HEAP_GRAIN] = (uint8_t)c;
+    }
+    bm_unlock(&heap_lock);
+    *out = p;
+    return 0;
+}
+
+void free(void *p) {
+    if (!p) return;
+    int c = class_map[((uint64_t)p - (uint64_t)__heap_start) / HEAP_GRAIN];
+    bm_lock(&heap_lock);
+    *(void **)p = free_lists[c];
+    free_lists[c] = p;
+    bm_unlock(&heap_lock);
+}
+
+// Embedded Swift's hashing asks for randomness; nothing here needs seeded hashing.
+void arc4random_buf(void *buf, size_t n) { memset(buf, 0x5a, n); }
+#endif

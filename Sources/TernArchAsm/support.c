@@ -1,0 +1,29 @@
+// The hypervisor's few plain-C primitives: bulk moves of physical memory and the UART's characters.
+#include "TernArchAsm.h"
+#include "BareMetalSupport.h"
+#if defined(__aarch64__) && !defined(__linux__)
+
+void tern_copy(uint64_t dst, uint64_t src, uint64_t n) { memmove((void *)dst, (const void *)src, n); }
+void tern_zero(uint64_t dst, uint64_t n) {
+    if (((dst | n) & 15) == 0) {
+        for (uint64_t *p = (uint64_t *)dst, *e = (uint64_t *)(dst + n); p < e; p += 2) { p[0] = 0; p[1] = 0; }
+        return;
+    }
+    memset((void *)dst, 0, n);
+}
+
+volatile uint64_t tern_uart_base = 0x09000000;
+
+void tern_uart_putc(char c) {
+    volatile uint32_t *u = (volatile uint32_t *)tern_uart_base;
+    while (u[0x18 / 4] & (1u << 5)) {}
+    u[0] = (uint32_t)(unsigned char)c;
+}
+int tern_uart_getc(void) {
+    volatile uint32_t *u = (volatile uint32_t *)tern_uart_base;
+    if (u[0x18 / 4] & (1u << 4)) return -1;
+    return (int)(u[0] & 0xff);
+}
+int putchar(int c) { tern_uart_putc((char)c); return c; }
+
+#endif
