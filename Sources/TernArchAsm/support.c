@@ -27,3 +27,7 @@ int tern_uart_getc(void) {
 int putchar(int c) { tern_uart_putc((char)c); return c; }
 
 #endif
+
+#if defined(__aarch64__) && !defined(__linux__)
+uint64_t tern_secondary_entry_address(void) { return (uint64_t)&tern_secondary_entry; }
+#endif

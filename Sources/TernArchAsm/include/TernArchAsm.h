@@ -139,3 +139,7 @@ static inline uint8_t tern_load8(uint64_t pa) { return *(volatile uint8_t *)(uin
 static inline void tern_store8(uint64_t pa, uint8_t v) { *(volatile uint8_t *)(uintptr_t)pa = v; }
 void tern_copy(uint64_t dst, uint64_t src, uint64_t n);
 void tern_zero(uint64_t dst, uint64_t n);
+
+TERN_SYSREG(vpidr_el2)
+// The physical address secondary CPUs start at.
+uint64_t tern_secondary_entry_address(void);

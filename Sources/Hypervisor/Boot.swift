@@ -1,0 +1,201 @@
+// From the firmware's hand-off to the first guest instruction: read the board from its device tree,
+// take the memory, turn on the hypervisor's own MMU, set up the GIC and the traps, build the domains the
+// boot configuration names, bring up the other CPUs and start scheduling.
+import BareMetalSupport
+import TernArch
+import TernArchAsm
+import TernCore
+
+/// What guests may do without the hypervisor, and what traps: stage 2 on; physical interrupts, SErrors
+/// and FIQs to EL2; WFI/WFE, SMC, implementation-defined and auxiliary-control registers and set/way
+/// cache maintenance trapped; EL1 is AArch64; broadcast TLB and barrier operations inner shareable.
+private let hcr: UInt64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 | 1 << 10 | 1 << 13 | 1 << 14
+    | 1 << 19 | 1 << 20 | 1 << 21 | 1 << 22 | 1 << 31
+
+@_cdecl("tern_main")
+func ternMain(_ dtbAddress: UInt64) -> Never {
+    bootTicks = GenericTimer.now
+    counterFrequency = GenericTimer.frequency
+    log { c in
+        c.s("Tern ")
+        c.s(ternVersion)
+        c.s(" hypervisor (Xen 4.17 guest ABI) at EL2, image ")
+        c.hex(bm_image_start())
+        c.s("-")
+        c.hex(bm_image_end())
+    }
+    let root: DTNode
+    // The header's own size field bounds the parse (the parser then checks every offset against it).
+    let dtbSize = Int(UInt32(bigEndian: tern_load32(dtbAddress + 4)))
+    do throws(DeviceTreeError) {
+        guard dtbSize <= 0x20_0000 else { throw .truncated }
+        root = try FlattenedDeviceTree.parse(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(dtbAddress)), count: dtbSize))
+    } catch {
+        log { c in
+            c.s("no valid device tree at ")
+            c.hex(dtbAddress)
+            c.s("; halted")
+        }
+        while true { tern_wfi() }
+    }
+    let (found, problem) = Platform.read(root)
+    guard let found else {
+        log { c in
+            c.s("the device tree does not describe a usable machine: ")
+            switch problem {
+            case .noMemory: c.s("no memory")
+            case .noGIC: c.s("no GICv3")
+            default: c.s("no CPUs")
+            }
+        }
+        while true { tern_wfi() }
+    }
+    platform = found
+    tern_uart_base = platform.uart.raw
+    firmware = Firmware(usesHVC: platform.psciUsesHVC)
+
+    takeMemory(root, dtb: PhysicalRange(base: HostPhysicalAddress(alignDown(dtbAddress, pageSize)),
+                                        end: HostPhysicalAddress(alignUp(dtbAddress + UInt64(dtbSize), pageSize))))
+    enableMMU()
+    gic = GICv3(distributor: platform.gicDistributor, redistributors: platform.gicRedistributors,
+                redistributorsSize: platform.gicRedistributorsSize)
+    gic.initializeDistributor()
+
+    for (i, affinity) in platform.cpuAffinities.prefix(maximumCPUs).enumerated() {
+        cpus.append(PhysicalCPU(index: i, affinity: affinity))
+    }
+    scheduler = Scheduler(pcpus: cpus.count)
+    domains = [Domain?](repeating: nil, count: maximumDomains)
+    vcpuSlots = [VCPU?](repeating: nil, count: maximumVCPUs)
+    prepareCPU(cpus[0])
+
+    createBootDomains(root)
+    log { c in
+        c.s("boot done in ")
+        c.dec(now() / 1000)
+        c.s(" us: ")
+        c.dec(domainsAlive)
+        c.s(" domains, ")
+        c.dec(cpus.count)
+        c.s(" pcpus, ")
+        c.dec(frames.freePages / 256)
+        c.s(" MiB free")
+    }
+    if domainsAlive == 0 { log("no domains to run") }
+
+    for cpu in cpus.dropFirst() {
+        let r = firmware.cpuOn(mpidr: cpu.affinity, entry: tern_secondary_entry_address(), context: UInt64(cpu.index))
+        if r != 0 {
+            log { c in
+                c.s("pcpu")
+                c.dec(cpu.index)
+                c.s(" did not start (PSCI ")
+                c.dec(Int(r))
+                c.s(")")
+            }
+        }
+    }
+    lockScheduler()
+    tern_enter_guest(schedule(cpus[0]), cpus[0].stackTop)
+}
+
+@_cdecl("tern_secondary_main")
+func ternSecondaryMain(_ index: UInt64) -> Never {
+    let cpu = cpus[Int(index)]
+    prepareCPU(cpu)
+    lockScheduler()
+    tern_enter_guest(schedule(cpu), cpu.stackTop)
+}
+
+/// Per-CPU EL2 setup: traps, stage-2 format, the GIC's CPU interfaces, timers.
+private func prepareCPU(_ cpu: PhysicalCPU) {
+    write_hcr_el2(hcr)
+    write_vtcr_el2(Stage2Table<PhysicalTableMemory>.vtcr)
+    write_cptr_el2(0x33FF)
+    write_vpidr_el2(read_midr_el1())
+    GenericTimer.configureForGuests()
+    tern_isb()
+    gic.initializeCPU(affinity: cpu.affinity)
+    cpu.online = true
+}
+
+/// All RAM goes to the frame allocator except what is already spoken for: this image (and what lies
+/// below it), the DTB and the boot modules.
+private func takeMemory(_ root: DTNode, dtb: PhysicalRange) {
+    for bank in platform.ram { frames.addFree(bank) }
+    frames.reserve(dtb)
+    let first = platform.ram[0].base
+    frames.reserve(PhysicalRange(base: first, end: HostPhysicalAddress(alignUp(bm_image_end(), pageSize))))
+    guard let chosen = root.child("chosen") else { return }
+    for node in chosen.all(where: { $0.isCompatible("multiboot,module") }) {
+        let parent = chosen.parent(of: node) ?? chosen
+        for r in node.reg(in: parent) where r.size > 0 {
+            frames.reserve(PhysicalRange(base: HostPhysicalAddress(alignDown(r.address, pageSize)),
+                                         end: HostPhysicalAddress(alignUp(r.address + r.size, pageSize))))
+        }
+    }
+}
+
+/// The hypervisor's own stage 1: an identity map, devices below RAM, RAM cacheable.
+private func enableMMU() {
+    var memory = PhysicalTableMemory()
+    do {
+        var table = try HypervisorTable(memory: &memory)
+        try table.identityMap(HostPhysicalAddress(0), size: platform.ram[0].base.raw, type: .device,
+                              writable: true, executable: false, memory: &memory)
+        for bank in platform.ram {
+            try table.identityMap(bank.base, size: bank.size, type: .normal, writable: true, executable: true,
+                                  memory: &memory)
+        }
+        tern_enable_mmu(table.root.raw, HypervisorTable<PhysicalTableMemory>.tcr, HypervisorTable<PhysicalTableMemory>.mair)
+    } catch {
+        log("could not build the hypervisor's page tables; continuing with the MMU off")
+    }
+}
+
+private func createBootDomains(_ root: DTNode) {
+    guard let chosen = root.child("chosen") else { return }
+    var specs: [DomainSpec] = []
+    for node in chosen.children where node.isCompatible("xen,domain") {
+        if let spec = readDomainSpec(node, index: specs.count) { specs.append(spec) }
+    }
+    specs.sort { $0.id.raw < $1.id.raw }
+    var nextVCPU = 0
+    for (slot, spec) in specs.prefix(maximumDomains).enumerated() {
+        let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)
+        guard let d = built else {
+            log { c in
+                c.s("d")
+                c.dec(Int(spec.id.raw))
+                c.s(" (")
+                c.bytes(spec.name)
+                c.s(") not created: ")
+                switch failure {
+                case .noMemory: c.s("not enough memory")
+                case .notAnImage: c.s("the kernel is not an arm64 Image")
+                case .tooLarge: c.s("kernel and ramdisk do not fit in its memory")
+                default: c.s("could not build its page tables")
+                }
+            }
+            continue
+        }
+        nextVCPU += spec.vcpus
+        startDomain(d)
+        log { c in
+            c.domain(d)
+            c.s(": ")
+            c.dec(d.memory.size >> 20)
+            c.s(" MiB at ")
+            c.hex(d.memory.base.raw)
+            c.s(", ")
+            c.dec(d.vcpus.count)
+            c.s(" vcpus, weight ")
+            c.dec(UInt64(d.weight))
+            if d.cap != 0 {
+                c.s(", cap ")
+                c.dec(UInt64(d.cap))
+                c.s("%")
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+// Everything the hypervisor and its domains print goes through one UART, a whole line at a time under
+// one lock, so lines from two CPUs never interleave. Domain output is prefixed "(dN) " as Xen does.
+import BareMetalSupport
+import TernArchAsm
+import TernCore
+
+nonisolated(unsafe) var consoleLock: UInt32 = 0
+
+/// Writes the pieces of one line; only valid inside `log` or `withConsole`.
+struct ConsoleLine {
+    func s(_ text: StaticString) {
+        let p = text.utf8Start
+        for i in 0 ..< text.utf8CodeUnitCount { tern_uart_putc(CChar(bitPattern: p[i])) }
+    }
+
+    func bytes(_ b: UnsafeBufferPointer<UInt8>) {
+        for c in b { tern_uart_putc(CChar(bitPattern: c)) }
+    }
+
+    func bytes(_ b: [UInt8]) {
+        b.withUnsafeBufferPointer { bytes($0) }
+    }
+
+    func dec(_ value: Int) {
+        if value < 0 {
+            tern_uart_putc(0x2D)
+            dec(UInt64(-value))
+        } else {
+            dec(UInt64(value))
+        }
+    }
+
+    func dec(_ value: UInt64) {
+        if value >= 10 { dec(value / 10) }
+        tern_uart_putc(CChar(0x30 + value % 10))
+    }
+
+    func hex(_ value: UInt64) {
+        s("0x")
+        var started = false
+        for i in stride(from: 60, through: 0, by: -4) {
+            let d = UInt8(value >> UInt64(i) & 0xF)
+            if d != 0 || started || i == 0 {
+                started = true
+                tern_uart_putc(CChar(bitPattern: d < 10 ? 0x30 + d : 0x57 + d))
+            }
+        }
+    }
+
+    func domain(_ d: Domain) {
+        s("d")
+        dec(Int(d.id.raw))
+        s(" (")
+        bytes(d.name)
+        s(")")
+    }
+}
+
+func withConsole(_ body: (ConsoleLine) -> Void) {
+    withUnsafeMutablePointer(to: &consoleLock) { lock in
+        bm_lock(lock)
+        body(ConsoleLine())
+        bm_unlock(lock)
+    }
+}
+
+/// One line from the hypervisor itself.
+func log(_ body: (ConsoleLine) -> Void) {
+    withConsole { c in
+        c.s("(tern) ")
+        body(c)
+        tern_uart_putc(0x0A)
+    }
+}
+
+func log(_ text: StaticString) {
+    log { $0.s(text) }
+}
+
+/// Collects a domain's console output and emits it line by line with the domain's prefix.
+struct DomainConsole {
+    private var pending: [UInt8] = []
+
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>, domain: DomainID) {
+        for b in bytes {
+            if b == 0x0A {
+                flush(domain: domain)
+            } else if b != 0x0D {
+                pending.append(b)
+                if pending.count >= 200 { flush(domain: domain) }
+            }
+        }
+    }
+
+    mutating func flush(domain: DomainID) {
+        let line = pending
+        pending.removeAll(keepingCapacity: true)
+        withConsole { c in
+            c.s("(d")
+            c.dec(Int(domain.raw))
+            c.s(") ")
+            c.bytes(line)
+            tern_uart_putc(0x0A)
+        }
+    }
+
+    var isEmpty: Bool { pending.isEmpty }
+}

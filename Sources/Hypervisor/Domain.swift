@@ -1,0 +1,83 @@
+// A domain: an isolated guest machine with its own stage-2 address space, memory, vCPUs and virtual
+// GIC distributor. Its fields are changed under the scheduler lock unless noted.
+import BareMetalSupport
+import TernArchAsm
+import TernCore
+
+enum DomainAction: UInt32 { case destroy = 0, restart = 1, preserve = 2 }
+
+final class Domain {
+    let id: DomainID
+    let slot: Int
+    let name: [UInt8]
+    let privileged: Bool
+    let vmid: UInt64
+    var memory: PhysicalRange
+    var stage2: Stage2Table<PhysicalTableMemory>
+    var tables: PhysicalTableMemory
+    var vcpus: [VCPU] = []
+    var distributor = VirtualDistributor()
+    var vgicLock: UInt32 = 0
+    var console = DomainConsole()
+    var consoleLock: UInt32 = 0
+    var weight: UInt32
+    var cap: UInt32
+    var affinity: UInt64
+    var onPoweroff: DomainAction = .destroy
+    var onReboot: DomainAction = .restart
+    var onCrash: DomainAction = .destroy
+    var dying = false
+    var shutdownReason: ShutdownReason?
+    /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:
+    /// the evidence that a multi-vCPU domain really is spread across the machine.
+    var pcpusUsed: UInt64 = 0
+    var running = 0
+    var maximumConcurrent = 0
+
+    init(id: DomainID, slot: Int, name: [UInt8], privileged: Bool, memory: PhysicalRange,
+         stage2: Stage2Table<PhysicalTableMemory>, tables: PhysicalTableMemory, weight: UInt32, cap: UInt32,
+         affinity: UInt64) {
+        self.id = id
+        self.slot = slot
+        self.name = name
+        self.privileged = privileged
+        self.vmid = UInt64(slot + 1)
+        self.memory = memory
+        self.stage2 = stage2
+        self.tables = tables
+        self.weight = weight
+        self.cap = cap
+        self.affinity = affinity
+    }
+
+    var vttbr: UInt64 { vmid << 48 | stage2.root.raw }
+
+    /// The guest physical range its RAM occupies.
+    var ram: (base: GuestPhysicalAddress, size: UInt64) { (GuestLayout.ram, memory.size) }
+
+    func vcpu(affinity: UInt64) -> VCPU? {
+        let index = Int(affinity & 0xFF)
+        return affinity >> 8 & 0xFFFF == 0 && index < vcpus.count ? vcpus[index] : nil
+    }
+
+    func withVGIC<R>(_ body: () -> R) -> R {
+        withUnsafeMutablePointer(to: &vgicLock) { lock in
+            bm_lock(lock)
+            let r = body()
+            bm_unlock(lock)
+            return r
+        }
+    }
+
+    func consoleWrite(_ bytes: UnsafeBufferPointer<UInt8>) {
+        withUnsafeMutablePointer(to: &consoleLock) { lock in
+            bm_lock(lock)
+            console.write(bytes, domain: id)
+            bm_unlock(lock)
+        }
+    }
+
+    func flushConsole() {
+        if !console.isEmpty { console.flush(domain: id) }
+    }
+}

@@ -1,0 +1,135 @@
+// Turning a domain description from the boot device tree (Xen's dom0less `xen,domain` nodes, plus
+// Tern's own properties) into a running domain: memory, stage-2 tables, the kernel where its Image
+// header asks, an initrd and a device tree at the top of RAM, and vCPU 0 at the kernel's entry.
+import TernArch
+import TernArchAsm
+import TernCore
+
+private let twoMiB: UInt64 = 0x20_0000
+
+struct DomainSpec {
+    var id: DomainID
+    var name: [UInt8]
+    var memoryBytes: UInt64
+    var vcpus: Int
+    var weight: UInt32
+    var cap: UInt32
+    var affinity: UInt64
+    var kernel: PhysicalRange
+    var ramdisk: PhysicalRange?
+    var bootargs: [UInt8]
+    var onPoweroff: DomainAction
+    var onReboot: DomainAction
+    var onCrash: DomainAction
+}
+
+/// Reads one `/chosen/domU*` node. Returns nil (and says why) for a node Tern cannot build.
+func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
+    let memoryKB = node.property("memory").flatMap { $0.u64 ?? $0.u32.map { UInt64($0) } } ?? 0
+    let vcpus = Int(node.property("cpus")?.u32 ?? 1)
+    var kernel: PhysicalRange?
+    var ramdisk: PhysicalRange?
+    var bootargs: [UInt8] = []
+    for module in node.children {
+        guard let r = module.reg(in: node).first else { continue }
+        let range = PhysicalRange(base: HostPhysicalAddress(r.address), size: r.size)
+        if module.isCompatible("multiboot,kernel") {
+            kernel = range
+            bootargs = module.property("bootargs")?.string ?? []
+        } else if module.isCompatible("multiboot,ramdisk") {
+            ramdisk = range
+        }
+    }
+    let name = node.property("tern,name")?.string ?? node.name
+    guard let kernel, memoryKB >= 1024, vcpus >= 1, vcpus <= 8 else {
+        log { c in
+            c.s("domain node ")
+            c.bytes(node.name)
+            c.s(" is incomplete (needs a kernel module, memory >= 1 MiB, 1-8 cpus); skipped")
+        }
+        return nil
+    }
+    return DomainSpec(
+        id: DomainID(UInt16(node.property("tern,domid")?.u32 ?? UInt32(index))),
+        name: name, memoryBytes: alignUp(memoryKB * 1024, twoMiB), vcpus: vcpus,
+        weight: node.property("tern,weight")?.u32 ?? 256, cap: node.property("tern,cap")?.u32 ?? 0,
+        affinity: UInt64(node.property("tern,affinity")?.u32 ?? 0xFFFF_FFFF),
+        kernel: kernel, ramdisk: ramdisk, bootargs: bootargs,
+        onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
+        onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
+        onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy)
+}
+
+enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }
+
+/// Builds the domain in `slot`, its vCPUs in the scheduler slots from `firstVCPUSlot`. Called at boot,
+/// single-threaded, or under the scheduler lock.
+func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?, BuildFailure?) {
+    let pages = Int(spec.memoryBytes / pageSize)
+    guard let base = allocateFrames(pages: pages, alignment: twoMiB) else { return (nil, .noMemory) }
+    let memory = PhysicalRange(base: base, size: spec.memoryBytes)
+    func fail(_ f: BuildFailure) -> (Domain?, BuildFailure?) {
+        freeFrames(base, pages: pages)
+        return (nil, f)
+    }
+
+    // Linux arm64 Image header: text_offset at 8, image_size at 16, "ARM\x64" at 56.
+    let k = spec.kernel.base.raw
+    guard spec.kernel.size >= 64, tern_load32(k + 56) == 0x644D_5241 else { return fail(.notAnImage) }
+    let textOffset = tern_load64(k + 8)
+    let imageSize = max(tern_load64(k + 16), spec.kernel.size)
+    let dtbOffset = spec.memoryBytes - twoMiB
+    let ramdiskSize = alignUp(spec.ramdisk?.size ?? 0, twoMiB)
+    guard textOffset + imageSize + ramdiskSize <= dtbOffset else { return fail(.tooLarge) }
+
+    var tables = PhysicalTableMemory()
+    var stage2: Stage2Table<PhysicalTableMemory>
+    do {
+        stage2 = try Stage2Table(memory: &tables)
+        try stage2.map(GuestLayout.ram, to: base, size: spec.memoryBytes, type: .normal,
+                       permissions: [.read, .write, .execute], memory: &tables)
+    } catch {
+        tables.releaseAll()
+        return fail(.tables)
+    }
+
+    tern_copy(base.raw + textOffset, k, spec.kernel.size)
+    var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?
+    if let rd = spec.ramdisk {
+        let offset = dtbOffset - ramdiskSize
+        tern_copy(base.raw + offset, rd.base.raw, rd.size)
+        initrd = (GuestLayout.ram + offset, GuestLayout.ram + offset + rd.size)
+    }
+    let tree = GuestDeviceTree.build(GuestMachine(
+        memory: [(GuestLayout.ram, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd))
+    tree.withUnsafeBytes { b in
+        tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
+    }
+
+    let d = Domain(id: spec.id, slot: slot, name: spec.name, privileged: spec.id == .zero, memory: memory,
+                   stage2: stage2, tables: tables, weight: spec.weight, cap: spec.cap, affinity: spec.affinity)
+    d.onPoweroff = spec.onPoweroff
+    d.onReboot = spec.onReboot
+    d.onCrash = spec.onCrash
+    for i in 0 ..< spec.vcpus {
+        d.vcpus.append(VCPU(domain: d, index: i, slot: firstVCPUSlot + i, count: spec.vcpus))
+    }
+    d.vcpus[0].reset(entry: GuestLayout.ram + textOffset, x0: (GuestLayout.ram + dtbOffset).raw)
+    return (d, nil)
+}
+
+/// Makes a built domain runnable: registers it with the scheduler and starts vCPU 0.
+func startDomain(_ d: Domain) {
+    domains[d.slot] = d
+    scheduler.addDomain(d.slot, weight: d.weight, cap: d.cap)
+    let t = now()
+    let mask = d.affinity & ((1 << UInt64(cpus.count)) - 1)
+    for v in d.vcpus {
+        vcpuSlots[v.slot] = v
+        scheduler.addVCPU(v.slot, domain: d.slot, affinity: mask == 0 ? (1 << UInt64(cpus.count)) - 1 : mask, now: t)
+    }
+    domainsAlive += 1
+    let v0 = d.vcpus[0]
+    v0.online = true
+    wake(v0)
+}

@@ -1,0 +1,50 @@
+// Reading and writing a guest's memory on its behalf. Every guest pointer is a guest *virtual* address:
+// the hardware walks the guest's own stage-1 tables and then its stage 2 (AT S12E1R/W), so permissions
+// are the guest's and the domain's both, and nothing outside the domain is reachable.
+import TernArchAsm
+import TernCore
+
+enum GuestMemory {
+    /// The host physical address behind a guest virtual address of the running vCPU, or nil.
+    @inline(__always) static func translate(_ va: VirtualAddress, write: Bool) -> HostPhysicalAddress? {
+        let par = tern_at_s12e1(va.raw, write ? 1 : 0)
+        if par & 1 != 0 { return nil }
+        return HostPhysicalAddress(par & 0x000F_FFFF_FFFF_F000 | va.raw & 0xFFF)
+    }
+
+    /// Copies `count` bytes from the guest; false (copying stops) at the first unmapped page.
+    static func copy(from va: VirtualAddress, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
+        var done = 0
+        while done < count {
+            let at = va + UInt64(done)
+            guard let pa = translate(at, write: false) else { return false }
+            let chunk = min(count - done, Int(pageSize - at.raw & 0xFFF))
+            tern_copy(UInt64(UInt(bitPattern: buffer + done)), pa.raw, UInt64(chunk))
+            done += chunk
+        }
+        return true
+    }
+
+    static func copy(to va: VirtualAddress, from buffer: UnsafeRawPointer, count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let at = va + UInt64(done)
+            guard let pa = translate(at, write: true) else { return false }
+            let chunk = min(count - done, Int(pageSize - at.raw & 0xFFF))
+            tern_copy(pa.raw, UInt64(UInt(bitPattern: buffer + done)), UInt64(chunk))
+            done += chunk
+        }
+        return true
+    }
+
+    static func load32(_ va: VirtualAddress) -> UInt32? {
+        guard va.raw & 3 == 0, let pa = translate(va, write: false) else { return nil }
+        return tern_load32(pa.raw)
+    }
+
+    static func store32(_ va: VirtualAddress, _ value: UInt32) -> Bool {
+        guard va.raw & 3 == 0, let pa = translate(va, write: true) else { return false }
+        tern_store32(pa.raw, value)
+        return true
+    }
+}

@@ -1,0 +1,157 @@
+// Xen's hypercalls: `hvc #0xEA1`, number in x16, arguments in x0-x4, result in x0. Anything Tern does
+// not implement answers -ENOSYS, as Xen does for hypercalls it was built without; bad arguments get
+// Xen's error codes and never reach anything but the calling domain.
+import TernArch
+import TernArchAsm
+import TernCore
+
+@inline(__always)
+func hypercall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+    let f = v.frame
+    let result: UInt64
+    switch f.pointee.x.16 {
+    case Hypercall.xen_version.rawValue:
+        result = xenVersion(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
+    case Hypercall.console_io.rawValue:
+        result = consoleIO(f.pointee.x.0, f.pointee.x.1, VirtualAddress(f.pointee.x.2), v)
+    case Hypercall.sched_op.rawValue:
+        return schedOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v, cpu)
+    case Hypercall.vcpu_op.rawValue:
+        result = vcpuOp(f.pointee.x.0, f.pointee.x.1, v)
+    default:
+        result = XenError.ENOSYS.returnValue
+    }
+    f.pointee.x.0 = result
+    return f
+}
+
+private let extraVersion: StaticString = "-tern"
+
+private func xenVersion(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+    switch command {
+    case XenVersionCommand.version.rawValue:
+        return xenMajor << 16 | xenMinor
+    case XenVersionCommand.extraversion.rawValue:
+        // xen_extraversion_t: char[16], NUL-padded.
+        var buffer: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &buffer) { b in
+            b.copyMemory(from: UnsafeRawBufferPointer(start: extraVersion.utf8Start, count: extraVersion.utf8CodeUnitCount))
+            return GuestMemory.copy(to: arg, from: b.baseAddress!, count: 16) ? 0 : XenError.EFAULT.returnValue
+        }
+    case XenVersionCommand.get_features.rawValue:
+        // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
+        guard let index = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
+        var submap: UInt32 = 0
+        if index == 0 {
+            submap = 1 << XenFeature.writable_page_tables.rawValue | 1 << XenFeature.auto_translated_physmap.rawValue
+            if v.domain.privileged { submap |= 1 << XenFeature.dom0.rawValue }
+        }
+        return GuestMemory.store32(arg + 4, submap) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.pagesize.rawValue:
+        return pageSize
+    default:
+        return XenError.ENOSYS.returnValue
+    }
+}
+
+private func consoleIO(_ command: UInt64, _ count: UInt64, _ buffer: VirtualAddress, _ v: VCPU) -> UInt64 {
+    switch command {
+    case ConsoleIOCommand.write.rawValue:
+        var chunk: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var done: UInt64 = 0
+        return withUnsafeMutableBytes(of: &chunk) { b in
+            while done < count {
+                let n = Int(min(count - done, UInt64(b.count)))
+                guard GuestMemory.copy(from: buffer + done, count: n, into: b.baseAddress!) else {
+                    return XenError.EFAULT.returnValue
+                }
+                v.domain.consoleWrite(UnsafeBufferPointer(start: b.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n))
+                done += UInt64(n)
+            }
+            return 0
+        }
+    case ConsoleIOCommand.read.rawValue:
+        guard v.domain.privileged else { return XenError.EPERM.returnValue }
+        var got: UInt64 = 0
+        while got < count {
+            let c = tern_uart_getc()
+            if c < 0 { break }
+            var byte = UInt8(truncatingIfNeeded: c)
+            guard GuestMemory.copy(to: buffer + got, from: &byte, count: 1) else { return XenError.EFAULT.returnValue }
+            got += 1
+        }
+        return got
+    default:
+        return XenError.ENOSYS.returnValue
+    }
+}
+
+private func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+    let f = v.frame
+    switch command {
+    case SchedOpCommand.yield.rawValue:
+        f.pointee.x.0 = 0
+        lockScheduler()
+        scheduler.yield(pcpu: cpu.index, now: now())
+        return schedule(cpu)
+    case SchedOpCommand.block.rawValue:
+        f.pointee.x.0 = 0
+        lockScheduler()
+        if !blockCurrent(v, reason: .schedBlock) {
+            unlockScheduler()
+            return f
+        }
+        return schedule(cpu)
+    case SchedOpCommand.poll.rawValue:
+        // struct sched_poll { evtchn_port_t *ports; unsigned int nr_ports; uint64_t timeout; }
+        guard let nrPorts = GuestMemory.load32(arg + 8),
+              let low = GuestMemory.load32(arg + 16), let high = GuestMemory.load32(arg + 20) else {
+            f.pointee.x.0 = XenError.EFAULT.returnValue
+            return f
+        }
+        guard nrPorts <= 128 else {
+            f.pointee.x.0 = XenError.EINVAL.returnValue
+            return f
+        }
+        let timeout = UInt64(high) << 32 | UInt64(low)
+        f.pointee.x.0 = 0
+        if timeout != 0 && timeout <= now() { return f }
+        lockScheduler()
+        if !blockCurrent(v, reason: .poll, pollDeadline: timeout == 0 ? .max : timeout) {
+            unlockScheduler()
+            return f
+        }
+        return schedule(cpu)
+    case SchedOpCommand.shutdown.rawValue:
+        guard let raw = GuestMemory.load32(arg) else {
+            f.pointee.x.0 = XenError.EFAULT.returnValue
+            return f
+        }
+        guard let reason = ShutdownReason(rawValue: raw) else {
+            f.pointee.x.0 = XenError.EINVAL.returnValue
+            return f
+        }
+        f.pointee.x.0 = 0
+        lockScheduler()
+        shutdownDomain(v.domain, reason: reason)
+        return schedule(cpu)
+    default:
+        f.pointee.x.0 = XenError.ENOSYS.returnValue
+        return f
+    }
+}
+
+private func vcpuOp(_ command: UInt64, _ target: UInt64, _ v: VCPU) -> UInt64 {
+    let d = v.domain
+    guard target < UInt64(d.vcpus.count) else { return XenError.ENOENT.returnValue }
+    let t = d.vcpus[Int(target)]
+    switch command {
+    case VCPUOpCommand.is_up.rawValue:
+        return t.online ? 1 : 0
+    default:
+        // Arm guests start and stop vCPUs with PSCI; Xen on Arm refuses the rest of these too.
+        return XenError.EINVAL.returnValue
+    }
+}

@@ -1,0 +1,67 @@
+// The hypervisor's global state: the machine, the physical CPUs, every domain and vCPU, and the
+// scheduler that shares the CPUs among them. One lock (`schedulerLock`) guards scheduling state.
+import BareMetalSupport
+import TernArch
+import TernArchAsm
+import TernCore
+
+let ternVersion: StaticString = "0.1.0"
+let maximumCPUs = 4
+let maximumDomains = 16
+let maximumVCPUs = 64
+
+/// One physical CPU's own state, touched only by that CPU (and read by others under the lock).
+final class PhysicalCPU {
+    let index: Int
+    let affinity: UInt64
+    let stackTop: UInt64
+    var current: VCPU?
+    var online = false
+    var idleSince: UInt64 = 0
+    var idleTicks: UInt64 = 0
+    var busySince: UInt64 = 0
+
+    init(index: Int, affinity: UInt64) {
+        self.index = index
+        self.affinity = affinity
+        self.stackTop = tern_stack_top(UInt64(index))
+    }
+}
+
+nonisolated(unsafe) var platform = Platform()
+nonisolated(unsafe) var firmware = Firmware(usesHVC: false)
+nonisolated(unsafe) var gic = GICv3(distributor: HostPhysicalAddress(0), redistributors: HostPhysicalAddress(0), redistributorsSize: 0)
+nonisolated(unsafe) var cpus: [PhysicalCPU] = []
+nonisolated(unsafe) var domains: [Domain?] = []
+nonisolated(unsafe) var vcpuSlots: [VCPU?] = []
+nonisolated(unsafe) var scheduler = Scheduler(pcpus: 1)
+nonisolated(unsafe) var schedulerLock: UInt32 = 0
+nonisolated(unsafe) var counterFrequency: UInt64 = 62_500_000
+nonisolated(unsafe) var bootTicks: UInt64 = 0
+nonisolated(unsafe) var domainsAlive = 0
+
+@inline(__always) func lockScheduler() {
+    withUnsafeMutablePointer(to: &schedulerLock) { bm_lock($0) }
+}
+
+@inline(__always) func unlockScheduler() {
+    withUnsafeMutablePointer(to: &schedulerLock) { bm_unlock($0) }
+}
+
+/// The physical CPU this code runs on (QEMU virt numbers CPUs by affinity level 0).
+@inline(__always) func thisCPU() -> PhysicalCPU {
+    cpus[Int(read_mpidr_el1() & 0xFF)]
+}
+
+/// Hypervisor time in nanoseconds since boot: the scheduler's clock and Xen's "system time".
+func nanoseconds(ticks: UInt64) -> UInt64 {
+    let t = ticks &- bootTicks
+    return t / counterFrequency * 1_000_000_000 + t % counterFrequency * 1_000_000_000 / counterFrequency
+}
+
+func ticks(nanoseconds ns: UInt64) -> UInt64 {
+    if ns == .max { return .max }
+    return bootTicks &+ ns / 1_000_000_000 * counterFrequency + ns % 1_000_000_000 * counterFrequency / 1_000_000_000
+}
+
+@inline(__always) func now() -> UInt64 { nanoseconds(ticks: GenericTimer.now) }

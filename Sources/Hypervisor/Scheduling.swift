@@ -1,0 +1,213 @@
+// Sharing the physical CPUs: switching vCPU state in and out, blocking and waking, the idle loop, and
+// the one alarm each CPU keeps. The policy itself (who runs next) is TernCore's Scheduler; this file
+// only carries out its choices. Everything here runs with the scheduler lock held unless noted.
+import TernArch
+import TernArchAsm
+import TernCore
+
+/// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
+/// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
+func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+    while true {
+        let t = now()
+        wakeSleepers(t)
+        releaseDeadDomains()
+        if domainsAlive == 0 {
+            unlockScheduler()
+            powerOff()
+        }
+        if let slot = scheduler.pick(pcpu: cpu.index, now: t), let v = vcpuSlots[slot] {
+            switchTo(v, on: cpu)
+            armAlarm(cpu, now: t)
+            unlockScheduler()
+            return v.frame
+        }
+        if let old = cpu.current { switchOut(old, from: cpu) }
+        armAlarm(cpu, now: t)
+        unlockScheduler()
+        idle(cpu)
+        lockScheduler()
+    }
+}
+
+/// Puts `v` on `cpu`, saving whatever ran there before.
+private func switchTo(_ v: VCPU, on cpu: PhysicalCPU) {
+    if let old = cpu.current {
+        if old === v { return }
+        switchOut(old, from: cpu)
+    }
+    write_vttbr_el2(v.domain.vttbr)
+    tern_isb()
+    tern_el1_restore(v.el1)
+    tern_fp_restore(v.fp)
+    tern_vgic_restore(v.vgic)
+    v.runningOn = cpu.index
+    v.pcpusUsed |= 1 << UInt64(cpu.index)
+    let d = v.domain
+    d.pcpusUsed |= 1 << UInt64(cpu.index)
+    d.running += 1
+    if d.running > d.maximumConcurrent { d.maximumConcurrent = d.running }
+    cpu.current = v
+    // The virtual timer may have expired while the vCPU was away: deliver it now, as the hardware would have.
+    let ctl = v.el1.pointee.cntv_ctl
+    if ctl & 3 == 1 && v.el1.pointee.cntv_cval <= GenericTimer.now {
+        write_cntv_ctl_el0(ctl | 2)
+        _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
+    }
+    flushPendingInterrupts(v)
+}
+
+private func switchOut(_ v: VCPU, from cpu: PhysicalCPU) {
+    tern_el1_save(v.el1)
+    tern_fp_save(v.fp)
+    tern_vgic_save(v.vgic)
+    write_ich_hcr_el2(1)
+    v.runningOn = -1
+    v.domain.running -= 1
+    cpu.current = nil
+}
+
+/// The running vCPU waits (WFI, SCHEDOP_block or poll) unless an interrupt is already waiting for it.
+/// Returns false when it should simply continue.
+func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -> Bool {
+    if hasPendingInterrupt(v) { return false }
+    let ctl = read_cntv_ctl_el0()
+    var wakeAt = pollDeadline
+    if ctl & 3 == 1 {
+        let cval = read_cntv_cval_el0()
+        if cval <= GenericTimer.now { return false }
+        wakeAt = min(wakeAt, nanoseconds(ticks: cval))
+    }
+    v.blocked = reason
+    v.wakeAt = wakeAt
+    v.pollDeadline = pollDeadline
+    scheduler.block(v.slot, now: now())
+    return true
+}
+
+/// Something a blocked vCPU waits for has happened.
+func wake(_ v: VCPU) {
+    guard v.blocked != .none, v.online, !v.domain.dying else { return }
+    v.blocked = .none
+    v.wakeAt = .max
+    v.pollDeadline = .max
+    if let p = scheduler.wake(v.slot, now: now()), p != thisCPU().index {
+        GICv3.kick(cpu: p)
+    }
+}
+
+/// Wakes every blocked vCPU whose virtual timer or poll timeout has come.
+private func wakeSleepers(_ t: UInt64) {
+    for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline && v.wakeAt <= t {
+        if v.pollDeadline <= t {
+            v.setRegister(0, 0)
+        }
+        let ctl = v.el1.pointee.cntv_ctl
+        if ctl & 3 == 1 && nanoseconds(ticks: v.el1.pointee.cntv_cval) <= t {
+            v.el1.pointee.cntv_ctl = ctl | 2
+            _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
+        }
+        wake(v)
+    }
+}
+
+private func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
+    var deadline = scheduler.deadline(pcpu: cpu.index) ?? .max
+    for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline {
+        deadline = min(deadline, v.wakeAt)
+    }
+    if deadline == .max {
+        GenericTimer.cancelAlarm()
+    } else {
+        GenericTimer.setAlarm(at: ticks(nanoseconds: max(deadline, t)))
+    }
+}
+
+/// Waits for an interrupt with nothing to run. Interrupts stay masked at EL2: WFI still wakes on them,
+/// and they are taken here by acknowledging, so the idle path needs no EL2 interrupt vector.
+private func idle(_ cpu: PhysicalCPU) {
+    let start = GenericTimer.now
+    tern_wfi()
+    while true {
+        let intid = GICv3.acknowledge()
+        if intid >= GICv3.spurious { break }
+        if intid == GICv3.hypervisorTimerPPI { GenericTimer.cancelAlarm() }
+        GICv3.endOfInterrupt(intid)
+    }
+    cpu.idleTicks &+= GenericTimer.now &- start
+}
+
+/// Ends a domain: its vCPUs stop everywhere, and its memory is released once none of them is on a CPU.
+func shutdownDomain(_ d: Domain, reason: ShutdownReason) {
+    guard !d.dying else { return }
+    d.flushConsole()
+    d.dying = true
+    d.shutdownReason = reason
+    domainsAlive -= 1
+    let t = now()
+    let me = thisCPU().index
+    for v in d.vcpus {
+        scheduler.block(v.slot, now: t)
+        v.blocked = .offline
+        v.online = false
+        if v.runningOn >= 0 && v.runningOn != me { GICv3.kick(cpu: v.runningOn) }
+    }
+    log { c in
+        c.domain(d)
+        c.s(": shutdown: ")
+        c.s(reason.name)
+    }
+    log { c in
+        c.domain(d)
+        c.s(": ran on pcpus")
+        for p in 0 ..< cpus.count where d.pcpusUsed & (1 << UInt64(p)) != 0 {
+            c.s(" ")
+            c.dec(p)
+        }
+        c.s(", at most ")
+        c.dec(d.maximumConcurrent)
+        c.s(" vcpus at once, cpu time ")
+        c.dec(scheduler.consumed(domain: d.slot) / 1_000_000)
+        c.s(" ms")
+    }
+}
+
+/// Kills a domain for something it did; the hypervisor and the other domains carry on.
+func crashDomain(_ d: Domain) {
+    shutdownDomain(d, reason: .crash)
+}
+
+private func releaseDeadDomains() {
+    for case let d? in domains where d.dying && d.running == 0 {
+        scheduler.removeDomain(d.slot)
+        for v in d.vcpus { vcpuSlots[v.slot] = nil }
+        d.vcpus.removeAll()
+        domains[d.slot] = nil
+        freeFrames(d.memory.base, pages: Int(d.memory.size / pageSize))
+        var tables = d.tables
+        tables.releaseAll()
+        // Slots, and so VMIDs, are reused: nothing the dead domain's VMID cached may outlive it.
+        let saved = read_vttbr_el2()
+        write_vttbr_el2(d.vttbr)
+        tern_isb()
+        tern_tlbi_vmalls12e1is()
+        write_vttbr_el2(saved)
+        tern_isb()
+    }
+}
+
+private func powerOff() -> Never {
+    log("all domains have ended; powering off")
+    for cpu in cpus where cpu.online {
+        log { c in
+            c.s("pcpu")
+            c.dec(cpu.index)
+            c.s(": idle ")
+            c.dec(nanoseconds(ticks: bootTicks &+ cpu.idleTicks) / 1_000_000)
+            c.s(" ms of ")
+            c.dec(now() / 1_000_000)
+            c.s(" ms")
+        }
+    }
+    firmware.systemOff()
+}

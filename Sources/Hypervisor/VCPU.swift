@@ -1,0 +1,76 @@
+// A virtual CPU: its register frame (filled by the exception vectors), the EL1, FP and virtual-GIC
+// state that follows it between physical CPUs, and why it is not running when it is not.
+import TernArchAsm
+import TernCore
+
+/// SCTLR_EL1 at reset: MMU and caches off, RES1 bits set.
+let sctlrEL1Reset: UInt64 = 0x30D0_0800
+/// SPSR for entering EL1h with all exceptions masked.
+let spsrEL1hMasked: UInt64 = 0x3C5
+
+enum BlockReason { case none, wfi, schedBlock, poll, offline }
+
+final class VCPU {
+    // Strong: the cycle with Domain.vcpus is broken when the domain is released.
+    let domain: Domain
+    let index: Int
+    /// The scheduler's slot for this vCPU (global across domains).
+    let slot: Int
+    let frame: UnsafeMutablePointer<tern_frame>
+    let el1: UnsafeMutablePointer<tern_el1_state>
+    let fp: UnsafeMutablePointer<tern_fp_state>
+    let vgic: UnsafeMutablePointer<tern_vgic_state>
+    var redistributor: VirtualRedistributor
+    var online = false
+    var blocked: BlockReason = .offline
+    /// When a blocked vCPU must be woken (ns of hypervisor time): its virtual timer or a poll timeout.
+    var wakeAt: UInt64 = .max
+    var pollDeadline: UInt64 = .max
+    var runningOn: Int = -1
+    var pcpusUsed: UInt64 = 0
+
+    init(domain: Domain, index: Int, slot: Int, count: Int) {
+        self.domain = domain
+        self.index = index
+        self.slot = slot
+        frame = .allocate(capacity: 1)
+        frame.initialize(to: tern_frame())
+        el1 = .allocate(capacity: 1)
+        el1.initialize(to: tern_el1_state())
+        fp = .allocate(capacity: 1)
+        fp.initialize(to: tern_fp_state())
+        vgic = .allocate(capacity: 1)
+        vgic.initialize(to: tern_vgic_state())
+        redistributor = VirtualRedistributor(vcpu: index, isLast: index == count - 1)
+        el1.pointee.vmpidr = 0x8000_0000 | UInt64(index)
+    }
+
+    deinit {
+        frame.deallocate()
+        el1.deallocate()
+        fp.deallocate()
+        vgic.deallocate()
+    }
+
+    /// Puts the vCPU at `entry` in EL1h with the MMU off, as Linux's boot protocol and PSCI CPU_ON want.
+    func reset(entry: GuestPhysicalAddress, x0: UInt64) {
+        frame.pointee = tern_frame()
+        frame.pointee.x.0 = x0
+        frame.pointee.elr = entry.raw
+        frame.pointee.spsr = spsrEL1hMasked
+        let vmpidr = el1.pointee.vmpidr
+        el1.pointee = tern_el1_state()
+        el1.pointee.sctlr = sctlrEL1Reset
+        el1.pointee.vmpidr = vmpidr
+        fp.pointee = tern_fp_state()
+        vgic.pointee = tern_vgic_state()
+    }
+
+    @inline(__always) func register(_ n: Int) -> UInt64 {
+        n == 31 ? 0 : UnsafeMutableRawPointer(frame).load(fromByteOffset: n * 8, as: UInt64.self)
+    }
+
+    @inline(__always) func setRegister(_ n: Int, _ value: UInt64) {
+        if n != 31 { UnsafeMutableRawPointer(frame).storeBytes(of: value, toByteOffset: n * 8, as: UInt64.self) }
+    }
+}

@@ -1,0 +1,96 @@
+// The device tree a domain boots with: the machine as Tern presents it (memory, vCPUs, GICv3, timer,
+// PSCI), in the same shape Xen gives its dom0less domUs, so Linux's own drivers bind unchanged.
+
+public struct GuestMachine {
+    public var memory: [(base: GuestPhysicalAddress, size: UInt64)]
+    public var vcpus: Int
+    public var bootargs: [UInt8]
+    public var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?
+    public var xen: Bool
+
+    public init(memory: [(base: GuestPhysicalAddress, size: UInt64)], vcpus: Int, bootargs: [UInt8],
+                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, xen: Bool = false) {
+        self.memory = memory
+        self.vcpus = vcpus
+        self.bootargs = bootargs
+        self.initrd = initrd
+        self.xen = xen
+    }
+}
+
+public enum GuestDeviceTree {
+    static let gicPhandle: UInt32 = 1
+
+    public static func build(_ m: GuestMachine) -> [UInt8] {
+        let root = DTNode(name: [])
+        root.set("#address-cells", u32: 2)
+        root.set("#size-cells", u32: 2)
+        root.set("compatible", strings: [utf8Bytes("xen,xenvm-4.17"), utf8Bytes("xen,xenvm")])
+        root.set("model", string: "XENVM-4.17")
+        root.set("interrupt-parent", u32: gicPhandle)
+
+        let chosen = root.addChild(DTNode("chosen"))
+        chosen.set("bootargs", string: m.bootargs)
+        if let initrd = m.initrd {
+            chosen.set("linux,initrd-start", u64: initrd.start.raw)
+            chosen.set("linux,initrd-end", u64: initrd.end.raw)
+        }
+
+        for bank in m.memory {
+            let mem = root.addChild(DTNode(name: utf8Bytes("memory@") + hex(bank.base.raw)))
+            mem.set("device_type", string: "memory")
+            mem.setReg([(bank.base.raw, bank.size)], addressCells: 2, sizeCells: 2)
+        }
+
+        let cpus = root.addChild(DTNode("cpus"))
+        cpus.set("#address-cells", u32: 1)
+        cpus.set("#size-cells", u32: 0)
+        for i in 0 ..< m.vcpus {
+            let cpu = cpus.addChild(DTNode(name: utf8Bytes("cpu@") + hex(UInt64(i))))
+            cpu.set("device_type", string: "cpu")
+            cpu.set("compatible", string: "arm,armv8")
+            cpu.set("enable-method", string: "psci")
+            cpu.set("reg", u32: UInt32(i))
+        }
+
+        let psci = root.addChild(DTNode("psci"))
+        psci.set("compatible", strings: [utf8Bytes("arm,psci-1.0"), utf8Bytes("arm,psci-0.2"), utf8Bytes("arm,psci")])
+        psci.set("method", string: "hvc")
+        psci.set("cpu_off", u32: 0x8400_0002)
+        psci.set("cpu_on", u32: 0xC400_0003)
+
+        let gic = root.addChild(DTNode(name: utf8Bytes("interrupt-controller@") + hex(GuestLayout.gicDistributor.raw)))
+        gic.set("compatible", string: "arm,gic-v3")
+        gic.set("#interrupt-cells", u32: 3)
+        gic.set("#address-cells", u32: 2)
+        gic.set("#size-cells", u32: 2)
+        gic.setEmpty("interrupt-controller")
+        gic.set("#redistributor-regions", u32: 1)
+        gic.setReg([(GuestLayout.gicDistributor.raw, GuestLayout.gicDistributorSize),
+                    (GuestLayout.gicRedistributors.raw, UInt64(m.vcpus) * VirtualRedistributor.stride)],
+                   addressCells: 2, sizeCells: 2)
+        gic.set("phandle", u32: gicPhandle)
+        gic.set("linux,phandle", u32: gicPhandle)
+
+        // Secure physical, non-secure physical, virtual, hypervisor: PPIs 13, 14, 11, 10, level-low.
+        let timer = root.addChild(DTNode("timer"))
+        timer.set("compatible", strings: [utf8Bytes("arm,armv8-timer"), utf8Bytes("arm,armv7-timer")])
+        timer.set("interrupts", cells: [1, 13, 0xF08, 1, 14, 0xF08, 1, 11, 0xF08, 1, 10, 0xF08])
+        timer.set("interrupt-parent", u32: gicPhandle)
+        timer.setEmpty("always-on")
+
+        return FlattenedDeviceTree.serialize(root)
+    }
+
+    static func hex(_ v: UInt64) -> [UInt8] {
+        if v == 0 { return [UInt8(ascii: "0")] }
+        var out: [UInt8] = []
+        var x = v
+        while x != 0 {
+            let d = UInt8(x & 0xF)
+            out.append(d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") + d - 10)
+            x >>= 4
+        }
+        return out.reversed()
+    }
+}

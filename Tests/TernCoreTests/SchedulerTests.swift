@@ -1,0 +1,399 @@
+import Testing
+@testable import TernCore
+
+private let ms: UInt64 = 1_000_000
+private let second: UInt64 = 1_000_000_000
+
+/// Drives a Scheduler the way the hypervisor does: a timer per pCPU at `deadline(pcpu:)`, a pick when it
+/// fires, a kick when `wake` names an idle pCPU. It measures run time independently of the scheduler's
+/// own accounting and checks the invariants at every pick.
+private struct Simulation {
+    var scheduler: Scheduler
+    var now: UInt64 = 0
+    var onPCPU: [Int?]
+    var since: [UInt64]
+    var stretchStart: [UInt64]
+    var affinity: [Int: UInt64] = [:]
+    var domainOf: [Int: Int] = [:]
+    var ran: [Int: UInt64] = [:]
+    var lastPicked: [Int: UInt64] = [:]
+    var longestWait: [Int: UInt64] = [:]
+    var longestStretch: [Int: UInt64] = [:]
+    var picks: [(pcpu: Int, vcpu: Int?)] = []
+
+    init(pcpus: Int, parameters: SchedulerParameters = .init()) {
+        scheduler = Scheduler(parameters: parameters, pcpus: pcpus)
+        onPCPU = Array(repeating: nil, count: pcpus)
+        since = Array(repeating: 0, count: pcpus)
+        stretchStart = Array(repeating: 0, count: pcpus)
+    }
+
+    mutating func domain(_ d: Int, weight: UInt32 = 256, cap: UInt32 = 0) {
+        scheduler.addDomain(d, weight: weight, cap: cap)
+    }
+
+    mutating func vcpu(_ v: Int, domain d: Int, affinity mask: UInt64 = ~0, wake: Bool = true) {
+        scheduler.addVCPU(v, domain: d, affinity: mask, now: now)
+        affinity[v] = mask
+        domainOf[v] = d
+        if wake { self.wake(v) }
+    }
+
+    mutating func wake(_ v: Int) {
+        lastPicked[v] = now
+        if let p = scheduler.wake(v, now: now) {
+            #expect(affinity[v]! & (1 << UInt64(p)) != 0)
+            #expect(onPCPU[p] == nil)
+            dispatch(p)
+        }
+    }
+
+    mutating func block(_ v: Int) {
+        let p = onPCPU.firstIndex(of: v)
+        if let p { leave(p) }
+        scheduler.block(v, now: now)
+        #expect(!scheduler.isRunnable(v))
+        if let p { dispatch(p) }
+    }
+
+    mutating func yield(pcpu p: Int) {
+        scheduler.yield(pcpu: p, now: now)
+        dispatch(p)
+    }
+
+    private mutating func account(_ p: Int) {
+        guard let v = onPCPU[p] else { return }
+        ran[v, default: 0] += now - since[p]
+        since[p] = now
+    }
+
+    /// The vCPU on `p` stops running there (being picked again in a row does not count).
+    private mutating func leave(_ p: Int) {
+        guard let v = onPCPU[p] else { return }
+        account(p)
+        longestStretch[v] = max(longestStretch[v] ?? 0, now - stretchStart[p])
+        lastPicked[v] = now
+        onPCPU[p] = nil
+    }
+
+    mutating func dispatch(_ p: Int) {
+        let previous = onPCPU[p]
+        account(p)
+        let v = scheduler.pick(pcpu: p, now: now)
+        picks.append((p, v))
+        #expect(scheduler.running(on: p) == v)
+        if v != previous {
+            leave(p)
+            stretchStart[p] = now
+            if let v { longestWait[v] = max(longestWait[v] ?? 0, now - (lastPicked[v] ?? now)) }
+        }
+        if let v {
+            #expect(affinity[v]! & (1 << UInt64(p)) != 0, "vCPU \(v) picked on pCPU \(p) against its affinity")
+            #expect(scheduler.isRunnable(v))
+            for q in onPCPU.indices where q != p {
+                #expect(onPCPU[q] != v, "vCPU \(v) picked on pCPU \(p) while running on \(q)")
+                #expect(scheduler.running(on: q) != v)
+            }
+            #expect(scheduler.deadline(pcpu: p).map { $0 > now } == true)
+        }
+        onPCPU[p] = v
+        since[p] = now
+    }
+
+    /// Advances the clock, firing pCPU timers in time order; simultaneous ones go lowest pCPU first.
+    mutating func run(until end: UInt64) {
+        while true {
+            var next: (time: UInt64, pcpu: Int)?
+            for p in onPCPU.indices {
+                guard let t = scheduler.deadline(pcpu: p) else { continue }
+                if next == nil || t < next!.time { next = (t, p) }
+            }
+            guard let event = next, event.time <= end else { break }
+            now = max(now, event.time)
+            dispatch(event.pcpu)
+        }
+        now = end
+    }
+
+    /// Folds the stretches still running into `ran`, without disturbing the scheduler.
+    mutating func settle() {
+        for p in onPCPU.indices { account(p) }
+    }
+
+    func ranByDomain(_ d: Int) -> UInt64 {
+        ran.filter { domainOf[$0.key] == d }.map(\.value).reduce(0, +)
+    }
+}
+
+private func within(_ value: UInt64, _ expected: UInt64, percent: Double) -> Bool {
+    let error = abs(Double(value) - Double(expected)) / Double(expected) * 100
+    return error <= percent
+}
+
+/// SplitMix64, so the stress test is reproducible.
+private struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct SchedulerTests {
+    @Test func weightsDivideOnePCPUInProportion() {
+        var sim = Simulation(pcpus: 2)
+        sim.domain(0, weight: 256)
+        sim.domain(1, weight: 512)
+        sim.vcpu(0, domain: 0, affinity: 0b01)
+        sim.vcpu(1, domain: 1, affinity: 0b01)
+        sim.run(until: 10 * second)
+        sim.settle()
+        let a = sim.ran[0] ?? 0
+        let b = sim.ran[1] ?? 0
+        #expect(a + b == 10 * second)
+        #expect(within(b, 2 * a, percent: 2), "ran \(a) vs \(b)")
+        #expect(sim.picks.allSatisfy { $0.pcpu == 0 || $0.vcpu == nil })
+        // The scheduler's own accounting agrees, up to the stretch still running.
+        #expect(sim.scheduler.consumed(domain: 0) + sim.scheduler.consumed(domain: 1) + 10 * ms >= 10 * second)
+    }
+
+    @Test func equalDomainsShareTwoPCPUsEqually() {
+        var sim = Simulation(pcpus: 2)
+        for d in 0..<3 {
+            sim.domain(d)
+            sim.vcpu(d, domain: d)
+        }
+        sim.run(until: 10 * second)
+        sim.settle()
+        let expected = 20 * second / 3
+        for v in 0..<3 { #expect(within(sim.ran[v] ?? 0, expected, percent: 2), "vCPU \(v) ran \(sim.ran[v] ?? 0)") }
+    }
+
+    @Test func domainWeightIsSharedByItsVCPUs() {
+        // Fairness is between domains: two vCPUs do not earn a domain twice the share.
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 0)
+        sim.vcpu(2, domain: 1)
+        sim.run(until: 6 * second)
+        sim.settle()
+        #expect(within(sim.ranByDomain(0), 3 * second, percent: 2))
+        #expect(within(sim.ran[0] ?? 0, sim.ran[1] ?? 0, percent: 5))
+    }
+
+    @Test func capIsRespectedEvenWhenTheCPUWouldIdle() {
+        let end = 333 * 30 * ms  // whole cap periods, so the budget is exact
+        var alone = Simulation(pcpus: 1)
+        alone.domain(0, cap: 25)
+        alone.vcpu(0, domain: 0)
+        alone.run(until: end)
+        alone.settle()
+        #expect(alone.ran[0] ?? 0 <= end / 4)
+        #expect(within(alone.ran[0] ?? 0, end / 4, percent: 1))
+
+        var contended = Simulation(pcpus: 1)
+        contended.domain(0, weight: 1024, cap: 25)  // heavy weight, but the cap still binds
+        contended.domain(1, weight: 256)
+        contended.vcpu(0, domain: 0)
+        contended.vcpu(1, domain: 1)
+        contended.run(until: end)
+        contended.settle()
+        #expect(contended.ran[0] ?? 0 <= end / 4)
+        #expect(within(contended.ran[0] ?? 0, end / 4, percent: 1))
+        #expect(within(contended.ran[1] ?? 0, end * 3 / 4, percent: 1))
+    }
+
+    @Test func capIsSharedByAllVCPUsOfTheDomain() {
+        var sim = Simulation(pcpus: 2)
+        sim.domain(0, cap: 50)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 0)
+        sim.run(until: 9 * second)
+        sim.settle()
+        // Half of one pCPU in total, even though two pCPUs are free; a few ms of overshoot at most.
+        #expect(within(sim.ranByDomain(0), 9 * second / 2, percent: 2))
+    }
+
+    @Test func blockedVCPUConsumesNothing() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.domain(2)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1)
+        sim.vcpu(2, domain: 2, wake: false)  // never woken
+        sim.run(until: 1 * second + 3 * ms)
+        sim.block(1)
+        let charged = sim.scheduler.consumed(domain: 1)
+        let measured = sim.ran[1] ?? 0
+        #expect(charged == measured)
+        sim.run(until: 3 * second)
+        sim.block(0)
+        #expect(sim.scheduler.consumed(domain: 1) == charged)
+        #expect(sim.scheduler.consumed(domain: 2) == 0)
+        #expect(sim.scheduler.consumed(domain: 0) == 3 * second - charged)
+        #expect(sim.scheduler.running(on: 0) == nil)
+        #expect(sim.scheduler.deadline(pcpu: 0) == nil)
+    }
+
+    @Test func wakingSleeperDoesNotMonopolise() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1, wake: false)
+        sim.run(until: 5 * second + 3 * ms)
+        sim.settle()
+        let before = sim.ran[0] ?? 0
+        sim.wake(1)
+        sim.run(until: 6 * second + 3 * ms)
+        sim.settle()
+        // The sleeper gets a slice or two of head start, then the two alternate.
+        #expect(sim.longestStretch[1] ?? 0 <= 2 * 10 * ms)
+        #expect(within((sim.ran[0] ?? 0) - before, second / 2, percent: 5))
+        #expect(within(sim.ran[1] ?? 0, second / 2, percent: 5))
+    }
+
+    @Test func yieldAlternatesTwoVCPUs() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1)
+        var last = sim.onPCPU[0]!
+        for _ in 0..<100 {
+            sim.now += 50_000
+            sim.yield(pcpu: 0)
+            let next = sim.onPCPU[0]!
+            #expect(next != last)
+            last = next
+        }
+        // Two vCPUs of one domain alternate too.
+        var same = Simulation(pcpus: 1)
+        same.domain(0)
+        same.vcpu(0, domain: 0)
+        same.vcpu(1, domain: 0)
+        last = same.onPCPU[0]!
+        for _ in 0..<100 {
+            same.now += 50_000
+            same.yield(pcpu: 0)
+            #expect(same.onPCPU[0]! != last)
+            last = same.onPCPU[0]!
+        }
+    }
+
+    @Test func yieldByTheOnlyRunnableVCPURunsItAgain() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.vcpu(0, domain: 0)
+        sim.now += 1000
+        sim.yield(pcpu: 0)
+        #expect(sim.onPCPU[0] == 0)
+        #expect(sim.scheduler.consumed(domain: 0) == 1000)
+    }
+
+    @Test func affinityIsHonoured() {
+        var sim = Simulation(pcpus: 2)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0, affinity: 0b10)
+        // pCPU 0 stays idle: vCPU 0 may not go there.
+        #expect(sim.scheduler.pick(pcpu: 0, now: 0) == nil)
+        #expect(sim.onPCPU[1] == 0)
+        sim.vcpu(1, domain: 0, affinity: 0b10)
+        sim.vcpu(2, domain: 1, affinity: 0b01)
+        sim.vcpu(3, domain: 1, affinity: 0b11)
+        sim.run(until: 2 * second)  // every pick checks affinity
+        sim.settle()
+        #expect(sim.picks.allSatisfy { $0.vcpu == nil || sim.affinity[$0.vcpu!]! & (1 << UInt64($0.pcpu)) != 0 })
+        // Domain 1 owns pCPU 0 outright, so fairness leaves pCPU 1 (nearly) to domain 0.
+        #expect(within(sim.ranByDomain(0), 2 * second, percent: 2))
+        #expect(within(sim.ranByDomain(1), 2 * second, percent: 2))
+    }
+
+    @Test func wakeNamesAnIdleAllowedPCPU() {
+        var s = Scheduler(pcpus: 2)
+        s.addDomain(0, weight: 256, cap: 0)
+        for v in 0..<4 { s.addVCPU(v, domain: 0, affinity: v == 0 ? 0b10 : 0b11, now: 0) }
+        #expect(s.wake(0, now: 0) == 1)  // only pCPU 1 allowed
+        #expect(s.wake(1, now: 0) == 0)  // pCPU 1 is already being kicked
+        #expect(s.wake(2, now: 0) == nil)  // both are on their way
+        #expect(s.wake(2, now: 0) == nil)  // already runnable: nothing to do
+        #expect(s.pick(pcpu: 1, now: 0) == 0)
+        #expect(s.pick(pcpu: 0, now: 0) == 1)
+        #expect(s.wake(3, now: 0) == nil)  // nobody idle
+        s.block(1, now: 5 * ms)
+        #expect(s.pick(pcpu: 0, now: 5 * ms) == 2)
+        s.block(2, now: 6 * ms)
+        s.block(3, now: 6 * ms)
+        #expect(s.pick(pcpu: 0, now: 6 * ms) == nil)
+        #expect(s.wake(3, now: 7 * ms) == 0)
+    }
+
+    @Test func everyRunnableVCPURunsWithinABoundedWait() {
+        var sim = Simulation(pcpus: 2)
+        let weights: [UInt32] = [100, 200, 400, 800]
+        for (d, w) in weights.enumerated() { sim.domain(d, weight: w) }
+        for v in 0..<6 { sim.vcpu(v, domain: v % 4, affinity: v == 5 ? 0b01 : 0b11) }
+        sim.run(until: 10 * second)
+        // The lightest domain is owed 1/15 of the machine: one slice in every ~8 rounds of both pCPUs.
+        for v in 0..<6 {
+            #expect(sim.longestWait[v] ?? .max <= 200 * ms, "vCPU \(v) waited \(sim.longestWait[v] ?? .max)")
+        }
+    }
+
+    @Test func stressNeverRunsAVCPUTwiceAndKeepsStateConsistent() {
+        var random = SeededRandom(state: 42)
+        var sim = Simulation(pcpus: 2, parameters: SchedulerParameters(slice: 3 * ms, capPeriod: 10 * ms))
+        sim.domain(0, weight: 256)
+        sim.domain(1, weight: 64, cap: 30)
+        sim.domain(2, weight: 1000)
+        for v in 0..<7 {
+            let mask: UInt64 = [0b01, 0b10, 0b11][Int.random(in: 0..<3, using: &random)]
+            sim.vcpu(v, domain: v % 3, affinity: mask)
+        }
+        for _ in 0..<20_000 {
+            sim.run(until: sim.now + UInt64.random(in: 0...2 * ms, using: &random))
+            let v = Int.random(in: 0..<7, using: &random)
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: sim.block(v)
+            case 1: sim.wake(v)
+            case 2: sim.yield(pcpu: Int.random(in: 0..<2, using: &random))
+            default: break
+            }
+            for p in 0..<2 {
+                if let running = sim.scheduler.running(on: p) {
+                    #expect(sim.scheduler.isRunnable(running))
+                    #expect(sim.scheduler.running(on: 1 - p) != running)
+                }
+            }
+        }
+        sim.settle()
+        // The scheduler's accounting matches the simulation's, up to the stretches still running.
+        for d in 0..<3 {
+            #expect(sim.scheduler.consumed(domain: d) <= sim.ranByDomain(d))
+            #expect(sim.scheduler.consumed(domain: d) + 2 * 3 * ms >= sim.ranByDomain(d))
+        }
+    }
+
+    @Test func removingADomainFreesItsPCPU() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1)
+        #expect(sim.onPCPU[0] == 0)
+        sim.scheduler.removeDomain(0)
+        #expect(sim.scheduler.running(on: 0) == nil)
+        #expect(!sim.scheduler.isRunnable(0))
+        sim.onPCPU[0] = nil
+        sim.run(until: 100 * ms)
+        #expect(sim.onPCPU[0] == 1)
+        #expect(sim.scheduler.consumed(domain: 0) == 0)
+    }
+}
