@@ -15,6 +15,11 @@ func linkerScript(_ name: String) -> [LinkerSetting] {
 
 let core = Target.target(name: "TernCore")
 
+// The toolchain's Embedded Unicode tables, found from the swiftc that runs this build.
+let toolchain = ProcessInfo.processInfo.environment["TERN_TOOLCHAIN"] ?? "/opt/swift/usr"
+let unicodeTables: [LinkerSetting] = [.unsafeFlags([
+    "-Xlinker", "\(toolchain)/lib/swift/embedded/aarch64-none-none-elf/libswiftUnicodeDataTables.a"])]
+
 let guests = ["hello", "spin", "oob", "hostile", "smp", "idle"]
 // Globals in the bare-metal targets are per-CPU-protected by hand (locks, one writer at boot).
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
@@ -30,16 +35,19 @@ let metalTargets: [Target] = [
     .target(name: "GuestKit", dependencies: ["GuestKitAsm", "BareMetalSupport", "TernCore"], swiftSettings: swift5),
 ] + guests.map { guest in
     .executableTarget(name: "guest-\(guest)", dependencies: ["GuestKit"], path: "Guests/\(guest)",
-                      swiftSettings: swift5, linkerSettings: linkerScript("guest"))
+                      // Guests may use String freely; its Unicode tables cost them nothing that matters.
+                      swiftSettings: swift5, linkerSettings: linkerScript("guest") + unicodeTables)
 }
 
 let hostTargets: [Target] = [
     core,
+    .target(name: "TernTool", dependencies: ["TernCore"]),
     .executableTarget(name: "tern", dependencies: [
-        "TernCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "TernTool", "TernCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
     .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
-    .testTarget(name: "IntegrationTests", dependencies: ["TernCore"]),
+    .testTarget(name: "TernToolTests", dependencies: ["TernTool", "TernCore"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["TernTool", "TernCore"]),
 ]
 
 let package = Package(

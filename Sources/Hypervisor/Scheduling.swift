@@ -5,6 +5,8 @@ import TernArch
 import TernArchAsm
 import TernCore
 
+nonisolated(unsafe) private var poweringOff = false
+
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
 /// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
 func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
@@ -13,8 +15,11 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
         wakeSleepers(t)
         releaseDeadDomains()
         if domainsAlive == 0 {
+            let first = !poweringOff
+            poweringOff = true
             unlockScheduler()
-            powerOff()
+            if first { powerOff() }
+            while true { tern_wfi() }
         }
         if let slot = scheduler.pick(pcpu: cpu.index, now: t), let v = vcpuSlots[slot] {
             switchTo(v, on: cpu)

@@ -1,1 +1,49 @@
+// The hardware edge of Tern's own guests: entry, exception vectors, the hypercall and PSCI
+// instructions, and the few EL1 registers a small guest touches.
 #pragma once
+#include <stdint.h>
+#include <stddef.h>
+
+// hvc #0xEA1 with the number in x16, arguments in x0-x4; returns x0.
+int64_t guest_hypercall(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t number);
+// SMCCC calls (PSCI) through hvc #0 or smc #0.
+int64_t guest_hvc0(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3);
+int64_t guest_smc0(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3);
+// An hvc with an immediate no hypervisor answers.
+int64_t guest_hvc1(void);
+// Deliberately forbidden instructions, for the hostile guest.
+uint64_t guest_read_impdef(void);
+void guest_write_impdef(uint64_t v);
+uint64_t guest_read_actlr(void);
+uint64_t guest_read_cntp_ctl(void);
+uint64_t guest_secondary_entry_address(void);
+
+void guest_wfi(void);
+void guest_irq_enable(void);
+void guest_irq_disable(void);
+
+#if defined(__aarch64__) && !defined(__linux__)
+#define GUEST_SYSREG(name)                                                           \
+    static inline uint64_t read_##name(void) {                                      \
+        uint64_t v; __asm__ volatile("mrs %0, " #name : "=r"(v)); return v;          \
+    }                                                                                \
+    static inline void write_##name(uint64_t v) { __asm__ volatile("msr " #name ", %0; isb" ::"r"(v)); }
+#else
+#define GUEST_SYSREG(name)                                                           \
+    static inline uint64_t read_##name(void) { return 0; }                          \
+    static inline void write_##name(uint64_t v) { (void)v; }
+#endif
+GUEST_SYSREG(cntvct_el0)
+GUEST_SYSREG(cntfrq_el0)
+GUEST_SYSREG(cntv_ctl_el0)
+GUEST_SYSREG(cntv_cval_el0)
+GUEST_SYSREG(mpidr_el1)
+GUEST_SYSREG(icc_iar1_el1)
+GUEST_SYSREG(icc_eoir1_el1)
+GUEST_SYSREG(icc_pmr_el1)
+GUEST_SYSREG(icc_igrpen1_el1)
+GUEST_SYSREG(icc_sre_el1)
+
+static inline uint32_t guest_load32(uint64_t a) { return *(volatile uint32_t *)(uintptr_t)a; }
+static inline void guest_store32(uint64_t a, uint32_t v) { *(volatile uint32_t *)(uintptr_t)a = v; }
+static inline uint64_t guest_load64(uint64_t a) { return *(volatile uint64_t *)(uintptr_t)a; }

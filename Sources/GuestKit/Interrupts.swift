@@ -1,0 +1,61 @@
+// The guest's side of the GICv3: its redistributor is woken and the timer PPI enabled by MMIO (trapped
+// and emulated by the hypervisor); acknowledging and ending interrupts uses the virtual CPU interface.
+import GuestKitAsm
+import TernCore
+
+public enum Interrupts {
+    /// Sets up this vCPU's interrupt delivery for the virtual timer and unmasks IRQs.
+    public static func start() {
+        let rd = GuestLayout.gicRedistributors.raw + UInt64(VCPU.index) * VirtualRedistributor.stride
+        if VCPU.index == 0 { guest_store32(GuestLayout.gicDistributor.raw, 0x2) }   // EnableGrp1
+        guest_store32(rd + 0x14, 0)                                                  // wake
+        guest_store32(rd + 0x10000 + 0x100, 1 << GuestLayout.virtualTimerPPI)        // ISENABLER0
+        write_icc_sre_el1(read_icc_sre_el1() | 1)
+        write_icc_pmr_el1(0xFF)
+        write_icc_igrpen1_el1(1)
+        guest_irq_enable()
+    }
+}
+
+nonisolated(unsafe) public var undefinedInstructions = 0
+nonisolated(unsafe) public var unexpectedExceptions = 0
+
+@_cdecl("guest_irq")
+func guestIRQ() {
+    while true {
+        let intid = UInt32(read_icc_iar1_el1() & 0xFF_FFFF)
+        if intid >= 1020 { return }
+        if intid == GuestLayout.virtualTimerPPI {
+            write_cntv_ctl_el0(read_cntv_ctl_el0() | 2)     // masked until the next sleep rearms it
+            timerFired[VCPU.index] = true
+        }
+        write_icc_eoir1_el1(UInt64(intid))
+    }
+}
+
+/// Synchronous exceptions at EL1: an undefined instruction (what the hypervisor injects for things a
+/// guest may not do) is counted and skipped; anything else is reported and the domain crashes.
+@_cdecl("guest_exception")
+func guestException(_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64 {
+    if esr >> 26 == 0 {
+        undefinedInstructions += 1
+        return elr + 4
+    }
+    unexpectedExceptions += 1
+    print("guest: unexpected exception esr=\(hex(esr)) elr=\(hex(elr)) far=\(hex(far))")
+    Xen.shutdown(.crash)
+}
+
+public func hex(_ v: UInt64) -> String {
+    let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
+    var s = ""
+    var started = false
+    for i in stride(from: 60, through: 0, by: -4) {
+        let d = Int(v >> UInt64(i) & 0xF)
+        if d != 0 || started || i == 0 {
+            started = true
+            s.append(digits[d])
+        }
+    }
+    return "0x" + s
+}

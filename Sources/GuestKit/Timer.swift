@@ -1,0 +1,42 @@
+// Time and sleeping with the virtual timer (PPI 27) through the virtual GIC.
+import GuestKitAsm
+import TernCore
+
+nonisolated(unsafe) var timerFired: [Bool] = [Bool](repeating: false, count: 8)
+
+public enum Timer {
+    public static var ticks: UInt64 { read_cntvct_el0() }
+    public static var frequency: UInt64 { read_cntfrq_el0() }
+    public static var milliseconds: UInt64 { ticks / (frequency / 1000) }
+
+    public enum Wait { case wfi, block }
+
+    /// Sleeps `ms` milliseconds on this vCPU's virtual timer, waiting with WFI or SCHEDOP_block.
+    /// Returns how many times the wait ended before the timer had fired (a well-behaved hypervisor: 0).
+    @discardableResult
+    public static func sleep(milliseconds ms: UInt64, waitingWith wait: Wait = .wfi) -> Int {
+        let cpu = VCPU.index
+        timerFired[cpu] = false
+        write_cntv_cval_el0(ticks + ms * (frequency / 1000))
+        write_cntv_ctl_el0(1)
+        var early = 0
+        while true {
+            // Masked while checking, so the interrupt cannot slip in between the check and the wait.
+            guest_irq_disable()
+            if timerFired[cpu] {
+                guest_irq_enable()
+                return early
+            }
+            switch wait {
+            case .wfi: guest_wfi()
+            case .block: Xen.block()
+            }
+            guest_irq_enable()
+            if !timerFired[cpu] { early += 1 }
+        }
+    }
+}
+
+public enum VCPU {
+    public static var index: Int { Int(read_mpidr_el1() & 0xFF) }
+}

@@ -1,0 +1,48 @@
+// Xen's hypercalls from the guest side. Results are Xen's: >= 0 success, negative errno otherwise.
+import GuestKitAsm
+import TernCore
+
+public enum Xen {
+    @discardableResult
+    public static func call(_ number: UInt64, _ a0: UInt64 = 0, _ a1: UInt64 = 0, _ a2: UInt64 = 0,
+                            _ a3: UInt64 = 0, _ a4: UInt64 = 0) -> Int64 {
+        guest_hypercall(a0, a1, a2, a3, a4, number)
+    }
+
+    @discardableResult
+    public static func call(_ h: Hypercall, _ a0: UInt64 = 0, _ a1: UInt64 = 0, _ a2: UInt64 = 0) -> Int64 {
+        guest_hypercall(a0, a1, a2, 0, 0, h.rawValue)
+    }
+
+    /// (major, minor) of the hypervisor's Xen ABI.
+    public static var version: (Int, Int) {
+        let v = call(.xen_version, XenVersionCommand.version.rawValue)
+        return (Int(v >> 16), Int(v & 0xFFFF))
+    }
+
+    public static var extraVersion: [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let r = buffer.withUnsafeMutableBytes { b in
+            call(.xen_version, XenVersionCommand.extraversion.rawValue, UInt64(UInt(bitPattern: b.baseAddress!)))
+        }
+        guard r == 0 else { return [] }
+        return Array(buffer.prefix { $0 != 0 })
+    }
+
+    public static func yield() {
+        call(.sched_op, SchedOpCommand.yield.rawValue)
+    }
+
+    /// Sleeps until an interrupt is pending (SCHEDOP_block).
+    public static func block() {
+        call(.sched_op, SchedOpCommand.block.rawValue)
+    }
+
+    public static func shutdown(_ reason: ShutdownReason) -> Never {
+        var r = reason.rawValue
+        withUnsafeMutablePointer(to: &r) { p in
+            _ = call(.sched_op, SchedOpCommand.shutdown.rawValue, UInt64(UInt(bitPattern: p)))
+        }
+        while true { guest_wfi() }
+    }
+}

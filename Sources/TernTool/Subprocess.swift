@@ -1,0 +1,148 @@
+import Foundation
+
+/// Runs helper programs. Output is always read from one pipe shared by stdout and stderr, so that what a
+/// person sees is in the order the program wrote it.
+enum Subprocess {
+    struct Captured {
+        var status: Int32
+        var output: String
+    }
+
+    /// Runs to completion and returns everything the program printed. For short-lived helpers (swift
+    /// build, objcopy, QEMU's dumpdtb), which end by themselves.
+    static func capture(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+                        environment: [String: String]? = nil) throws(TernToolError) -> Captured {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        if let environment { process.environment = environment }
+        process.standardInput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do {
+            try process.run()
+        } catch {
+            throw .io("cannot start \(executable.path): \(error.localizedDescription)")
+        }
+        // Read before waiting: a program that fills the pipe would otherwise never exit.
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Captured(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    struct Streamed {
+        /// nil when the program was stopped because it ran out of time.
+        var status: Int32?
+        var timedOut: Bool
+        var lines: [String]
+    }
+
+    /// How long a program gets between SIGTERM and SIGKILL.
+    static let terminationGrace: TimeInterval = 2
+
+    /// Runs with a deadline, handing each output line to `onLine` as soon as it is complete.
+    static func stream(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+                       passStandardInput: Bool, timeout: TimeInterval,
+                       onLine: @escaping @Sendable (String) -> Void) throws(TernToolError) -> Streamed {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        // QEMU's -nographic console reads stdin; /dev/null keeps an unattended run from stealing the
+        // terminal (and from leaving it in raw mode if QEMU has to be killed).
+        process.standardInput = passStandardInput ? FileHandle.standardInput : FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+
+        let collector = LineCollector(onLine: onLine)
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        do {
+            try process.run()
+        } catch {
+            throw .io("cannot start \(executable.path): \(error.localizedDescription)")
+        }
+        let drained = DispatchSemaphore(value: 0)
+        let reader = pipe.fileHandleForReading
+        let thread = Thread {
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                collector.feed(data)
+            }
+            collector.finish()
+            drained.signal()
+        }
+        thread.start()
+
+        var timedOut = false
+        if exited.wait(timeout: .now() + timeout) == .timedOut {
+            timedOut = true
+            process.terminate()
+            if exited.wait(timeout: .now() + terminationGrace) == .timedOut {
+                kill(process.processIdentifier, SIGKILL)
+                exited.wait()
+            }
+        }
+        // The pipe reaches end-of-file once the program (and anything it started) is gone; the bound is
+        // for a grandchild that inherited the pipe and lives on.
+        _ = drained.wait(timeout: .now() + 5)
+        return Streamed(status: timedOut ? nil : process.terminationStatus, timedOut: timedOut,
+                        lines: collector.lines)
+    }
+}
+
+/// Splits a byte stream into lines. Written to by the reader thread, read by the caller after the
+/// reader is done, hence the lock.
+final class LineCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: [UInt8] = []
+    private var collected: [String] = []
+    private let onLine: @Sendable (String) -> Void
+
+    init(onLine: @escaping @Sendable (String) -> Void) {
+        self.onLine = onLine
+    }
+
+    var lines: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return collected
+    }
+
+    func feed(_ data: Data) {
+        var complete: [String] = []
+        lock.lock()
+        for byte in data {
+            if byte == 0x0A {
+                complete.append(Self.text(pending))
+                pending.removeAll(keepingCapacity: true)
+            } else {
+                pending.append(byte)
+            }
+        }
+        collected += complete
+        lock.unlock()
+        for line in complete { onLine(line) }
+    }
+
+    /// A last line without a newline still counts: QEMU's final message may lack one.
+    func finish() {
+        lock.lock()
+        let last = pending.isEmpty ? nil : Self.text(pending)
+        pending.removeAll()
+        if let last { collected.append(last) }
+        lock.unlock()
+        if let last { onLine(last) }
+    }
+
+    /// Serial consoles end lines with CR LF; the CR is noise to a line-oriented reader.
+    private static func text(_ bytes: [UInt8]) -> String {
+        var end = bytes.count
+        while end > 0 && bytes[end - 1] == 0x0D { end -= 1 }
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+}
