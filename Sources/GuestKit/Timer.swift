@@ -4,6 +4,13 @@ import TernCore
 
 nonisolated(unsafe) var timerFired: [Bool] = [Bool](repeating: false, count: 8)
 
+/// Runs on vCPU 0 before guest_main: globals with initializers are set up lazily, and that must not
+/// first happen on two vCPUs at once.
+@_cdecl("guest_kit_init")
+func guestKitInit() {
+    timerFired[0] = false
+}
+
 public enum Timer {
     public static var ticks: UInt64 { read_cntvct_el0() }
     public static var frequency: UInt64 { read_cntfrq_el0() }

@@ -33,6 +33,7 @@ entry:
     add     x1, x1, :lo12:guest_vectors
     msr     vbar_el1, x1
     isb
+    bl      guest_kit_init
     mov     x0, x19
     bl      guest_main
 halt:
@@ -161,14 +162,14 @@ guest_hvc1:
     mov     x0, #0
     hvc     #1
     ret
-    .global guest_read_impdef
-guest_read_impdef:
-    mov     x0, #0
-    mrs     x0, s3_1_c15_c2_0
+    .global guest_write_actlr
+guest_write_actlr:
+    msr     actlr_el1, x0
     ret
-    .global guest_write_impdef
-guest_write_impdef:
-    msr     s3_1_c15_c2_0, x0
+    .global guest_dc_cisw
+guest_dc_cisw:
+    mov     x0, #0
+    dc      cisw, x0
     ret
     .global guest_read_actlr
 guest_read_actlr:

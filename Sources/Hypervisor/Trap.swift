@@ -40,6 +40,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
     case ExceptionClass.hvc64:
         if esr.iss & 0xFFFF == xenHypercallImmediate { return hypercall(v, cpu) }
         if esr.iss & 0xFFFF == 0 { return firmwareCall(v, cpu) }
+        v.frame.pointee.elr &-= 4       // an undefined HVC faults at itself, not after it
         injectUndefined(v)
         return v.frame
     case ExceptionClass.smc64:

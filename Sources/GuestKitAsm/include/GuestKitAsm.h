@@ -12,9 +12,9 @@ int64_t guest_smc0(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3);
 // An hvc with an immediate no hypervisor answers.
 int64_t guest_hvc1(void);
 // Deliberately forbidden instructions, for the hostile guest.
-uint64_t guest_read_impdef(void);
-void guest_write_impdef(uint64_t v);
 uint64_t guest_read_actlr(void);
+void guest_write_actlr(uint64_t v);
+void guest_dc_cisw(void);
 uint64_t guest_read_cntp_ctl(void);
 uint64_t guest_secondary_entry_address(void);
 
