@@ -1,0 +1,22 @@
+# Two commands: `make demo` boots the default system, `make test` runs every test.
+SWIFT ?= swift
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+.PHONY: setup build demo test clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(SWIFT) build --product tern
+	$(SWIFT) run tern build
+
+demo: build
+	$(SWIFT) run tern run examples/dom0.cfg examples/hello.cfg examples/hello-psci.cfg --timeout 120
+
+test: setup
+	$(SWIFT) run tern build
+	$(SWIFT) test
+
+clean:
+	rm -rf .build .build-metal

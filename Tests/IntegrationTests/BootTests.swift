@@ -1,0 +1,94 @@
+// Boots the real hypervisor image on QEMU with our guests and checks what they and the hypervisor
+// print. One QEMU at a time (.serialized): the machine has two cores and each QEMU wants both.
+import Foundation
+import Testing
+import TernTool
+
+@Suite(.serialized)
+struct BootTests {
+    let runner = TernRunner()
+
+    func example(_ name: String) -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/\(name).cfg")
+    }
+
+    func run(_ configs: [String], smp: Int = 2, timeout: TimeInterval = 120) throws -> RunResult {
+        try runner.run(configs: configs.map(example), smp: smp, timeout: timeout)
+    }
+
+    func lines(_ r: RunResult, _ prefix: String) -> [String] {
+        r.lines.filter { $0.hasPrefix(prefix) }
+    }
+
+    @Test func demoSystemPowersOffCleanly() throws {
+        let r = try run(["dom0", "hello", "hello-psci"])
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        #expect(r.shutdowns == [0: "poweroff", 1: "poweroff", 2: "poweroff"])
+        for d in 0 ... 2 {
+            #expect(lines(r, "(d\(d)) hello:").contains { $0.contains("done, powering off") })
+            #expect(lines(r, "(d\(d)) hello:").contains { $0.contains("tick 3 after") })
+        }
+        #expect(r.lines.contains { $0.contains("hypervisor speaks Xen 4.17-tern") })
+    }
+
+    @Test func outOfBoundsGuestIsDestroyedAndOthersFinish() throws {
+        let r = try run(["dom0", "oob", "hello-psci"])
+        #expect(r.exitedByItself)
+        #expect(r.shutdowns[1] == "crash")
+        #expect(r.shutdowns[0] == "poweroff")
+        #expect(r.shutdowns[2] == "poweroff")
+        // 32 MiB of RAM from 0x40000000 ends at 0x42000000; the guest reads one page past it.
+        #expect(r.lines.contains { $0.contains("(tern) d1 (oob): stage-2 data abort at guest address 0x42001000 (read)") })
+        #expect(!r.lines.contains { $0.contains("survived") })
+    }
+
+    @Test func hostileGuestGetsErrorsNotTheHypervisor() throws {
+        let r = try run(["dom0", "hostile"])
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        let summary = try #require(r.lines.first { $0.contains("hostile:") && $0.contains("checks passed") })
+        let numbers = summary.split(separator: " ").first { $0.contains("/") }!.split(separator: "/")
+        #expect(numbers.count == 2 && numbers[0] == numbers[1] && Int(numbers[0])! >= 19, "\(summary)")
+        #expect(!r.lines.contains { $0.contains("FAILED") })
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+
+    @Test func weightsShareOneCPUInProportion() throws {
+        let r = try run(["spin-256", "spin-512"])
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        func work(_ d: Int) -> Double? {
+            guard let line = lines(r, "(d\(d)) spin: work=").first else { return nil }
+            let field = line.split(separator: " ").first { $0.hasPrefix("work=") }!
+            return Double(field.dropFirst(5))
+        }
+        let light = try #require(work(0)), heavy = try #require(work(1))
+        let ratio = heavy / light
+        #expect(ratio > 1.8 && ratio < 2.2, "weight 512 : 256 did \(heavy) : \(light) = \(ratio)")
+    }
+
+    @Test func twoVCPUDomainRunsOnBothCPUs() throws {
+        let r = try run(["smp"])
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        #expect(r.lines.contains { $0.contains("(d0) smp: vcpu1 up") })
+        #expect(r.lines.contains { $0.contains("vcpu1 is off") })
+        #expect(r.lines.contains { $0.contains("(tern) d0 (smp): ran on pcpus 0 1, at most 2 vcpus at once") })
+    }
+
+    @Test func blockedDomainLeavesTheCPUIdle() throws {
+        let r = try run(["idle"], smp: 1)
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        #expect(r.lines.contains { $0.contains("(d0) idle: 10 waits") && $0.hasSuffix("early wakeups=0") })
+        let pcpu = try #require(r.lines.first { $0.hasPrefix("(tern) pcpu0: idle ") })
+        // "(tern) pcpu0: idle I ms of T ms"
+        let numbers = pcpu.split(separator: " ").compactMap { Int($0) }
+        #expect(numbers.count == 2 && numbers[0] * 2 > numbers[1], "\(pcpu)")
+    }
+
+    @Test func malformedConfigIsRefusedBeforeAnythingStarts() throws {
+        #expect {
+            _ = try run(["broken"])
+        } throws: { error in
+            "\(error)".contains("broken.cfg:") && "\(error)".contains("memory")
+        }
+    }
+}
