@@ -12,6 +12,9 @@ public struct BuiltImages: Sendable {
     }
 
     public var hypervisorSize: Int { fileSize(hypervisor) ?? 0 }
+
+    /// Bytes; 0 for an image that is not there.
+    public func size(of image: URL) -> Int { fileSize(image) ?? 0 }
 }
 
 /// Builds the bare-metal face of the package and turns its ELF executables into raw images.
@@ -49,6 +52,8 @@ public struct ImageBuilder: Sendable {
             throw .io("cannot create \(layout.imagesDirectory.path): \(error.localizedDescription)")
         }
 
+        let products = [Self.hypervisorProduct] + guests.map(Self.guestProduct)
+        log("building \(products.joined(separator: ", ")) (release, aarch64-none-none-elf)")
         try buildProduct(Self.hypervisorProduct, to: layout.hypervisorImage, swift: swift, objcopy: objcopy)
         let size = fileSize(layout.hypervisorImage) ?? 0
         log("hypervisor image: \(size) bytes (\((size + 1023) / 1024) KiB)")

@@ -84,7 +84,9 @@ enum Subprocess {
             process.terminate()
             if exited.wait(timeout: .now() + terminationGrace) == .timedOut {
                 kill(process.processIdentifier, SIGKILL)
-                exited.wait()
+                // Bounded because Foundation notices the exit only once every process holding its
+                // status socket is gone, and a grandchild may hold it.
+                _ = exited.wait(timeout: .now() + 5)
             }
         }
         // The pipe reaches end-of-file once the program (and anything it started) is gone; the bound is

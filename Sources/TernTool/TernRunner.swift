@@ -137,6 +137,12 @@ public struct TernRunner: Sendable {
     public func prepare(configs: [URL], options: RunOptions, in work: URL) throws(TernToolError) -> PreparedRun {
         let plan = try check(configs: configs)
         for warning in plan.warnings { log("warning: \(warning)") }
+        for domain in plan.domains {
+            if let cpus = domain.config.cpus, let missing = cpus.first(where: { $0 >= options.smp }) {
+                // The hypervisor drops CPUs it does not have from the mask, and runs anywhere if none is left.
+                log("warning: \(DomainPlan.displayName(domain.configFile)): cpus: CPU \(missing) is not among this machine's \(options.smp)")
+            }
+        }
         let images = try ImageBuilder(layout: layout, log: log).build(guests: plan.builtInGuests)
         let modules = try placeModules(plan, images: images)
         let machine = QEMUMachine(cpus: options.smp,

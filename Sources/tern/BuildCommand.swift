@@ -15,8 +15,7 @@ struct BuildCommand: ParsableCommand {
         do {
             let images = try runner.build()
             for (guest, image) in images.guests.sorted(by: { $0.key < $1.key }) {
-                let size = (try? FileManager.default.attributesOfItem(atPath: image.path)[.size] as? NSNumber)?.intValue ?? 0
-                printOut("guest-\(guest) image: \(size) bytes")
+                printOut("guest-\(guest) image: \(images.size(of: image)) bytes")
             }
         } catch let error as TernToolError {
             printError("tern: \(error)")

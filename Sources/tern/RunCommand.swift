@@ -50,6 +50,7 @@ struct RunCommand: ParsableCommand {
         let result: RunResult
         do {
             if dryRun {
+                // Kept afterwards: the printed command line refers to the boot.dtb in it.
                 let work = options.workDirectory ?? FileManager.default.temporaryDirectory
                     .appendingPathComponent("tern-dry-run-\(ProcessInfo.processInfo.processIdentifier)")
                 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+@testable import TernTool
+
+@Suite struct ShutdownLineTests {
+    @Test func parsesTheHypervisorsReport() {
+        #expect(ShutdownLine("(tern) d1 (hello): shutdown: poweroff") == ShutdownLine(domain: 1, name: "hello", reason: "poweroff"))
+        #expect(ShutdownLine("(tern) d12 (a (b)): shutdown: crash") == ShutdownLine(domain: 12, name: "a (b)", reason: "crash"))
+    }
+
+    @Test func ignoresOtherLines() {
+        #expect(ShutdownLine("(d1) (tern) d1 (x): shutdown: poweroff") == nil)
+        #expect(ShutdownLine("(tern) d1 (hello): ran on pcpus 0, at most 1 vcpus at once") == nil)
+        #expect(ShutdownLine("(tern) dx (hello): shutdown: poweroff") == nil)
+        #expect(ShutdownLine("(tern) d1 (hello): shutdown: ") == nil)
+    }
+
+    @Test func lastShutdownOfADomainWins() {
+        let lines = [
+            "(tern) d0 (a): shutdown: reboot", "(d0) back again",
+            "(tern) d1 (b): shutdown: crash", "(tern) d0 (a): shutdown: poweroff",
+        ]
+        #expect(RunResult.shutdowns(in: lines) == [0: "poweroff", 1: "crash"])
+    }
+}
+
+@Suite struct QEMUMachineTests {
+    private let machine = QEMUMachine(cpus: 3, memoryMiB: 1100)
+
+    @Test func dumpUsesTheSameMachine() {
+        let arguments = machine.dumpArguments(to: URL(fileURLWithPath: "/t/base.dtb"))
+        #expect(arguments == ["-M", "virt,virtualization=on,gic-version=3,dumpdtb=/t/base.dtb", "-cpu", "cortex-a57",
+                              "-smp", "3", "-m", "1100", "-nographic", "-nic", "none"])
+    }
+
+    @Test func bootLoadsEachModuleAtItsAddress() {
+        let modules = [
+            BootModule(domain: 0, kind: .kernel, file: URL(fileURLWithPath: "/i/a,b.img"), address: 0x5000_0000, size: 1),
+            BootModule(domain: 1, kind: .kernel, file: URL(fileURLWithPath: "/i/c.img"), address: 0x5020_0000, size: 1),
+        ]
+        let arguments = machine.bootArguments(dtb: URL(fileURLWithPath: "/t/boot.dtb"),
+                                              hypervisor: URL(fileURLWithPath: "/i/hypervisor.bin"),
+                                              modules: modules, extra: ["-icount", "shift=0"])
+        #expect(arguments == [
+            "-M", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a57", "-smp", "3", "-m", "1100",
+            "-nographic", "-nic", "none", "-no-reboot", "-dtb", "/t/boot.dtb", "-kernel", "/i/hypervisor.bin",
+            "-device", "loader,file=/i/a,,b.img,addr=0x50000000,force-raw=on",
+            "-device", "loader,file=/i/c.img,addr=0x50200000,force-raw=on",
+            "-icount", "shift=0",
+        ])
+    }
+}
+
+@Suite struct SubprocessTests {
+    @Test func streamsLinesAndStopsAtTheDeadline() throws {
+        let seen = LineCollector(onLine: { _ in })
+        let started = Date()
+        let result = try Subprocess.stream(URL(fileURLWithPath: "/bin/sh"), ["-c", "echo one; printf 'two\\r\\n'; echo err >&2; exec sleep 30"],
+                                           passStandardInput: false, timeout: 1, onLine: { seen.feed(Data(($0 + "\n").utf8)) })
+        #expect(result.timedOut)
+        #expect(result.status == nil)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(result.lines == ["one", "two", "err"])
+        #expect(seen.lines == ["one", "two", "err"])
+    }
+
+    @Test func aProgramThatEndsReportsItsStatusAndLastPartialLine() throws {
+        let result = try Subprocess.stream(URL(fileURLWithPath: "/bin/sh"), ["-c", "echo a; printf b; exit 3"],
+                                           passStandardInput: false, timeout: 20, onLine: { _ in })
+        #expect(!result.timedOut)
+        #expect(result.status == 3)
+        #expect(result.lines == ["a", "b"])
+    }
+}
+
+@Suite struct PackageLayoutTests {
+    @Test func foundFromASubfolder() throws {
+        let found = try PackageLayout.locate(from: layout.root.appendingPathComponent("Sources/TernTool"))
+        #expect(found.root.path == layout.root.path)
+    }
+
+    @Test func notFoundOutsideThePackage() {
+        #expect(throws: TernToolError.self) { try PackageLayout.locate(from: URL(fileURLWithPath: "/")) }
+    }
+
+    @Test func guestsComeFromTheGuestsFolder() {
+        let guests = layout.guestNames()
+        for guest in ["hello", "spin", "oob", "hostile", "smp", "idle"] { #expect(guests.contains(guest)) }
+        #expect(layout.guestImage("hello").path.hasSuffix(".build-metal/images/guest-hello.img"))
+        #expect(layout.hypervisorImage.path.hasSuffix(".build-metal/images/hypervisor.bin"))
+    }
+}
