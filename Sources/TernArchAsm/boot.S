@@ -58,28 +58,17 @@ tern_secondary_entry:
     add     x1, x1, :lo12:tern_vectors
     msr     vbar_el2, x1
     isb
-    adrp    x1, tern_mmu_settings
-    add     x1, x1, :lo12:tern_mmu_settings
-    ldp     x2, x3, [x1]            // ttbr0, tcr
-    ldr     x4, [x1, #16]           // mair
-    msr     mair_el2, x4
-    msr     tcr_el2, x3
-    msr     ttbr0_el2, x2
-    isb
-    tlbi    alle2
-    dsb     sy
-    isb
-    mrs     x5, sctlr_el2
-    orr     x5, x5, #(1 << 0)       // M
-    orr     x5, x5, #(1 << 2)       // C
-    orr     x5, x5, #(1 << 12)      // I
-    msr     sctlr_el2, x5
-    isb
+    adrp    x3, tern_mmu_settings
+    add     x3, x3, :lo12:tern_mmu_settings
+    ldp     x0, x1, [x3]            // the boot CPU's ttbr0, tcr
+    ldr     x2, [x3, #16]           // and mair
+    bl      mmu_on
     mov     x0, x19
     bl      tern_secondary_main
 3:  wfe
     b       3b
 
+// Records the tables and settings for the secondary CPUs, then turns the MMU on here.
     .global tern_enable_mmu
 tern_enable_mmu:
     adrp    x3, tern_mmu_settings
@@ -87,6 +76,7 @@ tern_enable_mmu:
     stp     x0, x1, [x3]
     str     x2, [x3, #16]
     dsb     sy
+mmu_on:                             // x0 = ttbr0, x1 = tcr, x2 = mair
     msr     mair_el2, x2
     msr     tcr_el2, x1
     msr     ttbr0_el2, x0
@@ -95,9 +85,9 @@ tern_enable_mmu:
     dsb     sy
     isb
     mrs     x5, sctlr_el2
-    orr     x5, x5, #(1 << 0)
-    orr     x5, x5, #(1 << 2)
-    orr     x5, x5, #(1 << 12)
+    orr     x5, x5, #(1 << 0)       // M
+    orr     x5, x5, #(1 << 2)       // C
+    orr     x5, x5, #(1 << 12)      // I
     msr     sctlr_el2, x5
     isb
     ret
