@@ -1,5 +1,6 @@
 // The hello guest: says who it is, checks the hypervisor's Xen version, sleeps on its virtual timer,
-// yields, and powers off (through SCHEDOP_shutdown, or PSCI SYSTEM_OFF with exit=psci).
+// yields, and powers off (through SCHEDOP_shutdown, or PSCI SYSTEM_OFF with exit=psci), or reboots
+// with exit=reboot.
 import GuestKit
 import TernCore
 
@@ -19,8 +20,11 @@ func guestMain(_ dtb: UInt64) {
         Xen.yield()
     }
     print("hello: \(role) done, powering off")
-    if args.text("exit", default: "xen") == "psci" { PSCI.systemOff() }
-    Xen.shutdown(.poweroff)
+    switch args.text("exit", default: "xen") {
+    case "psci": PSCI.systemOff()
+    case "reboot": Xen.shutdown(.reboot)
+    default: Xen.shutdown(.poweroff)
+    }
 }
 
 @_cdecl("guest_secondary_main")

@@ -23,10 +23,13 @@ final class Domain {
     var weight: UInt32
     var cap: UInt32
     var affinity: UInt64
-    var onPoweroff: DomainAction = .destroy
-    var onReboot: DomainAction = .restart
-    var onCrash: DomainAction = .destroy
+    /// What it was built from, so `restart` can build it again.
+    let spec: DomainSpec
+    let firstVCPUSlot: Int
     var dying = false
+    /// What happens once its vCPUs are off every CPU (xl's on_poweroff/on_reboot/on_crash).
+    var afterShutdown: DomainAction = .destroy
+    var restarts = 0
     var shutdownReason: ShutdownReason?
     /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:
     /// the evidence that a multi-vCPU domain really is spread across the machine.
@@ -34,20 +37,30 @@ final class Domain {
     var running = 0
     var maximumConcurrent = 0
 
-    init(id: DomainID, slot: Int, name: [UInt8], privileged: Bool, memory: PhysicalRange,
-         stage2: Stage2Table<PhysicalTableMemory>, tables: PhysicalTableMemory, weight: UInt32, cap: UInt32,
-         affinity: UInt64) {
-        self.id = id
+    init(spec: DomainSpec, slot: Int, firstVCPUSlot: Int, memory: PhysicalRange,
+         stage2: Stage2Table<PhysicalTableMemory>, tables: PhysicalTableMemory) {
+        self.spec = spec
+        self.firstVCPUSlot = firstVCPUSlot
+        self.id = spec.id
         self.slot = slot
-        self.name = name
-        self.privileged = privileged
+        self.name = spec.name
+        self.privileged = spec.id == .zero
         self.vmid = UInt64(slot + 1)
         self.memory = memory
         self.stage2 = stage2
         self.tables = tables
-        self.weight = weight
-        self.cap = cap
-        self.affinity = affinity
+        self.weight = spec.weight
+        self.cap = spec.cap
+        self.affinity = spec.affinity
+    }
+
+    func action(for reason: ShutdownReason) -> DomainAction {
+        switch reason {
+        case .poweroff: spec.onPoweroff
+        case .reboot: spec.onReboot
+        case .crash, .watchdog: spec.onCrash
+        case .suspend: .destroy
+        }
     }
 
     var vttbr: UInt64 { vmid << 48 | stage2.root.raw }

@@ -106,11 +106,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
     }
 
-    let d = Domain(id: spec.id, slot: slot, name: spec.name, privileged: spec.id == .zero, memory: memory,
-                   stage2: stage2, tables: tables, weight: spec.weight, cap: spec.cap, affinity: spec.affinity)
-    d.onPoweroff = spec.onPoweroff
-    d.onReboot = spec.onReboot
-    d.onCrash = spec.onCrash
+    let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPUSlot, memory: memory, stage2: stage2, tables: tables)
     for i in 0 ..< spec.vcpus {
         d.vcpus.append(VCPU(domain: d, index: i, slot: firstVCPUSlot + i, count: spec.vcpus))
     }

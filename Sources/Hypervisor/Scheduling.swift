@@ -27,7 +27,11 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
             unlockScheduler()
             return v.frame
         }
-        if let old = cpu.current { switchOut(old, from: cpu) }
+        if let old = cpu.current {
+            // Once it is off the CPU its domain may be released (or restarted): look again.
+            switchOut(old, from: cpu)
+            continue
+        }
         armAlarm(cpu, now: t)
         unlockScheduler()
         idle(cpu)
@@ -148,7 +152,9 @@ func shutdownDomain(_ d: Domain, reason: ShutdownReason) {
     d.flushConsole()
     d.dying = true
     d.shutdownReason = reason
-    domainsAlive -= 1
+    d.afterShutdown = d.action(for: reason)
+    // A domain that will be rebuilt still counts as alive, or the machine would power off meanwhile.
+    if d.afterShutdown != .restart { domainsAlive -= 1 }
     let t = now()
     let me = thisCPU().index
     for v in d.vcpus {
@@ -161,6 +167,11 @@ func shutdownDomain(_ d: Domain, reason: ShutdownReason) {
         c.domain(d)
         c.s(": shutdown: ")
         c.s(reason.name)
+        switch d.afterShutdown {
+        case .destroy: break
+        case .restart: c.s(" (restarting)")
+        case .preserve: c.s(" (preserved)")
+        }
     }
     log { c in
         c.domain(d)
@@ -182,8 +193,10 @@ func crashDomain(_ d: Domain) {
     shutdownDomain(d, reason: .crash)
 }
 
+/// Frees what dead domains held once none of their vCPUs is on a CPU, and rebuilds those whose config
+/// says restart. A preserved domain keeps its memory (for inspection) but never runs again.
 private func releaseDeadDomains() {
-    for case let d? in domains where d.dying && d.running == 0 {
+    for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve {
         scheduler.removeDomain(d.slot)
         for v in d.vcpus { vcpuSlots[v.slot] = nil }
         d.vcpus.removeAll()
@@ -198,6 +211,27 @@ private func releaseDeadDomains() {
         tern_tlbi_vmalls12e1is()
         write_vttbr_el2(saved)
         tern_isb()
+        if d.afterShutdown == .restart { restart(d) }
+    }
+}
+
+private func restart(_ old: Domain) {
+    domainsAlive -= 1        // startDomain counts it again
+    let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot)
+    guard let d = built else {
+        log { c in
+            c.domain(old)
+            c.s(": could not be rebuilt; destroyed")
+        }
+        return
+    }
+    d.restarts = old.restarts + 1
+    startDomain(d)
+    log { c in
+        c.domain(d)
+        c.s(": restarted (")
+        c.dec(d.restarts)
+        c.s(")")
     }
 }
 

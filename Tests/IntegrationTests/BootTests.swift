@@ -84,6 +84,16 @@ struct BootTests {
         #expect(numbers.count == 2 && numbers[0] * 2 > numbers[1], "\(pcpu)")
     }
 
+    @Test func rebootWithRestartBuildsTheDomainAgain() throws {
+        // The rebooting domain never ends by itself; the timeout ends the run.
+        let r = try run(["dom0", "reboot"], timeout: 15)
+        #expect(r.timedOut)
+        #expect(r.shutdowns[0] == "poweroff")
+        #expect(r.lines.contains { $0.contains("(tern) d1 (reboot): shutdown: reboot (restarting)") })
+        #expect(r.lines.contains { $0.contains("(tern) d1 (reboot): restarted (2)") })
+        #expect(lines(r, "(d1) hello: rebooter up").count >= 3)
+    }
+
     @Test func malformedConfigIsRefusedBeforeAnythingStarts() throws {
         #expect {
             _ = try run(["broken"])
