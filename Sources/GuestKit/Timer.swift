@@ -15,6 +15,7 @@ public enum Timer {
     public static var ticks: UInt64 { read_cntvct_el0() }
     public static var frequency: UInt64 { read_cntfrq_el0() }
     public static var milliseconds: UInt64 { ticks / (frequency / 1000) }
+    public static var nanoseconds: UInt64 { ticks / frequency * 1_000_000_000 + ticks % frequency * 1_000_000_000 / frequency }
 
     public enum Wait { case wfi, block }
 

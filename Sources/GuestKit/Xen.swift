@@ -38,6 +38,17 @@ public enum Xen {
         call(.sched_op, SchedOpCommand.block.rawValue)
     }
 
+    /// SCHEDOP_poll on no ports: sleeps until `deadline`, Xen system time in ns. Without shared_info's
+    /// time base a guest of ours takes the counter since machine start as its estimate of system time.
+    @discardableResult
+    public static func poll(until deadline: UInt64) -> Int64 {
+        // struct sched_poll { evtchn_port_t *ports; unsigned int nr_ports; uint64_t timeout; }
+        var request: (UInt64, UInt64, UInt64) = (0, 0, deadline)
+        return withUnsafeMutablePointer(to: &request) { p in
+            call(.sched_op, SchedOpCommand.poll.rawValue, UInt64(UInt(bitPattern: p)))
+        }
+    }
+
     public static func shutdown(_ reason: ShutdownReason) -> Never {
         var r = reason.rawValue
         withUnsafeMutablePointer(to: &r) { p in

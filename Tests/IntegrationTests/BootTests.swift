@@ -87,6 +87,10 @@ struct BootTests {
         let r = try run(["idle"], smp: 1)
         #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
         #expect(r.lines.contains { $0.contains("(d0) idle: 10 waits") && $0.hasSuffix("early wakeups=0") })
+        // SCHEDOP_poll with a 200 ms timeout and no ports returns 0 once the timeout has passed.
+        let poll = try #require(r.lines.first { $0.hasPrefix("(d0) idle: poll returned 0 after ") })
+        let waited = try #require(Int(poll.split(separator: " ").dropLast().last ?? ""))
+        #expect(waited >= 200, "\(poll)")
         let pcpu = try #require(r.lines.first { $0.hasPrefix("(tern) pcpu0: idle ") })
         // "(tern) pcpu0: idle I ms of T ms"
         let numbers = pcpu.split(separator: " ").compactMap { Int($0) }
