@@ -14,24 +14,26 @@ enum GuestMemory {
 
     /// Copies `count` bytes from the guest; false (copying stops) at the first unmapped page.
     static func copy(from va: VirtualAddress, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
-        var done = 0
-        while done < count {
-            let at = va + UInt64(done)
-            guard let pa = translate(at, write: false) else { return false }
-            let chunk = min(count - done, Int(pageSize - at.raw & 0xFFF))
+        pages(va, count: count, write: false) { pa, done, chunk in
             tern_copy(UInt64(UInt(bitPattern: buffer + done)), pa.raw, UInt64(chunk))
-            done += chunk
         }
-        return true
     }
 
     static func copy(to va: VirtualAddress, from buffer: UnsafeRawPointer, count: Int) -> Bool {
+        pages(va, count: count, write: true) { pa, done, chunk in
+            tern_copy(pa.raw, UInt64(UInt(bitPattern: buffer + done)), UInt64(chunk))
+        }
+    }
+
+    /// Walks a guest buffer page by page, translating each piece; false at the first unmapped page.
+    private static func pages(_ va: VirtualAddress, count: Int, write: Bool,
+                              _ body: (HostPhysicalAddress, Int, Int) -> Void) -> Bool {
         var done = 0
         while done < count {
             let at = va + UInt64(done)
-            guard let pa = translate(at, write: true) else { return false }
+            guard let pa = translate(at, write: write) else { return false }
             let chunk = min(count - done, Int(pageSize - at.raw & 0xFFF))
-            tern_copy(pa.raw, UInt64(UInt(bitPattern: buffer + done)), UInt64(chunk))
+            body(pa, done, chunk)
             done += chunk
         }
         return true
