@@ -19,6 +19,10 @@ final class Domain {
     var distributor = VirtualDistributor()
     var vgicLock: UInt32 = 0
     var console = DomainConsole()
+    /// The emulated SBSA UART, when the domain has one (Xen's dom0less `vpl011`); guarded by uartLock.
+    let hasUART: Bool
+    var uart = VirtualUART()
+    var uartLock: UInt32 = 0
     var consoleLock: UInt32 = 0
     var weight: UInt32
     var cap: UInt32
@@ -52,6 +56,7 @@ final class Domain {
         self.weight = spec.weight
         self.cap = spec.cap
         self.affinity = spec.affinity
+        self.hasUART = spec.uart
     }
 
     func action(for reason: ShutdownReason) -> DomainAction {
@@ -77,6 +82,15 @@ final class Domain {
         withUnsafeMutablePointer(to: &vgicLock) { lock in
             bm_lock(lock)
             let r = body()
+            bm_unlock(lock)
+            return r
+        }
+    }
+
+    func withUART<R>(_ body: (inout VirtualUART) -> R) -> R {
+        withUnsafeMutablePointer(to: &uartLock) { lock in
+            bm_lock(lock)
+            let r = body(&uart)
             bm_unlock(lock)
             return r
         }

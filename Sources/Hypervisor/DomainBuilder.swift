@@ -18,6 +18,7 @@ struct DomainSpec {
     var kernel: PhysicalRange
     var ramdisk: PhysicalRange?
     var bootargs: [UInt8]
+    var uart: Bool
     var onPoweroff: DomainAction
     var onReboot: DomainAction
     var onCrash: DomainAction
@@ -54,7 +55,7 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         name: name, memoryBytes: alignUp(memoryKB * 1024, twoMiB), vcpus: vcpus,
         weight: node.property("tern,weight")?.u32 ?? 256, cap: node.property("tern,cap")?.u32 ?? 0,
         affinity: UInt64(node.property("tern,affinity")?.u32 ?? 0xFFFF_FFFF),
-        kernel: kernel, ramdisk: ramdisk, bootargs: bootargs,
+        kernel: kernel, ramdisk: ramdisk, bootargs: bootargs, uart: node.property("vpl011") != nil,
         onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
         onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
         onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy)
@@ -101,7 +102,8 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
         initrd = (GuestLayout.ram + offset, GuestLayout.ram + offset + rd.size)
     }
     let tree = GuestDeviceTree.build(GuestMachine(
-        memory: [(GuestLayout.ram, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd))
+        memory: [(GuestLayout.ram, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
+        uart: spec.uart))
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
     }

@@ -93,7 +93,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
 private func dataAbort(_ v: VCPU, _ cpu: PhysicalCPU, _ esr: ExceptionSyndrome) -> UnsafeMutablePointer<tern_frame> {
     let ipa = faultingIPA()
     let access = DataAbort(iss: esr.iss)
-    if access.isValid && emulateGIC(v, ipa: ipa, access: access) {
+    if access.isValid && (emulateGIC(v, ipa: ipa, access: access) || emulateUART(v, ipa: ipa, access: access)) {
         v.frame.pointee.elr &+= 4
         return v.frame
     }

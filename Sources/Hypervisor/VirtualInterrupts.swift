@@ -25,29 +25,60 @@ private func deliverTo(_ v: VCPU) {
     }
 }
 
+/// Raises an SPI for the domain (a virtual device's line went up): it goes to the vCPU its route names.
+func raiseSharedInterrupt(_ d: Domain, _ intid: Int) {
+    let target = d.withVGIC { d.distributor.raise(intid) ? d.distributor.target(of: intid) : -1 }
+    if target >= 0 && target < d.vcpus.count { deliverTo(d.vcpus[target]) }
+}
+
 /// Moves `v`'s deliverable interrupts into free list registers; `v` must be running on this CPU.
 /// What does not fit waits, and the underflow maintenance interrupt says when room appears.
 func flushPendingInterrupts(_ v: VCPU) {
     let d = v.domain
     d.withVGIC {
-        var bits = v.redistributor.deliverable
-        if bits == 0 { return }
+        let local = v.redistributor.deliverable
+        let shared = d.distributor.deliverable(to: v.index)
+        if local == 0 && shared == 0 { return }
         var empty = read_ich_elrsr_el2() & 0xF
-        while bits != 0 && empty != 0 {
-            let intid = bits.trailingZeroBitCount
-            let lr = empty.trailingZeroBitCount
-            tern_write_lr(Int32(lr), listRegister(intid: UInt32(intid), priority: v.redistributor.priority(of: intid)))
-            v.redistributor.delivered(intid)
-            bits &= bits - 1
-            empty &= empty - 1
+        var waiting = false
+        func place(_ bits: UInt64, base: Int) {
+            var bits = bits
+            while bits != 0 {
+                let intid = base + bits.trailingZeroBitCount
+                if !mergeIntoListRegister(intid) {
+                    if empty == 0 {
+                        waiting = true
+                        return
+                    }
+                    let priority = intid < 32 ? v.redistributor.priority(of: intid) : d.distributor.priority(of: intid)
+                    tern_write_lr(Int32(empty.trailingZeroBitCount), listRegister(intid: UInt32(intid), priority: priority))
+                    empty &= empty - 1
+                }
+                if intid < 32 { v.redistributor.delivered(intid) } else { d.distributor.delivered(intid) }
+                bits &= bits - 1
+            }
         }
-        write_ich_hcr_el2(bits != 0 ? 1 | 1 << 1 : 1)
+        place(UInt64(local), base: 0)
+        place(shared, base: 32)
+        write_ich_hcr_el2(waiting ? 1 | 1 << 1 : 1)
     }
+}
+
+/// An interrupt already in a list register must not get a second one (the architecture leaves two
+/// list registers with one INTID unpredictable): it becomes pending there, on top of being active.
+private func mergeIntoListRegister(_ intid: Int) -> Bool {
+    for lr in Int32(0) ..< 4 {
+        let value = tern_read_lr(lr)
+        guard value >> 62 != 0, value & 0xFFFF_FFFF == UInt64(intid) else { continue }
+        tern_write_lr(lr, value | 1 << 62)
+        return true
+    }
+    return false
 }
 
 /// Whether a WFI would end at once: an interrupt is pending in a list register or waiting for one.
 func hasPendingInterrupt(_ v: VCPU) -> Bool {
-    if v.redistributor.deliverable != 0 { return true }
+    if v.redistributor.deliverable != 0 || v.domain.distributor.deliverable(to: v.index) != 0 { return true }
     for lr in 0 ..< 4 where tern_read_lr(Int32(lr)) >> 62 == 1 { return true }
     return false
 }
@@ -77,7 +108,14 @@ func emulateGIC(_ v: VCPU, ipa: GuestPhysicalAddress, access: DataAbort) -> Bool
         let offset = Int(ipa.raw - dist)
         if access.isWrite {
             let value = v.register(access.register)
-            _ = d.withVGIC { d.distributor.write(offset: offset, size: access.size, value: value) }
+            if let ready = d.withVGIC({ d.distributor.write(offset: offset, size: access.size, value: value) }) {
+                var bits = ready.bits
+                while bits != 0 {
+                    let target = d.withVGIC { d.distributor.target(of: ready.base + bits.trailingZeroBitCount) }
+                    if target < d.vcpus.count { deliverTo(d.vcpus[target]) }
+                    bits &= bits - 1
+                }
+            }
         } else {
             let value = d.withVGIC { d.distributor.read(offset: offset, size: access.size) } ?? 0
             v.setRegister(access.register, access.loadedValue(value))

@@ -53,6 +53,9 @@ public struct DomainConfig: Equatable, Sendable {
     public var onCrash: ShutdownAction
     /// "tern_pv": the guest speaks Xen's PV interfaces (hypercalls, shared info page).
     public var xenPV: Bool
+    /// "vuart": an emulated SBSA UART (`"sbsa_uart"`, Xen's vpl011) at 0x22000000, SPI 32. nil leaves it
+    /// to the toolstack: domUs get one, dom0 (whose console is the hypervisor's) does not.
+    public var vuart: Bool?
 
     public static let defaultMemoryMiB = 128
     public static let memoryMiBRange: ClosedRange<Int> = 1...(1 << 20)
@@ -78,7 +81,8 @@ public struct DomainConfig: Equatable, Sendable {
         onPoweroff: ShutdownAction = .destroy,
         onReboot: ShutdownAction = .restart,
         onCrash: ShutdownAction = .destroy,
-        xenPV: Bool = false
+        xenPV: Bool = false,
+        vuart: Bool? = nil
     ) {
         self.name = name
         self.memoryMiB = memoryMiB
@@ -93,6 +97,7 @@ public struct DomainConfig: Equatable, Sendable {
         self.onReboot = onReboot
         self.onCrash = onCrash
         self.xenPV = xenPV
+        self.vuart = vuart
     }
 }
 

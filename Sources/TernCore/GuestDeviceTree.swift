@@ -7,14 +7,18 @@ public struct GuestMachine {
     public var bootargs: [UInt8]
     public var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?
     public var xen: Bool
+    /// An emulated SBSA UART at GuestLayout.uart (Xen's vpl011).
+    public var uart: Bool
 
     public init(memory: [(base: GuestPhysicalAddress, size: UInt64)], vcpus: Int, bootargs: [UInt8],
-                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, xen: Bool = false) {
+                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, xen: Bool = false,
+                uart: Bool = false) {
         self.memory = memory
         self.vcpus = vcpus
         self.bootargs = bootargs
         self.initrd = initrd
         self.xen = xen
+        self.uart = uart
     }
 }
 
@@ -78,6 +82,20 @@ public enum GuestDeviceTree {
         timer.set("interrupts", cells: [1, 13, 0xF08, 1, 14, 0xF08, 1, 11, 0xF08, 1, 10, 0xF08])
         timer.set("interrupt-parent", u32: gicPhandle)
         timer.setEmpty("always-on")
+
+        if m.uart {
+            // Named and shaped as Xen's vpl011 node, so `console=ttyAMA0` and a bare `earlycon` work.
+            let path = utf8Bytes("/sbsa-uart@") + hex(GuestLayout.uart.raw)
+            let uart = root.addChild(DTNode(name: Array(path.dropFirst())))
+            uart.set("compatible", string: "arm,sbsa-uart")
+            uart.setReg([(GuestLayout.uart.raw, VirtualUART.size)], addressCells: 2, sizeCells: 2)
+            uart.set("interrupts", cells: [0, GuestLayout.uartSPI - 32, 4])
+            uart.set("interrupt-parent", u32: gicPhandle)
+            uart.set("current-speed", u32: 115200)
+            chosen.set("stdout-path", string: path)
+            let aliases = root.addChild(DTNode("aliases"))
+            aliases.set("serial0", string: path)
+        }
 
         return FlattenedDeviceTree.serialize(root)
     }

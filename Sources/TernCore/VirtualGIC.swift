@@ -112,6 +112,30 @@ public struct VirtualDistributor {
         return isEnabled(intid)
     }
 
+    /// A level-triggered SPI's line fell before the interrupt was handed to a vCPU: it is no longer pending.
+    public mutating func lower(_ intid: Int) {
+        delivered(intid)
+    }
+
+    /// The vCPU an SPI goes to: IROUTER's Aff0 (Tern's vCPUs differ only there); 1-of-N routing picks vCPU 0.
+    public func target(of intid: Int) -> Int {
+        guard intid >= 32, intid < 32 + Self.spiCount else { return 0 }
+        let route = routes[intid - 32]
+        return route & (1 << 31) != 0 ? 0 : Int(route & 0xFF)
+    }
+
+    /// SPIs pending, enabled and routed to `vcpu`, bit n standing for INTID 32 + n.
+    public func deliverable(to vcpu: Int) -> UInt64 {
+        var bits = UInt64(enabled[1] & pending[1]) | UInt64(enabled[2] & pending[2]) << 32
+        var result: UInt64 = 0
+        while bits != 0 {
+            let n = bits.trailingZeroBitCount
+            if target(of: 32 + n) == vcpu { result |= 1 << UInt64(n) }
+            bits &= bits - 1
+        }
+        return result
+    }
+
     /// The hypervisor handed the interrupt to a vCPU: it is no longer pending here.
     public mutating func delivered(_ intid: Int) {
         guard intid >= 32, intid < 32 + Self.spiCount else { return }

@@ -30,7 +30,7 @@ public enum XLConfigParser {
 
 private enum Key {
     case name, memory, vcpus, kernel, ramdisk, extra, cmdline, root, cpus, weight, cap
-    case onPoweroff, onReboot, onCrash, ternPV
+    case onPoweroff, onReboot, onCrash, ternPV, vuart
 }
 
 /// The keys Tern understands. "weight" is accepted as a synonym of xl's "cpu_weight".
@@ -39,6 +39,7 @@ private let knownKeys: [String: Key] = [
     "extra": .extra, "cmdline": .cmdline, "root": .root, "cpus": .cpus,
     "cpu_weight": .weight, "weight": .weight, "cap": .cap,
     "on_poweroff": .onPoweroff, "on_reboot": .onReboot, "on_crash": .onCrash, "tern_pv": .ternPV,
+    "vuart": .vuart,
 ]
 
 /// Keys xl itself reads (tools/xl/xl_parse.c) that Tern accepts and ignores, with a warning.
@@ -65,7 +66,7 @@ private let ignoredXLKeys: Set<String> = [
     "usbdev", "usbdevice", "usbversion", "uuid", "vdispl", "vendor_device", "vfb", "vga", "videoram",
     "vif", "vif2", "viridian", "virtio", "vkb", "vkb_device", "vmtrace_buf_kb", "vnc", "vncdisplay",
     "vnclisten", "vncpasswd", "vncunused", "vncviewer", "vnuma", "vpmu", "vpt_align", "vsnd", "vtpm",
-    "vuart", "xauthority", "xen_platform_pci", "xen_platform_pci_bar_uc", "xend_suspend_evtchn_compat",
+    "xauthority", "xen_platform_pci", "xen_platform_pci_bar_uc", "xend_suspend_evtchn_compat",
     "xenstore_feature_mask", "xenstore_quota",
 ]
 
@@ -414,6 +415,7 @@ private struct Builder {
     var onReboot = ShutdownAction.restart
     var onCrash = ShutdownAction.destroy
     var xenPV = false
+    var vuart: Bool?
 
     init(file: String) { self.file = file }
 
@@ -454,6 +456,13 @@ private struct Builder {
         case .onReboot: onReboot = try action(v, s.key)
         case .onCrash: onCrash = try action(v, s.key)
         case .ternPV: xenPV = try boolean(v, s.key)
+        case .vuart:
+            // xl's only Arm value is "sbsa_uart"; Tern also takes "none" to leave it out of a domU.
+            switch try string(v, s.key) {
+            case "sbsa_uart": vuart = true
+            case "none": vuart = false
+            case let other: throw error(v.line, s.key, "expected \"sbsa_uart\" or \"none\", got \"\(other)\"")
+            }
         }
     }
 
@@ -479,7 +488,7 @@ private struct Builder {
         let config = DomainConfig(
             name: name, kernel: kernel, memoryMiB: memoryMiB, vcpus: vcpus, ramdisk: ramdisk,
             extra: commandLine, cpus: cpus, weight: weight, cap: capPercent,
-            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV)
+            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV, vuart: vuart)
         return (config, warnings)
     }
 

@@ -34,6 +34,7 @@ public enum BootDeviceTree {
         node.set("tern,on-poweroff", u32: actionCode(config.onPoweroff))
         node.set("tern,on-reboot", u32: actionCode(config.onReboot))
         node.set("tern,on-crash", u32: actionCode(config.onCrash))
+        if config.vuart ?? (domain.id != 0) { node.setEmpty("vpl011") }
 
         for module in modules {
             let child = DTNode(name: Array("module@\(String(module.address, radix: 16))".utf8))

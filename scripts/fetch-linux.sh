@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Fetches Debian's arm64 Linux kernel and busybox-static (and, with --xen, Xen 4.17 for the
+# benchmarks), unpacks them without installing, and builds Tern's busybox initramfs.
+# Everything lands in .cache/linux (git-ignored). Idempotent: a second run only checks.
+# Outputs: .cache/linux/Image (uncompressed arm64 Image), .cache/linux/initrd.cpio.gz,
+#          .cache/linux/xen (with --xen).
+# The initramfs's /init reads `tern.test=` from the kernel command line:
+#   poweroff (default)  print the marker, cpuinfo, interrupts and Xen lines from dmesg; poweroff -f
+#   reboot              the same, then reboot -f
+#   panic               the same, then crash the kernel through sysrq
+#   shell               the same, then a shell on the console
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
+WANT_XEN=0
+[ "${1:-}" = --xen ] && WANT_XEN=1
+export DEBIAN_FRONTEND=noninteractive
+
+have() { [ -s "$CACHE/Image" ] && [ -s "$CACHE/busybox" ] && { [ $WANT_XEN = 0 ] || [ -s "$CACHE/xen" ]; }; }
+
+if ! have; then
+    command -v cpio >/dev/null && command -v file >/dev/null || {
+        apt-get update -qq; apt-get install -y -qq --no-install-recommends cpio file; }
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        dpkg --add-architecture arm64
+        apt-get update -qq
+    fi
+    # The concrete kernel package behind the metapackage (linux-image-6.1.0-NN-arm64).
+    kpkg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    if [ -z "$kpkg" ]; then apt-get update -qq
+        kpkg=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); fi
+    kpkg=${kpkg%:arm64}
+    pkgs="${TERN_KERNEL_PKG:-$kpkg:arm64} ${TERN_BUSYBOX_PKG:-busybox-static:arm64}"
+    [ $WANT_XEN = 1 ] && pkgs="$pkgs ${TERN_XEN_PKG:-xen-hypervisor-4.17-arm64:arm64}"
+    rm -rf "$CACHE/debs" "$CACHE/root"
+    mkdir -p "$CACHE/debs" "$CACHE/root"
+    chmod 777 "$CACHE/debs"    # apt-get download runs as _apt where it can
+    (cd "$CACHE/debs" && for p in $pkgs; do apt-get download -qq "$p"; done)
+    for d in "$CACHE"/debs/*.deb; do dpkg-deb -x "$d" "$CACHE/root"; done
+    vmlinuz=$(ls "$CACHE"/root/boot/vmlinuz-* | head -1)
+    # Debian has shipped vmlinuz both gzip-compressed and as a plain Image.
+    if file "$vmlinuz" | grep -q gzip; then zcat "$vmlinuz" > "$CACHE/Image.tmp"; else cp "$vmlinuz" "$CACHE/Image.tmp"; fi
+    mv "$CACHE/Image.tmp" "$CACHE/Image"
+    cp "$CACHE/root/bin/busybox" "$CACHE/busybox"
+    if [ $WANT_XEN = 1 ]; then
+        xen=$(ls "$CACHE"/root/boot/xen-4.17* 2>/dev/null | head -1)
+        [ -n "$xen" ] || xen=$(find "$CACHE/root" -name 'xen-4.17*' -type f | head -1)
+        cp "$xen" "$CACHE/xen"
+    fi
+    (cd "$CACHE/debs" && for d in *.deb; do dpkg-deb -f "$d" Package Version | paste -sd' '; done) > "$CACHE/versions"
+    rm -rf "$CACHE/root"
+fi
+
+# The initramfs: rebuilt when this script is newer than it, so editing /init takes effect.
+if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ]; then
+    st=$(mktemp -d)
+    trap 'rm -rf "$st"' EXIT
+    mkdir -p "$st"/{bin,dev,proc,sys,tmp}
+    cp "$CACHE/busybox" "$st/bin/busybox"
+    cat > "$st/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mode=poweroff
+for a in $(cat /proc/cmdline); do case $a in tern.test=*) mode=${a#tern.test=};; esac; done
+echo
+echo "TERN-LINUX-USERSPACE-UP"
+echo "uptime: $(cat /proc/uptime)"
+echo "cpus online: $(cat /sys/devices/system/cpu/online)"
+grep -E '^(processor|BogoMIPS|CPU part)' /proc/cpuinfo
+cat /proc/interrupts
+echo "memory: $(grep MemTotal /proc/meminfo)"
+dmesg | grep -iE 'xen|grant|event.chan|hvc' | head -40
+echo "TERN-LINUX-DONE $mode"
+case $mode in
+    reboot) reboot -f ;;
+    panic) echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger ;;
+    shell) exec /bin/sh ;;
+    hold) while true; do sleep 3600; done ;;
+    *) poweroff -f ;;
+esac
+INIT
+    chmod 755 "$st/init"
+    # The kernel opens /dev/console before /init runs, so the node must be in the archive.
+    # (This script runs as root anyway: apt-get needs it.)
+    mknod -m 600 "$st/dev/console" c 5 1
+    find "$st" -exec touch -h -d @0 {} +
+    (cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible -R 0:0) > "$st.cpio"
+    gzip -9 -n < "$st.cpio" > "$CACHE/initrd.cpio.gz"
+    rm -f "$st.cpio"
+fi
+echo "fetch-linux: $(cat "$CACHE/versions" 2>/dev/null | paste -sd';')"
+ls -l "$CACHE"/Image "$CACHE"/initrd.cpio.gz
