@@ -42,7 +42,10 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
 /// Puts `v` on `cpu`, saving whatever ran there before.
 private func switchTo(_ v: VCPU, on cpu: PhysicalCPU) {
     if let old = cpu.current {
-        if old === v { return }
+        if old === v {
+            flushPendingInterrupts(v)       // a kick may have been about an interrupt for it
+            return
+        }
         switchOut(old, from: cpu)
     }
     write_vttbr_el2(v.domain.vttbr)
@@ -77,9 +80,12 @@ private func switchOut(_ v: VCPU, from cpu: PhysicalCPU) {
 }
 
 /// The running vCPU waits (WFI, SCHEDOP_block or poll) unless an interrupt is already waiting for it.
-/// Returns false when it should simply continue.
+/// Returns false when it should simply continue, with what it waits for in its list registers.
 func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -> Bool {
-    if hasPendingInterrupt(v) { return false }
+    if hasPendingInterrupt(v) {
+        flushPendingInterrupts(v)
+        return false
+    }
     let ctl = read_cntv_ctl_el0()
     var wakeAt = pollDeadline
     if ctl & 3 == 1 {
