@@ -2,10 +2,14 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: setup build demo test clean
+.PHONY: setup linux build demo test clean
 
 setup:
 	@scripts/setup.sh
+
+# Debian's arm64 kernel and a busybox initramfs for the Linux guests (cached in .cache/linux).
+linux: setup
+	@scripts/fetch-linux.sh
 
 build: setup
 	$(SWIFT) build --product tern
@@ -14,7 +18,7 @@ build: setup
 demo: build
 	$(SWIFT) run tern run examples/dom0.cfg examples/hello.cfg examples/hello-psci.cfg --timeout 120
 
-test: setup
+test: setup linux
 	$(SWIFT) run tern build
 	$(SWIFT) test
 

@@ -36,6 +36,8 @@ enum Subprocess {
         /// nil when the program was stopped because it ran out of time.
         var status: Int32?
         var timedOut: Bool
+        /// The program was ended because `stopWhen` matched a line.
+        var stopped: Bool
         var lines: [String]
     }
 
@@ -45,6 +47,7 @@ enum Subprocess {
     /// Runs with a deadline, handing each output line to `onLine` as soon as it is complete.
     static func stream(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
                        passStandardInput: Bool, timeout: TimeInterval,
+                       stopWhen: (@Sendable (String) -> Bool)? = nil,
                        onLine: @escaping @Sendable (String) -> Void) throws(TernToolError) -> Streamed {
         let process = Process()
         process.executableURL = executable
@@ -57,8 +60,12 @@ enum Subprocess {
         process.standardOutput = pipe
         process.standardError = pipe
 
-        let collector = LineCollector(onLine: onLine)
         let exited = DispatchSemaphore(value: 0)
+        let stop = StopFlag()
+        let collector = LineCollector(onLine: { line in
+            onLine(line)
+            if let stopWhen, stopWhen(line), stop.set() { exited.signal() }
+        })
         process.terminationHandler = { _ in exited.signal() }
         do {
             try process.run()
@@ -79,8 +86,9 @@ enum Subprocess {
         thread.start()
 
         var timedOut = false
-        if exited.wait(timeout: .now() + timeout) == .timedOut {
-            timedOut = true
+        let ended = exited.wait(timeout: .now() + timeout)
+        if ended == .timedOut || stop.isSet {
+            timedOut = ended == .timedOut
             process.terminate()
             if exited.wait(timeout: .now() + terminationGrace) == .timedOut {
                 kill(process.processIdentifier, SIGKILL)
@@ -92,8 +100,30 @@ enum Subprocess {
         // The pipe reaches end-of-file once the program (and anything it started) is gone; the bound is
         // for a grandchild that inherited the pipe and lives on.
         _ = drained.wait(timeout: .now() + 5)
-        return Streamed(status: timedOut ? nil : process.terminationStatus, timedOut: timedOut,
-                        lines: collector.lines)
+        let stopped = !timedOut && stop.isSet
+        return Streamed(status: timedOut || stopped ? nil : process.terminationStatus, timedOut: timedOut,
+                        stopped: stopped, lines: collector.lines)
+    }
+}
+
+/// Set once, from the reader thread, when a line asks for the program to be stopped.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    /// Returns true for the call that set it.
+    func set() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if value { return false }
+        value = true
+        return true
+    }
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
     }
 }
 

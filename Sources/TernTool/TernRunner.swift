@@ -7,6 +7,8 @@ public struct RunResult: Sendable {
     /// stopped at the deadline.
     public var exitedByItself: Bool
     public var timedOut: Bool
+    /// The caller's `stopWhen` matched a line and QEMU was ended there.
+    public var stopped: Bool = false
     /// Everything QEMU printed, the hypervisor's console included, in order.
     public var lines: [String]
     /// Domain id to the reason of its last shutdown; a domain that restarted shows how it ended last.
@@ -19,7 +21,9 @@ public struct RunResult: Sendable {
     public var qemuStatus: Int32?
 
     public init(exitedByItself: Bool, timedOut: Bool, lines: [String], shutdowns: [Int: String],
-                allPoweredOff: Bool, domains: [PlannedDomain] = [], qemuStatus: Int32? = nil) {
+                allPoweredOff: Bool, domains: [PlannedDomain] = [], qemuStatus: Int32? = nil,
+                stopped: Bool = false) {
+        self.stopped = stopped
         self.exitedByItself = exitedByItself
         self.timedOut = timedOut
         self.lines = lines
@@ -55,9 +59,13 @@ public struct RunOptions: Sendable {
     public var passStandardInput: Bool
     /// Where base.dtb and boot.dtb go. nil: a temporary folder, removed afterwards.
     public var workDirectory: URL?
+    /// Ends the run at the first console line this accepts (for guests that never end by themselves).
+    public var stopWhen: (@Sendable (String) -> Bool)?
 
     public init(smp: Int = 2, timeout: TimeInterval = 60, extraQEMUArguments: [String] = [],
-                passStandardInput: Bool = false, workDirectory: URL? = nil) {
+                passStandardInput: Bool = false, workDirectory: URL? = nil,
+                stopWhen: (@Sendable (String) -> Bool)? = nil) {
+        self.stopWhen = stopWhen
         self.smp = smp
         self.timeout = timeout
         self.extraQEMUArguments = extraQEMUArguments
@@ -109,8 +117,10 @@ public struct TernRunner: Sendable {
     }
 
     public func run(configs: [URL], smp: Int = 2, timeout: TimeInterval = 60,
-                    extraQEMUArguments: [String] = [], echo: Bool = false) throws -> RunResult {
-        let options = RunOptions(smp: smp, timeout: timeout, extraQEMUArguments: extraQEMUArguments)
+                    extraQEMUArguments: [String] = [], echo: Bool = false,
+                    stopWhen: (@Sendable (String) -> Bool)? = nil) throws -> RunResult {
+        let options = RunOptions(smp: smp, timeout: timeout, extraQEMUArguments: extraQEMUArguments,
+                                 stopWhen: stopWhen)
         return try run(configs: configs, options: options, onLine: { line in if echo { print(line) } })
     }
 
@@ -123,13 +133,14 @@ public struct TernRunner: Sendable {
         let prepared = try prepare(configs: configs, options: options, in: work)
         let streamed = try Subprocess.stream(prepared.qemu, prepared.arguments, in: layout.root,
                                              passStandardInput: options.passStandardInput,
-                                             timeout: options.timeout, onLine: onLine)
+                                             timeout: options.timeout, stopWhen: options.stopWhen,
+                                             onLine: onLine)
         let shutdowns = RunResult.shutdowns(in: streamed.lines)
-        let exited = !streamed.timedOut
+        let exited = !streamed.timedOut && !streamed.stopped
         let allPoweredOff = exited && prepared.plan.domains.allSatisfy { shutdowns[$0.id] == "poweroff" }
         return RunResult(exitedByItself: exited, timedOut: streamed.timedOut, lines: streamed.lines,
                          shutdowns: shutdowns, allPoweredOff: allPoweredOff, domains: prepared.plan.domains,
-                         qemuStatus: streamed.status)
+                         qemuStatus: streamed.status, stopped: streamed.stopped)
     }
 
     /// Everything up to starting QEMU: configs checked first (so a bad config starts nothing), then the

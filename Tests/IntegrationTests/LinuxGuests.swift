@@ -1,0 +1,106 @@
+// Debian's own arm64 kernel and a busybox initramfs (scripts/fetch-linux.sh) as guests. Each test
+// asserts what Linux's init prints from inside the guest and how the hypervisor says the domain ended.
+import Foundation
+import Testing
+import TernTool
+
+/// Fetches the kernel and builds the initramfs once per test process (a no-op when they are cached).
+enum LinuxAssets {
+    static let ready: Result<Void, Error> = Result {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let script = Process()
+        script.executableURL = root.appendingPathComponent("scripts/fetch-linux.sh")
+        script.currentDirectoryURL = root
+        try script.run()
+        script.waitUntilExit()
+        guard script.terminationStatus == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "scripts/fetch-linux.sh failed"])
+        }
+    }
+
+    static func require() throws { try ready.get() }
+}
+
+/// Counts lines across the reader thread, for stop conditions like "the second boot reached userspace".
+final class LineCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    func bump() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        return count
+    }
+}
+
+extension BootTests {
+    static let marker = "TERN-LINUX-USERSPACE-UP"
+
+    func linuxLines(_ r: RunResult, _ domain: Int) -> [String] { lines(r, "(d\(domain)) ") }
+
+    func expectLinuxReachedUserspace(_ r: RunResult, domain: Int, cpus: String,
+                                     sourceLocation: SourceLocation = #_sourceLocation) {
+        let out = linuxLines(r, domain)
+        #expect(out.contains { $0.hasSuffix("Booting Linux on physical CPU 0x0000000000 [0x411fd070]") },
+                sourceLocation: sourceLocation)
+        #expect(out.contains("(d\(domain)) \(Self.marker)"), "\(r.lines.suffix(40).joined(separator: "\n"))",
+                sourceLocation: sourceLocation)
+        #expect(out.contains("(d\(domain)) cpus online: \(cpus)"), sourceLocation: sourceLocation)
+        // The emulated UART is what Linux printed all this through, bound by the sbsa-uart driver.
+        #expect(out.contains { $0.contains("22000000.sbsa-uart: ttyAMA0 at MMIO 0x22000000") && $0.contains("is a SBSA") },
+                sourceLocation: sourceLocation)
+        #expect(out.contains { $0.contains("GICv3  27 Level     arch_timer") }, sourceLocation: sourceLocation)
+    }
+
+    @Test func linuxBootsAsAPlainDomU() throws {
+        try LinuxAssets.require()
+        let r = try run(["dom0", "linux"], timeout: 240)
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        expectLinuxReachedUserspace(r, domain: 1, cpus: "0")
+        #expect(r.shutdowns == [0: "poweroff", 1: "poweroff"])
+        #expect(linuxLines(r, 1).contains { $0.contains("Machine model: XENVM-4.17") })
+        #expect(linuxLines(r, 1).contains { $0.contains("psci: PSCIv1.0 detected in firmware.") })
+    }
+
+    @Test func linuxBringsUpItsSecondVCPUThroughPSCI() throws {
+        try LinuxAssets.require()
+        let r = try run(["dom0", "linux-smp"], timeout: 300)
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        expectLinuxReachedUserspace(r, domain: 1, cpus: "0-1")
+        #expect(linuxLines(r, 1).filter { $0.hasPrefix("(d1) processor\t: ") }.count == 2)
+        #expect(linuxLines(r, 1).contains { $0.contains("smp: Brought up 1 node, 2 CPUs") })
+        // 1 GiB configured: Linux sees nearly all of it (the kernel and CMA take their share).
+        let total = try #require(linuxLines(r, 1).first { $0.hasPrefix("(d1) memory: MemTotal:") })
+        let kb = try #require(Int(total.split(separator: " ").dropLast().last ?? ""))
+        #expect(kb > 900_000 && kb <= 1_048_576, "\(total)")
+        #expect(r.lines.contains { $0.hasPrefix("(tern) d1 (linux-smp): ran on pcpus 0 1, at most 2 vcpus at once") })
+    }
+
+    @Test func twoLinuxDomUsRunBesideATernGuest() throws {
+        try LinuxAssets.require()
+        let r = try run(["dom0", "linux", "linux-64"], timeout: 300)
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        expectLinuxReachedUserspace(r, domain: 1, cpus: "0")
+        expectLinuxReachedUserspace(r, domain: 2, cpus: "0")
+        #expect(r.shutdowns == [0: "poweroff", 1: "poweroff", 2: "poweroff"])
+        // 64 MiB is enough for userspace, and Linux's view of it matches.
+        let total = try #require(linuxLines(r, 2).first { $0.hasPrefix("(d2) memory: MemTotal:") })
+        let kb = try #require(Int(total.split(separator: " ").dropLast().last ?? ""))
+        #expect(kb > 20_000 && kb < 65_536, "\(total)")
+    }
+
+    @Test func linuxRebootRestartsTheDomain() throws {
+        try LinuxAssets.require()
+        let boots = LineCounter()
+        let r = try runner.run(configs: [example("dom0"), example("linux-reboot")], timeout: 300, stopWhen: { line in
+            line == "(d1) \(Self.marker)" && boots.bump() == 2
+        })
+        #expect(r.stopped, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        #expect(r.lines.contains("(tern) d1 (linux-reboot): shutdown: reboot (restarting)"))
+        #expect(r.lines.contains("(tern) d1 (linux-reboot): restarted (1)"))
+        #expect(r.lines.filter { $0 == "(d1) \(Self.marker)" }.count == 2)
+        #expect(r.shutdowns[0] == "poweroff")
+    }
+}
