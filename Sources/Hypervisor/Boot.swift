@@ -95,6 +95,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
             }
         }
     }
+    enableConsoleInput()
     lockScheduler()
     tern_enter_guest(schedule(cpus[0]), cpus[0].stackTop)
 }

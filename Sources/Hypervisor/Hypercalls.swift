@@ -74,15 +74,13 @@ private func consoleIO(_ command: UInt64, _ count: UInt64, _ buffer: VirtualAddr
         }
     case ConsoleIOCommand.read.rawValue:
         guard v.domain.privileged else { return XenError.EPERM.returnValue }
-        var got: UInt64 = 0
-        while got < count {
-            let c = tern_uart_getc()
-            if c < 0 { break }
-            var byte = UInt8(truncatingIfNeeded: c)
-            guard GuestMemory.copy(to: buffer + got, from: &byte, count: 1) else { return XenError.EFAULT.returnValue }
-            got += 1
+        var chunk: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &chunk) { b in
+            let bytes = b.bindMemory(to: UInt8.self)
+            let n = readControlInput(into: UnsafeMutableBufferPointer(rebasing: bytes[..<Int(min(count, UInt64(bytes.count)))]))
+            guard GuestMemory.copy(to: buffer, from: b.baseAddress!, count: n) else { return XenError.EFAULT.returnValue }
+            return UInt64(n)
         }
-        return got
     default:
         return XenError.ENOSYS.returnValue
     }

@@ -6,6 +6,8 @@ import TernCore
 struct Platform {
     var ram: [PhysicalRange] = []
     var uart = HostPhysicalAddress(0x0900_0000)
+    /// The UART's receive interrupt (an SPI), when the tree names it.
+    var uartInterrupt: UInt32?
     var gicDistributor = HostPhysicalAddress(0)
     var gicRedistributors = HostPhysicalAddress(0)
     var gicRedistributorsSize: UInt64 = 0
@@ -24,11 +26,16 @@ struct Platform {
         }
         if p.ram.isEmpty { return (nil, .noMemory) }
 
-        if let stdout = root.node(atPath: "/chosen")?.property("stdout-path")?.string,
-           let uart = root.node(atPath: stdoutPath(stdout)), let r = uart.reg(in: root).first {
+        var uart: DTNode?
+        if let stdout = root.node(atPath: "/chosen")?.property("stdout-path")?.string {
+            uart = root.node(atPath: stdoutPath(stdout))
+        }
+        if let node = uart ?? root.findCompatible("arm,pl011").first, let r = node.reg(in: root).first {
             p.uart = HostPhysicalAddress(r.address)
-        } else if let uart = root.findCompatible("arm,pl011").first, let r = uart.reg(in: root).first {
-            p.uart = HostPhysicalAddress(r.address)
+            // interrupts = <type number flags>; type 0 is an SPI, numbered from INTID 32.
+            if let cells = node.property("interrupts")?.cells, cells.count >= 2, cells[0] == 0 {
+                p.uartInterrupt = cells[1] + 32
+            }
         }
 
         guard let gic = root.findCompatible("arm,gic-v3").first else { return (nil, .noGIC) }

@@ -147,6 +147,7 @@ private func idle(_ cpu: PhysicalCPU) {
         let intid = GICv3.acknowledge()
         if intid >= GICv3.spurious { break }
         if intid == GICv3.hypervisorTimerPPI { GenericTimer.cancelAlarm() }
+        if intid == consoleInterrupt { consoleInputInterrupt() }
         GICv3.endOfInterrupt(intid)
     }
     cpu.idleTicks &+= GenericTimer.now &- start

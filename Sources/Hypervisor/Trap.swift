@@ -139,6 +139,8 @@ private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<te
         case GICv3.maintenancePPI:
             write_ich_hcr_el2(1)
             flushPendingInterrupts(v)
+        case consoleInterrupt:
+            consoleInputInterrupt()
         default:
             reschedule = true            // a kick from another CPU
         }

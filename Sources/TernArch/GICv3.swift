@@ -52,6 +52,18 @@ public struct GICv3 {
         tern_isb()
     }
 
+    /// Routes an SPI the hypervisor handles itself (the console UART's) to one CPU and enables it.
+    public func enableSPI(_ intid: UInt32, affinity: UInt64) {
+        let word = UInt64(intid / 32) * 4, bit = UInt32(1) << (intid % 32)
+        tern_store32(distributor + 0x80 + word, tern_load32(distributor + 0x80 + word) | bit)     // group 1
+        let priority = distributor + 0x400 + UInt64(intid & ~3)
+        let shift = (intid & 3) * 8
+        tern_store32(priority, tern_load32(priority) & ~(0xFF << shift) | 0x80 << shift)
+        tern_store64(distributor + 0x6000 + UInt64(intid) * 8, affinity)
+        tern_store32(distributor + 0x100 + word, bit)
+        waitForWrites()
+    }
+
     private func redistributor(affinity: UInt64) -> UInt64? {
         var rd = redistributors
         while rd < redistributors + redistributorsSize {

@@ -24,6 +24,11 @@ int tern_uart_getc(void) {
     if (u[0x18 / 4] & (1u << 4)) return -1;
     return (int)(u[0] & 0xff);
 }
+void tern_uart_enable_receive_interrupt(void) {
+    volatile uint32_t *u = (volatile uint32_t *)tern_uart_base;
+    u[0x44 / 4] = 0x7ff;                       /* clear whatever is latched */
+    u[0x38 / 4] |= (1u << 4) | (1u << 6);      /* RXIM, RTIM */
+}
 int putchar(int c) { tern_uart_putc((char)c); return c; }
 
 #endif

@@ -128,6 +128,7 @@ uint64_t tern_stack_top(uint64_t cpu);
 extern volatile uint64_t tern_uart_base;
 void tern_uart_putc(char c);
 int tern_uart_getc(void);
+void tern_uart_enable_receive_interrupt(void);
 
 
 // Typed memory access to host physical memory (identity-mapped).

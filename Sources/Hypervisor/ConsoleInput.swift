@@ -1,0 +1,134 @@
+// What is typed on the hypervisor's UART goes to one domain at a time, as with Xen's serial console:
+// CTRL-a three times moves the focus to the next domain. A domain with an emulated UART reads it
+// there; the control domain reads it with console_io(read).
+import BareMetalSupport
+import TernArch
+import TernArchAsm
+import TernCore
+
+/// The physical UART's receive interrupt, once it is enabled.
+nonisolated(unsafe) var consoleInterrupt: UInt32 = .max
+nonisolated(unsafe) private var focusSlot = 0
+nonisolated(unsafe) private var heldCtrlA = 0
+nonisolated(unsafe) private var controlInput = ByteRing(capacity: 256)
+nonisolated(unsafe) private var controlInputLock: UInt32 = 0
+
+private let ctrlA: UInt8 = 0x01
+
+/// Bytes kept for a reader that comes later, oldest dropped first when full.
+struct ByteRing {
+    private var bytes: [UInt8]
+    private var head = 0
+    private(set) var count = 0
+
+    init(capacity: Int) { bytes = [UInt8](repeating: 0, count: capacity) }
+
+    mutating func push(_ b: UInt8) {
+        if count == bytes.count {
+            head = (head + 1) % bytes.count
+            count -= 1
+        }
+        bytes[(head + count) % bytes.count] = b
+        count += 1
+    }
+
+    mutating func pop() -> UInt8? {
+        guard count > 0 else { return nil }
+        let b = bytes[head]
+        head = (head + 1) % bytes.count
+        count -= 1
+        return b
+    }
+}
+
+/// On the boot CPU, once the domains exist: receive interrupts on, focus on the first domain.
+func enableConsoleInput() {
+    guard let intid = platform.uartInterrupt else { return }
+    consoleInterrupt = intid
+    gic.enableSPI(intid, affinity: cpus[0].affinity)
+    tern_uart_enable_receive_interrupt()
+    _ = focusedDomain(announce: true)
+}
+
+/// The UART's interrupt: hand every waiting character to the focused domain.
+func consoleInputInterrupt() {
+    while true {
+        let c = tern_uart_getc()
+        if c < 0 { return }
+        let byte = UInt8(truncatingIfNeeded: c)
+        if byte == ctrlA {
+            heldCtrlA += 1
+            if heldCtrlA == 3 {
+                heldCtrlA = 0
+                switchFocus()
+            }
+            continue
+        }
+        guard let d = focusedDomain() else { continue }
+        while heldCtrlA > 0 {
+            deliver(ctrlA, to: d)
+            heldCtrlA -= 1
+        }
+        deliver(byte, to: d)
+    }
+}
+
+/// console_io(read) for the control domain: what was typed while it had the focus.
+func readControlInput(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    withUnsafeMutablePointer(to: &controlInputLock) { lock in
+        bm_lock(lock)
+        var n = 0
+        while n < buffer.count, let b = controlInput.pop() {
+            buffer[n] = b
+            n += 1
+        }
+        bm_unlock(lock)
+        return n
+    }
+}
+
+private func deliver(_ byte: UInt8, to d: Domain) {
+    if d.hasUART {
+        uartReceive(d, byte)
+    } else {
+        withUnsafeMutablePointer(to: &controlInputLock) { lock in
+            bm_lock(lock)
+            controlInput.push(byte)
+            bm_unlock(lock)
+        }
+    }
+}
+
+/// The domain in the focus slot, or the next live one if that domain is gone.
+private func focusedDomain(announce: Bool = false) -> Domain? {
+    lockScheduler()
+    var found: Domain?
+    for step in 0 ..< domains.count {
+        let slot = (focusSlot + step) % domains.count
+        if let d = domains[slot], !d.dying {
+            found = d
+            focusSlot = slot
+            break
+        }
+    }
+    let moved = found.map { $0.slot } != lastAnnounced
+    unlockScheduler()
+    if let d = found, announce || moved { announceFocus(d) }
+    return found
+}
+
+nonisolated(unsafe) private var lastAnnounced: Int?
+
+private func switchFocus() {
+    focusSlot = (focusSlot + 1) % domains.count
+    _ = focusedDomain(announce: true)
+}
+
+private func announceFocus(_ d: Domain) {
+    lastAnnounced = d.slot
+    log { c in
+        c.s("*** console input goes to ")
+        c.domain(d)
+        c.s(" (type CTRL-a three times to switch)")
+    }
+}
