@@ -1,6 +1,6 @@
 // What is typed on the hypervisor's UART goes to one domain at a time, as with Xen's serial console:
-// CTRL-a three times moves the focus to the next domain. A domain with an emulated UART reads it
-// there; the control domain reads it with console_io(read).
+// CTRL-a three times moves the focus to the next domain. A domain reads it from its PV console ring
+// once it uses one, else from its emulated UART; the control domain reads it with console_io(read).
 import BareMetalSupport
 import TernArch
 import TernArchAsm
@@ -88,7 +88,9 @@ func readControlInput(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
 }
 
 private func deliver(_ byte: UInt8, to d: Domain) {
-    if d.hasUART {
+    if d.consoleConnected {
+        _ = consoleRingReceive(d, byte)
+    } else if d.hasUART {
         uartReceive(d, byte)
     } else {
         withUnsafeMutablePointer(to: &controlInputLock) { lock in

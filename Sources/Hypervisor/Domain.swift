@@ -23,6 +23,23 @@ final class Domain {
     let hasUART: Bool
     var uart = VirtualUART()
     var uartLock: UInt32 = 0
+    /// Xen PV: the guest is told it runs on Xen (the `hypervisor` node) and gets shared_info, event
+    /// channels, a grant table and a console ring. The fields below are guarded by xenLock.
+    let xenPV: Bool
+    var xenLock: UInt32 = 0
+    /// Host address of the page the guest named as shared_info (one of its own RAM pages); 0 until then.
+    var sharedInfo: UInt64 = 0
+    var events = EventChannelTable()
+    var grantFrames: [GuestPhysicalAddress?] = []
+    /// The console ring page Tern provides (at MagicPages.console) and its event channel.
+    var consoleRing: UInt64 = 0
+    var consolePort: UInt32 = 0
+    /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
+    var consoleConnected = false
+    /// Frames the hypervisor gave the domain beside its RAM (console ring, grant table); freed with it.
+    var ownedFrames: [HostPhysicalAddress] = []
+    /// Hypercalls it made that Tern does not implement, each reported once.
+    var reportedUnimplemented: [UInt64] = []
     var consoleLock: UInt32 = 0
     var weight: UInt32
     var cap: UInt32
@@ -57,6 +74,7 @@ final class Domain {
         self.cap = spec.cap
         self.affinity = spec.affinity
         self.hasUART = spec.uart
+        self.xenPV = spec.xenPV
     }
 
     func action(for reason: ShutdownReason) -> DomainAction {
@@ -94,6 +112,22 @@ final class Domain {
             bm_unlock(lock)
             return r
         }
+    }
+
+    func withXen<R>(_ body: () -> R) -> R {
+        withUnsafeMutablePointer(to: &xenLock) { lock in
+            bm_lock(lock)
+            let r = body()
+            bm_unlock(lock)
+            return r
+        }
+    }
+
+    /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
+    func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> UInt64? {
+        let base = GuestLayout.ram.raw
+        guard ipa.raw >= base, length <= memory.size, ipa.raw - base <= memory.size - length else { return nil }
+        return memory.base.raw + (ipa.raw - base)
     }
 
     func consoleWrite(_ bytes: UnsafeBufferPointer<UInt8>) {

@@ -19,6 +19,7 @@ struct DomainSpec {
     var ramdisk: PhysicalRange?
     var bootargs: [UInt8]
     var uart: Bool
+    var xenPV: Bool
     var onPoweroff: DomainAction
     var onReboot: DomainAction
     var onCrash: DomainAction
@@ -56,6 +57,7 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         weight: node.property("tern,weight")?.u32 ?? 256, cap: node.property("tern,cap")?.u32 ?? 0,
         affinity: UInt64(node.property("tern,affinity")?.u32 ?? 0xFFFF_FFFF),
         kernel: kernel, ramdisk: ramdisk, bootargs: bootargs, uart: node.property("vpl011") != nil,
+        xenPV: node.property("xen,enhanced") != nil,
         onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
         onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
         onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy)
@@ -103,17 +105,36 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
     }
     let tree = GuestDeviceTree.build(GuestMachine(
         memory: [(GuestLayout.ram, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
-        uart: spec.uart))
+        xen: spec.xenPV, uart: spec.uart))
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
     }
 
     let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPUSlot, memory: memory, stage2: stage2, tables: tables)
+    if spec.xenPV && !preparePVConsole(d) {
+        releaseDomainMemory(d)
+        return (nil, .tables)
+    }
     for i in 0 ..< spec.vcpus {
         d.vcpus.append(VCPU(domain: d, index: i, slot: firstVCPUSlot + i, count: spec.vcpus))
     }
     d.vcpus[0].reset(entry: GuestLayout.ram + textOffset, x0: (GuestLayout.ram + dtbOffset).raw)
     return (d, nil)
+}
+
+/// Gives back everything a domain holds: its RAM, the frames the hypervisor lent it, its stage-2 tables,
+/// and whatever its VMID left in the TLBs (slots, and so VMIDs, are reused).
+func releaseDomainMemory(_ d: Domain) {
+    freeFrames(d.memory.base, pages: Int(d.memory.size / pageSize))
+    for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
+    d.ownedFrames.removeAll()
+    d.tables.releaseAll()
+    let saved = read_vttbr_el2()
+    write_vttbr_el2(d.vttbr)
+    tern_isb()
+    tern_tlbi_vmalls12e1is()
+    write_vttbr_el2(saved)
+    tern_isb()
 }
 
 /// Makes a built domain runnable: registers it with the scheduler and starts vCPU 0.

@@ -17,12 +17,41 @@ func hypercall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame
     case Hypercall.sched_op.rawValue:
         return schedOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v, cpu)
     case Hypercall.vcpu_op.rawValue:
-        result = vcpuOp(f.pointee.x.0, f.pointee.x.1, v)
+        result = vcpuOp(f.pointee.x.0, f.pointee.x.1, VirtualAddress(f.pointee.x.2), v)
+    case Hypercall.event_channel_op.rawValue:
+        result = eventChannelOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
+    case Hypercall.memory_op.rawValue:
+        result = memoryOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
+    case Hypercall.grant_table_op.rawValue:
+        result = grantTableOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), f.pointee.x.2, v)
+    case Hypercall.hvm_op.rawValue:
+        result = hvmOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
     default:
         result = XenError.ENOSYS.returnValue
     }
+    if result == XenError.ENOSYS.returnValue { reportUnimplemented(v.domain, f.pointee.x.16, f.pointee.x.0) }
     f.pointee.x.0 = result
     return f
+}
+
+/// Says once per domain which hypercall it wanted and did not get: the first thing to look at when a
+/// guest misbehaves under Tern but not under Xen.
+private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ command: UInt64) {
+    let key = number << 32 | command & 0xFFFF_FFFF
+    let first = d.withXen {
+        if d.reportedUnimplemented.contains(key) || d.reportedUnimplemented.count >= 32 { return false }
+        d.reportedUnimplemented.append(key)
+        return true
+    }
+    guard first else { return }
+    log { c in
+        c.domain(d)
+        c.s(": hypercall ")
+        c.dec(number)
+        c.s(" command ")
+        c.dec(command)
+        c.s(" is not implemented (-ENOSYS)")
+    }
 }
 
 private let extraVersion: StaticString = "-tern"
@@ -141,15 +170,61 @@ private func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu:
     }
 }
 
-private func vcpuOp(_ command: UInt64, _ target: UInt64, _ v: VCPU) -> UInt64 {
+private func vcpuOp(_ command: UInt64, _ target: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     let d = v.domain
     guard target < UInt64(d.vcpus.count) else { return XenError.ENOENT.returnValue }
     let t = d.vcpus[Int(target)]
     switch command {
     case VCPUOpCommand.is_up.rawValue:
         return t.online ? 1 : 0
+    case VCPUOpCommand.register_vcpu_info.rawValue where d.xenPV:
+        return registerVCPUInfo(t, arg)
+    case VCPUOpCommand.register_runstate_memory_area.rawValue where d.xenPV:
+        return registerRunstate(t, arg)
     default:
         // Arm guests start and stop vCPUs with PSCI; Xen on Arm refuses the rest of these too.
         return XenError.EINVAL.returnValue
     }
+}
+
+/// struct vcpu_register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; }: the guest frame and offset
+/// of the vCPU's vcpu_info, which must lie in its RAM within one page. Once per vCPU, as in Xen.
+private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
+    var request = (UInt64(0), UInt64(0))
+    guard withUnsafeMutableBytes(of: &request, { GuestMemory.copy(from: arg, count: 16, into: $0.baseAddress!) }) else {
+        return XenError.EFAULT.returnValue
+    }
+    let offset = request.1 & 0xFFFF_FFFF
+    guard request.0 >> 36 == 0, offset + UInt64(VCPUInfoLayout.size) <= pageSize else { return XenError.EINVAL.returnValue }
+    guard let host = t.domain.hostAddress(ofRAM: GuestPhysicalAddress(request.0 << 12 + offset),
+                                          length: UInt64(VCPUInfoLayout.size)) else { return XenError.EINVAL.returnValue }
+    let d = t.domain
+    let registered: Bool = d.withXen {
+        if t.vcpuInfo != 0 { return false }
+        // Carry over what the old place held, then say "look at everything", as Xen does, so nothing
+        // that arrived before the move is lost.
+        let old = t.index == 0 && d.sharedInfo != 0 ? d.sharedInfo + UInt64(SharedInfoLayout.vcpuInfo0) : 0
+        if old != 0 { tern_copy(host, old, UInt64(VCPUInfoLayout.size)) } else { tern_zero(host, UInt64(VCPUInfoLayout.size)) }
+        tern_store64(host + UInt64(VCPUInfoLayout.pendingSelector), .max)
+        tern_store8(host + UInt64(VCPUInfoLayout.upcallPending), 1)
+        tern_memory_barrier()
+        t.vcpuInfo = host
+        return true
+    }
+    guard registered else { return XenError.EINVAL.returnValue }
+    raiseInterrupt(t, Int(GuestLayout.eventChannelPPI))
+    return 0
+}
+
+/// struct vcpu_register_runstate_memory_area { guest virtual address }: where the guest wants its
+/// vcpu_runstate_info. The address is the guest's virtual one, checked now through its own tables;
+/// Tern writes "running since boot, nothing stolen" there, which is what Linux's steal clock reads.
+private func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
+    var address: UInt64 = 0
+    guard GuestMemory.copy(from: arg, count: 8, into: &address) else { return XenError.EFAULT.returnValue }
+    var info = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))   // RUNSTATE_running = 0
+    info.1 = now()
+    return withUnsafeBytes(of: &info) { b in
+        GuestMemory.copy(to: VirtualAddress(address), from: b.baseAddress!, count: RunstateLayout.size)
+    } ? 0 : XenError.EFAULT.returnValue
 }

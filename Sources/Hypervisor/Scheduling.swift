@@ -208,16 +208,7 @@ private func releaseDeadDomains() {
         for v in d.vcpus { vcpuSlots[v.slot] = nil }
         d.vcpus.removeAll()
         domains[d.slot] = nil
-        freeFrames(d.memory.base, pages: Int(d.memory.size / pageSize))
-        var tables = d.tables
-        tables.releaseAll()
-        // Slots, and so VMIDs, are reused: nothing the dead domain's VMID cached may outlive it.
-        let saved = read_vttbr_el2()
-        write_vttbr_el2(d.vttbr)
-        tern_isb()
-        tern_tlbi_vmalls12e1is()
-        write_vttbr_el2(saved)
-        tern_isb()
+        releaseDomainMemory(d)
         if d.afterShutdown == .restart { restart(d) }
     }
 }

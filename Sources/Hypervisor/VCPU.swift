@@ -27,6 +27,8 @@ final class VCPU {
     var wakeAt: UInt64 = .max
     var pollDeadline: UInt64 = .max
     var runningOn: Int = -1
+    /// Host address of its vcpu_info (VCPUOP_register_vcpu_info); 0 until registered.
+    var vcpuInfo: UInt64 = 0
     var pcpusUsed: UInt64 = 0
 
     init(domain: Domain, index: Int, slot: Int, count: Int) {

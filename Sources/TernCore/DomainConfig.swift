@@ -51,7 +51,9 @@ public struct DomainConfig: Equatable, Sendable {
     public var onReboot: ShutdownAction
     /// "on_crash".
     public var onCrash: ShutdownAction
-    /// "tern_pv": the guest speaks Xen's PV interfaces (hypercalls, shared info page).
+    /// "tern_pv" (default on): the guest is told it runs on Xen (the device tree's `hypervisor` node)
+    /// and gets shared_info, event channels, a grant table and the PV console ring; off makes it a
+    /// plain Arm virtual machine (Xen's dom0less domU without `xen,enhanced`).
     public var xenPV: Bool
     /// "vuart": an emulated SBSA UART (`"sbsa_uart"`, Xen's vpl011) at 0x22000000, SPI 32. nil leaves it
     /// to the toolstack: domUs get one, dom0 (whose console is the hypervisor's) does not.
@@ -81,7 +83,7 @@ public struct DomainConfig: Equatable, Sendable {
         onPoweroff: ShutdownAction = .destroy,
         onReboot: ShutdownAction = .restart,
         onCrash: ShutdownAction = .destroy,
-        xenPV: Bool = false,
+        xenPV: Bool = true,
         vuart: Bool? = nil
     ) {
         self.name = name

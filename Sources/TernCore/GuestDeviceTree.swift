@@ -83,6 +83,16 @@ public enum GuestDeviceTree {
         timer.set("interrupt-parent", u32: gicPhandle)
         timer.setEmpty("always-on")
 
+        if m.xen {
+            // What tells Linux it runs on Xen (arch/arm/xen: xen_early_init, xen_dt_guest_init): the
+            // version in the compatible, the grant-table window in reg, the event-channel upcall PPI.
+            let hypervisor = root.addChild(DTNode("hypervisor"))
+            hypervisor.set("compatible", strings: [utf8Bytes("xen,xen-4.17"), utf8Bytes("xen,xen")])
+            hypervisor.setReg([(GuestLayout.grantTable.raw, GuestLayout.grantTableSize)], addressCells: 2, sizeCells: 2)
+            hypervisor.set("interrupts", cells: [1, GuestLayout.eventChannelPPI - 16, 0xF08])
+            hypervisor.set("interrupt-parent", u32: gicPhandle)
+        }
+
         if m.uart {
             // Named and shaped as Xen's vpl011 node, so `console=ttyAMA0` and a bare `earlycon` work.
             let path = utf8Bytes("/sbsa-uart@") + hex(GuestLayout.uart.raw)

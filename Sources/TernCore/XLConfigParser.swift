@@ -414,7 +414,7 @@ private struct Builder {
     var onPoweroff = ShutdownAction.destroy
     var onReboot = ShutdownAction.restart
     var onCrash = ShutdownAction.destroy
-    var xenPV = false
+    var xenPV = true
     var vuart: Bool?
 
     init(file: String) { self.file = file }

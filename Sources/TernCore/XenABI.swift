@@ -18,7 +18,7 @@ public let xenHypercallImmediate: UInt64 = 0xEA1
 
 /// Negative errno values as Xen returns them in x0.
 public enum XenError: Int64 {
-    case EPERM = 1, ENOENT = 2, ESRCH = 3, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSYS = 38
+    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38
     @inlinable public var returnValue: UInt64 { UInt64(bitPattern: -rawValue) }
 }
 
@@ -80,4 +80,89 @@ public enum PSCIResult: Int64 {
     case success = 0, notSupported = -1, invalidParameters = -2, denied = -3, alreadyOn = -4
     case onPending = -5, internalFailure = -6
     @inlinable public var returnValue: UInt64 { UInt64(bitPattern: rawValue) }
+}
+
+/// DOMID_SELF: "the calling domain" wherever a hypercall takes a domain id.
+public let domidSelf: UInt16 = 0x7FF0
+
+public enum MemoryOpCommand: UInt64 {
+    case increase_reservation = 0, decrease_reservation = 1, maximum_ram_page = 2
+    case current_reservation = 3, maximum_reservation = 4, add_to_physmap = 7
+}
+
+/// `xen_add_to_physmap.space`.
+public enum XenMapSpace: UInt32 { case shared_info = 0, grant_table = 1, gmfn = 2 }
+
+public enum GrantTableOpCommand: UInt64 {
+    case map_grant_ref = 0, unmap_grant_ref = 1, setup_table = 2, dump_table = 3, transfer = 4
+    case copy = 5, query_size = 6, unmap_and_replace = 7, set_version = 8, get_status_frames = 9
+    case get_version = 10
+}
+
+public enum EventChannelOpCommand: UInt64 {
+    case bind_interdomain = 0, bind_virq = 1, bind_pirq = 2, close = 3, send = 4, status = 5
+    case alloc_unbound = 6, bind_ipi = 7, bind_vcpu = 8, unmask = 9, reset = 10, init_control = 11
+    case expand_array = 12, set_priority = 13
+}
+
+public enum HVMOpCommand: UInt64 { case set_param = 0, get_param = 1 }
+
+/// HVM_PARAM_* indices a guest reads with HVMOP_get_param.
+public enum HVMParam: UInt32 {
+    case callback_irq = 0, store_pfn = 1, store_evtchn = 2, console_pfn = 17, console_evtchn = 18
+}
+
+/// HVM_PARAM_CALLBACK_IRQ's value on Arm: type PPI (2) in bits 63:56, level-low in the flags byte,
+/// the PPI's INTID in the low byte.
+public func callbackIRQParameter(ppi: UInt32) -> UInt64 { 2 << 56 | 2 << 8 | UInt64(ppi) }
+
+/// Byte offsets in shared_info and vcpu_info on arm64 (xen/include/public/xen.h, arch-arm.h):
+/// xen_ulong_t is 64 bits and XEN_LEGACY_MAX_VCPUS is 1.
+public enum SharedInfoLayout {
+    public static let size = 1088
+    public static let vcpuInfo0 = 0
+    public static let evtchnPending = 48
+    public static let evtchnMask = 560
+    public static let wcVersion = 1072
+    public static let wcSec = 1076
+    public static let wcNsec = 1080
+    public static let wcSecHi = 1084
+}
+
+public enum VCPUInfoLayout {
+    public static let size = 48
+    public static let upcallPending = 0
+    public static let upcallMask = 1
+    public static let pendingSelector = 8
+    /// struct vcpu_time_info: version, pad, tsc_timestamp, system_time, tsc_to_system_mul, tsc_shift, flags.
+    public static let timeVersion = 16
+    public static let tscTimestamp = 24
+    public static let systemTime = 32
+    public static let tscToSystemMul = 40
+    public static let tscShift = 44
+    public static let timeFlags = 45
+}
+
+/// struct xencons_interface (xen/include/public/io/console.h).
+public enum ConsoleRingLayout {
+    public static let input = 0, inputSize = 1024
+    public static let output = 1024, outputSize = 2048
+    public static let inputConsumer = 3072, inputProducer = 3076
+    public static let outputConsumer = 3080, outputProducer = 3084
+}
+
+/// struct vcpu_runstate_info: state, then state_entry_time and time[4]; 48 bytes.
+public enum RunstateLayout {
+    public static let size = 48
+    public static let state = 0
+    public static let stateEntryTime = 8
+    public static let time = 16
+}
+
+/// Where Xen's toolstack puts the pages it provides beside RAM (GUEST_MAGIC_BASE, arch-arm.h), and the
+/// console's page within them (xc_dom_arm's CONSOLE_PFN_OFFSET).
+public enum MagicPages {
+    public static let base = GuestPhysicalAddress(0x3900_0000)
+    public static let size: UInt64 = 0x100_0000
+    public static let console = base
 }

@@ -35,6 +35,8 @@ public enum BootDeviceTree {
         node.set("tern,on-reboot", u32: actionCode(config.onReboot))
         node.set("tern,on-crash", u32: actionCode(config.onCrash))
         if config.vuart ?? (domain.id != 0) { node.setEmpty("vpl011") }
+        // Xen's dom0less name for "this domain gets the PV interfaces".
+        if config.xenPV { node.set("xen,enhanced", string: "enabled") }
 
         for module in modules {
             let child = DTNode(name: Array("module@\(String(module.address, radix: 16))".utf8))

@@ -139,6 +139,11 @@ static inline void tern_store32(uint64_t pa, uint32_t v) { *(volatile uint32_t *
 static inline uint8_t tern_load8(uint64_t pa) { return *(volatile uint8_t *)(uintptr_t)pa; }
 static inline void tern_store8(uint64_t pa, uint8_t v) { *(volatile uint8_t *)(uintptr_t)pa = v; }
 void tern_copy(uint64_t dst, uint64_t src, uint64_t n);
+int tern_test_and_set_bit(uint64_t pa, uint32_t bit);
+int tern_test_and_clear_bit(uint64_t pa, uint32_t bit);
+int tern_test_bit(uint64_t pa, uint32_t bit);
+uint8_t tern_exchange8(uint64_t pa, uint8_t v);
+void tern_memory_barrier(void);
 void tern_zero(uint64_t dst, uint64_t n);
 
 TERN_SYSREG(vpidr_el2)

@@ -1,0 +1,88 @@
+// memory_op: what a guest may place in its own physical address space. Linux on Arm asks for its
+// shared_info page (a failure is a BUG() there) and for its grant-table frames, both with
+// XENMEM_add_to_physmap. Nothing here touches memory outside the calling domain.
+import TernArchAsm
+import TernCore
+
+/// The most grant-table frames a domain may have (each holds 512 v1 entries).
+let maximumGrantFrames = 32
+
+func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+    let d = v.domain
+    guard d.xenPV else { return XenError.ENOSYS.returnValue }
+    switch MemoryOpCommand(rawValue: command) {
+    case .add_to_physmap:
+        // struct xen_add_to_physmap { domid_t domid; uint16_t size; unsigned int space;
+        //                             xen_ulong_t idx; xen_pfn_t gpfn; }
+        var request = (UInt64(0), UInt64(0), UInt64(0))
+        guard withUnsafeMutableBytes(of: &request, { GuestMemory.copy(from: arg, count: 24, into: $0.baseAddress!) }) else {
+            return XenError.EFAULT.returnValue
+        }
+        guard isSelf(UInt16(truncatingIfNeeded: request.0), d) else { return XenError.EPERM.returnValue }
+        let space = UInt32(truncatingIfNeeded: request.0 >> 32)
+        let page = GuestPhysicalAddress(request.2 << 12)
+        guard request.2 >> 36 == 0 else { return XenError.EINVAL.returnValue }
+        switch XenMapSpace(rawValue: space) {
+        case .shared_info:
+            guard request.1 == 0 else { return XenError.EINVAL.returnValue }
+            return placeSharedInfo(d, at: page)
+        case .grant_table:
+            return placeGrantFrame(d, index: request.1, at: page)
+        default:
+            return XenError.ENOSYS.returnValue
+        }
+    case .maximum_reservation, .current_reservation:
+        // The argument is a domid_t; the answer is in pages. Tern domains never grow or shrink.
+        guard let dom = GuestMemory.load32(VirtualAddress(arg.raw & ~3)) else { return XenError.EFAULT.returnValue }
+        let id = UInt16(truncatingIfNeeded: arg.raw & 2 != 0 ? dom >> 16 : dom)
+        guard isSelf(id, d) else { return XenError.EPERM.returnValue }
+        return d.memory.size / pageSize
+    default:
+        return XenError.ENOSYS.returnValue
+    }
+}
+
+/// shared_info lives in the guest's own page at `page`: Tern writes its fields in place, so the guest
+/// sees exactly the page it named, and nothing in its address space has to move.
+private func placeSharedInfo(_ d: Domain, at page: GuestPhysicalAddress) -> UInt64 {
+    guard let host = d.hostAddress(ofRAM: page, length: pageSize) else { return XenError.EINVAL.returnValue }
+    tern_zero(host, pageSize)
+    tern_memory_barrier()
+    d.withXen { d.sharedInfo = host }
+    return 0
+}
+
+/// Grant-table frame `index` is a page of the hypervisor's, mapped at `page` inside the window the
+/// device tree's hypervisor node names. A frame once placed stays where it is.
+private func placeGrantFrame(_ d: Domain, index: UInt64, at page: GuestPhysicalAddress) -> UInt64 {
+    guard index < UInt64(maximumGrantFrames) else { return XenError.EINVAL.returnValue }
+    let window = GuestLayout.grantTable.raw
+    guard page.raw >= window, page.raw < window + GuestLayout.grantTableSize else { return XenError.EINVAL.returnValue }
+    return d.withXen {
+        if d.grantFrames.count <= Int(index) {
+            d.grantFrames += [GuestPhysicalAddress?](repeating: nil, count: Int(index) + 1 - d.grantFrames.count)
+        }
+        if let placed = d.grantFrames[Int(index)] {
+            return placed == page ? 0 : XenError.EBUSY.returnValue
+        }
+        guard !d.grantFrames.contains(where: { $0 == page }) else { return XenError.EBUSY.returnValue }
+        guard mapHypervisorFrame(d, at: page) != nil else { return XenError.ENOMEM.returnValue }
+        d.grantFrames[Int(index)] = page
+        return 0
+    }
+}
+
+/// Maps a fresh zeroed frame of the hypervisor's into the domain at `page` (read-write, never
+/// executable); the domain owns it from then on. Call with the domain's xenLock held.
+func mapHypervisorFrame(_ d: Domain, at page: GuestPhysicalAddress) -> HostPhysicalAddress? {
+    guard let frame = allocateFrames(pages: 1) else { return nil }
+    tern_zero(frame.raw, pageSize)
+    do {
+        try d.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &d.tables)
+    } catch {
+        freeFrames(frame, pages: 1)
+        return nil
+    }
+    d.ownedFrames.append(frame)
+    return frame
+}
