@@ -70,6 +70,7 @@ echo
 echo "TERN-LINUX-USERSPACE-UP"
 echo "uptime: $(cat /proc/uptime)"
 echo "cpus online: $(cat /sys/devices/system/cpu/online)"
+echo "console: $(cat /sys/class/tty/console/active)"
 grep -E '^(processor|BogoMIPS|CPU part)' /proc/cpuinfo
 cat /proc/interrupts
 echo "memory: $(grep MemTotal /proc/meminfo)"

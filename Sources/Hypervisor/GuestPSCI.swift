@@ -43,11 +43,11 @@ func firmwareCall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_fr
         return schedule(cpu)
     case .system_off:
         lockScheduler()
-        shutdownDomain(v.domain, reason: .poweroff)
+        shutdownDomain(v.domain, reason: .poweroff, via: "PSCI SYSTEM_OFF")
         return schedule(cpu)
     case .system_reset:
         lockScheduler()
-        shutdownDomain(v.domain, reason: .reboot)
+        shutdownDomain(v.domain, reason: .reboot, via: "PSCI SYSTEM_RESET")
         return schedule(cpu)
     case .smccc_arch_features, .none:
         break

@@ -162,7 +162,7 @@ private func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu:
         }
         f.pointee.x.0 = 0
         lockScheduler()
-        shutdownDomain(v.domain, reason: reason)
+        shutdownDomain(v.domain, reason: reason, via: "SCHEDOP_shutdown")
         return schedule(cpu)
     default:
         f.pointee.x.0 = XenError.ENOSYS.returnValue

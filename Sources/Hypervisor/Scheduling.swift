@@ -154,7 +154,8 @@ private func idle(_ cpu: PhysicalCPU) {
 }
 
 /// Ends a domain: its vCPUs stop everywhere, and its memory is released once none of them is on a CPU.
-func shutdownDomain(_ d: Domain, reason: ShutdownReason) {
+/// `via` says which interface the guest used (or what Tern saw), for the log.
+func shutdownDomain(_ d: Domain, reason: ShutdownReason, via: StaticString = "") {
     guard !d.dying else { return }
     d.flushConsole()
     d.dying = true
@@ -174,6 +175,10 @@ func shutdownDomain(_ d: Domain, reason: ShutdownReason) {
         c.domain(d)
         c.s(": shutdown: ")
         c.s(reason.name)
+        if via.utf8CodeUnitCount > 0 {
+            c.s(" via ")
+            c.s(via)
+        }
         switch d.afterShutdown {
         case .destroy: break
         case .restart: c.s(" (restarting)")

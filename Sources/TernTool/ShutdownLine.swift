@@ -29,8 +29,9 @@ public struct ShutdownLine: Equatable, Sendable {
         guard afterNumber.hasPrefix(" ("), let split = afterNumber.range(of: Self.separator, options: .backwards) else {
             return nil
         }
-        let reason = afterNumber[split.upperBound...].trimmingCharacters(in: .whitespaces)
-        guard !reason.isEmpty, !reason.contains(" ") else { return nil }
+        // What follows the reason ("(restarting)", "via PSCI SYSTEM_OFF") is commentary for people.
+        let reason = afterNumber[split.upperBound...].split(separator: " ").first.map(String.init) ?? ""
+        guard !reason.isEmpty else { return nil }
         self.init(domain: domain, name: String(afterNumber[afterNumber.index(afterNumber.startIndex, offsetBy: 2)..<split.lowerBound]),
                   reason: reason)
     }

@@ -60,7 +60,10 @@ extension BootTests {
         #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
         expectLinuxReachedUserspace(r, domain: 1, cpus: "0")
         #expect(r.shutdowns == [0: "poweroff", 1: "poweroff"])
+        #expect(r.lines.contains("(tern) d1 (linux): shutdown: poweroff via PSCI SYSTEM_OFF"))
         #expect(linuxLines(r, 1).contains { $0.contains("Machine model: XENVM-4.17") })
+        // A plain VM: Linux finds no hypervisor node.
+        #expect(!linuxLines(r, 1).contains { $0.contains("Xen 4.17 support found") })
         #expect(linuxLines(r, 1).contains { $0.contains("psci: PSCIv1.0 detected in firmware.") })
     }
 
@@ -98,9 +101,35 @@ extension BootTests {
             line == "(d1) \(Self.marker)" && boots.bump() == 2
         })
         #expect(r.stopped, "\(r.lines.suffix(40).joined(separator: "\n"))")
-        #expect(r.lines.contains("(tern) d1 (linux-reboot): shutdown: reboot (restarting)"))
+        #expect(r.lines.contains("(tern) d1 (linux-reboot): shutdown: reboot via PSCI SYSTEM_RESET (restarting)"))
         #expect(r.lines.contains("(tern) d1 (linux-reboot): restarted (1)"))
         #expect(r.lines.filter { $0 == "(d1) \(Self.marker)" }.count == 2)
         #expect(r.shutdowns[0] == "poweroff")
+    }
+
+    @Test func linuxSeesXenAndUsesItsInterfaces() throws {
+        try LinuxAssets.require()
+        let r = try run(["dom0", "linux-pv"], timeout: 300)
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        expectLinuxReachedUserspace(r, domain: 1, cpus: "0-1")
+        let out = linuxLines(r, 1)
+        // Its console is hvc0, the PV ring Tern's backend serves: the marker came that way.
+        #expect(out.contains("(d1) console: hvc0"))
+        // What init printed from dmesg, after the marker: Xen found, grant table and event channels up.
+        let afterMarker = Array(out.drop { $0 != "(d1) \(Self.marker)" })
+        for expected in ["Xen 4.17 support found", "xen:grant_table: Grant tables using version 1 layout",
+                         "Grant table initialized", "xen:events: Using 2-level ABI",
+                         "Xen: initializing cpu0", "Xen: initializing cpu1"] {
+            #expect(afterMarker.contains { $0.hasSuffix("] " + expected) }, "\(expected)")
+        }
+        // The upcall PPI is wired: Linux requested it and took it on both vCPUs (vcpu_info registration
+        // announces "look at everything" with one).
+        let events = try #require(out.first { $0.hasSuffix("GICv3  31 Level     events") })
+        let counts = events.split(separator: " ").dropFirst(2).prefix(2).compactMap { Int($0) }
+        #expect(counts.count == 2 && counts.allSatisfy { $0 >= 1 }, "\(events)")
+        #expect(r.lines.contains("(tern) d1 (linux-pv): shutdown: poweroff via SCHEDOP_shutdown"))
+        // Nothing Linux needed was missing; FIFO event channels (init_control) are optional.
+        let missing = r.lines.filter { $0.hasPrefix("(tern) d1 (linux-pv): hypercall") }
+        #expect(missing.allSatisfy { $0.contains("hypercall 32 command 11 ") || $0.contains("hypercall 21 ") }, "\(missing)")
     }
 }

@@ -5,6 +5,8 @@ import Testing
 @Suite struct ShutdownLineTests {
     @Test func parsesTheHypervisorsReport() {
         #expect(ShutdownLine("(tern) d1 (hello): shutdown: poweroff") == ShutdownLine(domain: 1, name: "hello", reason: "poweroff"))
+        #expect(ShutdownLine("(tern) d2 (x): shutdown: reboot via PSCI SYSTEM_RESET (restarting)")
+                == ShutdownLine(domain: 2, name: "x", reason: "reboot"))
         #expect(ShutdownLine("(tern) d12 (a (b)): shutdown: crash") == ShutdownLine(domain: 12, name: "a (b)", reason: "crash"))
     }
 
