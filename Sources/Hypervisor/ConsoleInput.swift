@@ -98,6 +98,10 @@ private func deliver(_ byte: UInt8, to d: Domain) {
             controlInput.push(byte)
             bm_unlock(lock)
         }
+        // A PV control domain (Linux's hvc0 as dom0) waits for VIRQ_CONSOLE, then reads with console_io.
+        if d.xenPV, let port = d.withXen({ d.events.port(forVIRQ: VIRQ.console.rawValue, vcpu: 0) }) {
+            notifyPort(d, port)
+        }
     }
 }
 

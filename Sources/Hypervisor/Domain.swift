@@ -13,6 +13,8 @@ final class Domain {
     let privileged: Bool
     let vmid: UInt64
     var memory: PhysicalRange
+    /// Where its RAM starts in its own address space: GuestLayout.ram, or the host address when direct-mapped.
+    let ramBase: GuestPhysicalAddress
     var stage2: Stage2Table<PhysicalTableMemory>
     var tables: PhysicalTableMemory
     var vcpus: [VCPU] = []
@@ -58,7 +60,7 @@ final class Domain {
     var running = 0
     var maximumConcurrent = 0
 
-    init(spec: DomainSpec, slot: Int, firstVCPUSlot: Int, memory: PhysicalRange,
+    init(spec: DomainSpec, slot: Int, firstVCPUSlot: Int, memory: PhysicalRange, ramBase: GuestPhysicalAddress,
          stage2: Stage2Table<PhysicalTableMemory>, tables: PhysicalTableMemory) {
         self.spec = spec
         self.firstVCPUSlot = firstVCPUSlot
@@ -68,6 +70,7 @@ final class Domain {
         self.privileged = spec.id == .zero
         self.vmid = UInt64(slot + 1)
         self.memory = memory
+        self.ramBase = ramBase
         self.stage2 = stage2
         self.tables = tables
         self.weight = spec.weight
@@ -89,7 +92,7 @@ final class Domain {
     var vttbr: UInt64 { vmid << 48 | stage2.root.raw }
 
     /// The guest physical range its RAM occupies.
-    var ram: (base: GuestPhysicalAddress, size: UInt64) { (GuestLayout.ram, memory.size) }
+    var ram: (base: GuestPhysicalAddress, size: UInt64) { (ramBase, memory.size) }
 
     func vcpu(affinity: UInt64) -> VCPU? {
         let index = Int(affinity & 0xFF)
@@ -125,7 +128,7 @@ final class Domain {
 
     /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
     func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> UInt64? {
-        let base = GuestLayout.ram.raw
+        let base = ramBase.raw
         guard ipa.raw >= base, length <= memory.size, ipa.raw - base <= memory.size - length else { return nil }
         return memory.base.raw + (ipa.raw - base)
     }

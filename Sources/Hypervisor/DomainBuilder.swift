@@ -20,6 +20,8 @@ struct DomainSpec {
     var bootargs: [UInt8]
     var uart: Bool
     var xenPV: Bool
+    /// Guest physical = host physical for its RAM (Xen's dom0, and dom0less `direct-map`).
+    var directMapped: Bool
     var onPoweroff: DomainAction
     var onReboot: DomainAction
     var onCrash: DomainAction
@@ -58,6 +60,7 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         affinity: UInt64(node.property("tern,affinity")?.u32 ?? 0xFFFF_FFFF),
         kernel: kernel, ramdisk: ramdisk, bootargs: bootargs, uart: node.property("vpl011") != nil,
         xenPV: node.property("xen,enhanced") != nil,
+        directMapped: node.property("direct-map") != nil,
         onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
         onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
         onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy)
@@ -85,11 +88,15 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
     let ramdiskSize = alignUp(spec.ramdisk?.size ?? 0, twoMiB)
     guard textOffset + imageSize + ramdiskSize <= dtbOffset else { return fail(.tooLarge) }
 
+    // Direct-mapped RAM must still sit where guests expect RAM (above the device and grant windows,
+    // below the 39-bit IPA limit).
+    let ramBase = spec.directMapped ? GuestPhysicalAddress(base.raw) : GuestLayout.ram
+    guard ramBase.raw >= GuestLayout.ram.raw, ramBase.raw + spec.memoryBytes <= 1 << 39 else { return fail(.tables) }
     var tables = PhysicalTableMemory()
     var stage2: Stage2Table<PhysicalTableMemory>
     do {
         stage2 = try Stage2Table(memory: &tables)
-        try stage2.map(GuestLayout.ram, to: base, size: spec.memoryBytes, type: .normal,
+        try stage2.map(ramBase, to: base, size: spec.memoryBytes, type: .normal,
                        permissions: [.read, .write, .execute], memory: &tables)
     } catch {
         tables.releaseAll()
@@ -101,16 +108,17 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
     if let rd = spec.ramdisk {
         let offset = dtbOffset - ramdiskSize
         tern_copy(base.raw + offset, rd.base.raw, rd.size)
-        initrd = (GuestLayout.ram + offset, GuestLayout.ram + offset + rd.size)
+        initrd = (ramBase + offset, ramBase + offset + rd.size)
     }
     let tree = GuestDeviceTree.build(GuestMachine(
-        memory: [(GuestLayout.ram, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
+        memory: [(ramBase, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
         xen: spec.xenPV, uart: spec.uart))
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
     }
 
-    let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPUSlot, memory: memory, stage2: stage2, tables: tables)
+    let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPUSlot, memory: memory, ramBase: ramBase,
+                   stage2: stage2, tables: tables)
     if spec.xenPV && !preparePVConsole(d) {
         releaseDomainMemory(d)
         return (nil, .tables)
@@ -118,7 +126,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
     for i in 0 ..< spec.vcpus {
         d.vcpus.append(VCPU(domain: d, index: i, slot: firstVCPUSlot + i, count: spec.vcpus))
     }
-    d.vcpus[0].reset(entry: GuestLayout.ram + textOffset, x0: (GuestLayout.ram + dtbOffset).raw)
+    d.vcpus[0].reset(entry: ramBase + textOffset, x0: (ramBase + dtbOffset).raw)
     return (d, nil)
 }
 

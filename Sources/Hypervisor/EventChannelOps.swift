@@ -96,7 +96,7 @@ func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt
         guard virq < 24, vcpu < UInt32(d.vcpus.count) else { return XenError.EINVAL.returnValue }
         let port: UInt32? = d.withXen {
             if d.events.port(forVIRQ: virq, vcpu: Int(vcpu)) != nil { return nil }
-            return d.events.allocate(.virq(virq), vcpu: Int(vcpu))
+            return d.events.allocate(.virq(virq, vcpu: Int(vcpu)), vcpu: Int(vcpu))
         }
         guard let port else { return XenError.EEXIST.returnValue }
         return GuestMemory.store32(arg + 8, port) ? 0 : XenError.EFAULT.returnValue
@@ -198,7 +198,7 @@ private func status(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     case .free: code = 0
     case .unbound(let remote): code = 1; u0 = UInt32(remote.raw)
     case .interdomain(let remote, let rport): code = 2; u0 = UInt32(remote.raw); u1 = rport
-    case .virq(let n): code = 4; u0 = n
+    case .virq(let n, _): code = 4; u0 = n
     case .console: code = 2; u0 = 0x7FF2; u1 = 0     // DOMID_XEN: the hypervisor is the other end
     }
     guard GuestMemory.store32(arg + 8, code), GuestMemory.store32(arg + 12, UInt32(vcpu)),

@@ -48,8 +48,11 @@ private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ command: UInt6
         c.domain(d)
         c.s(": hypercall ")
         c.dec(number)
-        c.s(" command ")
-        c.dec(command)
+        // platform_op, sysctl and domctl take one structure whose first field is the command.
+        if number != 7 && number != 35 && number != 36 {
+            c.s(" command ")
+            c.dec(command)
+        }
         c.s(" is not implemented (-ENOSYS)")
     }
 }
@@ -73,7 +76,10 @@ private func xenVersion(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> 
         var submap: UInt32 = 0
         if index == 0 {
             submap = 1 << XenFeature.writable_page_tables.rawValue | 1 << XenFeature.auto_translated_physmap.rawValue
+                | 1 << XenFeature.ARM_SMCCC_supported.rawValue
             if v.domain.privileged { submap |= 1 << XenFeature.dom0.rawValue }
+            // Linux picks swiotlb-xen (bounce buffers for DMA by host address) only when direct-mapped.
+            submap |= 1 << (v.domain.spec.directMapped ? XenFeature.direct_mapped : XenFeature.not_direct_mapped).rawValue
         }
         return GuestMemory.store32(arg + 4, submap) ? 0 : XenError.EFAULT.returnValue
     case XenVersionCommand.pagesize.rawValue:

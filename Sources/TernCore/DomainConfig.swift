@@ -58,6 +58,10 @@ public struct DomainConfig: Equatable, Sendable {
     /// "vuart": an emulated SBSA UART (`"sbsa_uart"`, Xen's vpl011) at 0x22000000, SPI 32. nil leaves it
     /// to the toolstack: domUs get one, dom0 (whose console is the hypervisor's) does not.
     public var vuart: Bool?
+    /// "direct_map": guest physical = host physical for the domain's RAM, as for Xen's dom0 (which
+    /// Linux needs to drive DMA with host addresses). nil leaves it to the toolstack: dom0 is
+    /// direct-mapped unless its kernel is one of Tern's own guests, which are linked at 0x40000000.
+    public var directMap: Bool?
 
     public static let defaultMemoryMiB = 128
     public static let memoryMiBRange: ClosedRange<Int> = 1...(1 << 20)
@@ -84,7 +88,8 @@ public struct DomainConfig: Equatable, Sendable {
         onReboot: ShutdownAction = .restart,
         onCrash: ShutdownAction = .destroy,
         xenPV: Bool = true,
-        vuart: Bool? = nil
+        vuart: Bool? = nil,
+        directMap: Bool? = nil
     ) {
         self.name = name
         self.memoryMiB = memoryMiB
@@ -100,6 +105,7 @@ public struct DomainConfig: Equatable, Sendable {
         self.onCrash = onCrash
         self.xenPV = xenPV
         self.vuart = vuart
+        self.directMap = directMap
     }
 }
 

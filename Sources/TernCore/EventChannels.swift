@@ -9,7 +9,8 @@ public enum EventChannelState: Equatable, Sendable {
     /// Allocated for a remote domain that has not bound it yet (EVTCHNOP_alloc_unbound).
     case unbound(remote: DomainID)
     case interdomain(remote: DomainID, port: UInt32)
-    case virq(UInt32)
+    /// Bound to a virtual IRQ of one vCPU (the one it was bound for, whoever gets its upcalls later).
+    case virq(UInt32, vcpu: Int)
     /// The other end is the hypervisor itself: Tern's console backend.
     case console
 }
@@ -56,7 +57,7 @@ public struct EventChannelTable: Sendable {
 
     /// The port bound to VIRQ `virq` for `vcpu`, if any.
     public func port(forVIRQ virq: UInt32, vcpu: Int) -> UInt32? {
-        for port in 1 ..< Self.maximumPorts where states[port] == .virq(virq) && Int(notify[port]) == vcpu {
+        for port in 1 ..< Self.maximumPorts where states[port] == .virq(virq, vcpu: vcpu) {
             return UInt32(port)
         }
         return nil

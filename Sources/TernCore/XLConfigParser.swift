@@ -30,7 +30,7 @@ public enum XLConfigParser {
 
 private enum Key {
     case name, memory, vcpus, kernel, ramdisk, extra, cmdline, root, cpus, weight, cap
-    case onPoweroff, onReboot, onCrash, ternPV, vuart
+    case onPoweroff, onReboot, onCrash, ternPV, vuart, directMap
 }
 
 /// The keys Tern understands. "weight" is accepted as a synonym of xl's "cpu_weight".
@@ -39,7 +39,7 @@ private let knownKeys: [String: Key] = [
     "extra": .extra, "cmdline": .cmdline, "root": .root, "cpus": .cpus,
     "cpu_weight": .weight, "weight": .weight, "cap": .cap,
     "on_poweroff": .onPoweroff, "on_reboot": .onReboot, "on_crash": .onCrash, "tern_pv": .ternPV,
-    "vuart": .vuart,
+    "vuart": .vuart, "direct_map": .directMap,
 ]
 
 /// Keys xl itself reads (tools/xl/xl_parse.c) that Tern accepts and ignores, with a warning.
@@ -416,6 +416,7 @@ private struct Builder {
     var onCrash = ShutdownAction.destroy
     var xenPV = true
     var vuart: Bool?
+    var directMap: Bool?
 
     init(file: String) { self.file = file }
 
@@ -456,6 +457,7 @@ private struct Builder {
         case .onReboot: onReboot = try action(v, s.key)
         case .onCrash: onCrash = try action(v, s.key)
         case .ternPV: xenPV = try boolean(v, s.key)
+        case .directMap: directMap = try boolean(v, s.key)
         case .vuart:
             // xl's only Arm value is "sbsa_uart"; Tern also takes "none" to leave it out of a domU.
             switch try string(v, s.key) {
@@ -488,7 +490,7 @@ private struct Builder {
         let config = DomainConfig(
             name: name, kernel: kernel, memoryMiB: memoryMiB, vcpus: vcpus, ramdisk: ramdisk,
             extra: commandLine, cpus: cpus, weight: weight, cap: capPercent,
-            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV, vuart: vuart)
+            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV, vuart: vuart, directMap: directMap)
         return (config, warnings)
     }
 

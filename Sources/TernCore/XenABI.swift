@@ -61,7 +61,11 @@ public enum XenFeature: UInt32 {
     case writable_page_tables = 0, writable_descriptor_tables = 1, auto_translated_physmap = 2
     case supervisor_mode_kernel = 3, pae_pgdir_above_4gb = 4, mmu_pt_update_preserve_ad = 5
     case hvm_callback_vector = 8, hvm_safe_pvclock = 9, hvm_pirqs = 10, dom0 = 11
+    case ARM_SMCCC_supported = 15, not_direct_mapped = 16, direct_mapped = 17
 }
+
+/// VIRQ_* numbers a guest may bind an event channel to.
+public enum VIRQ: UInt32 { case timer = 0, debug = 1, console = 2 }
 
 /// PSCI and SMCCC function ids (Arm DEN0022 / DEN0028) and return codes.
 public enum PSCIFunction: UInt32 {

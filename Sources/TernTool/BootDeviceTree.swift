@@ -37,6 +37,7 @@ public enum BootDeviceTree {
         if config.vuart ?? (domain.id != 0) { node.setEmpty("vpl011") }
         // Xen's dom0less name for "this domain gets the PV interfaces".
         if config.xenPV { node.set("xen,enhanced", string: "enabled") }
+        if config.directMap ?? (domain.id == 0 && !config.kernel.hasPrefix("tern:")) { node.setEmpty("direct-map") }
 
         for module in modules {
             let child = DTNode(name: Array("module@\(String(module.address, radix: 16))".utf8))

@@ -48,6 +48,7 @@ enum Subprocess {
     static func stream(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
                        passStandardInput: Bool, timeout: TimeInterval,
                        stopWhen: (@Sendable (String) -> Bool)? = nil,
+                       typeWhen: (@Sendable (String) -> String?)? = nil,
                        onLine: @escaping @Sendable (String) -> Void) throws(TernToolError) -> Streamed {
         let process = Process()
         process.executableURL = executable
@@ -55,7 +56,9 @@ enum Subprocess {
         if let directory { process.currentDirectoryURL = directory }
         // QEMU's -nographic console reads stdin; /dev/null keeps an unattended run from stealing the
         // terminal (and from leaving it in raw mode if QEMU has to be killed).
-        process.standardInput = passStandardInput ? FileHandle.standardInput : FileHandle.nullDevice
+        // With `typeWhen` the program's stdin is a pipe that answers lines as a person at the console would.
+        let keyboard = typeWhen == nil ? nil : Pipe()
+        process.standardInput = keyboard ?? (passStandardInput ? FileHandle.standardInput : FileHandle.nullDevice)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -64,6 +67,9 @@ enum Subprocess {
         let stop = StopFlag()
         let collector = LineCollector(onLine: { line in
             onLine(line)
+            if let typeWhen, let keyboard, let text = typeWhen(line) {
+                try? keyboard.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+            }
             if let stopWhen, stopWhen(line), stop.set() { exited.signal() }
         })
         process.terminationHandler = { _ in exited.signal() }

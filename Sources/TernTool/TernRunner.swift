@@ -61,11 +61,14 @@ public struct RunOptions: Sendable {
     public var workDirectory: URL?
     /// Ends the run at the first console line this accepts (for guests that never end by themselves).
     public var stopWhen: (@Sendable (String) -> Bool)?
+    /// Types at the console: for each line, the keys to send in answer, if any.
+    public var typeWhen: (@Sendable (String) -> String?)?
 
     public init(smp: Int = 2, timeout: TimeInterval = 60, extraQEMUArguments: [String] = [],
                 passStandardInput: Bool = false, workDirectory: URL? = nil,
-                stopWhen: (@Sendable (String) -> Bool)? = nil) {
+                stopWhen: (@Sendable (String) -> Bool)? = nil, typeWhen: (@Sendable (String) -> String?)? = nil) {
         self.stopWhen = stopWhen
+        self.typeWhen = typeWhen
         self.smp = smp
         self.timeout = timeout
         self.extraQEMUArguments = extraQEMUArguments
@@ -118,9 +121,10 @@ public struct TernRunner: Sendable {
 
     public func run(configs: [URL], smp: Int = 2, timeout: TimeInterval = 60,
                     extraQEMUArguments: [String] = [], echo: Bool = false,
-                    stopWhen: (@Sendable (String) -> Bool)? = nil) throws -> RunResult {
+                    stopWhen: (@Sendable (String) -> Bool)? = nil,
+                    typeWhen: (@Sendable (String) -> String?)? = nil) throws -> RunResult {
         let options = RunOptions(smp: smp, timeout: timeout, extraQEMUArguments: extraQEMUArguments,
-                                 stopWhen: stopWhen)
+                                 stopWhen: stopWhen, typeWhen: typeWhen)
         return try run(configs: configs, options: options, onLine: { line in if echo { print(line) } })
     }
 
@@ -134,6 +138,7 @@ public struct TernRunner: Sendable {
         let streamed = try Subprocess.stream(prepared.qemu, prepared.arguments, in: layout.root,
                                              passStandardInput: options.passStandardInput,
                                              timeout: options.timeout, stopWhen: options.stopWhen,
+                                             typeWhen: options.typeWhen,
                                              onLine: onLine)
         let shutdowns = RunResult.shutdowns(in: streamed.lines)
         let exited = !streamed.timedOut && !streamed.stopped

@@ -132,4 +132,71 @@ extension BootTests {
         let missing = r.lines.filter { $0.hasPrefix("(tern) d1 (linux-pv): hypercall") }
         #expect(missing.allSatisfy { $0.contains("hypercall 32 command 11 ") || $0.contains("hypercall 21 ") }, "\(missing)")
     }
+
+    @Test func linuxBootsAsADirectMappedDom0BesideTernGuests() throws {
+        try LinuxAssets.require()
+        let r = try run(["linux-dom0", "hello", "linux-pv"], timeout: 300)
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        #expect(r.shutdowns == [0: "poweroff", 1: "poweroff", 2: "poweroff"])
+        let out = linuxLines(r, 0)
+        #expect(out.contains("(d0) \(Self.marker)"))
+        #expect(out.contains("(d0) console: hvc0"))
+        #expect(out.contains("(d0) cpus online: 0-1"))
+        // Direct-mapped: the RAM Linux finds is where the hypervisor put it in host memory.
+        let placed = try #require(r.lines.first { $0.hasPrefix("(tern) d0 (linux-dom0): 512 MiB at 0x") })
+        let host = try #require(placed.split(separator: " ").first { $0.hasPrefix("0x") }.flatMap { UInt64($0.dropFirst(2).dropLast(), radix: 16) })
+        #expect(out.contains { $0.hasSuffix(String(format: "Faking a node at [mem 0x%016lx-0x%016lx]", host, host + (512 << 20) - 1)) },
+                "\(placed)")
+        // XENFEAT_dom0: Linux's hvc0 is the console_io one, woken by VIRQ_CONSOLE, and xenstore is local.
+        #expect(out.contains { $0.contains("xen-dyn") && $0.contains("-virq") && $0.hasSuffix("hvc_console") })
+        #expect(out.contains { $0.contains("xen-dyn") && $0.hasSuffix("xenbus") })
+        #expect(r.lines.contains("(tern) d0 (linux-dom0): shutdown: poweroff via SCHEDOP_shutdown"))
+        // The domUs beside it ran to their ends.
+        #expect(lines(r, "(d1) hello:").contains { $0.contains("done, powering off") })
+        #expect(linuxLines(r, 2).contains("(d2) \(Self.marker)"))
+    }
+
+    /// A config like `example` but whose init ends in a shell, for typing at.
+    func shellConfig(_ example: String, name: String) throws -> URL {
+        let source = try String(contentsOf: self.example(example), encoding: .utf8)
+        let cache = self.example(example).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".cache/linux").path
+        let text = source.replacingOccurrences(of: "../.cache/linux", with: cache)
+            .replacingOccurrences(of: "rdinit=/init", with: "rdinit=/init tern.test=shell")
+            .replacingOccurrences(of: "name = \"\(example)\"", with: "name = \"\(name)\"")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tern-\(name)-\(UUID().uuidString).cfg")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    @Test func typedInputReachesAPlainDomUThroughItsUART() throws {
+        try LinuxAssets.require()
+        let shell = try shellConfig("linux", name: "shell")
+        defer { try? FileManager.default.removeItem(at: shell) }
+        let r = try runner.run(configs: [example("dom0"), shell], timeout: 300, typeWhen: { line in
+            // CTRL-a three times moves the focus to d1 (d0 may already be gone; then it is d1 anyway).
+            line == "(d1) TERN-LINUX-DONE shell" ? "\u{1}\u{1}\u{1}\necho typed-$((6*7))\npoweroff -f\n" : nil
+        })
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        #expect(r.lines.contains("(tern) *** console input goes to d1 (shell) (type CTRL-a three times to switch)"))
+        #expect(r.lines.contains("(d1) typed-42"))
+        #expect(r.lines.contains("(tern) d1 (shell): shutdown: poweroff via PSCI SYSTEM_OFF"))
+    }
+
+    @Test func typedInputReachesLinuxDom0ThroughVIRQConsole() throws {
+        try LinuxAssets.require()
+        let shell = try shellConfig("linux-dom0", name: "dom0-shell")
+        defer { try? FileManager.default.removeItem(at: shell) }
+        let r = try runner.run(configs: [shell], timeout: 300, typeWhen: { line in
+            line == "(d0) TERN-LINUX-DONE shell"
+                ? "\necho typed-$((6*7))\ngrep hvc_console /proc/interrupts\npoweroff -f\n" : nil
+        })
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        #expect(r.lines.contains("(d0) typed-42"))
+        // Each keystroke batch was announced by an event on the VIRQ_CONSOLE port: upcalls reach Linux.
+        // The last count is the one grep printed (init listed the same line, still at 0, at boot).
+        let irq = try #require(r.lines.last { $0.hasPrefix("(d0) ") && $0.hasSuffix("hvc_console") && !$0.contains("grep") })
+        let counts = irq.split(separator: " ").dropFirst(2).prefix(2).compactMap { Int($0) }
+        #expect(counts.reduce(0, +) >= 1, "\(irq)")
+    }
 }

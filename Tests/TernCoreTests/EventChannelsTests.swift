@@ -67,9 +67,13 @@ struct FakeBits: EventBits {
     @Test func portsAreAllocatedFromOneAndFreedForReuse() {
         var table = EventChannelTable()
         #expect(table.allocate(.console) == 1)
-        #expect(table.allocate(.virq(3), vcpu: 1) == 2)
+        #expect(table.allocate(.virq(3, vcpu: 1), vcpu: 1) == 2)
         #expect(table.port(forVIRQ: 3, vcpu: 1) == 2)
         #expect(table.port(forVIRQ: 3, vcpu: 0) == nil)
+        // Moving its upcalls to another vCPU (EVTCHNOP_bind_vcpu) does not change what it is bound to.
+        table.bind(2, toVCPU: 0)
+        #expect(table.port(forVIRQ: 3, vcpu: 1) == 2)
+        #expect(table.vcpu(for: 2) == 0)
         table.set(1, .free)
         #expect(table.allocate(.unbound(remote: DomainID(0))) == 1)
         #expect(table.state(UInt32(EventChannelTable.maximumPorts)) == nil)
