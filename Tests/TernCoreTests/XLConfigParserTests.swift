@@ -81,7 +81,8 @@ private let minimal = """
         #expect(config.onPoweroff == .destroy)
         #expect(config.onReboot == .restart)
         #expect(config.onCrash == .destroy)
-        #expect(config.xenPV == false)
+        #expect(config.xenPV == true)
+        #expect(config.vuart == nil && config.directMap == nil)
         #expect(config == DomainConfig(name: "t", kernel: "k"))
     }
 
@@ -389,5 +390,12 @@ private let minimal = """
         let error = try #require(parseError("name = \"a\"\nbogus = 1\nmemory 64\n"))
         #expect(error.description == "test.cfg:2: bogus: unknown key")
     }
-}
 
+    @Test func vuartAndDirectMap() throws {
+        #expect(try parse(minimal + "vuart = \"sbsa_uart\"").config.vuart == true)
+        #expect(try parse(minimal + "vuart = \"none\"").config.vuart == false)
+        #expect(try parse(minimal + "direct_map = 1").config.directMap == true)
+        let error = try #require(parseError(minimal + "vuart = \"pl011\""))
+        #expect(error.description == "test.cfg:3: vuart: expected \"sbsa_uart\" or \"none\", got \"pl011\"")
+    }
+}

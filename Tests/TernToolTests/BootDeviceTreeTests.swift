@@ -15,6 +15,24 @@ private func domain(_ id: Int, _ config: DomainConfig) -> PlannedDomain {
         try parseTree(BootDeviceTree.assemble(base: fakeQEMUTree(), domains: domains, modules: modules))
     }
 
+    @Test func pvUARTAndDirectMapFollowTheDomainsRole() throws {
+        let linux = DomainConfig(name: "l", kernel: "/k/Image")
+        let tern = DomainConfig(name: "t", kernel: "tern:hello")
+        var plain = DomainConfig(name: "p", kernel: "/k/Image")
+        plain.xenPV = false
+        plain.vuart = false
+        let root = try assembled([domain(0, linux), domain(1, tern), domain(2, plain)], modules: [])
+        let dom0 = try #require(root.node(atPathText: "/chosen/domU0"))
+        let domU = try #require(root.node(atPathText: "/chosen/domU1"))
+        let bare = try #require(root.node(atPathText: "/chosen/domU2"))
+        // dom0 Linux: direct-mapped and PV, no emulated UART (its console is console_io).
+        #expect(dom0.property("direct-map") != nil && dom0.property("vpl011") == nil)
+        #expect(dom0.property(text: "xen,enhanced")?.stringText == "enabled")
+        // A domU gets the UART; Tern's own guests are never direct-mapped (they are linked at 0x40000000).
+        #expect(domU.property("vpl011") != nil && domU.property("direct-map") == nil)
+        #expect(bare.property("xen,enhanced") == nil && bare.property("vpl011") == nil)
+    }
+
     @Test func domainNodeCarriesTheDom0lessBindingAndTernProperties() throws {
         let config = DomainConfig(name: "web", kernel: "tern:hello", memoryMiB: 48, vcpus: 2, extra: "role=web x=1",
                                   cpus: [0, 2, 3], weight: 512, cap: 150,
