@@ -64,11 +64,16 @@ func consoleInputInterrupt() {
             }
             continue
         }
-        guard let d = focusedDomain() else { continue }
-        while heldCtrlA > 0 {
-            deliver(ctrlA, to: d)
-            heldCtrlA -= 1
+        // One or two CTRL-a followed by something else were meant for the domain.
+        if heldCtrlA > 0, focusSlot != hypervisorFocus, let d = focusedDomain() {
+            for _ in 0 ..< heldCtrlA { deliver(ctrlA, to: d) }
         }
+        heldCtrlA = 0
+        if focusSlot == hypervisorFocus {
+            debugKey(byte)
+            continue
+        }
+        guard let d = focusedDomain() else { continue }
         deliver(byte, to: d)
     }
 }
@@ -107,6 +112,7 @@ private func deliver(_ byte: UInt8, to d: Domain) {
 
 /// The domain in the focus slot, or the next live one if that domain is gone.
 private func focusedDomain(announce: Bool = false) -> Domain? {
+    if focusSlot == hypervisorFocus { return nil }
     lockScheduler()
     var found: Domain?
     for step in 0 ..< domains.count {
@@ -125,9 +131,26 @@ private func focusedDomain(announce: Bool = false) -> Domain? {
 
 nonisolated(unsafe) private var lastAnnounced: Int?
 
+/// The focus stop after the last domain: keys go to Tern's debug keys.
+private let hypervisorFocus = -1
+
+/// Next live domain after the focused one; after the last, Tern itself; after Tern, the first again.
 private func switchFocus() {
-    focusSlot = (focusSlot + 1) % domains.count
-    _ = focusedDomain(announce: true)
+    lockScheduler()
+    var next = hypervisorFocus
+    let start = focusSlot == hypervisorFocus ? 0 : focusSlot + 1
+    for slot in start ..< domains.count where domains[slot] != nil && !domains[slot]!.dying {
+        next = slot
+        break
+    }
+    focusSlot = next
+    unlockScheduler()
+    if next == hypervisorFocus {
+        lastAnnounced = nil
+        log("*** console input goes to Tern (type 'h' for debug keys, CTRL-a three times to switch)")
+    } else {
+        _ = focusedDomain(announce: true)
+    }
 }
 
 private func announceFocus(_ d: Domain) {

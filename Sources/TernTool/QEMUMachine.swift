@@ -16,8 +16,10 @@ public struct QEMUMachine: Equatable, Sendable {
     /// Tern drives.
     static let board = "virt,virtualization=on,gic-version=3"
 
+    /// QEMU's console escape moves from CTRL-a to CTRL-] (CTRL-] x quits), so CTRL-a reaches Tern,
+    /// which uses it as Xen does: three in a row move the console's input to the next domain.
     private var common: [String] {
-        ["-cpu", "cortex-a57", "-smp", String(cpus), "-m", String(memoryMiB), "-nographic", "-nic", "none"]
+        ["-cpu", "cortex-a57", "-smp", String(cpus), "-m", String(memoryMiB), "-nographic", "-echr", "0x1d", "-nic", "none"]
     }
 
     /// QEMU writes the tree it would have given the guest and exits at once.

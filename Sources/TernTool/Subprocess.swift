@@ -49,6 +49,7 @@ enum Subprocess {
                        passStandardInput: Bool, timeout: TimeInterval,
                        stopWhen: (@Sendable (String) -> Bool)? = nil,
                        typeWhen: (@Sendable (String) -> String?)? = nil,
+                       lastWords: (@Sendable (Keyboard) -> Void)? = nil,
                        onLine: @escaping @Sendable (String) -> Void) throws(TernToolError) -> Streamed {
         let process = Process()
         process.executableURL = executable
@@ -57,7 +58,7 @@ enum Subprocess {
         // QEMU's -nographic console reads stdin; /dev/null keeps an unattended run from stealing the
         // terminal (and from leaving it in raw mode if QEMU has to be killed).
         // With `typeWhen` the program's stdin is a pipe that answers lines as a person at the console would.
-        let keyboard = typeWhen == nil ? nil : Pipe()
+        let keyboard = typeWhen == nil && lastWords == nil ? nil : Pipe()
         process.standardInput = keyboard ?? (passStandardInput ? FileHandle.standardInput : FileHandle.nullDevice)
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -95,6 +96,10 @@ enum Subprocess {
         let ended = exited.wait(timeout: .now() + timeout)
         if ended == .timedOut || stop.isSet {
             timedOut = ended == .timedOut
+            // Before a stuck program is killed, it may be asked what it is doing.
+            if timedOut, let lastWords, let keyboard {
+                lastWords(Keyboard(pipe: keyboard, collector: collector))
+            }
             process.terminate()
             if exited.wait(timeout: .now() + terminationGrace) == .timedOut {
                 kill(process.processIdentifier, SIGKILL)
@@ -109,6 +114,27 @@ enum Subprocess {
         let stopped = !timedOut && stop.isSet
         return Streamed(status: timedOut || stopped ? nil : process.terminationStatus, timedOut: timedOut,
                         stopped: stopped, lines: collector.lines)
+    }
+}
+
+/// Typing at a running program and watching what it answers, for `lastWords`.
+struct Keyboard: Sendable {
+    let pipe: Pipe
+    let collector: LineCollector
+
+    func type(_ text: String) {
+        try? pipe.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Waits up to `seconds` for a line that satisfies `match`, among lines that arrive from now on.
+    func await(seconds: TimeInterval, _ match: (String) -> Bool) -> Bool {
+        let start = collector.lines.count
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if collector.lines.dropFirst(start).contains(where: match) { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
     }
 }
 

@@ -128,6 +128,19 @@ public struct TernRunner: Sendable {
         return try run(configs: configs, options: options, onLine: { line in if echo { print(line) } })
     }
 
+    /// A run that is about to be killed at its deadline is asked for Tern's vCPU dump first (debug key
+    /// 'q'), so a hang leaves evidence in the lines: CTRL-a three times until the focus is on Tern.
+    @Sendable static func dumpHypervisorState(_ keyboard: Keyboard) {
+        for _ in 0 ..< 20 {
+            keyboard.type("\u{1}\u{1}\u{1}")
+            if keyboard.await(seconds: 0.5, { $0.hasPrefix("(tern) *** console input goes to Tern") }) {
+                keyboard.type("q")
+                _ = keyboard.await(seconds: 2) { $0.hasPrefix("(tern) pcpu") }
+                return
+            }
+        }
+    }
+
     /// Builds what the configs need, boots them, and returns when QEMU exits or the timeout passes.
     /// `onLine` gets each console line as it arrives, on a background thread.
     public func run(configs: [URL], options: RunOptions,
@@ -139,6 +152,7 @@ public struct TernRunner: Sendable {
                                              passStandardInput: options.passStandardInput,
                                              timeout: options.timeout, stopWhen: options.stopWhen,
                                              typeWhen: options.typeWhen,
+                                             lastWords: options.passStandardInput ? nil : Self.dumpHypervisorState,
                                              onLine: onLine)
         let shutdowns = RunResult.shutdowns(in: streamed.lines)
         let exited = !streamed.timedOut && !streamed.stopped

@@ -32,7 +32,7 @@ import Testing
     @Test func dumpUsesTheSameMachine() {
         let arguments = machine.dumpArguments(to: URL(fileURLWithPath: "/t/base.dtb"))
         #expect(arguments == ["-M", "virt,virtualization=on,gic-version=3,dumpdtb=/t/base.dtb", "-cpu", "cortex-a57",
-                              "-smp", "3", "-m", "1100", "-nographic", "-nic", "none"])
+                              "-smp", "3", "-m", "1100", "-nographic", "-echr", "0x1d", "-nic", "none"])
     }
 
     @Test func bootLoadsEachModuleAtItsAddress() {
@@ -45,7 +45,7 @@ import Testing
                                               modules: modules, extra: ["-icount", "shift=0"])
         #expect(arguments == [
             "-M", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a57", "-smp", "3", "-m", "1100",
-            "-nographic", "-nic", "none", "-no-reboot", "-dtb", "/t/boot.dtb", "-kernel", "/i/hypervisor.bin",
+            "-nographic", "-echr", "0x1d", "-nic", "none", "-no-reboot", "-dtb", "/t/boot.dtb", "-kernel", "/i/hypervisor.bin",
             "-device", "loader,file=/i/a,,b.img,addr=0x50000000,force-raw=on",
             "-device", "loader,file=/i/c.img,addr=0x50200000,force-raw=on",
             "-icount", "shift=0",

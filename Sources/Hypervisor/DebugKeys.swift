@@ -1,0 +1,81 @@
+// Keys typed while the console's focus is on Tern itself (the stop after the last domain in the
+// CTRL-a cycle), as Xen's debug keys: a look inside a running system without stopping it.
+import TernArch
+import TernArchAsm
+import TernCore
+
+func debugKey(_ key: UInt8) {
+    switch key {
+    case UInt8(ascii: "q"): dumpVCPUs()
+    case UInt8(ascii: "h"), UInt8(ascii: "?"):
+        log("debug keys: 'q' dump every vCPU, 'h' this help; CTRL-a three times to leave")
+    default:
+        break
+    }
+}
+
+/// One line per vCPU: where it is, why it waits, what its virtual GIC holds.
+private func dumpVCPUs() {
+    lockScheduler()
+    let t = now()
+    for case let d? in domains {
+        for v in d.vcpus {
+            log { c in
+                c.domain(d)
+                c.s(" vcpu")
+                c.dec(v.index)
+                c.s(v.online ? " online" : " offline")
+                switch v.blocked {
+                case .none: c.s(v.runningOn >= 0 ? " running" : " runnable")
+                case .wfi: c.s(" blocked(wfi)")
+                case .schedBlock: c.s(" blocked(sched_op block)")
+                case .poll: c.s(" blocked(poll)")
+                case .offline: c.s(" down")
+                }
+                if v.runningOn >= 0 {
+                    c.s(" on pcpu")
+                    c.dec(v.runningOn)
+                }
+                if v.wakeAt != .max {
+                    c.s(" wake in ")
+                    c.dec(Int(v.wakeAt) - Int(t))
+                    c.s(" ns")
+                }
+                c.s(" pc ")
+                c.hex(v.frame.pointee.elr)
+                c.s(" enabled ")
+                c.hex(UInt64(v.redistributor.enabled))
+                c.s(" pending ")
+                c.hex(UInt64(v.redistributor.pending))
+                c.s(" spis ")
+                c.hex(d.distributor.deliverable(to: v.index))
+                if v.runningOn < 0 {
+                    c.s(" lrs")
+                    withUnsafeBytes(of: v.vgic.pointee.lr) { lrs in
+                        for i in 0 ..< 4 {
+                            c.s(" ")
+                            c.hex(lrs.load(fromByteOffset: i * 8, as: UInt64.self))
+                        }
+                    }
+                    c.s(" cntv_ctl ")
+                    c.hex(v.el1.pointee.cntv_ctl)
+                }
+            }
+        }
+    }
+    for cpu in cpus where cpu.online {
+        log { c in
+            c.s("pcpu")
+            c.dec(cpu.index)
+            if let v = cpu.current {
+                c.s(" runs ")
+                c.domain(v.domain)
+                c.s(" vcpu")
+                c.dec(v.index)
+            } else {
+                c.s(" idle")
+            }
+        }
+    }
+    unlockScheduler()
+}
