@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: setup linux build demo test clean
+.PHONY: setup linux build demo linux-demo test clean
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,9 @@ build: setup
 
 demo: build
 	$(SWIFT) run tern run examples/dom0.cfg examples/hello.cfg examples/hello-psci.cfg --timeout 120
+
+linux-demo: build linux
+	$(SWIFT) run tern run examples/linux-dom0.cfg examples/hello.cfg examples/linux-pv.cfg --timeout 300
 
 test: setup linux
 	$(SWIFT) run tern build
