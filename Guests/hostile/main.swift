@@ -43,6 +43,7 @@ func guestMain(_ dtb: UInt64) {
     let badReason = withUnsafeMutablePointer(to: &reason) { Xen.call(.sched_op, 2, UInt64(UInt(bitPattern: $0))) }
     expect("sched_op shutdown with reason 77", badReason, EINVAL)
     expect("vcpu_op on vcpu 5 of 1", Xen.call(.vcpu_op, 3, 5), ENOENT)
+    xenPVChecks(unmapped: unmapped)
     expect("PSCI_VERSION", guest_hvc0(0x8400_0000, 0, 0, 0), 0x10000)
     expect("unknown SMC", guest_smc0(0xC200_0000, 0, 0, 0), -1)
     expect("PSCI CPU_ON for a vcpu that does not exist", guest_hvc0(0xC400_0003, 9, GuestLayout.ram.raw, 0), -2)
@@ -53,6 +54,47 @@ func guestMain(_ dtb: UInt64) {
     expectUndefined("read of the EL1 physical timer") { _ = guest_read_cntp_ctl() }
     print("hostile: \(passed)/\(passed + failed) checks passed")
     Xen.shutdown(.poweroff)
+}
+
+/// The PV interfaces: every structure comes from guest memory and every frame number names guest
+/// memory, so each is tried unmapped, out of range and on behalf of someone else.
+func xenPVChecks(unmapped: UInt64) {
+    let EPERM: Int64 = -1, ENOENT: Int64 = -2, EFAULT: Int64 = -14, EINVAL: Int64 = -22
+    var buffer: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    func call(_ h: Hypercall, _ command: UInt64, _ words: (UInt64, UInt64, UInt64, UInt64), extra: UInt64 = 0) -> Int64 {
+        buffer = words
+        return withUnsafeMutablePointer(to: &buffer) { p in
+            let address = UInt64(UInt(bitPattern: p))
+            return h == .vcpu_op ? Xen.call(h, command, extra, address) : Xen.call(h, command, address, extra)
+        }
+    }
+    let own = UInt64(domidSelf)
+    // memory_op(add_to_physmap): { domid, size, space } { idx } { gpfn }
+    expect("add_to_physmap from unmapped", Xen.call(.memory_op, 7, unmapped), EFAULT)
+    expect("shared_info outside RAM", call(.memory_op, 7, (own, 0, 0x10000, 0)), EINVAL)
+    expect("shared_info for domain 5", call(.memory_op, 7, (5, 0, GuestLayout.ram.raw >> 12 + 1, 0)), EPERM)
+    expect("grant frame 999", call(.memory_op, 7, (own | 1 << 32, 999, 0x38000, 0)), EINVAL)
+    expect("grant frame over RAM", call(.memory_op, 7, (own | 1 << 32, 0, GuestLayout.ram.raw >> 12, 0)), EINVAL)
+    // grant_table_op
+    expect("gnttab query_size to unmapped", Xen.call(.grant_table_op, 6, unmapped, 1), EFAULT)
+    expect("gnttab set_version 2", call(.grant_table_op, 8, (2, 0, 0, 0), extra: 1), EINVAL)
+    // event_channel_op
+    expect("evtchn send from unmapped", Xen.call(.event_channel_op, 4, unmapped), EFAULT)
+    expect("evtchn send on port 5000", call(.event_channel_op, 4, (5000, 0, 0, 0)), EINVAL)
+    expect("evtchn send on a free port", call(.event_channel_op, 4, (900, 0, 0, 0)), EINVAL)
+    expect("evtchn unmask port 5000", call(.event_channel_op, 9, (5000, 0, 0, 0)), EINVAL)
+    expect("evtchn close port 0", call(.event_channel_op, 3, (0, 0, 0, 0)), EINVAL)
+    expect("evtchn bind_vcpu to vcpu 7", call(.event_channel_op, 8, (1 | 7 << 32, 0, 0, 0)), ENOENT)
+    expect("evtchn alloc_unbound for domain 5", call(.event_channel_op, 6, (5, 0, 0, 0)), EPERM)
+    // hvm_op
+    expect("hvm get_param 999", call(.hvm_op, 1, (own | 999 << 32, 0, 0, 0)), EINVAL)
+    expect("hvm get_param to unmapped", Xen.call(.hvm_op, 1, unmapped), EFAULT)
+    expect("hvm set_param", call(.hvm_op, 0, (own | 17 << 32, 0, 0, 0)), EPERM)
+    // vcpu_op: vcpu_info must fit in one page of our RAM; runstate must be mapped.
+    expect("vcpu_info across a page end", call(.vcpu_op, 10, (GuestLayout.ram.raw >> 12, 4090, 0, 0)), EINVAL)
+    expect("vcpu_info outside RAM", call(.vcpu_op, 10, (0x10000, 0, 0, 0)), EINVAL)
+    expect("vcpu_info from unmapped", Xen.call(.vcpu_op, 10, 0, unmapped), EFAULT)
+    expect("runstate area at unmapped", call(.vcpu_op, 5, (unmapped, 0, 0, 0)), EFAULT)
 }
 
 @_cdecl("guest_secondary_main")

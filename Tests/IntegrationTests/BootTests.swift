@@ -48,7 +48,7 @@ struct BootTests {
         #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
         let summary = try #require(r.lines.first { $0.contains("hostile:") && $0.contains("checks passed") })
         let numbers = summary.split(separator: " ").first { $0.contains("/") }!.split(separator: "/")
-        #expect(numbers.count == 2 && numbers[0] == numbers[1] && Int(numbers[0])! >= 19, "\(summary)")
+        #expect(numbers.count == 2 && numbers[0] == numbers[1] && Int(numbers[0])! >= 40, "\(summary)")
         #expect(!r.lines.contains { $0.contains("FAILED") })
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
