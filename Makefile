@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: setup linux build demo linux-demo test clean
+.PHONY: setup linux build demo linux-demo test bench clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,10 @@ demo: build
 
 linux-demo: build linux
 	$(SWIFT) run tern run examples/linux-dom0.cfg examples/hello.cfg examples/linux-pv.cfg --timeout 300
+
+# Measurements, never pass/fail: results/ (git-ignored) gets JSON and Markdown.
+bench: build linux
+	$(SWIFT) run tern bench --runs 3
 
 test: setup linux
 	$(SWIFT) run tern build

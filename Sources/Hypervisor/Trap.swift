@@ -130,9 +130,14 @@ private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<te
         if intid >= GICv3.spurious { break }
         switch intid {
         case GICv3.virtualTimerPPI:
-            // Level-triggered: mask it at the timer until the guest reprograms it, and pass it on.
-            write_cntv_ctl_el0(read_cntv_ctl_el0() | 2)
-            raiseInterrupt(v, Int(GuestLayout.virtualTimerPPI))
+            // Level-triggered: mask it at the timer until the guest reprograms it, and pass it on. The
+            // interrupt may be stale (it was raised for the vCPU this CPU ran before, whose timer left
+            // with it): only a timer that is enabled, unmasked and expired now is this vCPU's.
+            let ctl = read_cntv_ctl_el0()
+            if ctl & 7 == 5 {
+                write_cntv_ctl_el0(ctl | 2)
+                raiseInterrupt(v, Int(GuestLayout.virtualTimerPPI))
+            }
         case GICv3.hypervisorTimerPPI:
             GenericTimer.cancelAlarm()
             reschedule = true

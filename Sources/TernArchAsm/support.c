@@ -3,8 +3,34 @@
 #include "BareMetalSupport.h"
 #if defined(__aarch64__) && !defined(__linux__)
 
-void tern_copy(uint64_t dst, uint64_t src, uint64_t n) { memmove((void *)dst, (const void *)src, n); }
+/* Bulk copies (kernels of tens of MiB at domain build, guest buffers on hypercalls) go 64 bytes per
+ * iteration when both ends are 8-byte aligned: under emulation every instruction counts. Callers never
+ * pass overlapping ranges. */
+void tern_copy(uint64_t dst, uint64_t src, uint64_t n) {
+    if (((dst | src) & 7) == 0) {
+        uint64_t *d = (uint64_t *)dst;
+        const uint64_t *s = (const uint64_t *)src;
+        for (; n >= 64; n -= 64, d += 8, s += 8) {
+            uint64_t a = s[0], b = s[1], c = s[2], e = s[3], f = s[4], g = s[5], h = s[6], i = s[7];
+            d[0] = a; d[1] = b; d[2] = c; d[3] = e; d[4] = f; d[5] = g; d[6] = h; d[7] = i;
+        }
+        for (; n >= 8; n -= 8) *d++ = *s++;
+        dst = (uint64_t)d;
+        src = (uint64_t)s;
+    }
+    memcpy((void *)dst, (const void *)src, n);
+}
+/* Scrubbing freed domain memory (up to GiBs) and zeroing pages: DC ZVA clears a whole block (64 bytes
+ * on Cortex-A57) per instruction, when the CPU allows it and the range is block-aligned. */
 void tern_zero(uint64_t dst, uint64_t n) {
+    uint64_t dczid;
+    __asm__ volatile("mrs %0, dczid_el0" : "=r"(dczid));
+    uint64_t block = 4ull << (dczid & 0xf);
+    if (!(dczid & 0x10) && ((dst | n) & (block - 1)) == 0) {
+        for (uint64_t p = dst, e = dst + n; p < e; p += block) __asm__ volatile("dc zva, %0" :: "r"(p) : "memory");
+        __asm__ volatile("dsb ish" ::: "memory");
+        return;
+    }
     if (((dst | n) & 15) == 0) {
         for (uint64_t *p = (uint64_t *)dst, *e = (uint64_t *)(dst + n); p < e; p += 2) { p[0] = 0; p[1] = 0; }
         return;

@@ -39,6 +39,8 @@ enum Subprocess {
         /// The program was ended because `stopWhen` matched a line.
         var stopped: Bool
         var lines: [String]
+        /// When each line arrived, in seconds since the program was started.
+        var lineTimes: [TimeInterval]
     }
 
     /// How long a program gets between SIGTERM and SIGKILL.
@@ -75,6 +77,7 @@ enum Subprocess {
         })
         process.terminationHandler = { _ in exited.signal() }
         do {
+            collector.start = Date()
             try process.run()
         } catch {
             throw .io("cannot start \(executable.path): \(error.localizedDescription)")
@@ -113,7 +116,7 @@ enum Subprocess {
         _ = drained.wait(timeout: .now() + 5)
         let stopped = !timedOut && stop.isSet
         return Streamed(status: timedOut || stopped ? nil : process.terminationStatus, timedOut: timedOut,
-                        stopped: stopped, lines: collector.lines)
+                        stopped: stopped, lines: collector.lines, lineTimes: collector.times)
     }
 }
 
@@ -165,7 +168,10 @@ final class LineCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [UInt8] = []
     private var collected: [String] = []
+    private var arrivals: [TimeInterval] = []
     private let onLine: @Sendable (String) -> Void
+    /// Set just before the program starts; line times count from here.
+    var start = Date()
 
     init(onLine: @escaping @Sendable (String) -> Void) {
         self.onLine = onLine
@@ -175,6 +181,12 @@ final class LineCollector: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return collected
+    }
+
+    var times: [TimeInterval] {
+        lock.lock()
+        defer { lock.unlock() }
+        return arrivals
     }
 
     func feed(_ data: Data) {
@@ -189,6 +201,8 @@ final class LineCollector: @unchecked Sendable {
             }
         }
         collected += complete
+        let now = Date().timeIntervalSince(start)
+        arrivals += complete.map { _ in now }
         lock.unlock()
         for line in complete { onLine(line) }
     }
@@ -198,7 +212,10 @@ final class LineCollector: @unchecked Sendable {
         lock.lock()
         let last = pending.isEmpty ? nil : Self.text(pending)
         pending.removeAll()
-        if let last { collected.append(last) }
+        if let last {
+            collected.append(last)
+            arrivals.append(Date().timeIntervalSince(start))
+        }
         lock.unlock()
         if let last { onLine(last) }
     }

@@ -11,6 +11,8 @@ public struct RunResult: Sendable {
     public var stopped: Bool = false
     /// Everything QEMU printed, the hypervisor's console included, in order.
     public var lines: [String]
+    /// When each line arrived, in seconds since QEMU was started.
+    public var lineTimes: [TimeInterval] = []
     /// Domain id to the reason of its last shutdown; a domain that restarted shows how it ended last.
     public var shutdowns: [Int: String]
     /// Every configured domain powered off and QEMU then exited by itself: the run went as planned.
@@ -22,8 +24,9 @@ public struct RunResult: Sendable {
 
     public init(exitedByItself: Bool, timedOut: Bool, lines: [String], shutdowns: [Int: String],
                 allPoweredOff: Bool, domains: [PlannedDomain] = [], qemuStatus: Int32? = nil,
-                stopped: Bool = false) {
+                stopped: Bool = false, lineTimes: [TimeInterval] = []) {
         self.stopped = stopped
+        self.lineTimes = lineTimes
         self.exitedByItself = exitedByItself
         self.timedOut = timedOut
         self.lines = lines
@@ -159,7 +162,7 @@ public struct TernRunner: Sendable {
         let allPoweredOff = exited && prepared.plan.domains.allSatisfy { shutdowns[$0.id] == "poweroff" }
         return RunResult(exitedByItself: exited, timedOut: streamed.timedOut, lines: streamed.lines,
                          shutdowns: shutdowns, allPoweredOff: allPoweredOff, domains: prepared.plan.domains,
-                         qemuStatus: streamed.status, stopped: streamed.stopped)
+                         qemuStatus: streamed.status, stopped: streamed.stopped, lineTimes: streamed.lineTimes)
     }
 
     /// Everything up to starting QEMU: configs checked first (so a bad config starts nothing), then the

@@ -24,7 +24,7 @@ struct RunCommand: ParsableCommand {
             help: "An extra QEMU argument (repeat for several, e.g. --qemu-arg -icount --qemu-arg shift=0).")
     var qemuArguments: [String] = []
 
-    @Flag(help: "Connect this terminal's input to the console (QEMU's Ctrl-A x quits).")
+    @Flag(help: "Connect this terminal's input to the console (CTRL-a three times switches domains; QEMU's CTRL-] x quits).")
     var interactive = false
 
     @Option(help: "Keep base.dtb and boot.dtb in this folder instead of a temporary one.")
