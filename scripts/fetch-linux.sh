@@ -8,6 +8,7 @@
 #   poweroff (default)  print the marker, cpuinfo, interrupts and Xen lines from dmesg; poweroff -f
 #   reboot              the same, then reboot -f
 #   panic               the same, then crash the kernel through sysrq
+#   crash               the same, then read an address with nothing behind it (the domain is killed)
 #   shell               the same, then a shell on the console
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,6 +80,7 @@ echo "TERN-LINUX-DONE $mode"
 case $mode in
     reboot) reboot -f ;;
     panic) echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger ;;
+    crash) echo "reading guest-physical 0x10000000, where nothing is mapped"; devmem 0x10000000 32 ;;
     shell) exec /bin/sh ;;
     hold) while true; do sleep 3600; done ;;
     *) poweroff -f ;;

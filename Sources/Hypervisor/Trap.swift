@@ -27,7 +27,7 @@ func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> Unsa
             c.domain(v.domain)
             c.s(": SError or AArch32 exception (esr ")
             c.hex(read_esr_el2())
-            c.s("); domain destroyed")
+            c.s("); the domain crashed")
         }
         return kill(v.domain, cpu)
     }
@@ -68,7 +68,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
             c.hex(ipa.raw)
             c.s(", pc ")
             c.hex(v.frame.pointee.elr)
-            c.s("; domain destroyed")
+            c.s("; the domain crashed")
         }
         return kill(v.domain, cpu)
     default:
@@ -80,7 +80,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
             c.hex(esr.raw)
             c.s(", pc ")
             c.hex(v.frame.pointee.elr)
-            c.s("); domain destroyed")
+            c.s("); the domain crashed")
         }
         return kill(v.domain, cpu)
     }
@@ -104,7 +104,7 @@ private func dataAbort(_ v: VCPU, _ cpu: PhysicalCPU, _ esr: ExceptionSyndrome) 
         c.s(access.isWrite ? " (write)" : " (read)")
         c.s(", pc ")
         c.hex(v.frame.pointee.elr)
-        c.s("; domain destroyed")
+        c.s("; the domain crashed")
     }
     return kill(v.domain, cpu)
 }

@@ -199,4 +199,17 @@ extension BootTests {
         let counts = irq.split(separator: " ").dropFirst(2).prefix(2).compactMap { Int($0) }
         #expect(counts.reduce(0, +) >= 1, "\(irq)")
     }
+
+    @Test func crashingLinuxIsPreservedAndOthersFinish() throws {
+        try LinuxAssets.require()
+        let r = try run(["dom0", "linux-crash", "linux-64"], timeout: 300)
+        #expect(r.exitedByItself, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        #expect(r.shutdowns == [0: "poweroff", 1: "crash", 2: "poweroff"])
+        #expect(r.lines.contains("(d1) TERN-LINUX-DONE crash"))
+        #expect(r.lines.contains { $0.hasPrefix("(tern) d1 (linux-crash): stage-2 data abort at guest address 0x10000000 (read)") })
+        // on_crash = "preserve": kept, not rebuilt; the other Linux is untouched.
+        #expect(r.lines.contains("(tern) d1 (linux-crash): shutdown: crash (preserved)"))
+        #expect(!r.lines.contains { $0.contains("(linux-crash): restarted") })
+        #expect(linuxLines(r, 2).contains("(d2) \(Self.marker)"))
+    }
 }
