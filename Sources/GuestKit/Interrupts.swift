@@ -18,6 +18,21 @@ public enum Interrupts {
 }
 
 nonisolated(unsafe) public var undefinedInstructions = 0
+/// Called (with IRQs masked) for every interrupt other than the virtual timer's, before its EOI.
+nonisolated(unsafe) public var interruptHandler: ((UInt32) -> Void)?
+
+extension Interrupts {
+    /// Enables an SGI or PPI for this vCPU at its redistributor.
+    public static func enable(_ intid: UInt32) {
+        let rd = GuestLayout.gicRedistributors.raw + UInt64(VCPU.index) * VirtualRedistributor.stride
+        guest_store32(rd + 0x10000 + 0x100, 1 << intid)
+    }
+
+    /// Sends SGI `intid` to this vCPU (affinity 0.0.0.index).
+    public static func sendToSelf(_ intid: UInt32) {
+        write_icc_sgi1r_el1(UInt64(intid) << 24 | 1 << UInt64(VCPU.index))
+    }
+}
 nonisolated(unsafe) public var unexpectedExceptions = 0
 
 @_cdecl("guest_irq")
@@ -28,6 +43,8 @@ func guestIRQ() {
         if intid == GuestLayout.virtualTimerPPI {
             write_cntv_ctl_el0(read_cntv_ctl_el0() | 2)     // masked until the next sleep rearms it
             timerFired[VCPU.index] = true
+        } else if let handler = interruptHandler {
+            handler(intid)
         }
         write_icc_eoir1_el1(UInt64(intid))
     }
