@@ -23,6 +23,7 @@ linux-demo: build linux
 
 # Measurements, never pass/fail: results/ (git-ignored) gets JSON and Markdown.
 bench: build linux
+	@scripts/fetch-linux.sh --xen
 	$(SWIFT) run tern bench --runs 3
 
 test: setup linux

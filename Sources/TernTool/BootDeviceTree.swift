@@ -1,6 +1,17 @@
 import Foundation
 import TernCore
 
+/// Booting Xen instead of Tern on the same QEMU machine: its binary and its command line.
+public struct XenBoot: Equatable, Sendable {
+    public var binary: URL
+    public var commandLine: String
+
+    public init(binary: URL, commandLine: String = "console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all") {
+        self.binary = binary
+        self.commandLine = commandLine
+    }
+}
+
 /// The boot device tree: QEMU's own description of the machine, plus one Xen dom0less-style
 /// `/chosen/domU<id>` node per domain, which is what the hypervisor's readDomainSpec reads.
 public enum BootDeviceTree {
@@ -71,7 +82,8 @@ public enum BootDeviceTree {
     }
 
     /// QEMU's blob in, the boot blob out. QEMU's memory reservations and boot CPU carry over.
-    public static func assemble(base: [UInt8], domains: [PlannedDomain], modules: [BootModule]) throws(TernToolError) -> [UInt8] {
+    public static func assemble(base: [UInt8], domains: [PlannedDomain], modules: [BootModule],
+                                xen: XenBoot? = nil) throws(TernToolError) -> [UInt8] {
         let root = try parse(base)
         let result: Result<[(address: UInt64, size: UInt64)], DeviceTreeError> = base.withUnsafeBytes { buffer in
             do throws(DeviceTreeError) {
@@ -87,7 +99,34 @@ public enum BootDeviceTree {
             try FlattenedDeviceTree.header(buffer).bootCPU
         }) ?? 0
         addDomains(domains, modules: modules, to: root)
+        if let xen { adapt(root, for: xen, domains: domains) }
         return FlattenedDeviceTree.serialize(root, reservations: reservations, bootCPU: bootCPU)
+    }
+
+    /// The same machine for Xen 4.17 instead of Tern, for side-by-side measurement. Xen reads its own
+    /// command line from `xen,xen-bootargs` (plain `bootargs` only when it has a dom0 command line) and
+    /// the dom0less binding with /chosen's cells. A Linux domain 0 becomes Xen's dom0 (its modules
+    /// straight under /chosen); every other domain is a dom0less domU with a vpl011 (`xen,enhanced`
+    /// would need a dom0 running xenstored).
+    static func adapt(_ root: DTNode, for xen: XenBoot, domains: [PlannedDomain]) {
+        guard let chosen = root.child("chosen") else { return }
+        var commandLine = xen.commandLine
+        chosen.set("#address-cells", u32: 2)
+        chosen.set("#size-cells", u32: 2)
+        for domain in domains {
+            let name = Array(nodeName(domain: domain.id).utf8)
+            guard let node = chosen.child(named: name) else { continue }
+            if domain.id == 0 && !domain.config.kernel.hasPrefix(ImageSource.builtInPrefix) {
+                _ = chosen.removeChild(named: name)
+                for module in node.children { chosen.addChild(module) }
+                commandLine += " dom0_mem=\(domain.config.memoryMiB)M dom0_max_vcpus=\(domain.config.vcpus)"
+                continue
+            }
+            _ = node.remove(property: "xen,enhanced")
+            _ = node.remove(property: "direct-map")
+            node.setEmpty("vpl011")
+        }
+        chosen.set("xen,xen-bootargs", string: Array(commandLine.utf8))
     }
 
     public static func parse(_ blob: [UInt8]) throws(TernToolError) -> DTNode {

@@ -31,7 +31,8 @@ public enum LinuxBootBenchmark {
         var measure: () throws -> Double?
     }
 
-    public static func run(runner: TernRunner, runs: Int, progress: @escaping (String) -> Void) throws -> [BenchmarkRow] {
+    public static func run(runner: TernRunner, runs: Int, xen: XenBoot? = nil,
+                           progress: @escaping (String) -> Void) throws -> [BenchmarkRow] {
         let root = runner.layout.root
         let cache = root.appendingPathComponent(".cache/linux")
         let image = cache.appendingPathComponent("Image"), initrd = cache.appendingPathComponent("initrd.cpio.gz")
@@ -55,13 +56,24 @@ public enum LinuxBootBenchmark {
             return r.lines.firstIndex(of: line).map { r.lineTimes[$0] }
         }
 
-        let cases = [
+        func onXen(_ configs: [String]) throws -> Double? {
+            guard let xen else { return nil }
+            var options = RunOptions(timeout: 300, stopWhen: { $0.hasSuffix(marker) })
+            options.xen = xen
+            let r = try runner.run(configs: configs.map(example), options: options, onLine: { _ in })
+            return r.lines.firstIndex { $0.hasSuffix(marker) }.map { r.lineTimes[$0] }
+        }
+
+        var cases = [
             Case(metric: "Linux directly on QEMU, 1 vCPU (no hypervisor)") { try bare(vcpus: 1) },
             Case(metric: "Linux directly on QEMU, 2 vCPUs (no hypervisor)") { try bare(vcpus: 2) },
             Case(metric: "Tern: Linux plain domU, 1 vCPU (beside a Tern dom0)") { try tern(["dom0", "linux"], domain: 1) },
             Case(metric: "Tern: Linux Xen-aware domU, 2 vCPUs (beside a Tern dom0)") { try tern(["dom0", "linux-pv"], domain: 1) },
             Case(metric: "Tern: Linux dom0, 2 vCPUs") { try tern(["linux-dom0"], domain: 0) },
         ]
+        if xen != nil {
+            cases.append(Case(metric: "Xen 4.17: Linux dom0, 2 vCPUs (same kernel, initramfs, dom0_mem)") { try onXen(["linux-dom0"]) })
+        }
         var samples = [[Double]](repeating: [], count: cases.count)
         for run in 1 ... runs {
             for (i, c) in cases.enumerated() {

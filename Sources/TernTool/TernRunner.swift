@@ -66,6 +66,8 @@ public struct RunOptions: Sendable {
     public var stopWhen: (@Sendable (String) -> Bool)?
     /// Types at the console: for each line, the keys to send in answer, if any.
     public var typeWhen: (@Sendable (String) -> String?)?
+    /// Boot Xen 4.17 instead of Tern (for side-by-side measurement).
+    public var xen: XenBoot?
 
     public init(smp: Int = 2, timeout: TimeInterval = 60, extraQEMUArguments: [String] = [],
                 passStandardInput: Bool = false, workDirectory: URL? = nil,
@@ -155,7 +157,7 @@ public struct TernRunner: Sendable {
                                              passStandardInput: options.passStandardInput,
                                              timeout: options.timeout, stopWhen: options.stopWhen,
                                              typeWhen: options.typeWhen,
-                                             lastWords: options.passStandardInput ? nil : Self.dumpHypervisorState,
+                                             lastWords: options.passStandardInput || options.xen != nil ? nil : Self.dumpHypervisorState,
                                              onLine: onLine)
         let shutdowns = RunResult.shutdowns(in: streamed.lines)
         let exited = !streamed.timedOut && !streamed.stopped
@@ -188,14 +190,15 @@ public struct TernRunner: Sendable {
         guard dump.status == 0, let baseBlob = FileManager.default.contents(atPath: base.path) else {
             throw .commandFailed(command: "qemu-system-aarch64 dumpdtb", status: dump.status, output: dump.output)
         }
-        let blob = try BootDeviceTree.assemble(base: [UInt8](baseBlob), domains: plan.domains, modules: modules)
+        let blob = try BootDeviceTree.assemble(base: [UInt8](baseBlob), domains: plan.domains, modules: modules,
+                                               xen: options.xen)
         let dtb = work.appendingPathComponent("boot.dtb")
         do {
             try Data(blob).write(to: dtb)
         } catch {
             throw .io("cannot write \(dtb.path): \(error.localizedDescription)")
         }
-        let arguments = machine.bootArguments(dtb: dtb, hypervisor: images.hypervisor, modules: modules,
+        let arguments = machine.bootArguments(dtb: dtb, hypervisor: options.xen?.binary ?? images.hypervisor, modules: modules,
                                               extra: options.extraQEMUArguments)
         return PreparedRun(plan: plan, modules: modules, machine: machine, dtb: dtb, qemu: qemu, arguments: arguments)
     }

@@ -5,8 +5,8 @@ import TernTool
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure: Debian's Linux booting to userspace on bare QEMU and under Tern.",
-        discussion: "Writes results/linux-boot.json and results/linux-boot.md (git ignores results/).")
+        abstract: "Measure Tern against Xen 4.17 (same guest, same QEMU) and Linux boot times.",
+        discussion: "Writes results/bench.{json,md,svg} and results/linux-boot.json (git ignores results/).")
 
     @Option(help: "Runs of each case (they take turns).")
     var runs = 3
@@ -17,22 +17,44 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "The Tern package folder (default: found from the current folder upwards).")
     var packageRoot: String?
 
+    @Flag(help: "Skip the side-by-side runs with Xen 4.17.")
+    var noXen = false
+
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: { printError($0) })
-        _ = try runner.build()
-        let rows = try LinuxBootBenchmark.run(runner: runner, runs: runs, progress: { printError($0) })
+        let images = try runner.build()
+        let xenBinary = runner.layout.root.appendingPathComponent(".cache/linux/xen")
+        let xen = !noXen && FileManager.default.fileExists(atPath: xenBinary.path) ? XenBoot(binary: xenBinary) : nil
+        if xen == nil && !noXen { printError("no .cache/linux/xen (scripts/fetch-linux.sh --xen): Xen is left out") }
+
+        var comparison: [ComparisonRow] = []
+        if let xen {
+            comparison = try XenComparison.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
+        }
+        func size(_ url: URL) -> Double? {
+            (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber).map { $0.doubleValue }
+        }
+        comparison.append(ComparisonRow(metric: "Footprint: hypervisor image", unit: "bytes",
+                                        tern: size(images.hypervisor).map { [$0] } ?? [],
+                                        xen: xen.flatMap { size($0.binary) }.map { [$0] } ?? []))
+        let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
+
         let date = ISO8601DateFormatter().string(from: Date())
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
         let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores (\(model)), QEMU TCG"
-        let markdown = LinuxBootBenchmark.markdown(rows, date: date, machine: machine)
+        var markdown = "## Tern and Xen 4.17, the same guest on the same QEMU (median of \(runs) runs)\n\n"
+            + "Measured \(date) on \(machine).\n\n" + XenComparison.markdown(comparison)
+        markdown += "\n## Linux booting to userspace\n\n" + LinuxBootBenchmark.markdown(boots, date: date, machine: machine)
         printOut(markdown)
         let folder = URL(fileURLWithPath: results, isDirectory: true)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(rows).write(to: folder.appendingPathComponent("linux-boot.json"))
-        try Data(markdown.utf8).write(to: folder.appendingPathComponent("linux-boot.md"))
+        try encoder.encode(comparison).write(to: folder.appendingPathComponent("bench.json"))
+        try encoder.encode(boots).write(to: folder.appendingPathComponent("linux-boot.json"))
+        try Data(markdown.utf8).write(to: folder.appendingPathComponent("bench.md"))
+        try Data(XenComparison.chart(comparison).utf8).write(to: folder.appendingPathComponent("bench.svg"))
     }
 }
