@@ -4,7 +4,7 @@ import TernArch
 import TernArchAsm
 import TernCore
 
-func firmwareCall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+func firmwareCall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
     let f = v.frame
     let function = UInt32(truncatingIfNeeded: f.pointee.x.0)
     var result = PSCIResult.notSupported.returnValue
@@ -32,7 +32,7 @@ func firmwareCall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_fr
         v.online = false
         v.blocked = .offline
         scheduler.block(v.slot, now: now())
-        return schedule(cpu)
+        return schedule(thisCPU())
     case .cpu_suspend, .cpu_suspend32:
         f.pointee.x.0 = 0
         lockScheduler()
@@ -40,15 +40,15 @@ func firmwareCall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_fr
             unlockScheduler()
             return f
         }
-        return schedule(cpu)
+        return schedule(thisCPU())
     case .system_off:
         lockScheduler()
         shutdownDomain(v.domain, reason: .poweroff, via: "PSCI SYSTEM_OFF")
-        return schedule(cpu)
+        return schedule(thisCPU())
     case .system_reset:
         lockScheduler()
         shutdownDomain(v.domain, reason: .reboot, via: "PSCI SYSTEM_RESET")
-        return schedule(cpu)
+        return schedule(thisCPU())
     case .smccc_arch_features, .none:
         break
     }

@@ -6,7 +6,7 @@ import TernArchAsm
 import TernCore
 
 @inline(__always)
-func hypercall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+func hypercall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
     let f = v.frame
     let result: UInt64
     switch f.pointee.x.16 {
@@ -15,7 +15,7 @@ func hypercall(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame
     case Hypercall.console_io.rawValue:
         result = consoleIO(f.pointee.x.0, f.pointee.x.1, VirtualAddress(f.pointee.x.2), v)
     case Hypercall.sched_op.rawValue:
-        return schedOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v, cpu)
+        return schedOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v, thisCPU())
     case Hypercall.vcpu_op.rawValue:
         result = vcpuOp(f.pointee.x.0, f.pointee.x.1, VirtualAddress(f.pointee.x.2), v)
     case Hypercall.event_channel_op.rawValue:

@@ -87,6 +87,14 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
         return false
     }
     let ctl = read_cntv_ctl_el0()
+    if ctl & 7 == 7 && !timerInterruptOutstanding(v) {
+        // Enabled, expired and masked, yet no timer interrupt is pending or being handled: the mask is
+        // one Tern set for an interrupt the guest has finished with. Sleeping now would sleep through
+        // its timer, so the interrupt is delivered again instead (the level is still high).
+        _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
+        flushPendingInterrupts(v)
+        return false
+    }
     var wakeAt = pollDeadline
     if ctl & 3 == 1 {
         let cval = read_cntv_cval_el0()

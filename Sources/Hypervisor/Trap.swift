@@ -12,46 +12,51 @@ enum TrapKind: UInt64 {
 
 @_cdecl("tern_trap")
 func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> UnsafeMutablePointer<tern_frame> {
-    let cpu = thisCPU()
-    guard let v = cpu.current else {
+    // The frame names its vCPU, which is alive while it runs: borrowed, so the common paths neither
+    // look up the CPU nor touch reference counts.
+    guard let owner = frame.pointee.owner else {
+        let cpu = thisCPU()
         lockScheduler()
         return schedule(cpu)
     }
-    switch kind {
-    case TrapKind.sync.rawValue:
-        return synchronous(v, cpu)
-    case TrapKind.irq.rawValue, TrapKind.irq32.rawValue, TrapKind.fiq.rawValue, TrapKind.fiq32.rawValue:
-        return interrupt(v, cpu)
-    default:
-        log { c in
-            c.domain(v.domain)
-            c.s(": SError or AArch32 exception (esr ")
-            c.hex(read_esr_el2())
-            c.s("); the domain crashed")
+    return Unmanaged<VCPU>.fromOpaque(owner)._withUnsafeGuaranteedRef { v in
+        switch kind {
+        case TrapKind.sync.rawValue:
+            return synchronous(v)
+        case TrapKind.irq.rawValue, TrapKind.irq32.rawValue, TrapKind.fiq.rawValue, TrapKind.fiq32.rawValue:
+            return interrupt(v, thisCPU())
+        default:
+            log { c in
+                c.domain(v.domain)
+                c.s(": SError or AArch32 exception (esr ")
+                c.hex(v.frame.pointee.esr)
+                c.s("); the domain crashed")
+            }
+            return kill(v.domain, thisCPU())
         }
-        return kill(v.domain, cpu)
     }
 }
 
 @inline(__always)
-private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
-    let esr = ExceptionSyndrome(read_esr_el2())
+private func synchronous(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
+    let esr = ExceptionSyndrome(v.frame.pointee.esr)
     switch esr.exceptionClass {
     case ExceptionClass.hvc64:
-        if esr.iss & 0xFFFF == xenHypercallImmediate { return hypercall(v, cpu) }
-        if esr.iss & 0xFFFF == 0 { return firmwareCall(v, cpu) }
+        if esr.iss & 0xFFFF == xenHypercallImmediate { return hypercall(v) }
+        if esr.iss & 0xFFFF == 0 { return firmwareCall(v) }
         v.frame.pointee.elr &-= 4       // an undefined HVC faults at itself, not after it
         injectUndefined(v)
         return v.frame
     case ExceptionClass.smc64:
         v.frame.pointee.elr &+= 4       // a trapped SMC returns to itself
-        return firmwareCall(v, cpu)
+        return firmwareCall(v)
     case ExceptionClass.dataAbortLower:
-        return dataAbort(v, cpu, esr)
+        return dataAbort(v, esr)
     case ExceptionClass.sysreg:
         return systemRegister(v, esr)
     case ExceptionClass.wfx:
         v.frame.pointee.elr &+= 4
+        let cpu = thisCPU()
         lockScheduler()
         if esr.iss & 1 != 0 {
             scheduler.yield(pcpu: cpu.index, now: now())   // WFE: someone else holds a lock we want
@@ -70,7 +75,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
             c.hex(v.frame.pointee.elr)
             c.s("; the domain crashed")
         }
-        return kill(v.domain, cpu)
+        return kill(v.domain, thisCPU())
     default:
         log { c in
             c.domain(v.domain)
@@ -82,7 +87,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
             c.hex(v.frame.pointee.elr)
             c.s("); the domain crashed")
         }
-        return kill(v.domain, cpu)
+        return kill(v.domain, thisCPU())
     }
 }
 
@@ -90,7 +95,7 @@ private func synchronous(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<
     GuestPhysicalAddress((read_hpfar_el2() >> 4) << 12 | read_far_el2() & 0xFFF)
 }
 
-private func dataAbort(_ v: VCPU, _ cpu: PhysicalCPU, _ esr: ExceptionSyndrome) -> UnsafeMutablePointer<tern_frame> {
+private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> UnsafeMutablePointer<tern_frame> {
     let ipa = faultingIPA()
     let access = DataAbort(iss: esr.iss)
     if access.isValid && (emulateGIC(v, ipa: ipa, access: access) || emulateUART(v, ipa: ipa, access: access)) {
@@ -106,7 +111,7 @@ private func dataAbort(_ v: VCPU, _ cpu: PhysicalCPU, _ esr: ExceptionSyndrome) 
         c.hex(v.frame.pointee.elr)
         c.s("; the domain crashed")
     }
-    return kill(v.domain, cpu)
+    return kill(v.domain, thisCPU())
 }
 
 /// Trapped system registers: the guest's SGI generation is emulated; anything else (implementation

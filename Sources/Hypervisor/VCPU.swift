@@ -45,6 +45,7 @@ final class VCPU {
         vgic.initialize(to: tern_vgic_state())
         redistributor = VirtualRedistributor(vcpu: index, isLast: index == count - 1)
         el1.pointee.vmpidr = 0x8000_0000 | UInt64(index)
+        frame.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
     }
 
     deinit {
@@ -56,7 +57,9 @@ final class VCPU {
 
     /// Puts the vCPU at `entry` in EL1h with the MMU off, as Linux's boot protocol and PSCI CPU_ON want.
     func reset(entry: GuestPhysicalAddress, x0: UInt64) {
+        let owner = frame.pointee.owner
         frame.pointee = tern_frame()
+        frame.pointee.owner = owner
         frame.pointee.x.0 = x0
         frame.pointee.elr = entry.raw
         frame.pointee.spsr = spsrEL1hMasked

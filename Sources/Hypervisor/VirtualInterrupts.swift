@@ -88,6 +88,17 @@ func hasPendingInterrupt(_ v: VCPU) -> Bool {
     return false
 }
 
+/// Whether the virtual timer's interrupt is still on its way to `v` (running here) or being handled.
+func timerInterruptOutstanding(_ v: VCPU) -> Bool {
+    let intid = Int(GuestLayout.virtualTimerPPI)
+    if v.redistributor.pending & (1 << UInt32(intid)) != 0 { return true }
+    for lr in Int32(0) ..< 4 {
+        let value = tern_read_lr(lr)
+        if value >> 62 != 0 && value & 0xFFFF_FFFF == UInt64(intid) { return true }
+    }
+    return false
+}
+
 /// A guest's ICC_SGI1R_EL1 write: send an SGI to the vCPUs it names.
 func sendVirtualSGI(from v: VCPU, value: UInt64) {
     let intid = Int(value >> 24 & 0xF)

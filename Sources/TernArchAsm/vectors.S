@@ -4,6 +4,7 @@
 #if defined(__aarch64__) && !defined(__linux__)
 #define FRAME_SP_EL0 248
 #define FRAME_ELR    256
+#define FRAME_ESR    272
 
     .macro fatal_entry kind
     .balign 0x80
@@ -62,9 +63,11 @@ guest_trap_common:
     mrs     x4, sp_el0
     mrs     x5, elr_el2
     mrs     x6, spsr_el2
+    mrs     x7, esr_el2
     stp     x2, x3, [x0, #0]
     str     x4, [x0, #FRAME_SP_EL0]
     stp     x5, x6, [x0, #FRAME_ELR]
+    str     x7, [x0, #FRAME_ESR]
     bl      tern_trap               // (frame, kind) -> frame to resume
     b       resume
 

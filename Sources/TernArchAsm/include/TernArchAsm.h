@@ -10,6 +10,8 @@ typedef struct tern_frame {
     uint64_t sp_el0;
     uint64_t elr;
     uint64_t spsr;
+    uint64_t esr;       // ESR_EL2 of this exit, read by the vectors so the trap path needs no call for it
+    void *owner;        // the VCPU this frame belongs to (unretained): the trap path's way back to it
 } tern_frame;
 
 // What a guest's EL1 owns and the hypervisor must swap when another vCPU takes the physical CPU.
