@@ -41,7 +41,7 @@ func guestIRQ() {
         let intid = UInt32(read_icc_iar1_el1() & 0xFF_FFFF)
         if intid >= 1020 { return }
         if intid == GuestLayout.virtualTimerPPI {
-            write_cntv_ctl_el0(read_cntv_ctl_el0() | 2)     // masked until the next sleep rearms it
+            write_cntv_ctl_el0(0)                           // off until the next sleep rearms it, as Linux stops a one-shot timer
             timerFired[VCPU.index] = true
         } else if let handler = interruptHandler {
             handler(intid)

@@ -88,9 +88,10 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
     }
     let ctl = read_cntv_ctl_el0()
     if ctl & 7 == 7 && !timerInterruptOutstanding(v) {
-        // Enabled, expired and masked, yet no timer interrupt is pending or being handled: the mask is
-        // one Tern set for an interrupt the guest has finished with. Sleeping now would sleep through
-        // its timer, so the interrupt is delivered again instead (the level is still high).
+        // Enabled, expired and masked, with no timer interrupt pending or being handled: a guest that
+        // has taken its timer interrupt either rearms the timer (unmasking it) or stops it, so this
+        // mask is the one Tern set when it delivered an interrupt now lost to the guest. Sleeping would
+        // sleep through the timer for good; the interrupt is delivered again instead.
         _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
         flushPendingInterrupts(v)
         return false
