@@ -10,6 +10,9 @@ let spsrEL1hMasked: UInt64 = 0x3C5
 
 enum BlockReason { case none, wfi, schedBlock, poll, offline }
 
+/// One register frame per scheduler slot, allocated once at boot.
+nonisolated(unsafe) var vcpuFrames = UnsafeMutablePointer<tern_frame>.allocate(capacity: maximumVCPUs)
+
 final class VCPU {
     // Strong: the cycle with Domain.vcpus is broken when the domain is released.
     let domain: Domain
@@ -35,8 +38,10 @@ final class VCPU {
         self.domain = domain
         self.index = index
         self.slot = slot
-        frame = .allocate(capacity: 1)
-        frame.initialize(to: tern_frame())
+        // A scheduler slot keeps its frame for good: the vectors may store into the frame of a vCPU
+        // that has just been destroyed (see hvc_trap in vectors.S), and that must never be freed memory.
+        frame = vcpuFrames.advanced(by: slot)
+        frame.pointee = tern_frame()
         el1 = .allocate(capacity: 1)
         el1.initialize(to: tern_el1_state())
         fp = .allocate(capacity: 1)
@@ -49,7 +54,6 @@ final class VCPU {
     }
 
     deinit {
-        frame.deallocate()
         el1.deallocate()
         fp.deallocate()
         vgic.deallocate()

@@ -34,7 +34,16 @@ tern_vectors:
     fatal_entry 5       //   irq
     fatal_entry 6       //   fiq
     fatal_entry 7       //   serror
-    guest_entry 0       // lower EL, AArch64: sync
+    // lower EL, AArch64: sync. HVCs (hypercalls, PSCI) take a shorter path: see hvc_trap.
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, tpidr_el2
+    mrs     x1, esr_el2
+    lsr     x1, x1, #26
+    cmp     x1, #0x16
+    b.eq    hvc_trap
+    mov     x1, #0
+    b       guest_trap_common
     guest_entry 1       //   irq
     guest_entry 2       //   fiq
     guest_entry 3       //   serror
@@ -70,6 +79,62 @@ guest_trap_common:
     str     x7, [x0, #FRAME_ESR]
     bl      tern_trap               // (frame, kind) -> frame to resume
     b       resume
+
+// A hypercall reads and writes x0-x4 and x16 only, and the handlers it reaches preserve x19-x29 as the
+// calling convention says. So while the same vCPU comes back, its x19-x29 stay in the registers and
+// are neither stored nor reloaded; if another vCPU is to run, the old frame gets them first (they are
+// the guest's again once tern_trap has returned), and the new frame is resumed whole. A frame is
+// therefore complete whenever its vCPU is off the CPU.
+hvc_trap:
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    str     x18, [x0, #144]
+    ldp     x2, x3, [sp], #16
+    str     x30, [x0, #240]
+    mrs     x4, sp_el0
+    mrs     x5, elr_el2
+    mrs     x6, spsr_el2
+    mrs     x7, esr_el2
+    stp     x2, x3, [x0, #0]
+    str     x4, [x0, #FRAME_SP_EL0]
+    stp     x5, x6, [x0, #FRAME_ELR]
+    str     x7, [x0, #FRAME_ESR]
+    mov     x1, #0
+    bl      tern_trap
+    mrs     x1, tpidr_el2           // the frame this exit came from
+    cmp     x0, x1
+    b.eq    hvc_resume
+    stp     x19, x20, [x1, #152]
+    stp     x21, x22, [x1, #168]
+    stp     x23, x24, [x1, #184]
+    stp     x25, x26, [x1, #200]
+    stp     x27, x28, [x1, #216]
+    str     x29, [x1, #232]
+    b       resume
+hvc_resume:
+    ldr     x2, [x0, #FRAME_SP_EL0]
+    ldp     x3, x4, [x0, #FRAME_ELR]
+    msr     sp_el0, x2
+    msr     elr_el2, x3
+    msr     spsr_el2, x4
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldr     x18, [x0, #144]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0, #0]
+    eret
 
     .global tern_enter_guest
 tern_enter_guest:
