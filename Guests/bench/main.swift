@@ -64,6 +64,8 @@ func guestMain(_ dtb: UInt64) {
         print("bench: vCPU switch unavailable")
     }
     print("bench: done")
+    // A moment for the harness to ask the hypervisor about its memory before the machine goes away.
+    Timer.sleep(milliseconds: 300)
     Xen.shutdown(.poweroff)
 }
 

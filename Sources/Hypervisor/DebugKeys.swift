@@ -1,5 +1,6 @@
 // Keys typed while the console's focus is on Tern itself (the stop after the last domain in the
 // CTRL-a cycle), as Xen's debug keys: a look inside a running system without stopping it.
+import BareMetalSupport
 import TernArch
 import TernArchAsm
 import TernCore
@@ -7,8 +8,9 @@ import TernCore
 func debugKey(_ key: UInt8) {
     switch key {
     case UInt8(ascii: "q"): dumpVCPUs()
+    case UInt8(ascii: "m"): dumpMemory()
     case UInt8(ascii: "h"), UInt8(ascii: "?"):
-        log("debug keys: 'q' dump every vCPU, 'h' this help; CTRL-a three times to leave")
+        log("debug keys: 'q' dump every vCPU, 'm' memory, 'h' this help; CTRL-a three times to leave")
     default:
         break
     }
@@ -78,4 +80,31 @@ private func dumpVCPUs() {
         }
     }
     unlockScheduler()
+}
+
+/// Where the machine's RAM is: free, given to domains, and what the hypervisor keeps (its image,
+/// tables, stacks, heap and the boot modules it holds for restarts), in KiB as Xen's 'm' key reports.
+private func dumpMemory() {
+    lockScheduler()
+    let total = platform.ram.reduce(UInt64(0)) { $0 + $1.size } / 1024
+    let free = UInt64(withUnsafeMutablePointer(to: &framesLock) { lock in
+        bm_lock(lock)
+        let pages = frames.freePages
+        bm_unlock(lock)
+        return pages
+    }) * pageSize / 1024
+    var given: UInt64 = 0
+    for case let d? in domains { given += d.memory.size / 1024 }
+    unlockScheduler()
+    log { c in
+        c.s("memory: ")
+        c.dec(total)
+        c.s(" KiB in all, ")
+        c.dec(free)
+        c.s(" KiB free, ")
+        c.dec(given)
+        c.s(" KiB in domains, hypervisor keeps ")
+        c.dec(total - free - given)
+        c.s(" KiB")
+    }
 }

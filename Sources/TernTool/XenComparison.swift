@@ -1,5 +1,13 @@
 import Foundation
 
+/// Set once from the console reader's thread.
+final class LineFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
 /// One metric measured under both hypervisors.
 public struct ComparisonRow: Codable, Equatable, Sendable {
     public var metric: String
@@ -38,10 +46,14 @@ public enum XenComparison {
         public var upAtTick: Double?
         /// Seconds from QEMU's start to that first line.
         public var upAtSeconds: Double?
+        /// Tern's 'm' key: all RAM and what the hypervisor keeps (KiB). Xen's: its free heaps (kB).
+        public var totalKiB: Double?
+        public var keptKiB: Double?
+        public var xenFreeKiB: Double?
 
         public static func == (a: GuestReport, b: GuestReport) -> Bool {
             a.cases.map(\.0) == b.cases.map(\.0) && a.cases.map(\.1) == b.cases.map(\.1)
-                && a.upAtTick == b.upAtTick && a.upAtSeconds == b.upAtSeconds
+                && a.upAtTick == b.upAtTick && a.upAtSeconds == b.upAtSeconds && a.keptKiB == b.keptKiB
         }
     }
 
@@ -49,7 +61,19 @@ public enum XenComparison {
     /// hypervisor's console ("(d0) ..." on Tern, "(d1) ..." on Xen).
     public static func parse(lines: [String], times: [TimeInterval]) -> GuestReport {
         var report = GuestReport(cases: [])
+        func number(after marker: String, in line: String) -> Double? {
+            guard let r = line.range(of: marker) else { return nil }
+            return Double(line[r.upperBound...].prefix { $0.isNumber })
+        }
         for (i, line) in lines.enumerated() {
+            if line.contains("(tern) memory: ") {
+                report.totalKiB = number(after: "memory: ", in: line)
+                report.keptKiB = number(after: "hypervisor keeps ", in: line)
+            }
+            if line.contains("(XEN)") && (line.contains("Xen heap: ") || line.contains("Dom heap: ")) {
+                report.xenFreeKiB = (report.xenFreeKiB ?? 0)
+                    + (number(after: "Xen heap: ", in: line) ?? number(after: "Dom heap: ", in: line) ?? 0)
+            }
             guard let range = line.range(of: "bench: ") else { continue }
             let text = line[range.upperBound...]
             if text.hasPrefix("up at tick ") {
@@ -67,8 +91,19 @@ public enum XenComparison {
     public static func run(runner: TernRunner, xen: XenBoot, runs: Int, progress: @escaping (String) -> Void) throws -> [ComparisonRow] {
         let config = runner.layout.root.appendingPathComponent("examples/bench.cfg")
         func once(xen x: XenBoot?, icount: Bool) throws -> GuestReport {
-            var options = RunOptions(smp: 1, timeout: 600, extraQEMUArguments: icount ? ["-icount", "shift=0"] : [],
-                                     stopWhen: { $0.hasSuffix("bench: done") })
+            // Once the guest is done, the console's focus goes round to the hypervisor (CTRL-a three
+            // times, as often as it takes) and its memory key 'm' is pressed: Tern's and Xen's alike.
+            let done = LineFlag()
+            let keys: @Sendable (String) -> String? = { line in
+                if line.hasSuffix("bench: done") { done.set(); return "\u{1}\u{1}\u{1}" }
+                guard done.isSet else { return nil }
+                if line.contains("*** console input goes to d") || line.contains("*** Serial input to DOM") { return "\u{1}\u{1}\u{1}" }
+                if line.contains("*** console input goes to Tern") || line.contains("*** Serial input to Xen") { return "m" }
+                return nil
+            }
+            var options = RunOptions(smp: 1, timeout: 180, extraQEMUArguments: icount ? ["-icount", "shift=0"] : [],
+                                     stopWhen: { $0.contains("hypervisor keeps ") || $0.contains("Dom heap: ") },
+                                     typeWhen: keys)
             options.xen = x
             let r = try runner.run(configs: [config], options: options, onLine: { _ in })
             let report = parse(lines: r.lines, times: r.lineTimes)
@@ -107,6 +142,17 @@ public enum XenComparison {
         rows.append(ComparisonRow(metric: "Boot: power-on to the guest's first line, virtual time (icount)", unit: "ms",
                                   tern: (reports["tern-true"] ?? []).compactMap { $0.upAtTick.map { $0 * nanosecondsPerTick / 1e6 } },
                                   xen: (reports["xen-true"] ?? []).compactMap { $0.upAtTick.map { $0 * nanosecondsPerTick / 1e6 } }))
+        // Memory a hypervisor keeps once its domain is built: all RAM, less what is free and the
+        // domain's 32 MiB. Xen's total is the same machine's, so Tern's count of it serves both.
+        let ternRuns = (reports["tern-false"] ?? []) + (reports["tern-true"] ?? [])
+        let xenRuns = (reports["xen-false"] ?? []) + (reports["xen-true"] ?? [])
+        let total = ternRuns.compactMap(\.totalKiB).first
+        rows.append(ComparisonRow(metric: "Footprint: memory the hypervisor keeps after boot", unit: "bytes",
+                                  tern: ternRuns.compactMap { $0.keptKiB.map { $0 * 1024 } },
+                                  xen: xenRuns.compactMap { r in
+                                      guard let total, let free = r.xenFreeKiB else { return nil }
+                                      return (total - free - 32 * 1024) * 1024
+                                  }))
         rows.append(ComparisonRow(metric: "Boot: QEMU start to the guest's first line, wall time", unit: "s",
                                   tern: (reports["tern-false"] ?? []).compactMap(\.upAtSeconds),
                                   xen: (reports["xen-false"] ?? []).compactMap(\.upAtSeconds)))
@@ -120,7 +166,7 @@ public enum XenComparison {
             switch unit {
             case "s": return String(format: "%.2f s", v)
             case "ms": return String(format: "%.1f ms", v)
-            case "bytes": return String(format: "%.0f KB", v / 1000)
+            case "bytes": return v >= 10_000_000 ? String(format: "%.1f MB", v / 1e6) : String(format: "%.0f KB", v / 1000)
             default: return String(format: "%.0f", v) + (unit == "ns" ? " ns" : "")
             }
         }
