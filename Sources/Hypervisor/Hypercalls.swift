@@ -57,18 +57,28 @@ private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ command: UInt6
     }
 }
 
-private let extraVersion: StaticString = "-tern"
 
+/// XENVER_version is the null hypercall guests measure and poll: answered inline, with no frame of its own.
+@inline(__always)
 private func xenVersion(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+    command == XenVersionCommand.version.rawValue ? xenMajor << 16 | xenMinor : xenVersionQuery(command, arg, v)
+}
+
+@inline(never)
+private func xenVersionQuery(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     switch command {
-    case XenVersionCommand.version.rawValue:
-        return xenMajor << 16 | xenMinor
     case XenVersionCommand.extraversion.rawValue:
-        // xen_extraversion_t: char[16], NUL-padded.
-        var buffer: (UInt64, UInt64) = (0, 0)
-        return withUnsafeMutableBytes(of: &buffer) { b in
-            b.copyMemory(from: UnsafeRawBufferPointer(start: extraVersion.utf8Start, count: extraVersion.utf8CodeUnitCount))
-            return GuestMemory.copy(to: arg, from: b.baseAddress!, count: 16) ? 0 : XenError.EFAULT.returnValue
+        // xen_extraversion_t: char[16], NUL-padded: "-tern" as two little-endian words. A buffer
+        // inside one page takes one translation and two stores; any other goes through the page walk.
+        let words: (UInt64, UInt64) = (0x6E_7265_742D, 0)
+        if arg.raw & 7 == 0, arg.raw & 0xFFF <= 0xFF0, let pa = GuestMemory.translate(arg, write: true) {
+            tern_store64(pa.raw, words.0)
+            tern_store64(pa.raw + 8, words.1)
+            return 0
+        }
+        var buffer = words
+        return withUnsafeBytes(of: &buffer) { b in
+            GuestMemory.copy(to: arg, from: b.baseAddress!, count: 16) ? 0 : XenError.EFAULT.returnValue
         }
     case XenVersionCommand.get_features.rawValue:
         // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }

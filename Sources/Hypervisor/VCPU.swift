@@ -75,11 +75,12 @@ final class VCPU {
         vgic.pointee = tern_vgic_state()
     }
 
+    /// x0-x30 by number (31 is XZR: reads 0, writes vanish), as whole aligned words.
     @inline(__always) func register(_ n: Int) -> UInt64 {
-        n == 31 ? 0 : UnsafeMutableRawPointer(frame).load(fromByteOffset: n * 8, as: UInt64.self)
+        n == 31 ? 0 : UnsafeMutableRawPointer(frame).assumingMemoryBound(to: UInt64.self)[n]
     }
 
     @inline(__always) func setRegister(_ n: Int, _ value: UInt64) {
-        if n != 31 { UnsafeMutableRawPointer(frame).storeBytes(of: value, toByteOffset: n * 8, as: UInt64.self) }
+        if n != 31 { UnsafeMutableRawPointer(frame).assumingMemoryBound(to: UInt64.self)[n] = value }
     }
 }

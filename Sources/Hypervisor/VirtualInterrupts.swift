@@ -133,7 +133,9 @@ func emulateGIC(_ v: VCPU, ipa: GuestPhysicalAddress, access: DataAbort) -> Bool
                 }
             }
         } else {
-            let value = d.withVGIC { d.distributor.read(offset: offset, size: access.size) } ?? 0
+            // Reads take no lock: every register is one aligned word of state that writers change in
+            // place (under the lock), so a read sees either the old value or the new one.
+            let value = d.distributor.read(offset: offset, size: access.size) ?? 0
             v.setRegister(access.register, access.loadedValue(value))
         }
         return true
@@ -148,7 +150,7 @@ func emulateGIC(_ v: VCPU, ipa: GuestPhysicalAddress, access: DataAbort) -> Bool
             let ready = d.withVGIC { target.redistributor.write(offset: offset, size: access.size, value: value) }
             if ready != 0 { deliverTo(target) }
         } else {
-            let value = d.withVGIC { target.redistributor.read(offset: offset, size: access.size) } ?? 0
+            let value = target.redistributor.read(offset: offset, size: access.size) ?? 0
             v.setRegister(access.register, access.loadedValue(value))
         }
         return true

@@ -43,7 +43,9 @@ public struct VirtualDistributor {
     public var groupEnabled: Bool { control & 0x2 != 0 }
 
     /// A register read; nil for an offset or size the architecture does not allow (the guest gets an abort).
-    public func read(offset: Int, size: Int) -> UInt64? {
+    /// `mutating` only so the hypervisor can call it in place on the copy its domain holds, instead of
+    /// copying the whole distributor for every trapped read; it changes nothing.
+    public mutating func read(offset: Int, size: Int) -> UInt64? {
         switch offset {
         case 0x0000 where size == 4: return UInt64(control) | 1 << 6 | 1 << 4   // DS and ARE are fixed
         case 0x0004 where size == 4:
@@ -173,7 +175,8 @@ public struct VirtualRedistributor {
 
     public func isEnabled(_ intid: Int) -> Bool { intid < 32 && enabled & (1 << UInt32(intid)) != 0 }
 
-    public func read(offset: Int, size: Int) -> UInt64? {
+    /// `mutating` for the same reason as the distributor's; it changes nothing.
+    public mutating func read(offset: Int, size: Int) -> UInt64? {
         switch offset {
         case 0x0000 where size == 4: return 0
         case 0x0004 where size == 4: return VirtualGICIdentity.iidr
