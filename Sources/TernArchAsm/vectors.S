@@ -52,7 +52,8 @@ tern_vectors:
     guest_entry 6       //   fiq
     guest_entry 7       //   serror
 
-guest_trap_common:
+// The frame at x0: x2-x18, which every exit stores (the handlers may clobber them) ...
+    .macro store_x2_x18
     stp     x2, x3, [x0, #16]
     stp     x4, x5, [x0, #32]
     stp     x6, x7, [x0, #48]
@@ -61,12 +62,21 @@ guest_trap_common:
     stp     x12, x13, [x0, #96]
     stp     x14, x15, [x0, #112]
     stp     x16, x17, [x0, #128]
-    stp     x18, x19, [x0, #144]
-    stp     x20, x21, [x0, #160]
-    stp     x22, x23, [x0, #176]
-    stp     x24, x25, [x0, #192]
-    stp     x26, x27, [x0, #208]
-    stp     x28, x29, [x0, #224]
+    str     x18, [x0, #144]
+    .endm
+
+// ... x19-x29 (callee-saved: the handlers give them back), at \base ...
+    .macro store_x19_x29 base
+    stp     x19, x20, [\base, #152]
+    stp     x21, x22, [\base, #168]
+    stp     x23, x24, [\base, #184]
+    stp     x25, x26, [\base, #200]
+    stp     x27, x28, [\base, #216]
+    str     x29, [\base, #232]
+    .endm
+
+// ... and x0/x1 (pushed by the vector), x30 and the exception registers; then tern_trap.
+    .macro store_rest_and_trap
     ldp     x2, x3, [sp], #16
     str     x30, [x0, #240]
     mrs     x4, sp_el0
@@ -78,46 +88,11 @@ guest_trap_common:
     stp     x5, x6, [x0, #FRAME_ELR]
     str     x7, [x0, #FRAME_ESR]
     bl      tern_trap               // (frame, kind) -> frame to resume
-    b       resume
+    .endm
 
-// A hypercall reads and writes x0-x4 and x16 only, and the handlers it reaches preserve x19-x29 as the
-// calling convention says. So while the same vCPU comes back, its x19-x29 stay in the registers and
-// are neither stored nor reloaded; if another vCPU is to run, the old frame gets them first (they are
-// the guest's again once tern_trap has returned), and the new frame is resumed whole. A frame is
-// therefore complete whenever its vCPU is off the CPU.
-hvc_trap:
-    stp     x2, x3, [x0, #16]
-    stp     x4, x5, [x0, #32]
-    stp     x6, x7, [x0, #48]
-    stp     x8, x9, [x0, #64]
-    stp     x10, x11, [x0, #80]
-    stp     x12, x13, [x0, #96]
-    stp     x14, x15, [x0, #112]
-    stp     x16, x17, [x0, #128]
-    str     x18, [x0, #144]
-    ldp     x2, x3, [sp], #16
-    str     x30, [x0, #240]
-    mrs     x4, sp_el0
-    mrs     x5, elr_el2
-    mrs     x6, spsr_el2
-    mrs     x7, esr_el2
-    stp     x2, x3, [x0, #0]
-    str     x4, [x0, #FRAME_SP_EL0]
-    stp     x5, x6, [x0, #FRAME_ELR]
-    str     x7, [x0, #FRAME_ESR]
-    mov     x1, #0
-    bl      tern_trap
-    mrs     x1, tpidr_el2           // the frame this exit came from
-    cmp     x0, x1
-    b.eq    hvc_resume
-    stp     x19, x20, [x1, #152]
-    stp     x21, x22, [x1, #168]
-    stp     x23, x24, [x1, #184]
-    stp     x25, x26, [x1, #200]
-    stp     x27, x28, [x1, #216]
-    str     x29, [x1, #232]
-    b       resume
-hvc_resume:
+// Resuming the frame at x0: exception registers and x2-x18 here, x19-x29 only where needed, x30,
+// then x0/x1 last.
+    .macro load_state_x2_x18
     ldr     x2, [x0, #FRAME_SP_EL0]
     ldp     x3, x4, [x0, #FRAME_ELR]
     msr     sp_el0, x2
@@ -132,37 +107,52 @@ hvc_resume:
     ldp     x14, x15, [x0, #112]
     ldp     x16, x17, [x0, #128]
     ldr     x18, [x0, #144]
+    .endm
+
+    .macro load_x30_x0_x1_and_return
     ldr     x30, [x0, #240]
     ldp     x0, x1, [x0, #0]
     eret
+    .endm
+
+guest_trap_common:
+    store_x2_x18
+    store_x19_x29 x0
+    store_rest_and_trap
+    b       resume
+
+// A hypercall reads and writes x0-x4 and x16 only, and the handlers it reaches preserve x19-x29 as the
+// calling convention says. So while the same vCPU comes back, its x19-x29 stay in the registers and
+// are neither stored nor reloaded; if another vCPU is to run, the old frame gets them first (they are
+// the guest's again once tern_trap has returned), and the new frame is resumed whole. A frame is
+// therefore complete whenever its vCPU is off the CPU. (Frames live as long as their scheduler slot,
+// so the old one is never freed memory, even when its vCPU has just been destroyed.)
+hvc_trap:
+    store_x2_x18
+    mov     x1, #0
+    store_rest_and_trap
+    mrs     x1, tpidr_el2           // the frame this exit came from
+    cmp     x0, x1
+    b.eq    hvc_resume
+    store_x19_x29 x1
+    b       resume
+hvc_resume:
+    load_state_x2_x18
+    load_x30_x0_x1_and_return
 
     .global tern_enter_guest
 tern_enter_guest:
     mov     sp, x1
 resume:
     msr     tpidr_el2, x0
-    ldr     x2, [x0, #FRAME_SP_EL0]
-    ldp     x3, x4, [x0, #FRAME_ELR]
-    msr     sp_el0, x2
-    msr     elr_el2, x3
-    msr     spsr_el2, x4
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
-    ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
-    ldr     x30, [x0, #240]
-    ldp     x0, x1, [x0, #0]
-    eret
+    load_state_x2_x18
+    ldp     x19, x20, [x0, #152]
+    ldp     x21, x22, [x0, #168]
+    ldp     x23, x24, [x0, #184]
+    ldp     x25, x26, [x0, #200]
+    ldp     x27, x28, [x0, #216]
+    ldr     x29, [x0, #232]
+    load_x30_x0_x1_and_return
 
 // The hypervisor itself faulted: keep every register for the dump, then let Swift report and stop.
 hyp_fatal_common:
