@@ -101,7 +101,7 @@ public enum XenComparison {
                 if line.contains("*** console input goes to Tern") || line.contains("*** Serial input to Xen") { return "m" }
                 return nil
             }
-            var options = RunOptions(smp: 1, timeout: 180, extraQEMUArguments: icount ? ["-icount", "shift=0"] : [],
+            var options = RunOptions(smp: 1, timeout: 180, extraQEMUArguments: icount ? ["-icount", "shift=0,sleep=off"] : [],
                                      stopWhen: { $0.contains("hypervisor keeps ") || $0.contains("Dom heap: ") },
                                      typeWhen: keys)
             options.xen = x
