@@ -57,11 +57,7 @@ struct ConsoleLine {
 }
 
 func withConsole(_ body: (ConsoleLine) -> Void) {
-    withUnsafeMutablePointer(to: &consoleLock) { lock in
-        bm_lock(lock)
-        body(ConsoleLine())
-        bm_unlock(lock)
-    }
+    withSpinLock(&consoleLock) { body(ConsoleLine()) }
 }
 
 /// One line from the hypervisor itself.

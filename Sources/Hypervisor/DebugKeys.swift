@@ -1,6 +1,5 @@
 // Keys typed while the console's focus is on Tern itself (the stop after the last domain in the
 // CTRL-a cycle), as Xen's debug keys: a look inside a running system without stopping it.
-import BareMetalSupport
 import TernArch
 import TernArchAsm
 import TernCore
@@ -87,12 +86,7 @@ private func dumpVCPUs() {
 private func dumpMemory() {
     lockScheduler()
     let total = platform.ram.reduce(UInt64(0)) { $0 + $1.size } / 1024
-    let free = UInt64(withUnsafeMutablePointer(to: &framesLock) { lock in
-        bm_lock(lock)
-        let pages = frames.freePages
-        bm_unlock(lock)
-        return pages
-    }) * pageSize / 1024
+    let free = UInt64(withSpinLock(&framesLock) { frames.freePages }) * pageSize / 1024
     var given: UInt64 = 0
     for case let d? in domains { given += d.memory.size / 1024 }
     unlockScheduler()

@@ -99,32 +99,11 @@ final class Domain {
         return affinity >> 8 & 0xFFFF == 0 && index < vcpus.count ? vcpus[index] : nil
     }
 
-    func withVGIC<R>(_ body: () -> R) -> R {
-        withUnsafeMutablePointer(to: &vgicLock) { lock in
-            bm_lock(lock)
-            let r = body()
-            bm_unlock(lock)
-            return r
-        }
-    }
+    func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
 
-    func withUART<R>(_ body: (inout VirtualUART) -> R) -> R {
-        withUnsafeMutablePointer(to: &uartLock) { lock in
-            bm_lock(lock)
-            let r = body(&uart)
-            bm_unlock(lock)
-            return r
-        }
-    }
+    func withUART<R>(_ body: (inout VirtualUART) -> R) -> R { withSpinLock(&uartLock) { body(&uart) } }
 
-    func withXen<R>(_ body: () -> R) -> R {
-        withUnsafeMutablePointer(to: &xenLock) { lock in
-            bm_lock(lock)
-            let r = body()
-            bm_unlock(lock)
-            return r
-        }
-    }
+    func withXen<R>(_ body: () -> R) -> R { withSpinLock(&xenLock, body) }
 
     /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
     func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> UInt64? {
@@ -134,11 +113,7 @@ final class Domain {
     }
 
     func consoleWrite(_ bytes: UnsafeBufferPointer<UInt8>) {
-        withUnsafeMutablePointer(to: &consoleLock) { lock in
-            bm_lock(lock)
-            console.write(bytes, domain: id)
-            bm_unlock(lock)
-        }
+        withSpinLock(&consoleLock) { console.write(bytes, domain: id) }
     }
 
     func flushConsole() {

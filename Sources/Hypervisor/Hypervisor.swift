@@ -40,6 +40,16 @@ nonisolated(unsafe) var counterFrequency: UInt64 = 62_500_000
 nonisolated(unsafe) var bootTicks: UInt64 = 0
 nonisolated(unsafe) var domainsAlive = 0
 
+/// Runs `body` holding the spin lock stored in `lock` (a global or a class's stored property, so the
+/// address is the lock's own, shared by every CPU).
+@inline(__always) func withSpinLock<R>(_ lock: inout UInt32, _ body: () -> R) -> R {
+    withUnsafeMutablePointer(to: &lock) { l in
+        bm_lock(l)
+        defer { bm_unlock(l) }
+        return body()
+    }
+}
+
 @inline(__always) func lockScheduler() {
     withUnsafeMutablePointer(to: &schedulerLock) { bm_lock($0) }
 }

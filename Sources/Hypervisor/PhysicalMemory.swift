@@ -8,22 +8,13 @@ nonisolated(unsafe) var frames = FrameAllocator()
 nonisolated(unsafe) var framesLock: UInt32 = 0
 
 func allocateFrames(pages: Int, alignment: UInt64 = pageSize) -> HostPhysicalAddress? {
-    withUnsafeMutablePointer(to: &framesLock) { lock in
-        bm_lock(lock)
-        let base = frames.allocate(pages: pages, alignment: alignment)
-        bm_unlock(lock)
-        return base
-    }
+    withSpinLock(&framesLock) { frames.allocate(pages: pages, alignment: alignment) }
 }
 
 /// Returns frames scrubbed, so no domain ever sees what another left behind.
 func freeFrames(_ base: HostPhysicalAddress, pages: Int) {
     tern_zero(base.raw, UInt64(pages) * pageSize)
-    withUnsafeMutablePointer(to: &framesLock) { lock in
-        bm_lock(lock)
-        frames.free(base, pages: pages)
-        bm_unlock(lock)
-    }
+    withSpinLock(&framesLock) { frames.free(base, pages: pages) }
 }
 
 /// Table pages for stage-2 and the hypervisor's own tables, remembered so a domain's can be freed.

@@ -72,13 +72,18 @@ func flushPendingInterrupts(_ v: VCPU) {
 /// An interrupt already in a list register must not get a second one (the architecture leaves two
 /// list registers with one INTID unpredictable): it becomes pending there, on top of being active.
 private func mergeIntoListRegister(_ intid: Int) -> Bool {
+    guard let (lr, value) = listRegister(holding: intid) else { return false }
+    tern_write_lr(lr, value | 1 << 62)
+    return true
+}
+
+/// The list register (of the vCPU running here) that holds `intid` pending or active, with its value.
+private func listRegister(holding intid: Int) -> (Int32, UInt64)? {
     for lr in Int32(0) ..< 4 {
         let value = tern_read_lr(lr)
-        guard value >> 62 != 0, value & 0xFFFF_FFFF == UInt64(intid) else { continue }
-        tern_write_lr(lr, value | 1 << 62)
-        return true
+        if value >> 62 != 0 && value & 0xFFFF_FFFF == UInt64(intid) { return (lr, value) }
     }
-    return false
+    return nil
 }
 
 /// Whether a WFI would end at once: an interrupt is pending in a list register or waiting for one.
@@ -91,12 +96,7 @@ func hasPendingInterrupt(_ v: VCPU) -> Bool {
 /// Whether the virtual timer's interrupt is still on its way to `v` (running here) or being handled.
 func timerInterruptOutstanding(_ v: VCPU) -> Bool {
     let intid = Int(GuestLayout.virtualTimerPPI)
-    if v.redistributor.pending & (1 << UInt32(intid)) != 0 { return true }
-    for lr in Int32(0) ..< 4 {
-        let value = tern_read_lr(lr)
-        if value >> 62 != 0 && value & 0xFFFF_FFFF == UInt64(intid) { return true }
-    }
-    return false
+    return v.redistributor.pending & (1 << UInt32(intid)) != 0 || listRegister(holding: intid) != nil
 }
 
 /// A guest's ICC_SGI1R_EL1 write: send an SGI to the vCPUs it names.
