@@ -15,32 +15,6 @@ nonisolated(unsafe) private var controlInputLock: UInt32 = 0
 
 private let ctrlA: UInt8 = 0x01
 
-/// Bytes kept for a reader that comes later, oldest dropped first when full.
-struct ByteRing {
-    private var bytes: [UInt8]
-    private var head = 0
-    private(set) var count = 0
-
-    init(capacity: Int) { bytes = [UInt8](repeating: 0, count: capacity) }
-
-    mutating func push(_ b: UInt8) {
-        if count == bytes.count {
-            head = (head + 1) % bytes.count
-            count -= 1
-        }
-        bytes[(head + count) % bytes.count] = b
-        count += 1
-    }
-
-    mutating func pop() -> UInt8? {
-        guard count > 0 else { return nil }
-        let b = bytes[head]
-        head = (head + 1) % bytes.count
-        count -= 1
-        return b
-    }
-}
-
 /// On the boot CPU, once the domains exist: receive interrupts on, focus on the first domain.
 func enableConsoleInput() {
     guard let intid = platform.uartInterrupt else { return }
@@ -80,14 +54,12 @@ func consoleInputInterrupt() {
 
 /// console_io(read) for the control domain: what was typed while it had the focus.
 func readControlInput(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
-    withUnsafeMutablePointer(to: &controlInputLock) { lock in
-        bm_lock(lock)
+    withSpinLock(&controlInputLock) {
         var n = 0
         while n < buffer.count, let b = controlInput.pop() {
             buffer[n] = b
             n += 1
         }
-        bm_unlock(lock)
         return n
     }
 }
@@ -98,11 +70,7 @@ private func deliver(_ byte: UInt8, to d: Domain) {
     } else if d.hasUART {
         uartReceive(d, byte)
     } else {
-        withUnsafeMutablePointer(to: &controlInputLock) { lock in
-            bm_lock(lock)
-            controlInput.push(byte)
-            bm_unlock(lock)
-        }
+        withSpinLock(&controlInputLock) { controlInput.pushReplacingOldest(byte) }
         // A PV control domain (Linux's hvc0 as dom0) waits for VIRQ_CONSOLE, then reads with console_io.
         if d.xenPV, let port = d.withXen({ d.events.port(forVIRQ: VIRQ.console.rawValue, vcpu: 0) }) {
             notifyPort(d, port)

@@ -16,29 +16,24 @@ public struct VirtualUART {
     public private(set) var mask: UInt32 = 0
     private var control: UInt32 = 0x301         // UARTEN, TXE, RXE: usable before anyone programs it
     private var lineControl: UInt32 = 0x70      // 8 bits, FIFOs on
-    private var input = [UInt8](repeating: 0, count: inputCapacity)
-    private var inputHead = 0
-    private var inputCount = 0
+    private var input = ByteRing(capacity: inputCapacity)
     public init() {}
 
     public var rawStatus: UInt32 {
         var s = Self.transmit
-        if inputCount > 0 { s |= Self.receive | Self.receiveTimeout }
+        if !input.isEmpty { s |= Self.receive | Self.receiveTimeout }
         return s
     }
 
     /// The level of the UART's interrupt line (SPI 32).
     public var interruptAsserted: Bool { rawStatus & mask != 0 }
 
-    public var hasRoomForInput: Bool { inputCount < Self.inputCapacity }
+    public var hasRoomForInput: Bool { !input.isFull }
 
     /// A byte typed on the console for this domain. Returns false when the FIFO is full (it is dropped).
     @discardableResult
     public mutating func receive(_ byte: UInt8) -> Bool {
-        guard inputCount < Self.inputCapacity else { return false }
-        input[(inputHead + inputCount) % Self.inputCapacity] = byte
-        inputCount += 1
-        return true
+        input.push(byte)
     }
 
     /// A register read; nil for an offset the guest must not touch (it gets an abort, as from hardware).
@@ -46,16 +41,9 @@ public struct VirtualUART {
         guard size <= 4, offset & (size - 1) == 0 else { return nil }
         let value: UInt32
         switch offset & ~3 {
-        case 0x000:                                   // DR
-            if inputCount == 0 {
-                value = 0
-            } else {
-                value = UInt32(input[inputHead])
-                inputHead = (inputHead + 1) % Self.inputCapacity
-                inputCount -= 1
-            }
+        case 0x000: value = UInt32(input.pop() ?? 0)   // DR
         case 0x004: value = 0                         // RSR: no errors, ever
-        case 0x018: value = Self.transmitEmpty | (inputCount == 0 ? Self.receiveEmpty : 0)
+        case 0x018: value = Self.transmitEmpty | (input.isEmpty ? Self.receiveEmpty : 0)
         case 0x024, 0x028, 0x034, 0x048: value = 0    // baud divisors, FIFO levels, DMA: accepted, inert
         case 0x02C: value = lineControl
         case 0x030: value = control
