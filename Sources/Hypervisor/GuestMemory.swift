@@ -19,6 +19,11 @@ enum GuestMemory {
         }
     }
 
+    /// A whole structure the guest passed by pointer; false if any of it is unmapped.
+    static func read<T>(_ value: inout T, from va: VirtualAddress) -> Bool {
+        withUnsafeMutableBytes(of: &value) { copy(from: va, count: $0.count, into: $0.baseAddress!) }
+    }
+
     static func copy(to va: VirtualAddress, from buffer: UnsafeRawPointer, count: Int) -> Bool {
         pages(va, count: count, write: true) { pa, done, chunk in
             tern_copy(pa.raw, UInt64(UInt(bitPattern: buffer + done)), UInt64(chunk))

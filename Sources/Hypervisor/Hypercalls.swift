@@ -207,7 +207,7 @@ private func vcpuOp(_ command: UInt64, _ target: UInt64, _ arg: VirtualAddress, 
 /// of the vCPU's vcpu_info, which must lie in its RAM within one page. Once per vCPU, as in Xen.
 private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     var request = (UInt64(0), UInt64(0))
-    guard withUnsafeMutableBytes(of: &request, { GuestMemory.copy(from: arg, count: 16, into: $0.baseAddress!) }) else {
+    guard GuestMemory.read(&request, from: arg) else {
         return XenError.EFAULT.returnValue
     }
     let offset = request.1 & 0xFFFF_FFFF
@@ -237,7 +237,7 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
 /// Tern writes "running since boot, nothing stolen" there, which is what Linux's steal clock reads.
 private func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     var address: UInt64 = 0
-    guard GuestMemory.copy(from: arg, count: 8, into: &address) else { return XenError.EFAULT.returnValue }
+    guard GuestMemory.read(&address, from: arg) else { return XenError.EFAULT.returnValue }
     var info = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))   // RUNSTATE_running = 0
     info.1 = now()
     return withUnsafeBytes(of: &info) { b in

@@ -15,7 +15,7 @@ func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
         // struct xen_add_to_physmap { domid_t domid; uint16_t size; unsigned int space;
         //                             xen_ulong_t idx; xen_pfn_t gpfn; }
         var request = (UInt64(0), UInt64(0), UInt64(0))
-        guard withUnsafeMutableBytes(of: &request, { GuestMemory.copy(from: arg, count: 24, into: $0.baseAddress!) }) else {
+        guard GuestMemory.read(&request, from: arg) else {
             return XenError.EFAULT.returnValue
         }
         guard isSelf(UInt16(truncatingIfNeeded: request.0), d) else { return XenError.EPERM.returnValue }
