@@ -97,6 +97,6 @@ public struct ImageBuilder: Sendable {
     }
 }
 
-func fileSize(_ url: URL) -> Int? {
+public func fileSize(_ url: URL) -> Int? {
     (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue
 }

@@ -12,9 +12,11 @@ public struct BenchmarkRow: Codable, Equatable, Sendable {
         self.samples = samples
     }
 
-    public var median: Double? {
-        guard !samples.isEmpty else { return nil }
-        let sorted = samples.sorted()
+    public var median: Double? { Self.median(samples) }
+
+    public static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
         let mid = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
     }

@@ -1,13 +1,5 @@
 import Foundation
 
-/// Set once from the console reader's thread.
-final class LineFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-}
-
 /// One metric measured under both hypervisors.
 public struct ComparisonRow: Codable, Equatable, Sendable {
     public var metric: String
@@ -22,9 +14,8 @@ public struct ComparisonRow: Codable, Equatable, Sendable {
         self.xen = xen
     }
 
-    static func median(_ values: [Double]) -> Double? { BenchmarkRow(metric: "", unit: "", samples: values).median }
-    public var ternMedian: Double? { Self.median(tern) }
-    public var xenMedian: Double? { Self.median(xen) }
+    public var ternMedian: Double? { BenchmarkRow.median(tern) }
+    public var xenMedian: Double? { BenchmarkRow.median(xen) }
     public var ratio: Double? {
         guard let t = ternMedian, let x = xenMedian, x > 0 else { return nil }
         return t / x
@@ -93,9 +84,9 @@ public enum XenComparison {
         func once(xen x: XenBoot?, icount: Bool) throws -> GuestReport {
             // Once the guest is done, the console's focus goes round to the hypervisor (CTRL-a three
             // times, as often as it takes) and its memory key 'm' is pressed: Tern's and Xen's alike.
-            let done = LineFlag()
+            let done = StopFlag()
             let keys: @Sendable (String) -> String? = { line in
-                if line.hasSuffix("bench: done") { done.set(); return "\u{1}\u{1}\u{1}" }
+                if line.hasSuffix("bench: done") { _ = done.set(); return "\u{1}\u{1}\u{1}" }
                 guard done.isSet else { return nil }
                 if line.contains("*** console input goes to d") || line.contains("*** Serial input to DOM") { return "\u{1}\u{1}\u{1}" }
                 if line.contains("*** console input goes to Tern") || line.contains("*** Serial input to Xen") { return "m" }
@@ -173,7 +164,7 @@ public enum XenComparison {
             }
         }
         func spread(_ values: [Double]) -> String {
-            guard let lo = values.min(), let hi = values.max(), let m = ComparisonRow.median(values), m > 0 else { return "–" }
+            guard let lo = values.min(), let hi = values.max(), let m = BenchmarkRow.median(values), m > 0 else { return "–" }
             return String(format: "%.0f%%", (hi - lo) / m * 100)
         }
         for row in rows {

@@ -31,12 +31,9 @@ struct BenchCommand: ParsableCommand {
         if let xen {
             comparison = try XenComparison.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
         }
-        func size(_ url: URL) -> Double? {
-            (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber).map { $0.doubleValue }
-        }
         comparison.append(ComparisonRow(metric: "Footprint: hypervisor image", unit: "bytes",
-                                        tern: size(images.hypervisor).map { [$0] } ?? [],
-                                        xen: xen.flatMap { size($0.binary) }.map { [$0] } ?? []))
+                                        tern: [Double(images.hypervisorSize)],
+                                        xen: xen.flatMap { fileSize($0.binary) }.map { [Double($0)] } ?? []))
         let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
 
         let date = ISO8601DateFormatter().string(from: Date())
