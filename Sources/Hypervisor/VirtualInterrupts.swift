@@ -78,10 +78,12 @@ private func mergeIntoListRegister(_ intid: Int) -> Bool {
 }
 
 /// The list register (of the vCPU running here) that holds `intid` pending or active, with its value.
+@inline(__always)
 private func listRegister(holding intid: Int) -> (Int32, UInt64)? {
     for lr in Int32(0) ..< 4 {
         let value = tern_read_lr(lr)
-        if value >> 62 != 0 && value & 0xFFFF_FFFF == UInt64(intid) { return (lr, value) }
+        guard value >> 62 != 0, value & 0xFFFF_FFFF == UInt64(intid) else { continue }
+        return (lr, value)
     }
     return nil
 }
