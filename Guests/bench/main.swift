@@ -123,9 +123,7 @@ func setUpEventChannel() -> UInt32? {
     for i in 0 ..< 1024 { guest_store64(base + UInt64(i) * 8, 0) }
     // xen_add_to_physmap { domid, size, space = shared_info } { idx 0 } { gpfn }
     var map: (UInt64, UInt64, UInt64) = (UInt64(domidSelf), 0, base >> 12)
-    let mapped = withUnsafeMutablePointer(to: &map) { p in
-        Xen.call(.memory_op, MemoryOpCommand.add_to_physmap.rawValue, UInt64(UInt(bitPattern: p)))
-    }
+    let mapped = Xen.call(.memory_op, MemoryOpCommand.add_to_physmap.rawValue, pointingTo: &map)
     guard mapped == 0 else { print("bench: add_to_physmap(shared_info) = \(mapped)"); return nil }
     sharedInfo = base
     // vcpu_register_vcpu_info { mfn, offset, rsvd } for vCPU 0, in the second page.
@@ -137,16 +135,12 @@ func setUpEventChannel() -> UInt32? {
     vcpuInfo = base + 4096
     // evtchn_alloc_unbound { dom = self, remote_dom = self, port (out) }
     var unbound: (UInt32, UInt32) = (UInt32(domidSelf) | UInt32(domidSelf) << 16, 0)
-    let allocated = withUnsafeMutablePointer(to: &unbound) { p in
-        Xen.call(.event_channel_op, EventChannelOpCommand.alloc_unbound.rawValue, UInt64(UInt(bitPattern: p)))
-    }
+    let allocated = Xen.call(.event_channel_op, EventChannelOpCommand.alloc_unbound.rawValue, pointingTo: &unbound)
     guard allocated == 0 else { print("bench: alloc_unbound = \(allocated)"); return nil }
     listeningPort = unbound.1
     // evtchn_bind_interdomain { remote_dom = self, remote_port, local_port (out) }
     var bind: (UInt32, UInt32, UInt32) = (UInt32(domidSelf), listeningPort, 0)
-    let bound = withUnsafeMutablePointer(to: &bind) { p in
-        Xen.call(.event_channel_op, EventChannelOpCommand.bind_interdomain.rawValue, UInt64(UInt(bitPattern: p)))
-    }
+    let bound = Xen.call(.event_channel_op, EventChannelOpCommand.bind_interdomain.rawValue, pointingTo: &bind)
     guard bound == 0 else { print("bench: bind_interdomain = \(bound)"); return nil }
     // Let the registration's "look at everything" upcall pass before measuring.
     for _ in 0 ..< 1000 { guest_load32(GuestLayout.gicDistributor.raw + 8) }

@@ -40,7 +40,7 @@ func guestMain(_ dtb: UInt64) {
     expect("sched_op unknown command", Xen.call(.sched_op, 99), ENOSYS)
     expect("sched_op shutdown from unmapped", Xen.call(.sched_op, 2, unmapped), EFAULT)
     var reason: UInt32 = 77
-    let badReason = withUnsafeMutablePointer(to: &reason) { Xen.call(.sched_op, 2, UInt64(UInt(bitPattern: $0))) }
+    let badReason = Xen.call(.sched_op, 2, pointingTo: &reason)
     expect("sched_op shutdown with reason 77", badReason, EINVAL)
     expect("vcpu_op on vcpu 5 of 1", Xen.call(.vcpu_op, 3, 5), ENOENT)
     xenPVChecks(unmapped: unmapped)

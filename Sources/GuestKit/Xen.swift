@@ -14,6 +14,13 @@ public enum Xen {
         guest_hypercall(a0, a1, a2, 0, 0, h.rawValue)
     }
 
+    /// A hypercall whose one argument is a structure in our memory, which the hypervisor reads and may
+    /// fill in.
+    @discardableResult
+    public static func call<T>(_ h: Hypercall, _ command: UInt64, pointingTo argument: inout T) -> Int64 {
+        withUnsafeMutablePointer(to: &argument) { call(h, command, UInt64(UInt(bitPattern: $0))) }
+    }
+
     /// (major, minor) of the hypervisor's Xen ABI.
     public static var version: (Int, Int) {
         let v = call(.xen_version, XenVersionCommand.version.rawValue)
@@ -44,16 +51,12 @@ public enum Xen {
     public static func poll(until deadline: UInt64) -> Int64 {
         // struct sched_poll { evtchn_port_t *ports; unsigned int nr_ports; uint64_t timeout; }
         var request: (UInt64, UInt64, UInt64) = (0, 0, deadline)
-        return withUnsafeMutablePointer(to: &request) { p in
-            call(.sched_op, SchedOpCommand.poll.rawValue, UInt64(UInt(bitPattern: p)))
-        }
+        return call(.sched_op, SchedOpCommand.poll.rawValue, pointingTo: &request)
     }
 
     public static func shutdown(_ reason: ShutdownReason) -> Never {
         var r = reason.rawValue
-        withUnsafeMutablePointer(to: &r) { p in
-            _ = call(.sched_op, SchedOpCommand.shutdown.rawValue, UInt64(UInt(bitPattern: p)))
-        }
+        call(.sched_op, SchedOpCommand.shutdown.rawValue, pointingTo: &r)
         while true { guest_wfi() }
     }
 }
