@@ -73,22 +73,28 @@ func log(_ text: StaticString) {
     log { $0.s(text) }
 }
 
-/// Collects a domain's console output and emits it line by line with the domain's prefix.
+/// Collects a domain's console output and emits it line by line with the domain's prefix, watching the
+/// lines for Linux's panic banner on the way.
 struct DomainConsole {
     private var pending: [UInt8] = []
+    private(set) var panic = PanicWatch()
 
-    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>, domain: DomainID) {
+    /// True when a line written here closed a Linux panic report.
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>, domain: DomainID) -> Bool {
+        var ended = false
         for b in bytes {
             if b == 0x0A {
-                flush(domain: domain)
+                ended = flush(domain: domain) == .ended || ended
             } else if b != 0x0D {
                 pending.append(b)
-                if pending.count >= 200 { flush(domain: domain) }
+                if pending.count >= 200 { ended = flush(domain: domain) == .ended || ended }
             }
         }
+        return ended
     }
 
-    mutating func flush(domain: DomainID) {
+    @discardableResult
+    mutating func flush(domain: DomainID) -> PanicWatch.Event? {
         let line = pending
         pending.removeAll(keepingCapacity: true)
         withConsole { c in
@@ -98,6 +104,7 @@ struct DomainConsole {
             c.bytes(line)
             tern_uart_putc(0x0A)
         }
+        return panic.observe(line: line)
     }
 
     var isEmpty: Bool { pending.isEmpty }

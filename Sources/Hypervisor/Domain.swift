@@ -112,11 +112,17 @@ final class Domain {
         return memory.base.raw + (ipa.raw - base)
     }
 
+    /// Called from a trap of one of its vCPUs, with no lock held: the end of a Linux panic report ends
+    /// the domain here.
     func consoleWrite(_ bytes: UnsafeBufferPointer<UInt8>) {
-        withSpinLock(&consoleLock) { console.write(bytes, domain: id) }
+        let panicEnded = withSpinLock(&consoleLock) { console.write(bytes, domain: id) }
+        if panicEnded && spec.watchesPanic { crashAfterPanic(self) }
     }
 
+    /// Its console showed Linux's panic banner (and Tern is to believe it).
+    var hasPanicked: Bool { spec.watchesPanic && withSpinLock(&consoleLock) { console.panic.hasBegun } }
+
     func flushConsole() {
-        if !console.isEmpty { console.flush(domain: id) }
+        withSpinLock(&consoleLock) { if !console.isEmpty { console.flush(domain: id) } }
     }
 }

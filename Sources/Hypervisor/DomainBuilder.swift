@@ -22,6 +22,8 @@ struct DomainSpec {
     var xenPV: Bool
     /// Guest physical = host physical for its RAM (Xen's dom0, and dom0less `direct-map`).
     var directMapped: Bool
+    /// A Linux panic banner on its console ends it as crashed (PanicWatch); on unless the config says not.
+    var watchesPanic: Bool
     var onPoweroff: DomainAction
     var onReboot: DomainAction
     var onCrash: DomainAction
@@ -61,6 +63,7 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         kernel: kernel, ramdisk: ramdisk, bootargs: bootargs, uart: node.property("vpl011") != nil,
         xenPV: node.property("xen,enhanced") != nil,
         directMapped: node.property("direct-map") != nil,
+        watchesPanic: node.property("tern,ignore-panic") == nil,
         onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
         onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
         onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy)

@@ -164,9 +164,12 @@ private func idle(_ cpu: PhysicalCPU) {
 
 /// Ends a domain: its vCPUs stop everywhere, and its memory is released once none of them is on a CPU.
 /// `via` says which interface the guest used (or what Tern saw), for the log.
-func shutdownDomain(_ d: Domain, reason: ShutdownReason, via: StaticString = "") {
+func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString = "") {
     guard !d.dying else { return }
     d.flushConsole()
+    // After Linux's panic banner, a restart or power-off is what `panic=N` does, not what the guest wants.
+    let afterPanic = asked != .crash && d.hasPanicked
+    let reason = afterPanic ? .crash : asked
     d.dying = true
     d.shutdownReason = reason
     d.afterShutdown = d.action(for: reason)
@@ -184,7 +187,10 @@ func shutdownDomain(_ d: Domain, reason: ShutdownReason, via: StaticString = "")
         c.domain(d)
         c.s(": shutdown: ")
         c.s(reason.name)
-        if via.utf8CodeUnitCount > 0 {
+        if afterPanic {
+            c.s(" via Linux panic, then ")
+            c.s(via)
+        } else if via.utf8CodeUnitCount > 0 {
             c.s(" via ")
             c.s(via)
         }
@@ -207,6 +213,15 @@ func shutdownDomain(_ d: Domain, reason: ShutdownReason, via: StaticString = "")
         c.dec(scheduler.consumed(domain: d.slot) / 1_000_000)
         c.s(" ms")
     }
+}
+
+/// Ends a domain whose console has just shown the end of a Linux panic report, after which the kernel
+/// spins for ever. Called from a trap of one of its vCPUs; the kick makes this CPU leave it at once.
+func crashAfterPanic(_ d: Domain) {
+    lockScheduler()
+    shutdownDomain(d, reason: .crash, via: "Linux panic")
+    unlockScheduler()
+    GICv3.kick(cpu: thisCPU().index)
 }
 
 /// Kills a domain for something it did; the hypervisor and the other domains carry on.

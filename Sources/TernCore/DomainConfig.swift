@@ -62,6 +62,10 @@ public struct DomainConfig: Equatable, Sendable {
     /// Linux needs to drive DMA with host addresses). nil leaves it to the toolstack: dom0 is
     /// direct-mapped unless its kernel is one of Tern's own guests, which are linked at 0x40000000.
     public var directMap: Bool?
+    /// "detect_panic" (default on): Linux's panic banner on the domain's console ends it as a crash,
+    /// so on_crash applies (Linux on Arm has no other way to say it panicked; see PanicWatch). Off for
+    /// a domain whose console may show an old panic report, from a log, say.
+    public var detectPanic: Bool
 
     public static let defaultMemoryMiB = 128
     public static let memoryMiBRange: ClosedRange<Int> = 1...(1 << 20)
@@ -89,7 +93,8 @@ public struct DomainConfig: Equatable, Sendable {
         onCrash: ShutdownAction = .destroy,
         xenPV: Bool = true,
         vuart: Bool? = nil,
-        directMap: Bool? = nil
+        directMap: Bool? = nil,
+        detectPanic: Bool = true
     ) {
         self.name = name
         self.memoryMiB = memoryMiB
@@ -106,6 +111,7 @@ public struct DomainConfig: Equatable, Sendable {
         self.xenPV = xenPV
         self.vuart = vuart
         self.directMap = directMap
+        self.detectPanic = detectPanic
     }
 }
 

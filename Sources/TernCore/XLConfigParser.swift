@@ -30,7 +30,7 @@ public enum XLConfigParser {
 
 private enum Key {
     case name, memory, vcpus, kernel, ramdisk, extra, cmdline, root, cpus, weight, cap
-    case onPoweroff, onReboot, onCrash, ternPV, vuart, directMap
+    case onPoweroff, onReboot, onCrash, ternPV, vuart, directMap, detectPanic
 }
 
 /// The keys Tern understands. "weight" is accepted as a synonym of xl's "cpu_weight".
@@ -39,7 +39,7 @@ private let knownKeys: [String: Key] = [
     "extra": .extra, "cmdline": .cmdline, "root": .root, "cpus": .cpus,
     "cpu_weight": .weight, "weight": .weight, "cap": .cap,
     "on_poweroff": .onPoweroff, "on_reboot": .onReboot, "on_crash": .onCrash, "tern_pv": .ternPV,
-    "vuart": .vuart, "direct_map": .directMap,
+    "vuart": .vuart, "direct_map": .directMap, "detect_panic": .detectPanic,
 ]
 
 /// Keys xl itself reads (tools/xl/xl_parse.c) that Tern accepts and ignores, with a warning.
@@ -417,6 +417,7 @@ private struct Builder {
     var xenPV = true
     var vuart: Bool?
     var directMap: Bool?
+    var detectPanic = true
 
     init(file: String) { self.file = file }
 
@@ -458,6 +459,7 @@ private struct Builder {
         case .onCrash: onCrash = try action(v, s.key)
         case .ternPV: xenPV = try boolean(v, s.key)
         case .directMap: directMap = try boolean(v, s.key)
+        case .detectPanic: detectPanic = try boolean(v, s.key)
         case .vuart:
             // xl's only Arm value is "sbsa_uart"; Tern also takes "none" to leave it out of a domU.
             switch try string(v, s.key) {
@@ -490,7 +492,8 @@ private struct Builder {
         let config = DomainConfig(
             name: name, kernel: kernel, memoryMiB: memoryMiB, vcpus: vcpus, ramdisk: ramdisk,
             extra: commandLine, cpus: cpus, weight: weight, cap: capPercent,
-            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV, vuart: vuart, directMap: directMap)
+            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV, vuart: vuart, directMap: directMap,
+            detectPanic: detectPanic)
         return (config, warnings)
     }
 

@@ -49,6 +49,7 @@ public enum BootDeviceTree {
         // Xen's dom0less name for "this domain gets the PV interfaces".
         if config.xenPV { node.set("xen,enhanced", string: "enabled") }
         if config.directMap ?? (domain.id == 0 && !config.kernel.hasPrefix("tern:")) { node.setEmpty("direct-map") }
+        if !config.detectPanic { node.setEmpty("tern,ignore-panic") }
 
         for module in modules {
             let child = DTNode(name: Array("module@\(String(module.address, radix: 16))".utf8))

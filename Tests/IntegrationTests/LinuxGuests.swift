@@ -212,4 +212,40 @@ extension BootTests {
         #expect(!r.lines.contains { $0.contains("(linux-crash): restarted") })
         #expect(linuxLines(r, 2).contains("(d2) \(Self.marker)"))
     }
+
+    /// Linux tells Arm firmware nothing when it panics; Tern reads the banner off the console. A kernel
+    /// that spins after the banner (panic=0) is ended once the report is complete; one that restarts
+    /// itself (panic=1) is reported as crashed, not rebooted. With detect_panic = 0 the same restart is
+    /// a reboot again.
+    @Test func panickingLinuxEndsAsCrashed() throws {
+        try LinuxAssets.require()
+        let ignoring = FileManager.default.temporaryDirectory.appendingPathComponent("tern-linux-panic-ignored.cfg")
+        let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
+        try """
+            name = "panic-ignored"
+            kernel = "\(cache.path)/Image"
+            ramdisk = "\(cache.path)/initrd.cpio.gz"
+            memory = 128
+            extra = "console=hvc0 rdinit=/init panic=1 tern.test=panic"
+            detect_panic = 0
+            on_reboot = "destroy"
+            """.write(to: ignoring, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: ignoring) }
+        let r = try runner.run(configs: ["dom0", "linux-panic", "linux-pv-panic"].map(example) + [ignoring], timeout: 300)
+        #expect(r.exitedByItself, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        #expect(r.shutdowns == [0: "poweroff", 1: "crash", 2: "crash", 3: "reboot"])
+        for d in 1 ... 3 {
+            #expect(linuxLines(r, d).contains { $0.hasSuffix("Kernel panic - not syncing: sysrq triggered crash") })
+        }
+        // Plain domU on the emulated UART, 2 vCPUs: the whole report is out before the domain ends, and
+        // on_crash = "preserve" keeps it.
+        #expect(linuxLines(r, 1).contains { $0.hasSuffix("SMP: stopping secondary CPUs") })
+        #expect(linuxLines(r, 1).last?.hasSuffix("---[ end Kernel panic - not syncing: sysrq triggered crash ]---") == true)
+        #expect(r.lines.contains("(tern) d1 (linux-panic): shutdown: crash via Linux panic (preserved)"))
+        // hvc0 domU, panic=1: the restart it asks for after the banner is taken as the crash it is.
+        #expect(linuxLines(r, 2).contains { $0.hasSuffix("Rebooting in 1 seconds..") })
+        #expect(r.lines.contains("(tern) d2 (linux-pv-panic): shutdown: crash via Linux panic, then SCHEDOP_shutdown"))
+        #expect(r.lines.contains("(tern) d3 (panic-ignored): shutdown: reboot via SCHEDOP_shutdown"))
+        #expect(!r.lines.contains { $0.contains("restarted") })
+    }
 }

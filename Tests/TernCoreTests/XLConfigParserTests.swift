@@ -83,6 +83,7 @@ private let minimal = """
         #expect(config.onCrash == .destroy)
         #expect(config.xenPV == true)
         #expect(config.vuart == nil && config.directMap == nil)
+        #expect(config.detectPanic)
         #expect(config == DomainConfig(name: "t", kernel: "k"))
     }
 
@@ -389,6 +390,12 @@ private let minimal = """
     @Test func firstErrorInFileOrderWins() throws {
         let error = try #require(parseError("name = \"a\"\nbogus = 1\nmemory 64\n"))
         #expect(error.description == "test.cfg:2: bogus: unknown key")
+    }
+
+    @Test func detectPanic() throws {
+        #expect(try parse(minimal + "detect_panic = 0").config.detectPanic == false)
+        let error = try #require(parseError(minimal + "detect_panic = \"maybe\""))
+        #expect(error.description.hasPrefix("test.cfg:3: detect_panic: "))
     }
 
     @Test func vuartAndDirectMap() throws {

@@ -21,6 +21,7 @@ private func domain(_ id: Int, _ config: DomainConfig) -> PlannedDomain {
         var plain = DomainConfig(name: "p", kernel: "/k/Image")
         plain.xenPV = false
         plain.vuart = false
+        plain.detectPanic = false
         let root = try assembled([domain(0, linux), domain(1, tern), domain(2, plain)], modules: [])
         let dom0 = try #require(root.node(atPathText: "/chosen/domU0"))
         let domU = try #require(root.node(atPathText: "/chosen/domU1"))
@@ -31,6 +32,8 @@ private func domain(_ id: Int, _ config: DomainConfig) -> PlannedDomain {
         // A domU gets the UART; Tern's own guests are never direct-mapped (they are linked at 0x40000000).
         #expect(domU.property("vpl011") != nil && domU.property("direct-map") == nil)
         #expect(bare.property("xen,enhanced") == nil && bare.property("vpl011") == nil)
+        // Tern reads Linux's panic banner unless the config says not to.
+        #expect(dom0.property("tern,ignore-panic") == nil && bare.property("tern,ignore-panic") != nil)
     }
 
     @Test func domainNodeCarriesTheDom0lessBindingAndTernProperties() throws {
