@@ -38,6 +38,9 @@ final class Domain {
     var consolePort: UInt32 = 0
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
     var consoleConnected = false
+    /// VMASST_TYPE_runstate_update_flag: the guest reads other vCPUs' runstate areas, so rewrites are
+    /// marked in progress (written under the scheduler lock, read by the switch path).
+    var runstateUpdateFlag = false
     /// Frames the hypervisor gave the domain beside its RAM (console ring, grant table); freed with it.
     var ownedFrames: [HostPhysicalAddress] = []
     /// Hypercalls it made that Tern does not implement, each reported once.

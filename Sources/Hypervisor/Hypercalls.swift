@@ -26,6 +26,8 @@ func hypercall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
         result = grantTableOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), f.pointee.x.2, v)
     case Hypercall.hvm_op.rawValue:
         result = hvmOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
+    case Hypercall.vm_assist.rawValue:
+        result = vmAssist(f.pointee.x.0, f.pointee.x.1, v.domain)
     default:
         result = XenError.ENOSYS.returnValue
     }
@@ -36,8 +38,11 @@ func hypercall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
 
 /// Says once per domain which hypercall it wanted and did not get: the first thing to look at when a
 /// guest misbehaves under Tern but not under Xen.
-private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ command: UInt64) {
-    let key = number << 32 | command & 0xFFFF_FFFF
+private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ argument: UInt64) {
+    // platform_op, sysctl and domctl take one structure whose first field is the command.
+    let inStructure = number == 7 || number == 35 || number == 36
+    let command = inStructure ? GuestMemory.load32(VirtualAddress(argument)).map { UInt64($0) } : argument
+    let key = number << 32 | (command ?? 0xFFFF_FFFF) & 0xFFFF_FFFF
     let first = d.withXen {
         if d.reportedUnimplemented.contains(key) || d.reportedUnimplemented.count >= 32 { return false }
         d.reportedUnimplemented.append(key)
@@ -48,15 +53,13 @@ private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ command: UInt6
         c.domain(d)
         c.s(": hypercall ")
         c.dec(number)
-        // platform_op, sysctl and domctl take one structure whose first field is the command.
-        if number != 7 && number != 35 && number != 36 {
+        if let command {
             c.s(" command ")
             c.dec(command)
         }
         c.s(" is not implemented (-ENOSYS)")
     }
 }
-
 
 /// XENVER_version is the null hypercall guests measure and poll: answered inline, with no frame of its own.
 @inline(__always)
@@ -232,15 +235,3 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     return 0
 }
 
-/// struct vcpu_register_runstate_memory_area { guest virtual address }: where the guest wants its
-/// vcpu_runstate_info. The address is the guest's virtual one, checked now through its own tables;
-/// Tern writes "running since boot, nothing stolen" there, which is what Linux's steal clock reads.
-private func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
-    var address: UInt64 = 0
-    guard GuestMemory.read(&address, from: arg) else { return XenError.EFAULT.returnValue }
-    var info = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))   // RUNSTATE_running = 0
-    info.1 = now()
-    return withUnsafeBytes(of: &info) { b in
-        GuestMemory.copy(to: VirtualAddress(address), from: b.baseAddress!, count: RunstateLayout.size)
-    } ? 0 : XenError.EFAULT.returnValue
-}

@@ -22,14 +22,14 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
             while true { tern_wfi() }
         }
         if let slot = scheduler.pick(pcpu: cpu.index, now: t), let v = vcpuSlots[slot] {
-            switchTo(v, on: cpu)
+            switchTo(v, on: cpu, at: t)
             armAlarm(cpu, now: t)
             unlockScheduler()
             return v.frame
         }
         if let old = cpu.current {
             // Once it is off the CPU its domain may be released (or restarted): look again.
-            switchOut(old, from: cpu)
+            switchOut(old, from: cpu, at: t)
             continue
         }
         armAlarm(cpu, now: t)
@@ -40,19 +40,21 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
 }
 
 /// Puts `v` on `cpu`, saving whatever ran there before.
-private func switchTo(_ v: VCPU, on cpu: PhysicalCPU) {
+private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
     if let old = cpu.current {
         if old === v {
             flushPendingInterrupts(v)       // a kick may have been about an interrupt for it
             return
         }
-        switchOut(old, from: cpu)
+        switchOut(old, from: cpu, at: t)
     }
     write_vttbr_el2(v.domain.vttbr)
     tern_isb()
     tern_el1_restore(v.el1)
     tern_fp_restore(v.fp)
     tern_vgic_restore(v.vgic)
+    v.runstate.enter(.running, at: t)
+    if let area = v.runstateArea { area.publish(v.runstate, flagged: v.domain.runstateUpdateFlag) }
     v.runningOn = cpu.index
     v.pcpusUsed |= 1 << UInt64(cpu.index)
     let d = v.domain
@@ -69,7 +71,9 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU) {
     flushPendingInterrupts(v)
 }
 
-private func switchOut(_ v: VCPU, from cpu: PhysicalCPU) {
+private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
+    v.runstate.enter(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
+    if let area = v.runstateArea { area.publish(v.runstate, flagged: v.domain.runstateUpdateFlag) }
     tern_el1_save(v.el1)
     tern_fp_save(v.fp)
     tern_vgic_save(v.vgic)
@@ -115,7 +119,9 @@ func wake(_ v: VCPU) {
     v.blocked = .none
     v.wakeAt = .max
     v.pollDeadline = .max
-    if let p = scheduler.wake(v.slot, now: now()), p != thisCPU().index {
+    let t = now()
+    if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
+    if let p = scheduler.wake(v.slot, now: t), p != thisCPU().index {
         GICv3.kick(cpu: p)
     }
 }

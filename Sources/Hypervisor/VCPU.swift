@@ -33,6 +33,9 @@ final class VCPU {
     /// Host address of its vcpu_info (VCPUOP_register_vcpu_info); 0 until registered.
     var vcpuInfo: UInt64 = 0
     var pcpusUsed: UInt64 = 0
+    /// Where its time went (changed under the scheduler lock), and where the guest asked to see it.
+    var runstate = Runstate(.offline, at: now())
+    var runstateArea: RunstateArea?
 
     init(domain: Domain, index: Int, slot: Int, count: Int) {
         self.domain = domain

@@ -6,6 +6,7 @@ public enum Hypercall: UInt64 {
     case xen_version = 17
     case console_io = 18
     case grant_table_op = 20
+    case vm_assist = 21
     case vcpu_op = 24
     case sched_op = 29
     case event_channel_op = 32
@@ -161,7 +162,14 @@ public enum RunstateLayout {
     public static let state = 0
     public static let stateEntryTime = 8
     public static let time = 16
+    /// XEN_RUNSTATE_UPDATE: set in state_entry_time while the hypervisor rewrites the area, for guests
+    /// that enabled VMASST_TYPE_runstate_update_flag and read other vCPUs' areas.
+    public static let updateFlag: UInt64 = 1 << 63
 }
+
+/// vm_assist commands, and the one assist Xen offers on Arm.
+public enum VMAssistCommand: UInt64 { case enable = 0, disable = 1 }
+public let vmAssistRunstateUpdateFlag: UInt64 = 5
 
 /// Where Xen's toolstack puts the pages it provides beside RAM (GUEST_MAGIC_BASE, arch-arm.h), and the
 /// console's page within them (xc_dom_arm's CONSOLE_PFN_OFFSET).

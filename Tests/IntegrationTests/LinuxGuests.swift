@@ -40,6 +40,20 @@ extension BootTests {
 
     func linuxLines(_ r: RunResult, _ domain: Int) -> [String] { lines(r, "(d\(domain)) ") }
 
+    /// A config for Debian's kernel and the initramfs that only this test needs, in a temporary file
+    /// (the kernel's path is absolute there). The caller removes it.
+    func linuxConfig(_ name: String, _ settings: String) throws -> URL {
+        let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(name).cfg")
+        try """
+            name = "\(name)"
+            kernel = "\(cache.path)/Image"
+            ramdisk = "\(cache.path)/initrd.cpio.gz"
+            \(settings)
+            """.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
     func expectLinuxReachedUserspace(_ r: RunResult, domain: Int, cpus: String,
                                      sourceLocation: SourceLocation = #_sourceLocation) {
         let out = linuxLines(r, domain)
@@ -219,17 +233,12 @@ extension BootTests {
     /// a reboot again.
     @Test func panickingLinuxEndsAsCrashed() throws {
         try LinuxAssets.require()
-        let ignoring = FileManager.default.temporaryDirectory.appendingPathComponent("tern-linux-panic-ignored.cfg")
-        let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
-        try """
-            name = "panic-ignored"
-            kernel = "\(cache.path)/Image"
-            ramdisk = "\(cache.path)/initrd.cpio.gz"
+        let ignoring = try linuxConfig("panic-ignored", """
             memory = 128
             extra = "console=hvc0 rdinit=/init panic=1 tern.test=panic"
             detect_panic = 0
             on_reboot = "destroy"
-            """.write(to: ignoring, atomically: true, encoding: .utf8)
+            """)
         defer { try? FileManager.default.removeItem(at: ignoring) }
         let r = try runner.run(configs: ["dom0", "linux-panic", "linux-pv-panic"].map(example) + [ignoring], timeout: 300)
         #expect(r.exitedByItself, "\(r.lines.suffix(40).joined(separator: "\n"))")
@@ -247,5 +256,29 @@ extension BootTests {
         #expect(r.lines.contains("(tern) d2 (linux-pv-panic): shutdown: crash via Linux panic, then SCHEDOP_shutdown"))
         #expect(r.lines.contains("(tern) d3 (panic-ignored): shutdown: reboot via SCHEDOP_shutdown"))
         #expect(!r.lines.contains { $0.contains("restarted") })
+    }
+
+    /// Xen's runstate area: a Xen-aware Linux that shares its CPU with a busy guest sees the time it
+    /// waited as steal in /proc/stat, because Tern rewrites the area on every switch.
+    @Test func linuxSeesStealTimeWhenItSharesACPU() throws {
+        try LinuxAssets.require()
+        let linux = try linuxConfig("linux-steal", """
+            memory = 128
+            cpus = "0"
+            extra = "console=hvc0 rdinit=/init"
+            """)
+        defer { try? FileManager.default.removeItem(at: linux) }
+        // spin-256 works for 3 s pinned to pCPU 0, at the same weight as Linux.
+        let r = try runner.run(configs: [example("dom0"), example("spin-256"), linux], timeout: 240)
+        #expect(r.allPoweredOff, "\(r.lines.suffix(40).joined(separator: "\n"))")
+        let stat = try #require(linuxLines(r, 2).first { $0.hasPrefix("(d2) stat: cpu ") })
+        let ticks = stat.split(separator: " ").dropFirst(3).compactMap { Int($0) }
+        #expect(ticks.count == 10, "\(stat)")
+        // user nice system idle iowait irq softirq steal: steal, in 10 ms ticks. Half of Linux's boot
+        // is spent waiting for the spinner; a tenth of a second is far below that.
+        #expect(ticks.count > 7 && ticks[7] >= 10, "\(stat)")
+        // The spinner was not short-changed for it.
+        #expect(r.shutdowns[1] == "poweroff")
+        #expect(!r.lines.contains { $0.contains("hypercall 21") })
     }
 }

@@ -1,0 +1,81 @@
+// The runstate area: the vcpu_runstate_info a Xen guest registers for each vCPU, in which it reads
+// where that vCPU's time went (Linux's steal clock is runnable + offline). Tern rewrites it whenever
+// the vCPU leaves or takes a CPU, as Xen on Arm does, so it is current whenever the guest can look.
+import TernArchAsm
+import TernCore
+
+/// Where a vCPU's vcpu_runstate_info lives, as host addresses found once, at registration, through the
+/// guest's own tables (the guest's kernel mapping of it does not move). The area may cross a page.
+struct RunstateArea {
+    let first: UInt64
+    /// The next page's host address, when the area crosses into it.
+    let second: UInt64
+    /// How many of its six words lie on the first page.
+    let wordsOnFirst: Int
+
+    /// nil when any of it is not writable guest memory.
+    init?(at va: VirtualAddress) {
+        let size = UInt64(RunstateLayout.size)
+        guard let first = GuestMemory.translate(va, write: true) else { return nil }
+        let onFirst = min(size, pageSize - va.raw & 0xFFF)
+        if onFirst == size {
+            self.first = first.raw
+            second = 0
+        } else {
+            guard let next = GuestMemory.translate(va + onFirst, write: true) else { return nil }
+            self.first = first.raw
+            second = next.raw
+        }
+        wordsOnFirst = Int(onFirst / 8)
+    }
+
+    private func store(_ word: Int, _ value: UInt64) {
+        tern_store64(word < wordsOnFirst ? first + UInt64(word * 8) : second + UInt64((word - wordsOnFirst) * 8), value)
+    }
+
+    /// Writes `r` there. With the update flag, a reader on another CPU sees XEN_RUNSTATE_UPDATE in
+    /// state_entry_time for as long as the rest is being rewritten, and retries.
+    func publish(_ r: Runstate, flagged: Bool) {
+        let w = r.words
+        if flagged {
+            store(1, w.1 | RunstateLayout.updateFlag)
+            tern_memory_barrier()
+        }
+        store(0, w.0)
+        store(2, w.2)
+        store(3, w.3)
+        store(4, w.4)
+        store(5, w.5)
+        tern_memory_barrier()
+        store(1, w.1)
+    }
+}
+
+/// VCPUOP_register_runstate_memory_area: struct { guest virtual address }. The area is filled at once
+/// and kept current from then on; address 0 stops the updates.
+func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
+    var address: UInt64 = 0
+    guard GuestMemory.read(&address, from: arg) else { return XenError.EFAULT.returnValue }
+    var area: RunstateArea?
+    if address != 0 {
+        // Whole words, so an update never tears one; Linux's per-CPU structure always is aligned.
+        guard address & 7 == 0 else { return XenError.EINVAL.returnValue }
+        guard let found = RunstateArea(at: VirtualAddress(address)) else { return XenError.EFAULT.returnValue }
+        area = found
+    }
+    lockScheduler()
+    t.runstateArea = area
+    area?.publish(t.runstate, flagged: t.domain.runstateUpdateFlag)
+    unlockScheduler()
+    return 0
+}
+
+/// vm_assist(cmd, type): of Xen's assists, Arm has only VMASST_TYPE_runstate_update_flag.
+func vmAssist(_ command: UInt64, _ type: UInt64, _ d: Domain) -> UInt64 {
+    guard type == vmAssistRunstateUpdateFlag else { return XenError.EINVAL.returnValue }
+    guard let command = VMAssistCommand(rawValue: command) else { return XenError.ENOSYS.returnValue }
+    lockScheduler()
+    d.runstateUpdateFlag = command == .enable
+    unlockScheduler()
+    return 0
+}
