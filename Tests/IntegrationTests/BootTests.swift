@@ -114,4 +114,24 @@ struct BootTests {
             "\(error)".contains("broken.cfg:") && "\(error)".contains("memory")
         }
     }
+
+    /// Xen-style debug keys on the console: CTRL-a three times gives the focus to Tern, 'q' dumps the
+    /// vCPUs with their runstate and 'm' the memory, while the domain carries on to its end.
+    @Test func debugKeysDumpVCPUsAndMemory() throws {
+        let r = try runner.run(configs: [example("spin-256")], timeout: 120, typeWhen: { line in
+            if line.hasPrefix("(tern) *** console input goes to d0") { return "\u{1}\u{1}\u{1}" }
+            if line.hasPrefix("(tern) *** console input goes to Tern") { return "qm" }
+            return nil
+        })
+        #expect(r.allPoweredOff, "\(r.lines.suffix(20).joined(separator: "\n"))")
+        let dump = try #require(r.lines.first { $0.hasPrefix("(tern) d0 (spin-256) vcpu0 online") })
+        // The spinner is running on pCPU 0 (its affinity); it has run, and never blocked.
+        #expect(dump.contains(" running on pcpu0 "), "\(dump)")
+        let times = try #require(dump.components(separatedBy: " ms run/wait/blocked/down ").last?
+            .split(separator: " ").first?.split(separator: "/").compactMap { Int($0) })
+        #expect(times.count == 4 && times[0] > 0 && times[2] == 0, "\(dump)")
+        #expect(r.lines.contains { $0.hasPrefix("(tern) pcpu0 runs d0 (spin-256) vcpu0") })
+        let memory = try #require(r.lines.first { $0.hasPrefix("(tern) memory: ") })
+        #expect(memory.contains(" KiB in domains") && memory.contains("32768 KiB in domains"), "\(memory)")
+    }
 }
