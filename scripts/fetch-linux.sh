@@ -5,8 +5,8 @@
 # Outputs: .cache/linux/Image (uncompressed arm64 Image), .cache/linux/initrd.cpio.gz,
 #          .cache/linux/xen (with --xen).
 # The initramfs's /init reads `tern.test=` from the kernel command line:
-#   poweroff (default)  print the marker, cpuinfo, interrupts, CPU time (with steal) and Xen lines from
-#                       dmesg; poweroff -f
+#   poweroff (default)  print the marker, cpuinfo, interrupts, CPU time (with steal), the date, and the
+#                       Xen and RTC lines from dmesg; poweroff -f
 #   reboot              the same, then reboot -f
 #   panic               the same, then crash the kernel through sysrq
 #   crash               the same, then read an address with nothing behind it (the domain is killed)
@@ -78,7 +78,8 @@ cat /proc/interrupts
 echo "memory: $(grep MemTotal /proc/meminfo)"
 # user nice system idle iowait irq softirq steal ... (USER_HZ ticks): steal is the hypervisor's word.
 echo "stat: $(grep '^cpu ' /proc/stat)"
-dmesg | grep -iE 'xen|grant|event.chan|hvc' | head -40
+echo "date: $(date -u '+%Y-%m-%d %H:%M:%S')"
+dmesg | grep -iE 'xen|grant|event.chan|hvc|rtc' | head -40
 echo "TERN-LINUX-DONE $mode"
 case $mode in
     reboot) reboot -f ;;

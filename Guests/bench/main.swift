@@ -118,21 +118,20 @@ func takeEvents() {
 /// shared_info and vcpu_info in pages of our own, then a channel from this domain to itself: one port
 /// allocated for ourselves, the other bound to it. Returns the port to send on.
 func setUpEventChannel() -> UInt32? {
-    let pages = UnsafeMutableRawPointer.allocate(byteCount: 8192, alignment: 4096)
-    let base = UInt64(UInt(bitPattern: pages))
-    for i in 0 ..< 1024 { guest_store64(base + UInt64(i) * 8, 0) }
-    // xen_add_to_physmap { domid, size, space = shared_info } { idx 0 } { gpfn }
-    var map: (UInt64, UInt64, UInt64) = (UInt64(domidSelf), 0, base >> 12)
-    let mapped = Xen.call(.memory_op, MemoryOpCommand.add_to_physmap.rawValue, pointingTo: &map)
-    guard mapped == 0 else { print("bench: add_to_physmap(shared_info) = \(mapped)"); return nil }
-    sharedInfo = base
-    // vcpu_register_vcpu_info { mfn, offset, rsvd } for vCPU 0, in the second page.
-    var info: (UInt64, UInt64) = ((base + 4096) >> 12, 0)
+    switch Xen.mapSharedInfo() {
+    case .success(let base): sharedInfo = base
+    case .failure(let e): print("bench: add_to_physmap(shared_info) = \(e.code)"); return nil
+    }
+    let page = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+    let infoPage = UInt64(UInt(bitPattern: page))
+    for i in 0 ..< 512 { guest_store64(infoPage + UInt64(i) * 8, 0) }
+    // vcpu_register_vcpu_info { mfn, offset, rsvd } for vCPU 0, in a page of its own.
+    var info: (UInt64, UInt64) = (infoPage >> 12, 0)
     let registered = withUnsafeMutablePointer(to: &info) { p in
         Xen.call(.vcpu_op, VCPUOpCommand.register_vcpu_info.rawValue, 0, UInt64(UInt(bitPattern: p)))
     }
     guard registered == 0 else { print("bench: register_vcpu_info = \(registered)"); return nil }
-    vcpuInfo = base + 4096
+    vcpuInfo = infoPage
     // evtchn_alloc_unbound { dom = self, remote_dom = self, port (out) }
     var unbound: (UInt32, UInt32) = (UInt32(domidSelf) | UInt32(domidSelf) << 16, 0)
     let allocated = Xen.call(.event_channel_op, EventChannelOpCommand.alloc_unbound.rawValue, pointingTo: &unbound)

@@ -95,6 +95,12 @@ func xenPVChecks(unmapped: UInt64) {
     expect("vcpu_info outside RAM", call(.vcpu_op, 10, (0x10000, 0, 0, 0)), EINVAL)
     expect("vcpu_info from unmapped", Xen.call(.vcpu_op, 10, 0, unmapped), EFAULT)
     expect("runstate area at unmapped", call(.vcpu_op, 5, (unmapped, 0, 0, 0)), EFAULT)
+    expect("runstate area misaligned", call(.vcpu_op, 5, (GuestLayout.ram.raw + 0x1004, 0, 0, 0)), EINVAL)
+    // vm_assist(cmd, type): Arm has only runstate_update_flag (5).
+    expect("vm_assist type 3", Xen.call(.vm_assist, 0, 3), EINVAL)
+    expect("vm_assist command 7", Xen.call(.vm_assist, 7, 5), -38)
+    // platform_op is the control domain's.
+    expect("platform_op from a domU", Xen.call(.platform_op, GuestLayout.ram.raw), EPERM)
 }
 
 @_cdecl("guest_secondary_main")

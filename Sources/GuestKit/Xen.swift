@@ -2,6 +2,11 @@
 import GuestKitAsm
 import TernCore
 
+/// A hypercall's negative result, as Xen's errno.
+public struct XenCallError: Error {
+    public let code: Int64
+}
+
 public enum Xen {
     @discardableResult
     public static func call(_ number: UInt64, _ a0: UInt64 = 0, _ a1: UInt64 = 0, _ a2: UInt64 = 0,
@@ -52,6 +57,34 @@ public enum Xen {
         // struct sched_poll { evtchn_port_t *ports; unsigned int nr_ports; uint64_t timeout; }
         var request: (UInt64, UInt64, UInt64) = (0, 0, deadline)
         return call(.sched_op, SchedOpCommand.poll.rawValue, pointingTo: &request)
+    }
+
+    /// Places shared_info in a zeroed page of our own (XENMEM_add_to_physmap, XENMAPSPACE_shared_info)
+    /// and returns its address, or the error.
+    public static func mapSharedInfo() -> Result<UInt64, XenCallError> {
+        let page = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        let base = UInt64(UInt(bitPattern: page))
+        for i in 0 ..< 512 { guest_store64(base + UInt64(i) * 8, 0) }
+        // xen_add_to_physmap { domid, size, space = shared_info } { idx 0 } { gpfn }
+        var map: (UInt64, UInt64, UInt64) = (UInt64(domidSelf), 0, base >> 12)
+        let r = call(.memory_op, MemoryOpCommand.add_to_physmap.rawValue, pointingTo: &map)
+        return r == 0 ? .success(base) : .failure(XenCallError(code: r))
+    }
+
+    /// shared_info's wall clock (wc_sec_hi:wc_sec, wc_nsec), read under its version protocol: the
+    /// time of day at which this domain's clock read zero.
+    public static func wallClock(sharedInfo s: UInt64) -> (seconds: UInt64, nanoseconds: UInt32, version: UInt32) {
+        while true {
+            let version = guest_load32(s + UInt64(SharedInfoLayout.wcVersion))
+            guest_barrier()
+            let seconds = UInt64(guest_load32(s + UInt64(SharedInfoLayout.wcSecHi))) << 32
+                | UInt64(guest_load32(s + UInt64(SharedInfoLayout.wcSec)))
+            let nanoseconds = guest_load32(s + UInt64(SharedInfoLayout.wcNsec))
+            guest_barrier()
+            if version & 1 == 0 && guest_load32(s + UInt64(SharedInfoLayout.wcVersion)) == version {
+                return (seconds, nanoseconds, version)
+            }
+        }
     }
 
     public static func shutdown(_ reason: ShutdownReason) -> Never {

@@ -69,6 +69,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     vcpuSlots = [VCPU?](repeating: nil, count: maximumVCPUs)
     prepareCPU(cpus[0])
 
+    readRealTimeClock()
     createBootDomains(root)
     log { c in
         c.s("boot done in ")

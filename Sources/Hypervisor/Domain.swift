@@ -56,6 +56,8 @@ final class Domain {
     /// What happens once its vCPUs are off every CPU (xl's on_poweroff/on_reboot/on_crash).
     var afterShutdown: DomainAction = .destroy
     var restarts = 0
+    /// Hypervisor time when it started: its guest's clocks begin about then (see TimeOfDay).
+    var startedAt: UInt64 = 0
     var shutdownReason: ShutdownReason?
     /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:
     /// the evidence that a multi-vCPU domain really is spread across the machine.

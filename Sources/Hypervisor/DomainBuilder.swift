@@ -95,12 +95,18 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
     // below the 39-bit IPA limit).
     let ramBase = spec.directMapped ? GuestPhysicalAddress(base.raw) : GuestLayout.ram
     guard ramBase.raw >= GuestLayout.ram.raw, ramBase.raw + spec.memoryBytes <= 1 << 39 else { return fail(.tables) }
+    // The control domain gets the board's real-time clock at its own address (below guest RAM).
+    let rtc = spec.id == .zero ? platform.rtc : nil
     var tables = PhysicalTableMemory()
     var stage2: Stage2Table<PhysicalTableMemory>
     do {
         stage2 = try Stage2Table(memory: &tables)
         try stage2.map(ramBase, to: base, size: spec.memoryBytes, type: .normal,
                        permissions: [.read, .write, .execute], memory: &tables)
+        if let rtc {
+            try stage2.map(GuestPhysicalAddress(rtc.raw), to: rtc, size: pageSize, type: .device,
+                           permissions: [.read, .write], memory: &tables)
+        }
     } catch {
         tables.releaseAll()
         return fail(.tables)
@@ -115,7 +121,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?,
     }
     let tree = GuestDeviceTree.build(GuestMachine(
         memory: [(ramBase, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
-        xen: spec.xenPV, uart: spec.uart))
+        xen: spec.xenPV, uart: spec.uart, rtc: rtc.map { GuestPhysicalAddress($0.raw) }))
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
     }
@@ -153,6 +159,7 @@ func startDomain(_ d: Domain) {
     domains[d.slot] = d
     scheduler.addDomain(d.slot, weight: d.weight, cap: d.cap)
     let t = now()
+    d.startedAt = t
     let mask = d.affinity & ((1 << UInt64(cpus.count)) - 1)
     for v in d.vcpus {
         vcpuSlots[v.slot] = v

@@ -26,6 +26,8 @@ func hypercall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
         result = grantTableOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), f.pointee.x.2, v)
     case Hypercall.hvm_op.rawValue:
         result = hvmOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
+    case Hypercall.platform_op.rawValue:
+        result = platformOp(VirtualAddress(f.pointee.x.0), v)
     case Hypercall.vm_assist.rawValue:
         result = vmAssist(f.pointee.x.0, f.pointee.x.1, v.domain)
     default:

@@ -49,6 +49,7 @@ private func placeSharedInfo(_ d: Domain, at page: GuestPhysicalAddress) -> UInt
     tern_zero(host, pageSize)
     tern_memory_barrier()
     d.withXen { d.sharedInfo = host }
+    publishWallClock(d)
     return 0
 }
 

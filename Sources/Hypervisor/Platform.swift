@@ -14,6 +14,9 @@ struct Platform {
     /// MPIDR affinity of each CPU, boot CPU first as the tree lists them.
     var cpuAffinities: [UInt64] = []
     var psciUsesHVC = false
+    /// The PL031 real-time clock, when the board has one: read for the time of day at boot, and given
+    /// to the control domain, as Xen gives dom0 the devices it does not use itself.
+    var rtc: HostPhysicalAddress?
 
     enum Problem { case noMemory, noGIC, noCPUs }
 
@@ -52,6 +55,9 @@ struct Platform {
             }
         }
         if p.cpuAffinities.isEmpty { return (nil, .noCPUs) }
+        if let rtc = root.findCompatible("arm,pl031").first, let r = rtc.reg(in: root).first {
+            p.rtc = HostPhysicalAddress(r.address)
+        }
         if let psci = root.findCompatible("arm,psci-0.2").first ?? root.findCompatible("arm,psci").first {
             p.psciUsesHVC = psci.property("method")?.string == utf8Bytes("hvc")
         }

@@ -9,21 +9,25 @@ public struct GuestMachine {
     public var xen: Bool
     /// An emulated SBSA UART at GuestLayout.uart (Xen's vpl011).
     public var uart: Bool
+    /// The board's PL031 real-time clock, passed through at this address (the control domain's).
+    public var rtc: GuestPhysicalAddress?
 
     public init(memory: [(base: GuestPhysicalAddress, size: UInt64)], vcpus: Int, bootargs: [UInt8],
                 initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, xen: Bool = false,
-                uart: Bool = false) {
+                uart: Bool = false, rtc: GuestPhysicalAddress? = nil) {
         self.memory = memory
         self.vcpus = vcpus
         self.bootargs = bootargs
         self.initrd = initrd
         self.xen = xen
         self.uart = uart
+        self.rtc = rtc
     }
 }
 
 public enum GuestDeviceTree {
     static let gicPhandle: UInt32 = 1
+    static let clockPhandle: UInt32 = 2
 
     public static func build(_ m: GuestMachine) -> [UInt8] {
         let root = DTNode(name: [])
@@ -105,6 +109,22 @@ public enum GuestDeviceTree {
             chosen.set("stdout-path", string: path)
             let aliases = root.addChild(DTNode("aliases"))
             aliases.set("serial0", string: path)
+        }
+
+        if let rtc = m.rtc {
+            // An AMBA device: Linux reads its ID registers with its bus clock on, so the clock must be
+            // named; a fixed clock stands in for the board's. No interrupt: the alarm stays unused.
+            let clock = root.addChild(DTNode("apb-pclk"))
+            clock.set("compatible", string: "fixed-clock")
+            clock.set("#clock-cells", u32: 0)
+            clock.set("clock-frequency", u32: 24_000_000)
+            clock.set("clock-output-names", string: "clk24mhz")
+            clock.set("phandle", u32: clockPhandle)
+            let node = root.addChild(DTNode(name: utf8Bytes("pl031@") + hex(rtc.raw)))
+            node.set("compatible", strings: [utf8Bytes("arm,pl031"), utf8Bytes("arm,primecell")])
+            node.setReg([(rtc.raw, 0x1000)], addressCells: 2, sizeCells: 2)
+            node.set("clocks", u32: clockPhandle)
+            node.set("clock-names", string: "apb_pclk")
         }
 
         return FlattenedDeviceTree.serialize(root)

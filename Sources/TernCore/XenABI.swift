@@ -2,6 +2,7 @@
 // reader can grep both; Tern's own code refers to these, never to bare literals.
 
 public enum Hypercall: UInt64 {
+    case platform_op = 7
     case memory_op = 12
     case xen_version = 17
     case console_io = 18
@@ -19,7 +20,7 @@ public let xenHypercallImmediate: UInt64 = 0xEA1
 
 /// Negative errno values as Xen returns them in x0.
 public enum XenError: Int64 {
-    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38
+    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38
     @inlinable public var returnValue: UInt64 { UInt64(bitPattern: -rawValue) }
 }
 
@@ -166,6 +167,11 @@ public enum RunstateLayout {
     /// that enabled VMASST_TYPE_runstate_update_flag and read other vCPUs' areas.
     public static let updateFlag: UInt64 = 1 << 63
 }
+
+/// platform_op commands Tern answers (xen/include/public/platform.h), and the interface version the
+/// caller must name (XENPF_INTERFACE_VERSION).
+public enum PlatformOpCommand: UInt32 { case settime64 = 62 }
+public let platformOpInterfaceVersion: UInt32 = 0x0300_0001
 
 /// vm_assist commands, and the one assist Xen offers on Arm.
 public enum VMAssistCommand: UInt64 { case enable = 0, disable = 1 }

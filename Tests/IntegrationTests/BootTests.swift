@@ -134,4 +134,26 @@ struct BootTests {
         let memory = try #require(r.lines.first { $0.hasPrefix("(tern) memory: ") })
         #expect(memory.contains(" KiB in domains") && memory.contains("32768 KiB in domains"), "\(memory)")
     }
+
+    /// The time of day: Tern reads the board's RTC at boot and publishes it in shared_info; the control
+    /// domain sets it with XENPF_settime64 and every Xen-aware domain sees the change; a domU may not.
+    @Test func wallClockComesFromTheRTCAndTheControlDomain() throws {
+        let r = try run(["clock-dom0", "clock"])
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        func seconds(_ line: String?) -> Double? {
+            guard let words = line?.split(separator: " "), let s = words.firstIndex(of: "s"), s > 0 else { return nil }
+            return Double(words[s - 1]).map { $0 + (Double(words[s + 1]) ?? 0) / 1e9 }
+        }
+        let boot = try #require(seconds(r.lines.first { $0.hasPrefix("(d0) clock: wall clock at start ") }))
+        #expect(abs(boot - Date().timeIntervalSince1970) < 600, "\(boot)")
+        #expect(r.lines.contains("(d0) clock: settime64 with interface version 0x2000000 = -13"))
+        #expect(r.lines.contains("(d0) clock: settime64 with mbz 1 = -22"))
+        #expect(r.lines.contains("(d0) clock: settime64 = 0"))
+        // system_time 0 named the moment dom0's clock read zero: its own wall clock is exactly that.
+        #expect(r.lines.contains("(d0) clock: wall clock now 1900000000 s 0 ns"))
+        #expect(r.lines.contains("(d1) clock: settime64 = -1"))
+        // d1 started within moments of d0, so its zero is within moments of 1900000000.
+        let seen = try #require(seconds(r.lines.first { $0.hasPrefix("(d1) clock: wall clock now ") }))
+        #expect(seen >= 1_900_000_000 && seen < 1_900_000_002, "\(seen)")
+    }
 }

@@ -168,7 +168,24 @@ extension BootTests {
         // The domUs beside it ran to their ends.
         #expect(lines(r, "(d1) hello:").contains { $0.contains("done, powering off") })
         #expect(linuxLines(r, 2).contains("(d2) \(Self.marker)"))
+        // The time of day: dom0 reads the board's RTC, passed through to it, and tells Tern with
+        // XENPF_settime64; the Xen-aware domU sets its clock from shared_info. QEMU's RTC is the host's.
+        #expect(out.contains { $0.hasSuffix("rtc-pl031 9010000.pl031: registered as rtc0") })
+        #expect(!r.lines.contains { $0.contains("hypercall 7 ") })
+        for d in [0, 2] {
+            let line = try #require(linuxLines(r, d).first { $0.hasPrefix("(d\(d)) date: ") })
+            let date = try #require(Self.utc.date(from: String(line.dropFirst("(d0) date: ".count))), "\(line)")
+            #expect(abs(date.timeIntervalSinceNow) < 600, "\(line)")
+        }
     }
+
+    static let utc: DateFormatter = {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return f
+    }()
 
     /// A config like `example` but whose init ends in a shell, for typing at.
     func shellConfig(_ example: String, name: String) throws -> URL {

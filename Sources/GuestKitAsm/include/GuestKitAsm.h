@@ -52,3 +52,5 @@ static inline uint32_t guest_load32(uint64_t a) { return *(volatile uint32_t *)(
 static inline void guest_store32(uint64_t a, uint32_t v) { *(volatile uint32_t *)(uintptr_t)a = v; }
 static inline uint64_t guest_load64(uint64_t a) { return *(volatile uint64_t *)(uintptr_t)a; }
 static inline void guest_store64(uint64_t a, uint64_t v) { *(volatile uint64_t *)(uintptr_t)a = v; }
+/* Orders memory accesses against another CPU's (the hypervisor's, for shared pages). */
+static inline void guest_barrier(void) { __asm__ volatile("dmb ish" ::: "memory"); }

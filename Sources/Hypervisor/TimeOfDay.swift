@@ -1,0 +1,58 @@
+// The time of day for the guests: read once from the board's PL031 real-time clock at boot, set again
+// by the control domain (XENPF_settime64, which Linux's dom0 sends when its clock is set, from the
+// RTC it is given), and published in every Xen-aware domain's shared_info as wc_sec/wc_nsec.
+import TernArchAsm
+import TernCore
+
+nonisolated(unsafe) var wallClock = WallClock()
+nonisolated(unsafe) private var wallClockLock: UInt32 = 0
+
+/// The PL031's data register holds seconds since 1970.
+func readRealTimeClock() {
+    guard let rtc = platform.rtc else { return }
+    let seconds = UInt64(tern_load32(rtc.raw))
+    let t = now()
+    withSpinLock(&wallClockLock) { wallClock.set(wall: seconds * 1_000_000_000, at: t) }
+}
+
+/// Writes the wall time at which `d`'s monotonic clock read zero (its start) into its shared_info,
+/// under Xen's version protocol: odd while the fields change.
+func publishWallClock(_ d: Domain) {
+    let (seconds, nanoseconds) = withSpinLock(&wallClockLock) { wallClock.wall(at: d.startedAt) }
+    d.withXen {
+        let s = d.sharedInfo
+        guard s != 0 else { return }
+        let version = tern_load32(s + UInt64(SharedInfoLayout.wcVersion))
+        tern_store32(s + UInt64(SharedInfoLayout.wcVersion), version | 1)
+        tern_memory_barrier()
+        tern_store32(s + UInt64(SharedInfoLayout.wcSec), UInt32(truncatingIfNeeded: seconds))
+        tern_store32(s + UInt64(SharedInfoLayout.wcNsec), nanoseconds)
+        tern_store32(s + UInt64(SharedInfoLayout.wcSecHi), UInt32(truncatingIfNeeded: seconds >> 32))
+        tern_memory_barrier()
+        tern_store32(s + UInt64(SharedInfoLayout.wcVersion), (version | 1) &+ 1)
+    }
+}
+
+/// platform_op(struct xen_platform_op *): the control domain's; of its commands Tern has the clock.
+func platformOp(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+    guard v.domain.privileged else { return XenError.EPERM.returnValue }
+    // cmd, interface_version, then the union: settime64 is secs, nsecs, mbz, system_time.
+    var op = (UInt32(0), UInt32(0), UInt64(0), UInt32(0), UInt32(0), UInt64(0))
+    guard GuestMemory.read(&op, from: arg) else { return XenError.EFAULT.returnValue }
+    guard op.1 == platformOpInterfaceVersion else { return XenError.EACCES.returnValue }
+    switch op.0 {
+    case PlatformOpCommand.settime64.rawValue:
+        guard op.4 == 0 else { return XenError.EINVAL.returnValue }
+        let start = v.domain.startedAt
+        withSpinLock(&wallClockLock) {
+            wallClock.set(seconds: op.2, nanoseconds: op.3 % 1_000_000_000, systemTime: op.5, domainStart: start)
+        }
+        lockScheduler()
+        let all = domains
+        unlockScheduler()
+        for case let d? in all where d.xenPV { publishWallClock(d) }
+        return 0
+    default:
+        return XenError.ENOSYS.returnValue
+    }
+}
