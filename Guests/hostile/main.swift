@@ -96,6 +96,7 @@ func xenPVChecks(unmapped: UInt64) {
     expect("vcpu_info from unmapped", Xen.call(.vcpu_op, 10, 0, unmapped), EFAULT)
     expect("runstate area at unmapped", call(.vcpu_op, 5, (unmapped, 0, 0, 0)), EFAULT)
     expect("runstate area misaligned", call(.vcpu_op, 5, (GuestLayout.ram.raw + 0x1004, 0, 0, 0)), EINVAL)
+    expect("runstate area in the console ring page", call(.vcpu_op, 5, (MagicPages.console.raw, 0, 0, 0)), EFAULT)
     // vm_assist(cmd, type): Arm has only runstate_update_flag (5).
     expect("vm_assist type 3", Xen.call(.vm_assist, 0, 3), EINVAL)
     expect("vm_assist command 7", Xen.call(.vm_assist, 7, 5), -38)

@@ -7,30 +7,34 @@ import TernCore
 /// Where a vCPU's vcpu_runstate_info lives, as host addresses found once, at registration, through the
 /// guest's own tables (the guest's kernel mapping of it does not move). The area may cross a page.
 struct RunstateArea {
-    let first: UInt64
+    let first: HostPhysicalAddress
     /// The next page's host address, when the area crosses into it.
-    let second: UInt64
+    let second: HostPhysicalAddress
     /// How many of its six words lie on the first page.
     let wordsOnFirst: Int
 
-    /// nil when any of it is not writable guest memory.
-    init?(at va: VirtualAddress) {
+    /// nil unless all of it is writable and in the domain's own RAM (`ram`): the hypervisor writes
+    /// there on every switch, never into a device or a page the guest merely has mapped.
+    init?(at va: VirtualAddress, in ram: PhysicalRange) {
+        func inRAM(_ pa: HostPhysicalAddress, _ length: UInt64) -> Bool {
+            pa.raw >= ram.base.raw && pa.raw + length <= ram.end.raw
+        }
         let size = UInt64(RunstateLayout.size)
-        guard let first = GuestMemory.translate(va, write: true) else { return nil }
         let onFirst = min(size, pageSize - va.raw & 0xFFF)
+        guard let first = GuestMemory.translate(va, write: true), inRAM(first, onFirst) else { return nil }
+        self.first = first
         if onFirst == size {
-            self.first = first.raw
-            second = 0
+            second = first
         } else {
-            guard let next = GuestMemory.translate(va + onFirst, write: true) else { return nil }
-            self.first = first.raw
-            second = next.raw
+            guard let next = GuestMemory.translate(va + onFirst, write: true), inRAM(next, size - onFirst) else { return nil }
+            second = next
         }
         wordsOnFirst = Int(onFirst / 8)
     }
 
     private func store(_ word: Int, _ value: UInt64) {
-        tern_store64(word < wordsOnFirst ? first + UInt64(word * 8) : second + UInt64((word - wordsOnFirst) * 8), value)
+        let pa = word < wordsOnFirst ? first + UInt64(word * 8) : second + UInt64((word - wordsOnFirst) * 8)
+        tern_store64(pa.raw, value)
     }
 
     /// Writes `r` there. With the update flag, a reader on another CPU sees XEN_RUNSTATE_UPDATE in
@@ -60,7 +64,9 @@ func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     if address != 0 {
         // Whole words, so an update never tears one; Linux's per-CPU structure always is aligned.
         guard address & 7 == 0 else { return XenError.EINVAL.returnValue }
-        guard let found = RunstateArea(at: VirtualAddress(address)) else { return XenError.EFAULT.returnValue }
+        guard let found = RunstateArea(at: VirtualAddress(address), in: t.domain.memory) else {
+            return XenError.EFAULT.returnValue
+        }
         area = found
     }
     lockScheduler()
