@@ -16,7 +16,8 @@ func readRealTimeClock() {
 }
 
 /// Writes the wall time at which `d`'s monotonic clock read zero (its start) into its shared_info,
-/// under Xen's version protocol: odd while the fields change.
+/// under Xen's version protocol: odd while the fields change. The caller keeps `d` alive: it is the
+/// caller's own domain, or the scheduler lock is held.
 func publishWallClock(_ d: Domain) {
     let (seconds, nanoseconds) = withSpinLock(&wallClockLock) { wallClock.wall(at: d.startedAt) }
     d.withXen {
@@ -47,10 +48,10 @@ func platformOp(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
         withSpinLock(&wallClockLock) {
             wallClock.set(seconds: op.2, nanoseconds: op.3 % 1_000_000_000, systemTime: op.5, domainStart: start)
         }
+        // Under the scheduler lock, so no domain's memory (its shared_info) is released meanwhile.
         lockScheduler()
-        let all = domains
+        for case let d? in domains where d.xenPV && !d.dying { publishWallClock(d) }
         unlockScheduler()
-        for case let d? in all where d.xenPV { publishWallClock(d) }
         return 0
     default:
         return XenError.ENOSYS.returnValue
