@@ -78,6 +78,10 @@ func xenPVChecks(unmapped: UInt64) {
     // grant_table_op
     expect("gnttab query_size to unmapped", Xen.call(.grant_table_op, 6, unmapped, 1), EFAULT)
     expect("gnttab set_version 2", call(.grant_table_op, 8, (2, 0, 0, 0), extra: 1), EINVAL)
+    expect("gnttab map from unmapped", Xen.call(.grant_table_op, 0, unmapped, 1), EFAULT)
+    expect("gnttab map batch of 5000", Xen.call(.grant_table_op, 0, GuestLayout.ram.raw, 5000), EINVAL)
+    expect("gnttab unmap from unmapped", Xen.call(.grant_table_op, 1, unmapped, 1), EFAULT)
+    expect("gnttab copy from unmapped", Xen.call(.grant_table_op, 5, unmapped, 1), EFAULT)
     // event_channel_op
     expect("evtchn send from unmapped", Xen.call(.event_channel_op, 4, unmapped), EFAULT)
     expect("evtchn send on port 5000", call(.event_channel_op, 4, (5000, 0, 0, 0)), EINVAL)

@@ -33,6 +33,14 @@ final class Domain {
     var sharedInfo: UInt64 = 0
     var events = EventChannelTable()
     var grantFrames: [GuestPhysicalAddress?] = []
+    /// Its mappings of other domains' grants, and how many of its own grants others have mapped.
+    var maptrack = Maptrack()
+    var activeGrants = ActiveGrants()
+    /// Hypercalls of other domains working on its memory right now (grant copies and maps): it is not
+    /// released while any is under way. Guarded by the scheduler lock.
+    var pins = 0
+    /// Told once that its memory outlives it, for the mappings others still hold.
+    var heldForGrants = false
     /// The console ring page Tern provides (at MagicPages.console) and its event channel.
     var consoleRing: UInt64 = 0
     var consolePort: UInt32 = 0

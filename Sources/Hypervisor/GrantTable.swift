@@ -1,6 +1,6 @@
 // grant_table_op: the grant table's shape. Linux on Arm sizes its table with GNTTABOP_query_size and
-// picks the v1 layout with GNTTABOP_set_version, then maps the frames itself (PhysMap.swift). Mapping
-// and copying grants between domains belong to the backends, which Tern does not have yet.
+// picks the v1 layout with GNTTABOP_set_version, then maps the frames itself (PhysMap.swift). Using
+// another domain's grants (map, unmap, copy) is GrantMapping.swift.
 import TernCore
 
 func grantTableOp(_ command: UInt64, _ arg: VirtualAddress, _ count: UInt64, _ v: VCPU) -> UInt64 {
@@ -30,7 +30,21 @@ func grantTableOp(_ command: UInt64, _ arg: VirtualAddress, _ count: UInt64, _ v
         guard let dom = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
         guard isSelf(UInt16(truncatingIfNeeded: dom), d) else { return XenError.EPERM.returnValue }
         return GuestMemory.store32(arg + 4, 1) ? 0 : XenError.EFAULT.returnValue
+    case .map_grant_ref:
+        return forEach(count, of: GrantOpLayout.mapSize, from: arg) { mapGrant(d, $0) }
+    case .unmap_grant_ref:
+        return forEach(count, of: GrantOpLayout.unmapSize, from: arg) { unmapGrant(d, $0) }
+    case .copy:
+        return forEach(count, of: GrantOpLayout.copySize, from: arg) { copyGrant(d, $0) }
     default:
         return XenError.ENOSYS.returnValue
     }
+}
+
+/// Runs `op` on each of `count` structures of `size` bytes at `arg`; each writes its own status.
+private func forEach(_ count: UInt64, of size: Int, from arg: VirtualAddress, _ op: (VirtualAddress) -> Bool) -> UInt64 {
+    // Xen splits long batches with continuations; Tern bounds them instead (Linux sends a few at a time).
+    guard count <= UInt64(maximumGrantBatch) else { return XenError.EINVAL.returnValue }
+    for i in 0 ..< count where !op(arg + i * UInt64(size)) { return XenError.EFAULT.returnValue }
+    return 0
 }

@@ -236,9 +236,30 @@ func crashDomain(_ d: Domain) {
 }
 
 /// Frees what dead domains held once none of their vCPUs is on a CPU, and rebuilds those whose config
-/// says restart. A preserved domain keeps its memory (for inspection) but never runs again.
+/// says restart. A preserved domain keeps its memory (for inspection) but never runs again. A domain
+/// whose grants others still map keeps its memory until they unmap them (or die themselves).
 private func releaseDeadDomains() {
-    for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve {
+    for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve && d.pins == 0 {
+        if d.xenPV { dropGrantMappings(d) }
+        let mapped = d.withXen { d.activeGrants.total }
+        if mapped > 0 {
+            if !d.heldForGrants {
+                d.heldForGrants = true
+                log { c in
+                    c.domain(d)
+                    c.s(": memory kept while other domains map ")
+                    c.dec(mapped)
+                    c.s(" of its grants")
+                }
+            }
+            continue
+        }
+        if d.heldForGrants {
+            log { c in
+                c.domain(d)
+                c.s(": its grants are no longer mapped; memory released")
+            }
+        }
         scheduler.removeDomain(d.slot)
         for v in d.vcpus { vcpuSlots[v.slot] = nil }
         d.vcpus.removeAll()

@@ -22,6 +22,18 @@ tern_tlbi_vmalls12e1is:
     dsb     ish
     isb
     ret
+    // One stage-2 page of the current VMID gone (x0: its IPA), on every CPU: the stage-2 entry, then
+    // whatever combined stage-1+2 entries were cached from it.
+    .global tern_tlbi_ipa_is
+tern_tlbi_ipa_is:
+    dsb     ishst
+    lsr     x0, x0, #12
+    tlbi    ipas2e1is, x0
+    dsb     ish
+    tlbi    vmalle1is
+    dsb     ish
+    isb
+    ret
     .global tern_tlbi_alle2
 tern_tlbi_alle2:
     dsb     ishst

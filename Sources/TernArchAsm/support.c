@@ -55,6 +55,10 @@ int tern_test_bit(uint64_t pa, uint32_t bit) {
 uint8_t tern_exchange8(uint64_t pa, uint8_t v) {
     return __atomic_exchange_n((uint8_t *)(uintptr_t)pa, v, __ATOMIC_SEQ_CST);
 }
+uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desired) {
+    __atomic_compare_exchange_n((uint32_t *)(uintptr_t)pa, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}
 void tern_memory_barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 volatile uint64_t tern_uart_base = 0x09000000;

@@ -7,9 +7,10 @@
 // an 8 KiB-aligned root, which a page-at-a-time provider cannot promise; 512 GiB of IPA is plenty.)
 // Output addresses may use 40 bits, matching PS in VTCR_EL2 and TCR_EL2.
 //
-// Nothing here breaks an existing mapping: there is no unmap and no block splitting, so a valid entry is
-// never rewritten and the break-before-make rule cannot be violated. Barriers and TLB maintenance after
-// mapping are the caller's (architecture code's) business.
+// Nothing here rewrites a valid entry: there is no block splitting, and the one unmap (of a single 4 KiB
+// page in a domain's stage 2, for grant mappings) only invalidates an entry, so the break-before-make
+// rule cannot be violated. Barriers and TLB maintenance after mapping or unmapping are the caller's
+// (architecture code's) business.
 
 /// Where table pages live. The hypervisor backs this with real frames; host tests use a fake.
 public protocol TableMemory {
@@ -161,6 +162,25 @@ private enum TranslationWalk {
         }
     }
 
+    /// Invalidates the level-3 page entry for `input` and returns what it mapped; nil (and nothing
+    /// changes) when `input` is unmapped or covered by a block, which is never unmapped piecemeal.
+    static func unmapPage<Memory: TableMemory>(root: HostPhysicalAddress, input: UInt64, memory: inout Memory) -> UInt64? {
+        guard input < inputLimit, input & 0xFFF == 0 else { return nil }
+        var table = root
+        for level in 1 ... lastLevel {
+            let i = index(input, level)
+            let descriptor = memory.load(table, i)
+            guard descriptor & Descriptor.valid != 0 else { return nil }
+            if level == lastLevel {
+                memory.store(table, i, 0)
+                return descriptor & Descriptor.outputAddress
+            }
+            guard !isLeaf(descriptor, level) else { return nil }
+            table = HostPhysicalAddress(descriptor & Descriptor.outputAddress)
+        }
+        return nil
+    }
+
     /// The leaf descriptor covering `input` and the output address it yields, or nil if unmapped.
     static func lookup<Memory: TableMemory>(
         root: HostPhysicalAddress, input: UInt64, memory: Memory
@@ -207,6 +227,12 @@ public struct Stage2Table<Memory: TableMemory> {
         if permissions.contains(.write) { leaf |= Stage2Bits.write }
         if type == .device || !permissions.contains(.execute) { leaf |= Descriptor.executeNever }
         try TranslationWalk.map(root: root, input: ipa.raw, output: pa.raw, size: size, leaf: leaf, memory: &memory)
+    }
+
+    /// Removes the single 4 KiB page mapped at `ipa`, returning the host page it was; nil when there is
+    /// no such page (nothing mapped there, or part of a larger block). The caller invalidates the TLBs.
+    public mutating func unmapPage(_ ipa: GuestPhysicalAddress, memory: inout Memory) -> HostPhysicalAddress? {
+        TranslationWalk.unmapPage(root: root, input: ipa.raw, memory: &memory).map { HostPhysicalAddress($0) }
     }
 
     public func translate(

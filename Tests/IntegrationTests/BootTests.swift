@@ -156,4 +156,71 @@ struct BootTests {
         let seen = try #require(seconds(r.lines.first { $0.hasPrefix("(d1) clock: wall clock now ") }))
         #expect(seen >= 1_900_000_000 && seen < 1_900_000_002, "\(seen)")
     }
+
+    /// Grant tables between two of our guests: d2 maps d1's grant into its own address space, reads the
+    /// message and answers through the mapping, copies with GNTTABOP_copy, is refused what the grant
+    /// does not allow, and unmaps; d1 sees GTF_reading|GTF_writing while the page is mapped and not after.
+    @Test func grantsAreMappedCopiedAndUnmappedBetweenDomains() throws {
+        let r = try run(["dom0", "grant-granter", "grant-mapper"])
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        let message = "\"TERN-GRANT-42 from the granter\""
+        for line in [
+            "(d2) grant: mapped ref 8 of d1, handle 0: \(message)",
+            "(d2) grant: copy from ref 8 = 0: \(message)",
+            "(d1) grant: the mapper wrote \"ACK from the mapper\"",
+            "(d1) grant: ref 8 flags while mapped 0x19",          // permit_access | reading | writing
+            "(d2) grant: copy into read-only ref 9 = -8",         // GNTST_permission_denied
+            "(d2) grant: writable map of read-only ref 9 = -8",
+            "(d2) grant: map of ref 8 at an unaligned address = -5",
+            "(d2) grant: map of ref 8 over our own RAM = -5",
+            "(d2) grant: map of ref 8 of domain 99 = -2",
+            "(d2) grant: map of ref 3 (never granted) = -3",
+            "(d2) grant: copy across a page end = -10",
+            "(d2) grant: copy from a frame not ours = -8",
+            "(d2) grant: unmap = 0",
+            "(d2) grant: unmap again = -4",
+            "(d1) grant: ref 8 flags after the unmap 0x1",
+            "(d1) grant: ref 8 revoked",
+        ] {
+            #expect(r.lines.contains(line), "\(line)")
+        }
+    }
+
+    /// The two grant guests with other arguments, in temporary configs the caller removes.
+    func grantConfigs(granter: String, mapper: String) throws -> [URL] {
+        try [("granter", "role=granter peer=2 \(granter)"), ("mapper", "role=mapper peer=1 \(mapper)")].map { name, extra in
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(name)-\(UUID().uuidString).cfg")
+            try "name = \"\(name)\"\nkernel = \"tern:grant\"\nmemory = 32\nextra = \"\(extra)\"\n"
+                .write(to: url, atomically: true, encoding: .utf8)
+            return url
+        }
+    }
+
+    /// A domain that dies while another maps its grant keeps its memory until the unmap, so the mapper
+    /// goes on reading the same bytes and nothing else is ever given that memory meanwhile.
+    @Test func aGranterThatDiesKeepsItsMemoryUntilTheUnmap() throws {
+        let configs = try grantConfigs(granter: "leave=early", mapper: "linger=300")
+        defer { for c in configs { try? FileManager.default.removeItem(at: c) } }
+        let r = try runner.run(configs: [example("dom0")] + configs, timeout: 120)
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        func index(_ line: String) -> Int? { r.lines.firstIndex(of: line) }
+        let kept = try #require(index("(tern) d1 (granter): memory kept while other domains map 1 of its grants"))
+        let read = try #require(index("(d2) grant: still mapped: \"TERN-GRANT-42 from the granter\""))
+        let unmapped = try #require(index("(d2) grant: unmap = 0"))
+        let released = try #require(index("(tern) d1 (granter): its grants are no longer mapped; memory released"))
+        #expect(index("(tern) d1 (granter): shutdown: poweroff via SCHEDOP_shutdown").map { $0 < kept } == true)
+        #expect(kept < read && read < unmapped && unmapped < released)
+    }
+
+    /// A mapper that dies with a grant still mapped loses the mapping with its life: the granter sees
+    /// its entry free again and can revoke it.
+    @Test func aMapperThatCrashesGivesItsMappingsBack() throws {
+        let configs = try grantConfigs(granter: "", mapper: "leave=crash")
+        defer { for c in configs { try? FileManager.default.removeItem(at: c) } }
+        let r = try runner.run(configs: [example("dom0")] + configs, timeout: 120)
+        #expect(r.shutdowns == [0: "poweroff", 1: "poweroff", 2: "crash"], "\(r.lines.joined(separator: "\n"))")
+        #expect(r.lines.contains("(d2) grant: crashing with ref 8 still mapped"))
+        #expect(r.lines.contains("(d1) grant: ref 8 flags after the unmap 0x1"))
+        #expect(r.lines.contains("(d1) grant: ref 8 revoked"))
+    }
 }

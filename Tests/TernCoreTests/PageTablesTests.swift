@@ -81,6 +81,26 @@ private let rwx: Permissions = [.read, .write, .execute]
         #expect(other.pages.count == 4)
     }
 
+    @Test func aSinglePageUnmapsAndCanBeMappedAgainButBlocksNever() throws {
+        var memory = FakeTableMemory()
+        var s2 = try Stage2Table(memory: &memory)
+        let page = GuestPhysicalAddress(0x3800_5000)
+        try s2.map(page, to: HostPhysicalAddress(0x8000_1000), size: 4096, type: .normal, permissions: rw, memory: &memory)
+        try s2.map(GuestPhysicalAddress(0x4000_0000), to: HostPhysicalAddress(0x8020_0000), size: 2 * MiB,
+                   type: .normal, permissions: rwx, memory: &memory)
+        #expect(s2.unmapPage(page, memory: &memory) == HostPhysicalAddress(0x8000_1000))
+        #expect(s2.translate(page, memory: memory) == nil)
+        #expect(s2.unmapPage(page, memory: &memory) == nil)
+        // The 2 MiB block and unaligned or unmapped addresses are left alone.
+        #expect(s2.unmapPage(GuestPhysicalAddress(0x4000_1000), memory: &memory) == nil)
+        #expect(s2.translate(GuestPhysicalAddress(0x4000_1000), memory: memory)?.pa == HostPhysicalAddress(0x8020_1000))
+        #expect(s2.unmapPage(GuestPhysicalAddress(0x3800_5008), memory: &memory) == nil)
+        #expect(s2.unmapPage(GuestPhysicalAddress(0x1_0000_0000), memory: &memory) == nil)
+        // The freed slot takes a new page.
+        try s2.map(page, to: HostPhysicalAddress(0x8000_2000), size: 4096, type: .normal, permissions: [.read], memory: &memory)
+        #expect(s2.translate(page, memory: memory)?.pa == HostPhysicalAddress(0x8000_2000))
+    }
+
     @Test func translateFollowsBlocksAndPages() throws {
         var memory = FakeTableMemory()
         var s2 = try Stage2Table(memory: &memory)

@@ -48,6 +48,8 @@ GUEST_SYSREG(icc_sgi1r_el1)
 static inline uint8_t guest_exchange8(uint64_t a, uint8_t v) { return __atomic_exchange_n((uint8_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_exchange64(uint64_t a, uint64_t v) { return __atomic_exchange_n((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_fetch_and64(uint64_t a, uint64_t v) { return __atomic_fetch_and((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
+static inline uint8_t guest_load8(uint64_t a) { return *(volatile uint8_t *)(uintptr_t)a; }
+static inline void guest_store8(uint64_t a, uint8_t v) { *(volatile uint8_t *)(uintptr_t)a = v; }
 static inline uint32_t guest_load32(uint64_t a) { return *(volatile uint32_t *)(uintptr_t)a; }
 static inline void guest_store32(uint64_t a, uint32_t v) { *(volatile uint32_t *)(uintptr_t)a = v; }
 static inline uint64_t guest_load64(uint64_t a) { return *(volatile uint64_t *)(uintptr_t)a; }

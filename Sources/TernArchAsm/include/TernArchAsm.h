@@ -101,6 +101,7 @@ void tern_dsb_sy(void);
 void tern_wfi(void);
 void tern_tlbi_vmalls12e1is(void);
 void tern_tlbi_alle2(void);
+void tern_tlbi_ipa_is(uint64_t ipa);
 // Translates a guest virtual address with the current vCPU's stage 1 and stage 2; returns PAR_EL1
 // (bit 0 set on failure). `write` selects the write-permission check.
 uint64_t tern_at_s12e1(uint64_t va, int write);
@@ -145,6 +146,8 @@ int tern_test_and_set_bit(uint64_t pa, uint32_t bit);
 int tern_test_and_clear_bit(uint64_t pa, uint32_t bit);
 int tern_test_bit(uint64_t pa, uint32_t bit);
 uint8_t tern_exchange8(uint64_t pa, uint8_t v);
+// Stores `desired` if the word still holds `expected`; returns what it held (== expected on success).
+uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desired);
 void tern_memory_barrier(void);
 void tern_zero(uint64_t dst, uint64_t n);
 

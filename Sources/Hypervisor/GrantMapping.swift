@@ -1,0 +1,233 @@
+// Using another domain's grants: GNTTABOP_map_grant_ref puts a granted frame into the caller's stage 2
+// at the address it names, unmap_grant_ref takes it out again, and copy moves bytes between granted
+// frames and the caller's own. The granting domain's entry (in its grant frames, which it writes too)
+// says who may do what; GTF_reading/GTF_writing tell it the frame is in use. A domain whose frames
+// others still map keeps its memory after it dies, until the last mapping goes (as on Xen), so no
+// stage 2 ever points at memory that has been given to someone else.
+import TernArchAsm
+import TernCore
+
+let maximumGrantBatch = 1024
+
+/// The domain `id`, held (Domain.pins) while `body` uses its memory; nil if there is no live domain
+/// with Xen's PV interfaces by that id.
+private func withPinned<R>(_ id: DomainID, _ body: (Domain) -> R) -> R? {
+    lockScheduler()
+    var found: Domain?
+    for case let d? in domains where d.id == id && !d.dying && d.xenPV { found = d }
+    found?.pins += 1
+    unlockScheduler()
+    guard let d = found else { return nil }
+    defer {
+        lockScheduler()
+        d.pins -= 1
+        unlockScheduler()
+    }
+    return body(d)
+}
+
+/// Host address of grant entry `ref` in `g`'s table; nil when its frame was never placed. Call with
+/// g's xenLock held.
+private func entryAddress(_ g: Domain, _ ref: UInt32) -> HostPhysicalAddress? {
+    let frame = Int(ref) / GrantAccess.entriesPerFrame
+    guard frame < g.grantFrames.count, let page = g.grantFrames[frame],
+          let placed = g.stage2.translate(page, memory: g.tables) else { return nil }
+    return placed.pa + UInt64(Int(ref) % GrantAccess.entriesPerFrame * GrantAccess.entrySize)
+}
+
+/// Claims entry `ref` of `g` for `user` (compare-and-swap against the guest's own updates) and returns
+/// the host address of the granted frame, which must be g's RAM. `mark` sets GTF_reading/writing.
+/// Call with g's xenLock held.
+private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool, mark: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
+    guard let entry = entryAddress(g, ref) else { return .failure(GrantStatusError(.badGrantRef)) }
+    var header = tern_load32(entry.raw)
+    while true {
+        switch GrantAccess.claim(header: header, by: user, readOnly: readOnly, mark: mark) {
+        case .failure(let e): return .failure(e)
+        case .success(let claimed):
+            let seen = claimed == header ? header : tern_compare_exchange32(entry.raw, header, claimed)
+            guard seen == header else {
+                header = seen
+                continue
+            }
+        }
+        // The frame is read after the claim: a guest may change it only while the entry is unused.
+        tern_memory_barrier()
+        let gfn = UInt64(tern_load32(entry.raw + 4))
+        guard let frame = g.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12), length: pageSize) else {
+            return .failure(GrantStatusError(.badPage))
+        }
+        return .success(HostPhysicalAddress(frame))
+    }
+}
+
+/// Clears `flags` in entry `ref` of `g` (those no mapping needs any more). Call with g's xenLock held.
+private func release(_ g: Domain, _ ref: UInt32, flags: UInt16) {
+    guard flags != 0, let entry = entryAddress(g, ref) else { return }
+    var header = tern_load32(entry.raw)
+    while true {
+        let seen = tern_compare_exchange32(entry.raw, header, header & ~UInt32(flags))
+        if seen == header { return }
+        header = seen
+    }
+}
+
+private func setStatus(_ at: VirtualAddress, _ status: GrantStatus) -> Bool {
+    var value = status.rawValue
+    return GuestMemory.copy(to: at, from: &value, count: 2)
+}
+
+/// One gnttab_map_grant_ref at `op`. False only when the structure itself is out of reach.
+func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
+    var m = (UInt64(0), UInt32(0), UInt32(0), UInt16(0), Int16(0), UInt32(0), UInt64(0))
+    guard GuestMemory.read(&m, from: op) else { return false }
+    let (address, flags, ref, dom) = (GuestPhysicalAddress(m.0), m.1, m.2, m.3)
+    let status: GrantStatus
+    var handle: UInt32 = 0
+    if flags & GrantMapFlags.hostMap == 0 || flags & GrantMapFlags.containsPTE != 0 {
+        status = .generalError              // Arm maps into the guest's physical space only
+    } else if address.raw & 0xFFF != 0 || address.raw >= 1 << 39 {
+        status = .badVirtualAddress
+    } else {
+        let readOnly = flags & GrantMapFlags.readOnly != 0
+        let granter = DomainID(dom == domidSelf ? d.id.raw : dom)
+        let result = withPinned(granter) { g -> Result<UInt32, GrantStatusError> in
+            let claimed: Result<HostPhysicalAddress, GrantStatusError> = g.withXen {
+                g.activeGrants.add(ref, readOnly: readOnly)
+                let r = claim(g, ref, by: d.id, readOnly: readOnly, mark: true)
+                if case .failure = r { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
+                return r
+            }
+            guard case .success(let frame) = claimed else { return claimed.map { _ in 0 } }
+            let mapped: UInt32? = d.withXen {
+                guard let h = d.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, address: address, readOnly: readOnly)) else {
+                    return nil
+                }
+                do throws(PageTableError) {
+                    try d.stage2.map(address, to: frame, size: pageSize, type: .normal,
+                                     permissions: readOnly ? [.read] : [.read, .write], memory: &d.tables)
+                } catch {
+                    _ = d.maptrack.remove(handle: h)
+                    return nil
+                }
+                return h
+            }
+            guard let mapped else {
+                g.withXen { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
+                return .failure(GrantStatusError(.badVirtualAddress))
+            }
+            return .success(mapped)
+        } ?? .failure(GrantStatusError(.badDomain))
+        switch result {
+        case .success(let h):
+            status = .okay
+            handle = h
+        case .failure(let e):
+            status = e.status
+        }
+    }
+    return setStatus(op + UInt64(GrantOpLayout.mapStatus), status)
+        && GuestMemory.store32(op + UInt64(GrantOpLayout.mapHandle), status == .okay ? handle : UInt32(bitPattern: Int32(status.rawValue)))
+}
+
+/// One gnttab_unmap_grant_ref at `op`.
+func unmapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
+    var u = (UInt64(0), UInt64(0), UInt32(0), Int16(0))
+    guard GuestMemory.read(&u, from: op) else { return false }
+    let (address, handle) = (u.0, u.2)
+    let removed: Result<Maptrack.Entry, GrantStatusError> = d.withXen {
+        guard let e = d.maptrack.entries.indices.contains(Int(handle)) ? d.maptrack.entries[Int(handle)] : nil else {
+            return .failure(GrantStatusError(.badHandle))
+        }
+        guard address == 0 || address == e.address.raw else { return .failure(GrantStatusError(.generalError)) }
+        _ = d.maptrack.remove(handle: handle)
+        _ = d.stage2.unmapPage(e.address, memory: &d.tables)
+        return .success(e)
+    }
+    guard case .success(let e) = removed else {
+        if case .failure(let err) = removed { return setStatus(op + UInt64(GrantOpLayout.unmapStatus), err.status) }
+        return false
+    }
+    // The caller is running here, so its VMID is the current one: this CPU's and every other's TLBs.
+    tern_tlbi_ipa_is(e.address.raw)
+    dropMapping(e)
+    return setStatus(op + UInt64(GrantOpLayout.unmapStatus), .okay)
+}
+
+/// The granter's side of a mapping going away: its use count, and its entry's flags while it lives.
+private func dropMapping(_ e: Maptrack.Entry) {
+    lockScheduler()
+    var granter: Domain?
+    for case let g? in domains where g.id == e.granter { granter = g }
+    // Still held by this very mapping, so it cannot be released before its xenLock is ours.
+    granter?.pins += 1
+    unlockScheduler()
+    guard let g = granter else { return }
+    g.withXen {
+        let stale = g.activeGrants.remove(e.ref, readOnly: e.readOnly)
+        if !g.dying { release(g, e.ref, flags: stale) }
+    }
+    lockScheduler()
+    g.pins -= 1
+    unlockScheduler()
+}
+
+/// Drops every mapping a dead domain held (its stage 2 goes with it). Called under the scheduler lock.
+func dropGrantMappings(_ d: Domain) {
+    let entries = d.withXen { () -> [Maptrack.Entry] in
+        let all = d.maptrack.entries.compactMap { $0 }
+        d.maptrack = Maptrack()
+        return all
+    }
+    for e in entries {
+        for case let g? in domains where g.id == e.granter {
+            g.withXen {
+                let stale = g.activeGrants.remove(e.ref, readOnly: e.readOnly)
+                if !g.dying { release(g, e.ref, flags: stale) }
+            }
+        }
+    }
+}
+
+/// One gnttab_copy at `op`: each side is a grant (GNTCOPY_*_gref) of another domain or a frame of the
+/// caller's own.
+func copyGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
+    var c = (UInt64(0), UInt16(0), UInt16(0), UInt32(0), UInt64(0), UInt16(0), UInt16(0), UInt32(0),
+             UInt16(0), UInt16(0), Int16(0), UInt16(0))
+    guard GuestMemory.read(&c, from: op) else { return false }
+    let length = UInt64(c.8), flags = c.9
+    let source = (frame: c.0, domid: c.1, offset: UInt64(c.2), grant: flags & GrantCopyFlags.sourceGrant != 0)
+    let dest = (frame: c.4, domid: c.5, offset: UInt64(c.6), grant: flags & GrantCopyFlags.destinationGrant != 0)
+    var status = GrantStatus.okay
+    if source.offset + length > pageSize || dest.offset + length > pageSize {
+        status = .badCopyArgument
+    } else {
+        status = withSide(d, source, writing: false) { from in
+            withSide(d, dest, writing: true) { to in
+                tern_copy(to.raw + dest.offset, from.raw + source.offset, length)
+                return .okay
+            }
+        }
+    }
+    return setStatus(op + UInt64(GrantOpLayout.copyStatus), status)
+}
+
+/// The host frame behind one side of a copy, held while `body` runs.
+private func withSide(_ d: Domain, _ side: (frame: UInt64, domid: UInt16, offset: UInt64, grant: Bool), writing: Bool,
+                      _ body: (HostPhysicalAddress) -> GrantStatus) -> GrantStatus {
+    if !side.grant {
+        guard isSelf(side.domid, d) else { return .permissionDenied }
+        guard side.frame < 1 << 36, let host = d.hostAddress(ofRAM: GuestPhysicalAddress(side.frame << 12), length: pageSize) else {
+            return .badPage
+        }
+        return body(HostPhysicalAddress(host))
+    }
+    let granter = DomainID(side.domid == domidSelf ? d.id.raw : side.domid)
+    return withPinned(granter) { g in
+        let frame = g.withXen { claim(g, UInt32(truncatingIfNeeded: side.frame), by: d.id, readOnly: !writing, mark: false) }
+        switch frame {
+        case .success(let f): return body(f)
+        case .failure(let e): return e.status
+        }
+    } ?? .badDomain
+}

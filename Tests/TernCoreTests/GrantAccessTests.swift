@@ -1,0 +1,51 @@
+import Testing
+import TernCore
+
+struct GrantAccessTests {
+    let backend = DomainID(2)
+    func header(_ flags: UInt16, _ domid: UInt16) -> UInt32 { UInt32(flags) | UInt32(domid) << 16 }
+
+    @Test func aWritableGrantIsMarkedReadingAndWriting() throws {
+        let h = header(GrantFlags.permitAccess, 2)
+        let claimed = try GrantAccess.claim(header: h, by: backend, readOnly: false, mark: true).get()
+        #expect(claimed == header(GrantFlags.permitAccess | GrantFlags.reading | GrantFlags.writing, 2))
+        let read = try GrantAccess.claim(header: h, by: backend, readOnly: true, mark: true).get()
+        #expect(read == header(GrantFlags.permitAccess | GrantFlags.reading, 2))
+        #expect(try GrantAccess.claim(header: h, by: backend, readOnly: false, mark: false).get() == h)
+    }
+
+    @Test func grantsForOthersInvalidOrReadOnlyAreRefused() {
+        func status(_ h: UInt32, readOnly: Bool = false) -> GrantStatus? {
+            if case .failure(let e) = GrantAccess.claim(header: h, by: backend, readOnly: readOnly, mark: true) { return e.status }
+            return nil
+        }
+        #expect(status(header(GrantFlags.permitAccess, 3)) == .badGrantRef)
+        #expect(status(header(0, 2)) == .badGrantRef)
+        #expect(status(header(2, 2)) == .badGrantRef)            // accept_transfer
+        #expect(status(header(GrantFlags.permitAccess | GrantFlags.readOnly, 2)) == .permissionDenied)
+        #expect(status(header(GrantFlags.permitAccess | GrantFlags.readOnly, 2), readOnly: true) == nil)
+    }
+
+    @Test func flagsClearOnlyWhenTheLastUseGoes() {
+        var a = ActiveGrants()
+        a.add(7, readOnly: false)
+        a.add(7, readOnly: true)
+        #expect(a.total == 2)
+        #expect(a.remove(7, readOnly: false) == GrantFlags.writing)
+        #expect(a.remove(7, readOnly: true) == GrantFlags.reading | GrantFlags.writing)
+        #expect(a.total == 0)
+        #expect(a.remove(7, readOnly: true) == 0)          // nothing to drop
+        #expect(a.total == 0)
+    }
+
+    @Test func handlesAreReusedAndUnknownOnesRefused() {
+        var m = Maptrack()
+        let e = Maptrack.Entry(granter: DomainID(1), ref: 8, address: GuestPhysicalAddress(0x2000_0000), readOnly: false)
+        let h0 = m.add(e), h1 = m.add(e)
+        #expect(h0 == 0 && h1 == 1)
+        #expect(m.remove(handle: 0) == e)
+        #expect(m.remove(handle: 0) == nil && m.remove(handle: 99) == nil)
+        #expect(m.add(e) == 0)
+        #expect(m.isMapped(at: GuestPhysicalAddress(0x2000_0000)))
+    }
+}
