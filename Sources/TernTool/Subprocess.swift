@@ -78,7 +78,7 @@ enum Subprocess {
         process.terminationHandler = { _ in exited.signal() }
         do {
             collector.start = Date()
-            try process.run()
+            try withTerminationSignalsUnblocked { try process.run() }
         } catch {
             throw .io("cannot start \(executable.path): \(error.localizedDescription)")
         }
@@ -139,6 +139,19 @@ struct Keyboard: Sendable {
         }
         return false
     }
+}
+
+/// Runs `body` (which starts a child) with SIGTERM, SIGINT and SIGHUP unblocked on this thread. A child
+/// inherits its parent thread's signal mask, and threads of Dispatch (Swift Testing runs tests on them)
+/// block those signals: QEMU started from there could not be asked to terminate, only killed.
+func withTerminationSignalsUnblocked<R>(_ body: () throws -> R) rethrows -> R {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, s) }
+    var saved = sigset_t()
+    pthread_sigmask(SIG_UNBLOCK, &signals, &saved)
+    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+    return try body()
 }
 
 /// Set once, from the reader thread, when a line asks for the program to be stopped.
