@@ -42,6 +42,9 @@ func guestMain(_ dtb: UInt64) {
     var reason: UInt32 = 77
     let badReason = Xen.call(.sched_op, 2, pointingTo: &reason)
     expect("sched_op shutdown with reason 77", badReason, EINVAL)
+    expect("sched_op watchdog from unmapped", Xen.call(.sched_op, 6, unmapped), EFAULT)
+    var poke: (UInt32, UInt32) = (3, 1)
+    expect("sched_op watchdog poke of id 3", Xen.call(.sched_op, 6, pointingTo: &poke), EINVAL)
     expect("vcpu_op on vcpu 5 of 1", Xen.call(.vcpu_op, 3, 5), ENOENT)
     xenPVChecks(unmapped: unmapped)
     expect("PSCI_VERSION", guest_hvc0(0x8400_0000, 0, 0, 0), 0x10000)

@@ -64,6 +64,8 @@ final class Domain {
     /// What happens once its vCPUs are off every CPU (xl's on_poweroff/on_reboot/on_crash).
     var afterShutdown: DomainAction = .destroy
     var restarts = 0
+    /// Its watchdog timers (SCHEDOP_watchdog), under the scheduler lock.
+    var watchdogs = Watchdogs()
     /// Hypervisor time when it started: its guest's clocks begin about then (see TimeOfDay).
     var startedAt: UInt64 = 0
     var shutdownReason: ShutdownReason?
@@ -97,7 +99,8 @@ final class Domain {
         switch reason {
         case .poweroff: spec.onPoweroff
         case .reboot: spec.onReboot
-        case .crash, .watchdog: spec.onCrash
+        case .crash: spec.onCrash
+        case .watchdog: spec.onWatchdog
         case .suspend: .destroy
         }
     }

@@ -27,6 +27,7 @@ struct DomainSpec {
     var onPoweroff: DomainAction
     var onReboot: DomainAction
     var onCrash: DomainAction
+    var onWatchdog: DomainAction
 }
 
 /// Reads one `/chosen/domU*` node. Returns nil (and says why) for a node Tern cannot build.
@@ -66,7 +67,8 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         watchesPanic: node.property("tern,ignore-panic") == nil,
         onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
         onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
-        onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy)
+        onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy,
+        onWatchdog: DomainAction(rawValue: node.property("tern,on-watchdog")?.u32 ?? 0) ?? .destroy)
 }
 
 enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }

@@ -172,6 +172,12 @@ private func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu:
             return f
         }
         return schedule(cpu)
+    case SchedOpCommand.watchdog.rawValue:
+        // struct sched_watchdog { uint32_t id; uint32_t timeout; }
+        var request = (UInt32(0), UInt32(0))
+        f.pointee.x.0 = GuestMemory.read(&request, from: arg)
+            ? watchdogCommand(v, id: request.0, timeout: request.1) : XenError.EFAULT.returnValue
+        return f
     case SchedOpCommand.shutdown.rawValue:
         guard let raw = GuestMemory.load32(arg) else {
             f.pointee.x.0 = XenError.EFAULT.returnValue

@@ -6,6 +6,8 @@ import TernArchAsm
 import TernCore
 
 nonisolated(unsafe) private var poweringOff = false
+/// The earliest deadline of any live domain's watchdog, so the switch path checks one number.
+nonisolated(unsafe) private var nextWatchdog: UInt64 = .max
 
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
 /// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
@@ -13,6 +15,7 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
     while true {
         let t = now()
         wakeSleepers(t)
+        if t >= nextWatchdog { fireWatchdogs(t) }
         releaseDeadDomains()
         if domainsAlive == 0 {
             let first = !poweringOff
@@ -142,7 +145,7 @@ private func wakeSleepers(_ t: UInt64) {
 }
 
 private func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
-    var deadline = scheduler.deadline(pcpu: cpu.index) ?? .max
+    var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .max, nextWatchdog)
     for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline {
         deadline = min(deadline, v.wakeAt)
     }
@@ -228,6 +231,39 @@ func crashAfterPanic(_ d: Domain) {
     shutdownDomain(d, reason: .crash, via: "Linux panic")
     unlockScheduler()
     GICv3.kick(cpu: thisCPU().index)
+}
+
+/// SCHEDOP_watchdog for `v`'s domain: arms, pokes or stops one of its watchdogs (sched_watchdog { id,
+/// timeout in seconds }) and makes this CPU's alarm cover the new deadline.
+func watchdogCommand(_ v: VCPU, id: UInt32, timeout: UInt32) -> UInt64 {
+    lockScheduler()
+    defer { unlockScheduler() }
+    let t = now()
+    switch v.domain.watchdogs.command(id: id, timeout: timeout, now: t) {
+    case .success(let assigned):
+        updateNextWatchdog()
+        armAlarm(thisCPU(), now: t)
+        return UInt64(assigned)
+    case .failure(.noneFree): return XenError.ENOSPC.returnValue
+    case .failure(.invalid): return XenError.EINVAL.returnValue
+    }
+}
+
+private func updateNextWatchdog() {
+    nextWatchdog = .max
+    for case let d? in domains where !d.dying { nextWatchdog = min(nextWatchdog, d.watchdogs.next ?? .max) }
+}
+
+/// Shuts down every domain whose watchdog ran out (on_watchdog decides what follows), as Xen does.
+private func fireWatchdogs(_ t: UInt64) {
+    for case let d? in domains where !d.dying && d.watchdogs.hasFired(at: t) {
+        log { c in
+            c.domain(d)
+            c.s(": watchdog timer fired")
+        }
+        shutdownDomain(d, reason: .watchdog)
+    }
+    updateNextWatchdog()
 }
 
 /// Kills a domain for something it did; the hypervisor and the other domains carry on.

@@ -51,6 +51,8 @@ public struct DomainConfig: Equatable, Sendable {
     public var onReboot: ShutdownAction
     /// "on_crash".
     public var onCrash: ShutdownAction
+    /// "on_watchdog": when a watchdog the guest armed (SCHEDOP_watchdog) runs out.
+    public var onWatchdog: ShutdownAction
     /// "tern_pv" (default on): the guest is told it runs on Xen (the device tree's `hypervisor` node)
     /// and gets shared_info, event channels, a grant table and the PV console ring; off makes it a
     /// plain Arm virtual machine (Xen's dom0less domU without `xen,enhanced`).
@@ -91,6 +93,7 @@ public struct DomainConfig: Equatable, Sendable {
         onPoweroff: ShutdownAction = .destroy,
         onReboot: ShutdownAction = .restart,
         onCrash: ShutdownAction = .destroy,
+        onWatchdog: ShutdownAction = .destroy,
         xenPV: Bool = true,
         vuart: Bool? = nil,
         directMap: Bool? = nil,
@@ -108,6 +111,7 @@ public struct DomainConfig: Equatable, Sendable {
         self.onPoweroff = onPoweroff
         self.onReboot = onReboot
         self.onCrash = onCrash
+        self.onWatchdog = onWatchdog
         self.xenPV = xenPV
         self.vuart = vuart
         self.directMap = directMap

@@ -30,7 +30,7 @@ public enum XLConfigParser {
 
 private enum Key {
     case name, memory, vcpus, kernel, ramdisk, extra, cmdline, root, cpus, weight, cap
-    case onPoweroff, onReboot, onCrash, ternPV, vuart, directMap, detectPanic
+    case onPoweroff, onReboot, onCrash, onWatchdog, ternPV, vuart, directMap, detectPanic
 }
 
 /// The keys Tern understands. "weight" is accepted as a synonym of xl's "cpu_weight".
@@ -38,7 +38,7 @@ private let knownKeys: [String: Key] = [
     "name": .name, "memory": .memory, "vcpus": .vcpus, "kernel": .kernel, "ramdisk": .ramdisk,
     "extra": .extra, "cmdline": .cmdline, "root": .root, "cpus": .cpus,
     "cpu_weight": .weight, "weight": .weight, "cap": .cap,
-    "on_poweroff": .onPoweroff, "on_reboot": .onReboot, "on_crash": .onCrash, "tern_pv": .ternPV,
+    "on_poweroff": .onPoweroff, "on_reboot": .onReboot, "on_crash": .onCrash, "on_watchdog": .onWatchdog, "tern_pv": .ternPV,
     "vuart": .vuart, "direct_map": .directMap, "detect_panic": .detectPanic,
 ]
 
@@ -54,7 +54,7 @@ private let ignoredXLKeys: Set<String> = [
     "hdtype", "hpet", "hvm_pirq", "init_seclabel", "iomem", "ioports", "irqs", "keymap", "latency",
     "llc_colors", "localtime", "max_event_channels", "max_grant_frames", "max_grant_version",
     "max_maptrack_frames", "maxmem", "maxvcpus", "mca_caps", "mmio_hole", "ms_vm_genid", "msr_relaxed",
-    "nestedhvm", "nographic", "nomigrate", "nr_spis", "nx", "on_soft_reset", "on_watchdog", "oos",
+    "nestedhvm", "nographic", "nomigrate", "nr_spis", "nx", "on_soft_reset", "oos",
     "opengl", "p9", "pae", "passthrough", "pci", "pci_msitranslate", "pci_permissive", "pci_power_mgmt",
     "pci_seize", "period", "pool", "pvcalls", "pvshim", "pvshim_cmdline", "pvshim_extra", "pvshim_path",
     "rdm", "rdm_mem_boundary", "rtc_timeoffset", "sdl", "seclabel", "serial", "shadow_memory", "slice",
@@ -414,6 +414,7 @@ private struct Builder {
     var onPoweroff = ShutdownAction.destroy
     var onReboot = ShutdownAction.restart
     var onCrash = ShutdownAction.destroy
+    var onWatchdog = ShutdownAction.destroy
     var xenPV = true
     var vuart: Bool?
     var directMap: Bool?
@@ -457,6 +458,7 @@ private struct Builder {
         case .onPoweroff: onPoweroff = try action(v, s.key)
         case .onReboot: onReboot = try action(v, s.key)
         case .onCrash: onCrash = try action(v, s.key)
+        case .onWatchdog: onWatchdog = try action(v, s.key)
         case .ternPV: xenPV = try boolean(v, s.key)
         case .directMap: directMap = try boolean(v, s.key)
         case .detectPanic: detectPanic = try boolean(v, s.key)
@@ -492,7 +494,7 @@ private struct Builder {
         let config = DomainConfig(
             name: name, kernel: kernel, memoryMiB: memoryMiB, vcpus: vcpus, ramdisk: ramdisk,
             extra: commandLine, cpus: cpus, weight: weight, cap: capPercent,
-            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, xenPV: xenPV, vuart: vuart, directMap: directMap,
+            onPoweroff: onPoweroff, onReboot: onReboot, onCrash: onCrash, onWatchdog: onWatchdog, xenPV: xenPV, vuart: vuart, directMap: directMap,
             detectPanic: detectPanic)
         return (config, warnings)
     }

@@ -45,6 +45,7 @@ public enum BootDeviceTree {
         node.set("tern,on-poweroff", u32: actionCode(config.onPoweroff))
         node.set("tern,on-reboot", u32: actionCode(config.onReboot))
         node.set("tern,on-crash", u32: actionCode(config.onCrash))
+        node.set("tern,on-watchdog", u32: actionCode(config.onWatchdog))
         if config.vuart ?? (domain.id != 0) { node.setEmpty("vpl011") }
         // Xen's dom0less name for "this domain gets the PV interfaces".
         if config.xenPV { node.set("xen,enhanced", string: "enabled") }

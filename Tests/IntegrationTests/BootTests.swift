@@ -223,4 +223,20 @@ struct BootTests {
         #expect(r.lines.contains("(d1) grant: ref 8 flags after the unmap 0x1"))
         #expect(r.lines.contains("(d1) grant: ref 8 revoked"))
     }
+
+    /// SCHEDOP_watchdog: pokes keep the domain alive past its timeout (three at half the timeout);
+    /// once they stop, Tern ends it with reason watchdog while it sleeps, and on_watchdog applies.
+    @Test func aWatchdogThatIsNotPokedEndsTheDomain() throws {
+        let r = try run(["dom0", "watchdog"])
+        #expect(r.exitedByItself, "\(r.lines.joined(separator: "\n"))")
+        #expect(r.shutdowns == [0: "poweroff", 1: "watchdog"])
+        #expect(r.lines.contains("(d1) watchdog: armed id 1 for 1 s"))
+        #expect(r.lines.contains("(d1) watchdog: second id 2, a third -28"))       // -ENOSPC: two per domain
+        #expect(r.lines.contains("(d1) watchdog: stopping id 2 = 0"))
+        #expect(r.lines.contains("(d1) watchdog: poking id 5 = -22"))
+        #expect(r.lines.contains("(d1) watchdog: poke 3 = 0"))
+        #expect(r.lines.contains("(tern) d1 (watchdog): watchdog timer fired"))
+        #expect(r.lines.contains("(tern) d1 (watchdog): shutdown: watchdog (preserved)"))
+        #expect(!r.lines.contains { $0.hasPrefix("(d1) watchdog: still here") })
+    }
 }

@@ -81,6 +81,7 @@ private let minimal = """
         #expect(config.onPoweroff == .destroy)
         #expect(config.onReboot == .restart)
         #expect(config.onCrash == .destroy)
+        #expect(config.onWatchdog == .destroy)
         #expect(config.xenPV == true)
         #expect(config.vuart == nil && config.directMap == nil)
         #expect(config.detectPanic)
@@ -231,13 +232,14 @@ private let minimal = """
             on_poweroff = "preserve"
             on_reboot = 'rename-restart'
             on_crash = "restart"
-            on_watchdog = "destroy"
+            on_watchdog = "preserve"
             """
         let (config, warnings) = try parse(text)
         #expect(config.onPoweroff == .preserve)
         #expect(config.onReboot == .renameRestart)
         #expect(config.onCrash == .restart)
-        #expect(warnings == ["test.cfg:6: on_watchdog: ignored (xl setting that Tern does not use)"])
+        #expect(config.onWatchdog == .preserve)
+        #expect(warnings.isEmpty)
         for action in [ShutdownAction.destroy, .restart, .preserve, .renameRestart] {
             #expect(try parse(minimal + "on_crash = \"\(action.xlName)\"").config.onCrash == action)
         }
@@ -307,7 +309,7 @@ private let minimal = """
     }
 
     @Test func ignoredXLKeysWarnRatherThanFail() throws {
-        let keys = ["type", "builder", "vif", "disk", "on_watchdog", "maxmem", "uuid", "seclabel",
+        let keys = ["type", "builder", "vif", "disk", "on_soft_reset", "maxmem", "uuid", "seclabel",
                     "device_model_version", "bootloader", "maxvcpus", "pool", "vfb"]
         let text = minimal + keys.map { "\($0) = \"x\"" }.joined(separator: "\n")
         let (config, warnings) = try parse(text)

@@ -61,6 +61,7 @@ private func domain(_ id: Int, _ config: DomainConfig) -> PlannedDomain {
         #expect(node.property("tern,on-poweroff")?.u32 == 2)
         #expect(node.property("tern,on-reboot")?.u32 == 1)
         #expect(node.property("tern,on-crash")?.u32 == 1)
+        #expect(node.property("tern,on-watchdog")?.u32 == 0)
 
         let kernel = try #require(node.child(named: Array("module@50000000".utf8)))
         #expect(kernel.property(text: "compatible")?.stringTexts == ["multiboot,kernel", "multiboot,module"])
