@@ -85,6 +85,11 @@ func xenPVChecks(unmapped: UInt64) {
     expect("gnttab map batch of 5000", Xen.call(.grant_table_op, 0, GuestLayout.ram.raw, 5000), EINVAL)
     expect("gnttab unmap from unmapped", Xen.call(.grant_table_op, 1, unmapped, 1), EFAULT)
     expect("gnttab copy from unmapped", Xen.call(.grant_table_op, 5, unmapped, 1), EFAULT)
+    // gnttab_cache_flush { dev_bus_addr, offset, length, op }: a host address of its own RAM only.
+    expect("gnttab cache_flush with op 4", call(.grant_table_op, 12, (0x4000_0000, 16 << 16 | 4 << 32, 0, 0), extra: 1), EINVAL)
+    expect("gnttab cache_flush past the page", call(.grant_table_op, 12, (0x4000_0000, 4000 | 200 << 16 | 1 << 32, 0, 0), extra: 1), EINVAL)
+    expect("gnttab cache_flush of host page 0x1000", call(.grant_table_op, 12, (0x1000, 16 << 16 | 1 << 32, 0, 0), extra: 1), EPERM)
+    expect("gnttab cache_flush of nothing", call(.grant_table_op, 12, (0x1000, 0, 0, 0), extra: 1), 0)
     // event_channel_op
     expect("evtchn send from unmapped", Xen.call(.event_channel_op, 4, unmapped), EFAULT)
     expect("evtchn send on port 5000", call(.event_channel_op, 4, (5000, 0, 0, 0)), EINVAL)

@@ -84,6 +84,7 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
     let (address, flags, ref, dom) = (GuestPhysicalAddress(m.0), m.1, m.2, m.3)
     let status: GrantStatus
     var handle: UInt32 = 0
+    var busAddress: UInt64 = 0
     if flags & GrantMapFlags.hostMap == 0 || flags & GrantMapFlags.containsPTE != 0 {
         status = .generalError              // Arm maps into the guest's physical space only
     } else if address.raw & 0xFFF != 0 || address.raw >= 1 << 39 {
@@ -100,7 +101,8 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
             }
             guard case .success(let frame) = claimed else { return claimed.map { _ in 0 } }
             let mapped: UInt32? = d.withXen {
-                guard let h = d.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, address: address, readOnly: readOnly)) else {
+                guard let h = d.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
+                                                             readOnly: readOnly)) else {
                     return nil
                 }
                 do throws(PageTableError) {
@@ -116,6 +118,8 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
                 g.withXen { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
                 return .failure(GrantStatusError(.badVirtualAddress))
             }
+            // The control domain drives devices with host addresses (it is direct-mapped for that).
+            if flags & GrantMapFlags.deviceMap != 0 && d.privileged { busAddress = frame.raw }
             return .success(mapped)
         } ?? .failure(GrantStatusError(.badDomain))
         switch result {
@@ -128,6 +132,7 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
     }
     return setStatus(op + UInt64(GrantOpLayout.mapStatus), status)
         && GuestMemory.store32(op + UInt64(GrantOpLayout.mapHandle), status == .okay ? handle : UInt32(bitPattern: Int32(status.rawValue)))
+        && GuestMemory.copy(to: op + UInt64(GrantOpLayout.mapBusAddress), from: &busAddress, count: 8)
 }
 
 /// One gnttab_unmap_grant_ref at `op`.
@@ -230,4 +235,22 @@ private func withSide(_ d: Domain, _ side: (frame: UInt64, domid: UInt16, offset
         case .failure(let e): return e.status
         }
     } ?? .badDomain
+}
+
+/// GNTTABOP_cache_flush: cache maintenance for a guest that does DMA (Linux's dom0 on Arm probes it at
+/// boot and uses it for foreign pages). The address is a host one, of the caller's own RAM or of a
+/// frame it has mapped by grant; anything else is refused.
+func cacheFlush(_ d: Domain, _ op: VirtualAddress) -> UInt64 {
+    var c = (UInt64(0), UInt16(0), UInt16(0), UInt32(0))
+    guard GuestMemory.read(&c, from: op) else { return XenError.EFAULT.returnValue }
+    let (address, offset, length, what) = (c.0, UInt64(c.1), UInt64(c.2), c.3)
+    guard offset < pageSize, offset + length <= pageSize,
+          what & ~(GrantCacheOp.clean | GrantCacheOp.invalidate) == 0 else { return XenError.EINVAL.returnValue }
+    if length == 0 || what == 0 { return 0 }
+    let frame = HostPhysicalAddress(address & ~(pageSize - 1))
+    let own = frame.raw >= d.memory.base.raw && frame.raw < d.memory.end.raw
+    guard own || d.withXen({ d.maptrack.holds(frame: frame) }) else { return XenError.EPERM.returnValue }
+    tern_dcache_range(frame.raw + offset, length, what & GrantCacheOp.clean != 0 ? 1 : 0,
+                      what & GrantCacheOp.invalidate != 0 ? 1 : 0)
+    return 0
 }

@@ -36,6 +36,14 @@ func grantTableOp(_ command: UInt64, _ arg: VirtualAddress, _ count: UInt64, _ v
         return forEach(count, of: GrantOpLayout.unmapSize, from: arg) { unmapGrant(d, $0) }
     case .copy:
         return forEach(count, of: GrantOpLayout.copySize, from: arg) { copyGrant(d, $0) }
+    case .cache_flush:
+        // Each operation's result is the call's: the first failure ends the batch, as on Xen.
+        guard count <= UInt64(maximumGrantBatch) else { return XenError.EINVAL.returnValue }
+        for i in 0 ..< count {
+            let r = cacheFlush(d, arg + i * UInt64(GrantOpLayout.cacheFlushSize))
+            if r != 0 { return r }
+        }
+        return 0
     default:
         return XenError.ENOSYS.returnValue
     }

@@ -60,6 +60,19 @@ uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desire
     return expected;
 }
 void tern_memory_barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/* Data-cache maintenance to the point of coherency over [pa, pa + n), for a guest handing memory to
+ * or taking it from a device: clean (write back), invalidate (discard), or both. */
+void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate) {
+    uint64_t ctr;
+    __asm__ volatile("mrs %0, ctr_el0" : "=r"(ctr));
+    uint64_t line = 4ull << ((ctr >> 16) & 0xf);
+    for (uint64_t p = pa & ~(line - 1); p < pa + n; p += line) {
+        if (clean && invalidate) __asm__ volatile("dc civac, %0" :: "r"(p) : "memory");
+        else if (invalidate) __asm__ volatile("dc ivac, %0" :: "r"(p) : "memory");
+        else if (clean) __asm__ volatile("dc cvac, %0" :: "r"(p) : "memory");
+    }
+    __asm__ volatile("dsb sy" ::: "memory");
+}
 
 volatile uint64_t tern_uart_base = 0x09000000;
 

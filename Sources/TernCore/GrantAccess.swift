@@ -25,6 +25,12 @@ public enum GrantMapFlags {
     public static let containsPTE: UInt32 = 1 << 4
 }
 
+/// gnttab_cache_flush.op (GNTTAB_CACHE_*).
+public enum GrantCacheOp {
+    public static let clean: UInt32 = 1 << 0
+    public static let invalidate: UInt32 = 1 << 1
+}
+
 public enum GrantCopyFlags {
     public static let sourceGrant: UInt16 = 1 << 0
     public static let destinationGrant: UInt16 = 1 << 1
@@ -91,12 +97,15 @@ public struct Maptrack: Sendable {
     public struct Entry: Equatable, Sendable {
         public var granter: DomainID
         public var ref: UInt32
+        /// The granted frame, in host memory.
+        public var frame: HostPhysicalAddress
         /// Where the frame appears in the mapping domain's address space.
         public var address: GuestPhysicalAddress
         public var readOnly: Bool
-        public init(granter: DomainID, ref: UInt32, address: GuestPhysicalAddress, readOnly: Bool) {
+        public init(granter: DomainID, ref: UInt32, frame: HostPhysicalAddress, address: GuestPhysicalAddress, readOnly: Bool) {
             self.granter = granter
             self.ref = ref
+            self.frame = frame
             self.address = address
             self.readOnly = readOnly
         }
@@ -125,4 +134,7 @@ public struct Maptrack: Sendable {
     }
 
     public func isMapped(at address: GuestPhysicalAddress) -> Bool { entries.contains { $0?.address == address } }
+
+    /// Whether the host frame `frame` is one this domain has mapped.
+    public func holds(frame: HostPhysicalAddress) -> Bool { entries.contains { $0?.frame == frame } }
 }

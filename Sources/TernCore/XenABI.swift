@@ -102,7 +102,7 @@ public enum XenMapSpace: UInt32 { case shared_info = 0, grant_table = 1, gmfn = 
 public enum GrantTableOpCommand: UInt64 {
     case map_grant_ref = 0, unmap_grant_ref = 1, setup_table = 2, dump_table = 3, transfer = 4
     case copy = 5, query_size = 6, unmap_and_replace = 7, set_version = 8, get_status_frames = 9
-    case get_version = 10
+    case get_version = 10, swap_grant_ref = 11, cache_flush = 12
 }
 
 public enum EventChannelOpCommand: UInt64 {
@@ -176,6 +176,8 @@ public enum GrantOpLayout {
     public static let unmapSize = 24, unmapStatus = 20
     /// source { ref or gmfn u64, domid u16, offset u16 }, dest (the same), len u16, flags u16, status i16.
     public static let copySize = 40, copyStatus = 36
+    /// gnttab_cache_flush: dev_bus_addr (or ref) u64, offset u16, length u16, op u32.
+    public static let cacheFlushSize = 16
 }
 
 /// platform_op commands Tern answers (xen/include/public/platform.h), and the interface version the

@@ -40,12 +40,14 @@ struct GrantAccessTests {
 
     @Test func handlesAreReusedAndUnknownOnesRefused() {
         var m = Maptrack()
-        let e = Maptrack.Entry(granter: DomainID(1), ref: 8, address: GuestPhysicalAddress(0x2000_0000), readOnly: false)
+        let e = Maptrack.Entry(granter: DomainID(1), ref: 8, frame: HostPhysicalAddress(0x4280_1000),
+                               address: GuestPhysicalAddress(0x2000_0000), readOnly: false)
         let h0 = m.add(e), h1 = m.add(e)
         #expect(h0 == 0 && h1 == 1)
         #expect(m.remove(handle: 0) == e)
         #expect(m.remove(handle: 0) == nil && m.remove(handle: 99) == nil)
         #expect(m.add(e) == 0)
         #expect(m.isMapped(at: GuestPhysicalAddress(0x2000_0000)))
+        #expect(m.holds(frame: HostPhysicalAddress(0x4280_1000)) && !m.holds(frame: HostPhysicalAddress(0x4280_2000)))
     }
 }

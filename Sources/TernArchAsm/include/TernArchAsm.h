@@ -149,6 +149,7 @@ uint8_t tern_exchange8(uint64_t pa, uint8_t v);
 // Stores `desired` if the word still holds `expected`; returns what it held (== expected on success).
 uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desired);
 void tern_memory_barrier(void);
+void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate);
 void tern_zero(uint64_t dst, uint64_t n);
 
 TERN_SYSREG(vpidr_el2)
