@@ -5,8 +5,8 @@
 # Outputs: .cache/linux/Image (uncompressed arm64 Image), .cache/linux/initrd.cpio.gz,
 #          .cache/linux/xen (with --xen).
 # The initramfs's /init reads `tern.test=` from the kernel command line:
-#   poweroff (default)  print the marker, cpuinfo, interrupts, CPU time (with steal), the date, and the
-#                       Xen and RTC lines from dmesg; poweroff -f
+#   poweroff (default)  print the marker, cpuinfo, interrupts, CPU time (with steal), the date, the
+#                       Xen and RTC lines from dmesg and /sys/hypervisor; poweroff -f
 #   reboot              the same, then reboot -f
 #   panic               the same, then crash the kernel through sysrq
 #   crash               the same, then read an address with nothing behind it (the domain is killed)
@@ -80,6 +80,10 @@ echo "memory: $(grep MemTotal /proc/meminfo)"
 echo "stat: $(grep '^cpu ' /proc/stat)"
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S')"
 dmesg | grep -iE 'xen|grant|event.chan|hvc|rtc' | head -40
+for f in type version/major version/minor version/extra properties/capabilities properties/changeset \
+         properties/virtual_start properties/pagesize properties/buildid compilation/compiler compilation/compiled_by; do
+    [ -e /sys/hypervisor/$f ] && echo "hypervisor $f: $(cat /sys/hypervisor/$f 2>&1)"
+done
 echo "TERN-LINUX-DONE $mode"
 case $mode in
     reboot) reboot -f ;;

@@ -37,6 +37,9 @@ func guestMain(_ dtb: UInt64) {
     expect("console_io read from a domU", Xen.call(.console_io, 1, 16, GuestLayout.ram.raw), -1)
     expect("xen_version unknown command", Xen.call(.xen_version, 99), ENOSYS)
     expect("xen_version get_features to unmapped", Xen.call(.xen_version, 6, unmapped), EFAULT)
+    expect("xen_version compile_info to unmapped", Xen.call(.xen_version, 2, unmapped), EFAULT)
+    expect("xen_version capabilities to unmapped", Xen.call(.xen_version, 3, unmapped), EFAULT)
+    expect("xen_version commandline from a domU", Xen.call(.xen_version, 9, GuestLayout.ram.raw), -1)
     expect("sched_op unknown command", Xen.call(.sched_op, 99), ENOSYS)
     expect("sched_op shutdown from unmapped", Xen.call(.sched_op, 2, unmapped), EFAULT)
     var reason: UInt32 = 77

@@ -30,6 +30,17 @@ enum GuestMemory {
         }
     }
 
+    /// Fills the guest's fixed-size char array at `va` (`size` bytes) with `text` and NULs after it, as
+    /// Xen's version strings are returned. False when any of it is unmapped.
+    static func writeText(_ text: StaticString, size: Int, to va: VirtualAddress) -> Bool {
+        let n = min(text.utf8CodeUnitCount, size - 1)
+        return pages(va, count: size, write: true) { pa, done, chunk in
+            let copied = max(0, min(n - done, chunk))
+            if copied > 0 { tern_copy(pa.raw, UInt64(UInt(bitPattern: text.utf8Start + done)), UInt64(copied)) }
+            if chunk > copied { tern_zero(pa.raw + UInt64(copied), UInt64(chunk - copied)) }
+        }
+    }
+
     /// Walks a guest buffer page by page, translating each piece; false at the first unmapped page.
     private static func pages(_ va: VirtualAddress, count: Int, write: Bool,
                               _ body: (HostPhysicalAddress, Int, Int) -> Void) -> Bool {

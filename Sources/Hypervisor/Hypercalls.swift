@@ -99,6 +99,30 @@ private func xenVersionQuery(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU
         return GuestMemory.store32(arg + 4, submap) ? 0 : XenError.EFAULT.returnValue
     case XenVersionCommand.pagesize.rawValue:
         return pageSize
+    // What Linux shows under /sys/hypervisor: honest about being Tern, in Xen's shapes.
+    case XenVersionCommand.compile_info.rawValue:
+        let L = XenVersionLayout.self
+        return GuestMemory.writeText("Swift 6.3 (Embedded)", size: L.compilerSize, to: arg + UInt64(L.compiler))
+            && GuestMemory.writeText("tern", size: L.compileBySize, to: arg + UInt64(L.compileBy))
+            && GuestMemory.writeText("", size: L.compileDomainSize, to: arg + UInt64(L.compileDomain))
+            && GuestMemory.writeText("", size: L.compileDateSize, to: arg + UInt64(L.compileDate)) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.capabilities.rawValue:
+        // Xen on arm64 also lists "xen-3.0-armv7l"; Tern runs 64-bit guests only.
+        return GuestMemory.writeText("xen-3.0-aarch64 ", size: XenVersionLayout.capabilitiesSize, to: arg) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.changeset.rawValue:
+        return GuestMemory.writeText("tern-0.1.0", size: XenVersionLayout.changesetSize, to: arg) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.platform_parameters.rawValue:
+        // struct xen_platform_parameters { xen_ulong_t virt_start; }: no hypervisor hole in an Arm guest.
+        var start: UInt64 = 0
+        return GuestMemory.copy(to: arg, from: &start, count: 8) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.guest_handle.rawValue:
+        // xen_domain_handle_t: the toolstack's UUID for the domain; Tern's domains have none yet.
+        return GuestMemory.writeText("", size: XenVersionLayout.guestHandleSize, to: arg) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.commandline.rawValue:
+        guard v.domain.privileged else { return XenError.EPERM.returnValue }
+        return GuestMemory.writeText("", size: XenVersionLayout.commandLineSize, to: arg) ? 0 : XenError.EFAULT.returnValue
+    case XenVersionCommand.build_id.rawValue:
+        return XenError.ENODATA.returnValue       // Xen's answer when it was built without a build id
     default:
         return XenError.ENOSYS.returnValue
     }

@@ -20,13 +20,25 @@ public let xenHypercallImmediate: UInt64 = 0xEA1
 
 /// Negative errno values as Xen returns them in x0.
 public enum XenError: Int64 {
-    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38
+    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38, ENODATA = 61
     @inlinable public var returnValue: UInt64 { UInt64(bitPattern: -rawValue) }
 }
 
 public enum XenVersionCommand: UInt64 {
     case version = 0, extraversion = 1, compile_info = 2, capabilities = 3, changeset = 4
     case platform_parameters = 5, get_features = 6, pagesize = 7, guest_handle = 8, commandline = 9
+    case build_id = 10
+}
+
+/// The answers' shapes: struct xen_compile_info is four char arrays (compiler 64, compile_by 16,
+/// compile_domain 32, compile_date 32); capabilities and the command line are 1024 bytes, the
+/// changeset 64, the guest handle (a UUID) 16.
+public enum XenVersionLayout {
+    public static let compiler = 0, compilerSize = 64
+    public static let compileBy = 64, compileBySize = 16
+    public static let compileDomain = 80, compileDomainSize = 32
+    public static let compileDate = 112, compileDateSize = 32
+    public static let capabilitiesSize = 1024, changesetSize = 64, guestHandleSize = 16, commandLineSize = 1024
 }
 
 /// What Tern reports as its Xen version: the ABI level it implements.
