@@ -101,6 +101,15 @@ func xenPVChecks(unmapped: UInt64) {
     expect("evtchn close port 0", call(.event_channel_op, 3, (0, 0, 0, 0)), EINVAL)
     expect("evtchn bind_vcpu to vcpu 7", call(.event_channel_op, 8, (1 | 7 << 32, 0, 0, 0)), ENOENT)
     expect("evtchn alloc_unbound for domain 5", call(.event_channel_op, 6, (5, 0, 0, 0)), EPERM)
+    // An IPI port: bound to an existing vCPU only, sendable, reported as EVTCHNSTAT_ipi, never rebound.
+    expect("evtchn bind_ipi to vcpu 7", call(.event_channel_op, 7, (7, 0, 0, 0)), ENOENT)
+    expect("evtchn bind_ipi to vcpu 0", call(.event_channel_op, 7, (0, 0, 0, 0)), 0)
+    let ipi = buffer.0 >> 32
+    expect("evtchn send on the IPI port", call(.event_channel_op, 4, (ipi, 0, 0, 0)), 0)
+    _ = call(.event_channel_op, 5, (UInt64(domidSelf) | ipi << 32, 0, 0, 0))
+    expect("evtchn status of the IPI port is ipi", Int64(buffer.1 & 0xFFFF_FFFF), 5)
+    expect("evtchn bind_vcpu of the IPI port", call(.event_channel_op, 8, (ipi, 0, 0, 0)), EINVAL)
+    expect("evtchn close of the IPI port", call(.event_channel_op, 3, (ipi, 0, 0, 0)), 0)
     // hvm_op
     expect("hvm get_param 999", call(.hvm_op, 1, (own | 999 << 32, 0, 0, 0)), EINVAL)
     expect("hvm get_param to unmapped", Xen.call(.hvm_op, 1, unmapped), EFAULT)
@@ -112,6 +121,11 @@ func xenPVChecks(unmapped: UInt64) {
     expect("runstate area at unmapped", call(.vcpu_op, 5, (unmapped, 0, 0, 0)), EFAULT)
     expect("runstate area misaligned", call(.vcpu_op, 5, (GuestLayout.ram.raw + 0x1004, 0, 0, 0)), EINVAL)
     expect("runstate area in the console ring page", call(.vcpu_op, 5, (MagicPages.console.raw, 0, 0, 0)), EFAULT)
+    expect("get_runstate_info to unmapped", Xen.call(.vcpu_op, 4, 0, unmapped), EFAULT)
+    var info: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (9, 0, 0, 0, 0, 0)
+    let got = withUnsafeMutablePointer(to: &info) { Xen.call(.vcpu_op, 4, 0, UInt64(UInt(bitPattern: $0))) }
+    expect("get_runstate_info of this vcpu", got, 0)
+    expect("it is running, and has run", info.0 == 0 && info.2 > 0 ? 1 : 0, 1)
     // vm_assist(cmd, type): Arm has only runstate_update_flag (5).
     expect("vm_assist type 3", Xen.call(.vm_assist, 0, 3), EINVAL)
     expect("vm_assist command 7", Xen.call(.vm_assist, 7, 5), -38)

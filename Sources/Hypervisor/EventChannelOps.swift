@@ -100,11 +100,20 @@ func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt
         }
         guard let port else { return XenError.EEXIST.returnValue }
         return GuestMemory.store32(arg + 8, port) ? 0 : XenError.EFAULT.returnValue
+    case .bind_ipi:
+        // struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }
+        guard let vcpu = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
+        guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
+        guard let port = d.withXen({ d.events.allocate(.ipi(vcpu: Int(vcpu)), vcpu: Int(vcpu)) }) else {
+            return XenError.ENOSPC.returnValue
+        }
+        return GuestMemory.store32(arg + 4, port) ? 0 : XenError.EFAULT.returnValue
     case .bind_vcpu:
         guard let port = GuestMemory.load32(arg), let vcpu = GuestMemory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
         guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
         return d.withXen {
             guard let state = d.events.state(port), state != .free else { return XenError.EINVAL.returnValue }
+            if case .ipi = state { return XenError.EINVAL.returnValue }      // fixed at bind time, as on Xen
             d.events.bind(port, toVCPU: Int(vcpu))
             return 0
         }
@@ -135,6 +144,9 @@ private func send(_ d: Domain, _ port: UInt32) -> UInt64 {
         return 0
     case .console:
         consoleRingKick(d)
+        return 0
+    case .ipi:
+        notifyPort(d, port)
         return 0
     case .unbound:
         return 0                        // nobody listens yet: dropped, as Xen does
@@ -180,7 +192,7 @@ private func close(_ d: Domain, _ port: UInt32) -> UInt64 {
         } else {
             d.withXen { d.events.set(port, .free) }
         }
-    case .unbound, .virq:
+    case .unbound, .virq, .ipi:
         d.withXen { d.events.set(port, .free) }
     }
     return 0
@@ -199,6 +211,7 @@ private func status(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     case .unbound(let remote): code = 1; u0 = UInt32(remote.raw)
     case .interdomain(let remote, let rport): code = 2; u0 = UInt32(remote.raw); u1 = rport
     case .virq(let n, _): code = 4; u0 = n
+    case .ipi: code = 5
     case .console: code = 2; u0 = 0x7FF2; u1 = 0     // DOMID_XEN: the hypervisor is the other end
     }
     guard GuestMemory.store32(arg + 8, code), GuestMemory.store32(arg + 12, UInt32(vcpu)),

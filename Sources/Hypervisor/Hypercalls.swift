@@ -232,6 +232,8 @@ private func vcpuOp(_ command: UInt64, _ target: UInt64, _ arg: VirtualAddress, 
         return registerVCPUInfo(t, arg)
     case VCPUOpCommand.register_runstate_memory_area.rawValue where d.xenPV:
         return registerRunstate(t, arg)
+    case VCPUOpCommand.get_runstate_info.rawValue where d.xenPV:
+        return runstateInfo(t, arg)
     default:
         // Arm guests start and stop vCPUs with PSCI; Xen on Arm refuses the rest of these too.
         return XenError.EINVAL.returnValue

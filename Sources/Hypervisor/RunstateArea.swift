@@ -76,6 +76,14 @@ func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     return 0
 }
 
+/// VCPUOP_get_runstate_info: vcpu_runstate_info of vCPU `t`, as of now, into the caller's buffer.
+func runstateInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
+    lockScheduler()
+    var words = t.runstate.words(at: now())
+    unlockScheduler()
+    return GuestMemory.copy(to: arg, from: &words, count: RunstateLayout.size) ? 0 : XenError.EFAULT.returnValue
+}
+
 /// vm_assist(cmd, type): of Xen's assists, Arm has only VMASST_TYPE_runstate_update_flag.
 func vmAssist(_ command: UInt64, _ type: UInt64, _ d: Domain) -> UInt64 {
     guard type == vmAssistRunstateUpdateFlag else { return XenError.EINVAL.returnValue }

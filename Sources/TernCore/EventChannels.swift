@@ -13,6 +13,9 @@ public enum EventChannelState: Equatable, Sendable {
     case virq(UInt32, vcpu: Int)
     /// The other end is the hypervisor itself: Tern's console backend.
     case console
+    /// An interprocessor event within the domain (EVTCHNOP_bind_ipi): a send notifies this port's vCPU,
+    /// which cannot be changed.
+    case ipi(vcpu: Int)
 }
 
 public struct EventChannelTable: Sendable {

@@ -34,4 +34,13 @@ public struct Runstate: Sendable {
     public var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {
         (state.rawValue, entered, time.0, time.1, time.2, time.3)
     }
+
+    /// The words as VCPUOP_get_runstate_info reports them at `t`: the current state's time counted up
+    /// to `t`, state_entry_time unchanged.
+    public func words(at t: UInt64) -> (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) {
+        var now = self
+        now.enter(state, at: t)
+        let w = now.words
+        return (w.0, entered, w.2, w.3, w.4, w.5)
+    }
 }

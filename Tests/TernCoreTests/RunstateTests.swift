@@ -13,6 +13,13 @@ struct RunstateTests {
         #expect(r.words == (0, 1520, 1000, 70, 50, 300))
     }
 
+    @Test func aSnapshotCountsTheCurrentStateUpToNow() {
+        var r = Runstate(.offline, at: 0)
+        r.enter(.running, at: 100)
+        #expect(r.words(at: 350) == (0, 100, 250, 0, 0, 100))
+        #expect(r.words == (0, 100, 0, 0, 0, 100))          // the snapshot changed nothing
+    }
+
     @Test func aClockThatLagsCostsNothingAndNeverGoesBack() {
         var r = Runstate(.running, at: 1000)
         r.enter(.runnable, at: 990)      // read on another CPU, a little behind
