@@ -101,6 +101,14 @@ func xenPVChecks(unmapped: UInt64) {
     expect("evtchn close port 0", call(.event_channel_op, 3, (0, 0, 0, 0)), EINVAL)
     expect("evtchn bind_vcpu to vcpu 7", call(.event_channel_op, 8, (1 | 7 << 32, 0, 0, 0)), ENOENT)
     expect("evtchn alloc_unbound for domain 5", call(.event_channel_op, 6, (5, 0, 0, 0)), EPERM)
+    // FIFO ABI set-up: control blocks and array pages must be 8-aligned pieces of our own RAM.
+    let ram = GuestLayout.ram.raw >> 12
+    expect("evtchn init_control for vcpu 4", call(.event_channel_op, 11, (ram, 4 << 32, 0, 0)), ENOENT)
+    expect("evtchn init_control misaligned", call(.event_channel_op, 11, (ram, 4, 0, 0)), EINVAL)
+    expect("evtchn init_control past the page", call(.event_channel_op, 11, (ram, 4088, 0, 0)), EINVAL)
+    expect("evtchn init_control outside RAM", call(.event_channel_op, 11, (0x10000, 0, 0, 0)), EINVAL)
+    expect("evtchn expand_array before init_control", call(.event_channel_op, 12, (ram, 0, 0, 0)), -95)
+    expect("evtchn set_priority of a free port", call(.event_channel_op, 13, (900 | 3 << 32, 0, 0, 0)), EINVAL)
     // An IPI port: bound to an existing vCPU only, sendable, reported as EVTCHNSTAT_ipi, never rebound.
     expect("evtchn bind_ipi to vcpu 7", call(.event_channel_op, 7, (7, 0, 0, 0)), ENOENT)
     expect("evtchn bind_ipi to vcpu 0", call(.event_channel_op, 7, (0, 0, 0, 0)), 0)

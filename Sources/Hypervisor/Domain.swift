@@ -32,6 +32,8 @@ final class Domain {
     /// Host address of the page the guest named as shared_info (one of its own RAM pages); 0 until then.
     var sharedInfo: UInt64 = 0
     var events = EventChannelTable()
+    /// The FIFO ABI, once the guest asked for it (EVTCHNOP_init_control); nil means 2-level.
+    var fifo: FIFOState?
     var grantFrames: [GuestPhysicalAddress?] = []
     /// Its mappings of other domains' grants, and how many of its own grants others have mapped.
     var maptrack = Maptrack()

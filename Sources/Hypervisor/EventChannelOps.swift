@@ -38,7 +38,13 @@ struct GuestEventBits: EventBits {
 
 /// Marks `port` pending in `d` and interrupts the vCPU it is bound to if the guest should look now.
 func notifyPort(_ d: Domain, _ port: UInt32) {
-    let (shared, vcpu) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port)) }
+    let (shared, vcpu, fifo) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port), d.fifo != nil) }
+    if fifo {
+        if withFIFO(d, { queues, memory in queues.setPending(&memory, port: port, vcpu: vcpu) }) == true {
+            raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI))
+        }
+        return
+    }
     guard shared != 0 else { return }
     var bits = GuestEventBits(domain: d, shared: shared)
     if TwoLevelEvents.setPending(&bits, port: port, vcpu: vcpu) {
@@ -65,6 +71,10 @@ func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt
         guard let port = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
         let (shared, vcpu, valid) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port), d.events.state(port) != nil) }
         guard valid else { return XenError.EINVAL.returnValue }
+        if let raise = withFIFO(d, { queues, memory in queues.unmask(&memory, port: port, vcpu: vcpu) }) {
+            if raise { raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI)) }
+            return 0
+        }
         guard shared != 0 else { return 0 }
         var bits = GuestEventBits(domain: d, shared: shared)
         if TwoLevelEvents.unmask(&bits, port: port, vcpu: vcpu) {
@@ -122,9 +132,12 @@ func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt
         return close(d, port)
     case .status:
         return status(d, arg)
-    case .init_control, .expand_array, .set_priority:
-        // FIFO event channels are not offered: Linux falls back to the 2-level ABI.
-        return XenError.ENOSYS.returnValue
+    case .init_control:
+        return fifoInitControl(d, arg)
+    case .expand_array:
+        return fifoExpandArray(d, arg)
+    case .set_priority:
+        return fifoSetPriority(d, arg)
     default:
         return XenError.ENOSYS.returnValue
     }
@@ -177,6 +190,12 @@ private func withBoth<R>(_ a: Domain, _ b: Domain, _ body: () -> R) -> R {
 }
 
 private func close(_ d: Domain, _ port: UInt32) -> UInt64 {
+    let r = closePort(d, port)
+    if r == 0 { _ = withFIFO(d) { queues, memory in queues.close(&memory, port: port) } }
+    return r
+}
+
+private func closePort(_ d: Domain, _ port: UInt32) -> UInt64 {
     guard let state = d.withXen({ d.events.state(port) }) else { return XenError.EINVAL.returnValue }
     switch state {
     case .free: return XenError.EINVAL.returnValue

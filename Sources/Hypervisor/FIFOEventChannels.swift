@@ -1,0 +1,127 @@
+// The FIFO event-channel ABI for a domain that asks for it (EVTCHNOP_init_control), as Linux does
+// first: its control blocks and event-array pages are pages of its own RAM, and TernCore's
+// FIFOQueues does the linking. Until then, and for guests that never ask, events are 2-level.
+import TernArchAsm
+import TernCore
+
+/// A domain's FIFO state; guarded by its xenLock, which also serializes the linking.
+struct FIFOState {
+    var queues: FIFOQueues
+    /// Host addresses of the event-array pages, in port order.
+    var arrayPages: [HostPhysicalAddress] = []
+    /// Host address of each vCPU's control block, once registered.
+    var controlBlocks: [HostPhysicalAddress?]
+
+    init(vcpus: Int) {
+        queues = FIFOQueues(vcpus: vcpus, ports: EventChannelTable.maximumPorts)
+        controlBlocks = [HostPhysicalAddress?](repeating: nil, count: vcpus)
+    }
+}
+
+/// The guest memory FIFOQueues works on, for one domain.
+struct GuestFIFOMemory: FIFOEventMemory {
+    let arrayPages: [HostPhysicalAddress]
+    let controlBlocks: [HostPhysicalAddress?]
+    var upcalls: GuestEventBits
+
+    private func word(_ port: UInt32) -> UInt64 {
+        let page = Int(port) / FIFOControlBlockLayout.wordsPerPage
+        return arrayPages[page].raw + UInt64(Int(port) % FIFOControlBlockLayout.wordsPerPage * 4)
+    }
+
+    func hasWord(_ port: UInt32) -> Bool { Int(port) / FIFOControlBlockLayout.wordsPerPage < arrayPages.count }
+    func loadWord(_ port: UInt32) -> UInt32 { tern_load32(word(port)) }
+    mutating func compareExchangeWord(_ port: UInt32, expected: UInt32, desired: UInt32) -> UInt32 {
+        tern_compare_exchange32(word(port), expected, desired)
+    }
+    func hasControlBlock(vcpu: Int) -> Bool { vcpu < controlBlocks.count && controlBlocks[vcpu] != nil }
+    mutating func storeHead(vcpu: Int, priority: Int, port: UInt32) {
+        guard let cb = controlBlocks[vcpu] else { return }
+        tern_memory_barrier()               // the event's LINKED is visible before the head names it
+        tern_store32(cb.raw + UInt64(FIFOControlBlockLayout.head + 4 * priority), port)
+    }
+    mutating func testAndSetReady(vcpu: Int, priority: Int) -> Bool {
+        guard let cb = controlBlocks[vcpu] else { return true }
+        return tern_test_and_set_bit(cb.raw + UInt64(FIFOControlBlockLayout.ready), UInt32(priority)) != 0
+    }
+    mutating func testAndSetUpcallPending(vcpu: Int) -> Bool { upcalls.testAndSetUpcallPending(vcpu: vcpu) }
+}
+
+/// Runs `body` on the domain's FIFO queues (in place) and memory under its xenLock; nil when the
+/// domain uses 2-level.
+func withFIFO<R>(_ d: Domain, _ body: (inout FIFOQueues, inout GuestFIFOMemory) -> R) -> R? {
+    d.withXen {
+        guard d.fifo != nil else { return nil }
+        var memory = GuestFIFOMemory(arrayPages: d.fifo!.arrayPages, controlBlocks: d.fifo!.controlBlocks,
+                                     upcalls: GuestEventBits(domain: d, shared: d.sharedInfo))
+        return body(&d.fifo!.queues, &memory)
+    }
+}
+
+/// EVTCHNOP_init_control: struct { uint64_t control_gfn; uint32_t offset, vcpu; uint8_t link_bits (out); }
+func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
+    var request = (UInt64(0), UInt32(0), UInt32(0))
+    guard GuestMemory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+    let (gfn, offset, vcpu) = request
+    guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
+    guard offset <= UInt32(pageSize) - UInt32(FIFOControlBlockLayout.size), offset & 7 == 0, gfn >> 36 == 0,
+          let block = d.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12 + UInt64(offset)),
+                                    length: UInt64(FIFOControlBlockLayout.size)) else { return XenError.EINVAL.returnValue }
+    var linkBits = FIFOEventWord.linkBits
+    guard GuestMemory.copy(to: arg + 16, from: &linkBits, count: 1) else { return XenError.EFAULT.returnValue }
+    let raised: [UInt32]? = d.withXen {
+        var switched: [UInt32] = []
+        if d.fifo == nil {
+            // From 2-level to FIFO: ports pending in shared_info stay pending, raised again once the
+            // guest gives the page their words live in.
+            var state = FIFOState(vcpus: d.vcpus.count)
+            if d.sharedInfo != 0 {
+                for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where d.events.state(port) != .free
+                    && tern_test_bit(d.sharedInfo + UInt64(SharedInfoLayout.evtchnPending), port) != 0 {
+                    switched.append(port)
+                }
+            }
+            state.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
+            d.fifo = state
+        } else {
+            guard d.fifo!.controlBlocks[Int(vcpu)] == nil else { return nil }
+            d.fifo!.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
+        }
+        return switched
+    }
+    guard let raised else { return XenError.EINVAL.returnValue }
+    for port in raised { notifyPort(d, port) }          // no word yet: each waits for its page
+    return 0
+}
+
+/// EVTCHNOP_expand_array: struct { uint64_t array_gfn; }: the next page of event words.
+func fifoExpandArray(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
+    var gfn: UInt64 = 0
+    guard GuestMemory.read(&gfn, from: arg) else { return XenError.EFAULT.returnValue }
+    guard gfn >> 36 == 0, let page = d.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12), length: pageSize) else {
+        return XenError.EINVAL.returnValue
+    }
+    let added: Bool? = d.withXen {
+        guard d.fifo != nil else { return nil }
+        guard d.fifo!.arrayPages.count < FIFOControlBlockLayout.maximumPages else { return false }
+        d.fifo!.arrayPages.append(HostPhysicalAddress(page))
+        return true
+    }
+    guard let added else { return XenError.EOPNOTSUPP.returnValue }
+    guard added else { return XenError.ENOSPC.returnValue }
+    // Events that fired before their word existed are raised now.
+    let waiting = withFIFO(d) { queues, memory in queues.takeWaiting(memory) } ?? []
+    for port in waiting { notifyPort(d, port) }
+    return 0
+}
+
+/// EVTCHNOP_set_priority: struct { uint32_t port, priority; }
+func fifoSetPriority(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
+    var request = (UInt32(0), UInt32(0))
+    guard GuestMemory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+    let bound = d.withXen { d.events.state(request.0).map { $0 != .free } ?? false }
+    guard bound else { return XenError.EINVAL.returnValue }
+    let set = withFIFO(d) { queues, _ in queues.setPriority(request.0, Int(request.1)) }
+    guard let set else { return XenError.ENOSYS.returnValue }
+    return set ? 0 : XenError.EINVAL.returnValue
+}
