@@ -40,36 +40,34 @@ private func entryAddress(_ g: Domain, _ ref: UInt32) -> HostPhysicalAddress? {
 /// Call with g's xenLock held.
 private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool, mark: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
     guard let entry = entryAddress(g, ref) else { return .failure(GrantStatusError(.badGrantRef)) }
-    var header = tern_load32(entry.raw)
-    while true {
+    var refused: GrantStatusError?
+    let claimed = SharedWord.update(tern_load32(entry.raw), { header in
         switch GrantAccess.claim(header: header, by: user, readOnly: readOnly, mark: mark) {
-        case .failure(let e): return .failure(e)
-        case .success(let claimed):
-            let seen = claimed == header ? header : tern_compare_exchange32(entry.raw, header, claimed)
-            guard seen == header else {
-                header = seen
-                continue
-            }
+        case .failure(let e):
+            refused = e
+            return nil
+        case .success(let wanted):
+            refused = nil
+            return wanted == header ? nil : wanted
         }
-        // The frame is read after the claim: a guest may change it only while the entry is unused.
-        tern_memory_barrier()
-        let gfn = UInt64(tern_load32(entry.raw + 4))
-        guard let frame = g.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12), length: pageSize) else {
-            return .failure(GrantStatusError(.badPage))
-        }
-        return .success(HostPhysicalAddress(frame))
+    }, exchange: { tern_compare_exchange32(entry.raw, $0, $1) })
+    if let refused { return .failure(refused) }
+    // A guest that keeps rewriting the entry only makes its own grant unusable.
+    guard claimed != nil else { return .failure(GrantStatusError(.generalError)) }
+    // The frame is read after the claim: a guest may change it only while the entry is unused.
+    tern_memory_barrier()
+    let gfn = UInt64(tern_load32(entry.raw + 4))
+    guard let frame = g.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12), length: pageSize) else {
+        return .failure(GrantStatusError(.badPage))
     }
+    return .success(HostPhysicalAddress(frame))
 }
 
 /// Clears `flags` in entry `ref` of `g` (those no mapping needs any more). Call with g's xenLock held.
 private func release(_ g: Domain, _ ref: UInt32, flags: UInt16) {
     guard flags != 0, let entry = entryAddress(g, ref) else { return }
-    var header = tern_load32(entry.raw)
-    while true {
-        let seen = tern_compare_exchange32(entry.raw, header, header & ~UInt32(flags))
-        if seen == header { return }
-        header = seen
-    }
+    _ = SharedWord.update(tern_load32(entry.raw), { $0 & UInt32(flags) != 0 ? $0 & ~UInt32(flags) : nil },
+                          exchange: { tern_compare_exchange32(entry.raw, $0, $1) })
 }
 
 private func setStatus(_ at: VirtualAddress, _ status: GrantStatus) -> Bool {

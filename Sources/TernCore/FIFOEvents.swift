@@ -73,12 +73,13 @@ public struct FIFOQueues: Sendable {
     public mutating func close<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32) {
         reset(port)
         guard Int(port) < priority.count, memory.hasWord(port) else { return }
-        var word = memory.loadWord(port)
-        while word & FIFOEventWord.pending != 0 {
-            let seen = memory.compareExchangeWord(port, expected: word, desired: word & ~FIFOEventWord.pending)
-            if seen == word { return }
-            word = seen
-        }
+        _ = Self.update(&memory, port) { $0 & FIFOEventWord.pending != 0 ? $0 & ~FIFOEventWord.pending : nil }
+    }
+
+    /// SharedWord.update on `port`'s event word.
+    private static func update<Memory: FIFOEventMemory>(_ memory: inout Memory, _ port: UInt32,
+                                                        _ change: (UInt32) -> UInt32?) -> UInt32? {
+        SharedWord.update(memory.loadWord(port), change) { memory.compareExchangeWord(port, expected: $0, desired: $1) }
     }
 
     /// EVTCHNOP_set_priority.
@@ -105,10 +106,8 @@ public struct FIFOQueues: Sendable {
             waiting[Int(port)] = true
             return false
         }
-        var word = memory.loadWord(port)
-        while word & FIFOEventWord.pending == 0 {
-            let seen = memory.compareExchangeWord(port, expected: word, desired: word | FIFOEventWord.pending)
-            if seen == word { word |= FIFOEventWord.pending } else { word = seen }
+        guard Self.update(&memory, port, { $0 & FIFOEventWord.pending == 0 ? $0 | FIFOEventWord.pending : nil }) != nil else {
+            return false
         }
         return link(&memory, port: port, vcpu: vcpu)
     }
@@ -116,28 +115,19 @@ public struct FIFOQueues: Sendable {
     /// EVTCHNOP_unmask: the guest cleared MASKED (or asks for it) while the event was pending.
     public mutating func unmask<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32, vcpu: Int) -> Bool {
         guard Int(port) < priority.count, vcpu < vcpus, memory.hasWord(port) else { return false }
-        var word = memory.loadWord(port)
-        while word & FIFOEventWord.masked != 0 {
-            let seen = memory.compareExchangeWord(port, expected: word, desired: word & ~FIFOEventWord.masked)
-            if seen == word { word &= ~FIFOEventWord.masked } else { word = seen }
-        }
-        guard word & FIFOEventWord.pending != 0 else { return false }
+        guard let before = Self.update(&memory, port, { $0 & FIFOEventWord.masked != 0 ? $0 & ~FIFOEventWord.masked : nil }),
+              before & FIFOEventWord.pending != 0 else { return false }
         return link(&memory, port: port, vcpu: vcpu)
     }
 
     /// Appends a pending, unmasked, unlinked event to its queue. The caller serializes calls for one
     /// domain (the guest's own changes to the words are what the atomics are for).
     private mutating func link<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32, vcpu: Int) -> Bool {
-        var word = memory.loadWord(port)
-        guard word & (FIFOEventWord.masked | FIFOEventWord.linked) == 0 else { return false }
+        guard memory.loadWord(port) & (FIFOEventWord.masked | FIFOEventWord.linked) == 0 else { return false }
         // A guest must not unmask before its control block is there: such an event is dropped.
         guard memory.hasControlBlock(vcpu: vcpu) else { return false }
-        while true {
-            guard word & FIFOEventWord.linked == 0 else { return false }
-            let seen = memory.compareExchangeWord(port, expected: word, desired: word | FIFOEventWord.linked)
-            if seen == word { break }
-            word = seen
-        }
+        guard let before = Self.update(&memory, port, { $0 & FIFOEventWord.linked == 0 ? $0 | FIFOEventWord.linked : nil }),
+              before & FIFOEventWord.linked == 0 else { return false }
         let p = Int(priority[Int(port)])
         let q = queue(vcpu: vcpu, priority: p)
         // Where the event was queued last: if it was that queue's tail, that queue is empty by now,
@@ -168,13 +158,8 @@ public struct FIFOQueues: Sendable {
         let first = attempt(w)
         if first.done { return first.linked }
         // Lock the word against unmasking: after that the guest can change it at most a few times.
-        w = first.seen
-        while true {
-            let seen = memory.compareExchangeWord(tail, expected: w, desired: w | FIFOEventWord.busy)
-            if seen == w { break }
-            w = seen
-        }
-        w |= FIFOEventWord.busy
+        guard let before = update(&memory, tail, { $0 | FIFOEventWord.busy }) else { return true }
+        w = before | FIFOEventWord.busy
         for _ in 0 ..< 4 {
             let r = attempt(w)
             if r.done {
@@ -188,11 +173,6 @@ public struct FIFOQueues: Sendable {
     }
 
     private static func clearBusy<Memory: FIFOEventMemory>(_ memory: inout Memory, _ port: UInt32) {
-        var w = memory.loadWord(port)
-        while w & FIFOEventWord.busy != 0 {
-            let seen = memory.compareExchangeWord(port, expected: w, desired: w & ~FIFOEventWord.busy)
-            if seen == w { return }
-            w = seen
-        }
+        _ = update(&memory, port) { $0 & FIFOEventWord.busy != 0 ? $0 & ~FIFOEventWord.busy : nil }
     }
 }

@@ -118,3 +118,28 @@ struct FIFOEventsTests {
         #expect(m.words[10] & FIFOEventWord.masked != 0)
     }
 }
+
+struct SharedWordTests {
+    @Test func retriesUntilTheChangeSticksOrDeclines() {
+        var word: UInt32 = 0b0001
+        var races = 3
+        func exchange(_ expected: UInt32, _ desired: UInt32) -> UInt32 {
+            if races > 0 { races -= 1; word ^= 0b1000; return word }       // the guest moved it again
+            let seen = word
+            if seen == expected { word = desired }
+            return seen
+        }
+        #expect(SharedWord.update(word, { $0 | 0b0100 }, exchange: exchange) == 0b1001)
+        #expect(word == 0b1101)
+        #expect(SharedWord.update(word, { _ in nil }, exchange: exchange) == 0b1101)
+    }
+
+    @Test func aGuestThatNeverStopsOnlyLosesItsOwnUpdate() {
+        var word: UInt32 = 0
+        let result = SharedWord.update(word, { $0 | 1 }) { _, _ in
+            word &+= 2                                                     // changed before every attempt
+            return word
+        }
+        #expect(result == nil && word == UInt32(2 * SharedWord.attempts))
+    }
+}
