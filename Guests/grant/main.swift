@@ -135,6 +135,7 @@ func mapper(peer: UInt16, args: BootArguments) {
     print("grant: map of ref 8 over our own RAM = \(map(8, of: peer, at: GuestLayout.ram.raw).0)")
     print("grant: map of ref 8 of domain 99 = \(map(8, of: 99, at: mapAddress + 0x3000).0)")
     print("grant: map of ref 3 (never granted) = \(map(3, of: peer, at: mapAddress + 0x3000).0)")
+    print("grant: map of ref 9999 (beyond the table) = \(map(9999, of: peer, at: mapAddress + 0x3000).0)")
     print("grant: copy across a page end = \(copy(from: (8, peer, 4000, true), to: (own >> 12, domidSelf, 0, false), length: 200))")
     print("grant: copy from a frame not ours = \(copy(from: (own >> 12, peer, 0, false), to: (own >> 12, domidSelf, 0, false), length: 8))")
 

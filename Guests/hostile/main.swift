@@ -53,6 +53,12 @@ func guestMain(_ dtb: UInt64) {
     expect("PSCI_VERSION", guest_hvc0(0x8400_0000, 0, 0, 0), 0x10000)
     expect("unknown SMC", guest_smc0(0xC200_0000, 0, 0, 0), -1)
     expect("PSCI CPU_ON for a vcpu that does not exist", guest_hvc0(0xC400_0003, 9, GuestLayout.ram.raw, 0), -2)
+    // A virtual timer set to the end of time, then a sleep bounded by a poll timeout: the hypervisor
+    // converts that compare value without overflowing and wakes us at the timeout.
+    write_cntv_cval_el0(.max)
+    write_cntv_ctl_el0(1)
+    expect("poll with the timer at the end of time", Xen.poll(until: (Timer.milliseconds + 20) * 1_000_000), 0)
+    write_cntv_ctl_el0(0)
     expectUndefined("hvc #1") { _ = guest_hvc1() }
     expectUndefined("read of ACTLR_EL1") { _ = guest_read_actlr() }
     expectUndefined("write of ACTLR_EL1") { guest_write_actlr(0) }
@@ -93,6 +99,7 @@ func xenPVChecks(unmapped: UInt64) {
     expect("gnttab cache_flush past the page", call(.grant_table_op, 12, (0x4000_0000, 4000 | 200 << 16 | 1 << 32, 0, 0), extra: 1), EINVAL)
     expect("gnttab cache_flush of host page 0x1000", call(.grant_table_op, 12, (0x1000, 16 << 16 | 1 << 32, 0, 0), extra: 1), EPERM)
     expect("gnttab cache_flush of nothing", call(.grant_table_op, 12, (0x1000, 0, 0, 0), extra: 1), 0)
+    expect("gnttab cache_flush by grant ref", call(.grant_table_op, 12, (8, 16 << 16 | 0x8000_0001 << 32, 0, 0), extra: 1), -95)
     // event_channel_op
     expect("evtchn send from unmapped", Xen.call(.event_channel_op, 4, unmapped), EFAULT)
     expect("evtchn send on port 5000", call(.event_channel_op, 4, (5000, 0, 0, 0)), EINVAL)
@@ -126,6 +133,7 @@ func xenPVChecks(unmapped: UInt64) {
     expect("vcpu_info across a page end", call(.vcpu_op, 10, (GuestLayout.ram.raw >> 12, 4090, 0, 0)), EINVAL)
     expect("vcpu_info outside RAM", call(.vcpu_op, 10, (0x10000, 0, 0, 0)), EINVAL)
     expect("vcpu_info from unmapped", Xen.call(.vcpu_op, 10, 0, unmapped), EFAULT)
+    expect("vcpu_info misaligned", call(.vcpu_op, 10, (GuestLayout.ram.raw >> 12 + 1, 4, 0, 0)), EINVAL)
     expect("runstate area at unmapped", call(.vcpu_op, 5, (unmapped, 0, 0, 0)), EFAULT)
     expect("runstate area misaligned", call(.vcpu_op, 5, (GuestLayout.ram.raw + 0x1004, 0, 0, 0)), EINVAL)
     expect("runstate area in the console ring page", call(.vcpu_op, 5, (MagicPages.console.raw, 0, 0, 0)), EFAULT)

@@ -40,7 +40,9 @@ func consoleInputInterrupt() {
         }
         // One or two CTRL-a followed by something else were meant for the domain.
         if heldCtrlA > 0, focusSlot != hypervisorFocus, let d = focusedDomain() {
-            for _ in 0 ..< heldCtrlA { deliver(ctrlA, to: d) }
+            _ = withPinnedDomain(d.id) { pinned in
+                for _ in 0 ..< heldCtrlA { deliver(ctrlA, to: pinned) }
+            }
         }
         heldCtrlA = 0
         if focusSlot == hypervisorFocus {
@@ -48,7 +50,8 @@ func consoleInputInterrupt() {
             continue
         }
         guard let d = focusedDomain() else { continue }
-        deliver(byte, to: d)
+        // Held while its console ring or UART is written: it may be dying on another CPU.
+        _ = withPinnedDomain(d.id) { deliver(byte, to: $0) }
     }
 }
 

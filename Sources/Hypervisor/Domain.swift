@@ -34,6 +34,8 @@ final class Domain {
     var events = EventChannelTable()
     /// The FIFO ABI, once the guest asked for it (EVTCHNOP_init_control); nil means 2-level.
     var fifo: FIFOState?
+    /// Set (once, for good) with `fifo`; a plain flag the 2-level path may read without the lock.
+    var usesFIFO = false
     var grantFrames: [GuestPhysicalAddress?] = []
     /// Its mappings of other domains' grants, and how many of its own grants others have mapped.
     var maptrack = Maptrack()
@@ -43,6 +45,8 @@ final class Domain {
     var pins = 0
     /// Told once that its memory outlives it, for the mappings others still hold.
     var heldForGrants = false
+    /// Dead, and its grant mappings and the other ends of its event channels let go (once).
+    var detached = false
     /// The console ring page Tern provides (at MagicPages.console) and its event channel.
     var consoleRing: UInt64 = 0
     var consolePort: UInt32 = 0

@@ -50,9 +50,29 @@ func notifyPort(_ d: Domain, _ port: UInt32) {
     if TwoLevelEvents.setPending(&bits, port: port, vcpu: vcpu) {
         raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI))
     }
+    // The guest may have switched to FIFO meanwhile, after looking for pending 2-level bits: raise it
+    // there too (a port already pending is linked once).
+    if d.usesFIFO { notifyPort(d, port) }
 }
 
 /// The live domain with id `id`, for the other end of an interdomain channel.
+/// The live domain `id`, held (Domain.pins) while `body` works on its memory, so it cannot be released
+/// meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces).
+func withPinnedDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
+    lockScheduler()
+    var found: Domain?
+    for case let d? in domains where d.id == id && !d.dying && (d.xenPV || !xenPV) { found = d }
+    found?.pins += 1
+    unlockScheduler()
+    guard let d = found else { return nil }
+    defer {
+        lockScheduler()
+        d.pins -= 1
+        unlockScheduler()
+    }
+    return body(d)
+}
+
 func liveDomain(_ id: DomainID) -> Domain? {
     lockScheduler()
     defer { unlockScheduler() }
@@ -151,8 +171,14 @@ private func send(_ d: Domain, _ port: UInt32) -> UInt64 {
     case .interdomain(let remoteID, let remotePort):
         if remoteID == d.id {
             notifyPort(d, remotePort)
-        } else if let remote = liveDomain(remoteID) {
-            notifyPort(remote, remotePort)
+        } else {
+            // Held while its pages are written: it may be dying on another CPU.
+            _ = withPinnedDomain(remoteID) { remote in
+                // Only if its end still names ours: a restarted domain reuses the id, not the ports.
+                if remote.withXen({ remote.events.state(remotePort) == .interdomain(remote: d.id, port: port) }) {
+                    notifyPort(remote, remotePort)
+                }
+            }
         }
         return 0
     case .console:
@@ -190,9 +216,12 @@ private func withBoth<R>(_ a: Domain, _ b: Domain, _ body: () -> R) -> R {
 }
 
 private func close(_ d: Domain, _ port: UInt32) -> UInt64 {
-    let r = closePort(d, port)
-    if r == 0 { _ = withFIFO(d) { queues, memory in queues.close(&memory, port: port) } }
-    return r
+    // A FIFO port stops being pending before it is freed, so an event for its next binding stays.
+    guard let state = d.withXen({ d.events.state(port) }), state != .free, state != .console else {
+        return XenError.EINVAL.returnValue
+    }
+    _ = withFIFO(d) { queues, memory in queues.close(&memory, port: port) }
+    return closePort(d, port)
 }
 
 private func closePort(_ d: Domain, _ port: UInt32) -> UInt64 {
@@ -205,7 +234,10 @@ private func closePort(_ d: Domain, _ port: UInt32) -> UInt64 {
         let remote = remoteID == d.id ? d : liveDomain(remoteID)
         if let remote {
             withBoth(d, remote) {
-                remote.events.set(remotePort, .unbound(remote: d.id))
+                // Unless the other end moved on (closed, or a restart reused the domain id).
+                if remote.events.state(remotePort) == .interdomain(remote: d.id, port: port) {
+                    remote.events.set(remotePort, .unbound(remote: d.id))
+                }
                 d.events.set(port, .free)
             }
         } else {
@@ -215,6 +247,30 @@ private func closePort(_ d: Domain, _ port: UInt32) -> UInt64 {
         d.withXen { d.events.set(port, .free) }
     }
     return 0
+}
+
+/// A domain being released: the other ends of its interdomain channels go back to waiting for it, as
+/// Xen's evtchn_destroy leaves them, so a later send or close on them touches nothing of its successor.
+/// Called under the scheduler lock.
+func unbindPeers(_ d: Domain) {
+    let channels: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = d.withXen {
+        var found: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = []
+        for port in 1 ..< UInt32(EventChannelTable.maximumPorts) {
+            if case .interdomain(let remote, let remotePort)? = d.events.state(port), remote != d.id {
+                found.append((port, remote, remotePort))
+            }
+        }
+        return found
+    }
+    for (port, remoteID, remotePort) in channels {
+        for case let remote? in domains where remote.id == remoteID && remote !== d {
+            remote.withXen {
+                if remote.events.state(remotePort) == .interdomain(remote: d.id, port: port) {
+                    remote.events.set(remotePort, .unbound(remote: d.id))
+                }
+            }
+        }
+    }
 }
 
 private func status(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {

@@ -83,6 +83,7 @@ func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
             }
             state.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
             d.fifo = state
+            d.usesFIFO = true
         } else {
             guard d.fifo!.controlBlocks[Int(vcpu)] == nil else { return nil }
             d.fifo!.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)

@@ -9,23 +9,6 @@ import TernCore
 
 let maximumGrantBatch = 1024
 
-/// The domain `id`, held (Domain.pins) while `body` uses its memory; nil if there is no live domain
-/// with Xen's PV interfaces by that id.
-private func withPinned<R>(_ id: DomainID, _ body: (Domain) -> R) -> R? {
-    lockScheduler()
-    var found: Domain?
-    for case let d? in domains where d.id == id && !d.dying && d.xenPV { found = d }
-    found?.pins += 1
-    unlockScheduler()
-    guard let d = found else { return nil }
-    defer {
-        lockScheduler()
-        d.pins -= 1
-        unlockScheduler()
-    }
-    return body(d)
-}
-
 /// Host address of grant entry `ref` in `g`'s table; nil when its frame was never placed. Call with
 /// g's xenLock held.
 private func entryAddress(_ g: Domain, _ ref: UInt32) -> HostPhysicalAddress? {
@@ -36,13 +19,13 @@ private func entryAddress(_ g: Domain, _ ref: UInt32) -> HostPhysicalAddress? {
 }
 
 /// Claims entry `ref` of `g` for `user` (compare-and-swap against the guest's own updates) and returns
-/// the host address of the granted frame, which must be g's RAM. `mark` sets GTF_reading/writing.
+/// the host address of the granted frame, which must be g's RAM; sets GTF_reading (and GTF_writing).
 /// Call with g's xenLock held.
-private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool, mark: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
+private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
     guard let entry = entryAddress(g, ref) else { return .failure(GrantStatusError(.badGrantRef)) }
     var refused: GrantStatusError?
     let claimed = SharedWord.update(tern_load32(entry.raw), { header in
-        switch GrantAccess.claim(header: header, by: user, readOnly: readOnly, mark: mark) {
+        switch GrantAccess.claim(header: header, by: user, readOnly: readOnly, mark: true) {
         case .failure(let e):
             refused = e
             return nil
@@ -61,6 +44,23 @@ private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool
         return .failure(GrantStatusError(.badPage))
     }
     return .success(HostPhysicalAddress(frame))
+}
+
+/// Takes a use of grant `ref` of `g` for `user`: counted in g's ActiveGrants and marked in the entry
+/// (GTF_reading, and GTF_writing unless read-only) for as long as it lasts, as Xen does for maps and
+/// copies alike, so the granter cannot end the grant under it. Returns the granted frame.
+private func acquire(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
+    g.withXen {
+        g.activeGrants.add(ref, readOnly: readOnly)
+        let r = claim(g, ref, by: user, readOnly: readOnly)
+        if case .failure = r { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
+        return r
+    }
+}
+
+/// Gives back a use taken with `acquire`.
+private func relinquish(_ g: Domain, _ ref: UInt32, readOnly: Bool) {
+    g.withXen { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
 }
 
 /// Clears `flags` in entry `ref` of `g` (those no mapping needs any more). Call with g's xenLock held.
@@ -90,35 +90,31 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
     } else {
         let readOnly = flags & GrantMapFlags.readOnly != 0
         let granter = DomainID(dom == domidSelf ? d.id.raw : dom)
-        let result = withPinned(granter) { g -> Result<UInt32, GrantStatusError> in
-            let claimed: Result<HostPhysicalAddress, GrantStatusError> = g.withXen {
-                g.activeGrants.add(ref, readOnly: readOnly)
-                let r = claim(g, ref, by: d.id, readOnly: readOnly, mark: true)
-                if case .failure = r { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
-                return r
-            }
+        let result = withPinnedDomain(granter, xenPV: true) { g -> Result<UInt32, GrantStatusError> in
+            let claimed = acquire(g, ref, by: d.id, readOnly: readOnly)
             guard case .success(let frame) = claimed else { return claimed.map { _ in 0 } }
-            let mapped: UInt32? = d.withXen {
+            let mapped: Result<UInt32, GrantStatusError> = d.withXen {
                 guard let h = d.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
                                                              readOnly: readOnly)) else {
-                    return nil
+                    return .failure(GrantStatusError(.noDeviceSpace))      // maptrack full
                 }
                 do throws(PageTableError) {
                     try d.stage2.map(address, to: frame, size: pageSize, type: .normal,
                                      permissions: readOnly ? [.read] : [.read, .write], memory: &d.tables)
+                    tern_stage2_sync()
                 } catch {
                     _ = d.maptrack.remove(handle: h)
-                    return nil
+                    return .failure(GrantStatusError(.badVirtualAddress))
                 }
-                return h
+                return .success(h)
             }
-            guard let mapped else {
-                g.withXen { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
-                return .failure(GrantStatusError(.badVirtualAddress))
+            guard case .success = mapped else {
+                relinquish(g, ref, readOnly: readOnly)
+                return mapped
             }
             // The control domain drives devices with host addresses (it is direct-mapped for that).
             if flags & GrantMapFlags.deviceMap != 0 && d.privileged { busAddress = frame.raw }
-            return .success(mapped)
+            return mapped
         } ?? .failure(GrantStatusError(.badDomain))
         switch result {
         case .success(let h):
@@ -226,11 +222,15 @@ private func withSide(_ d: Domain, _ side: (frame: UInt64, domid: UInt16, offset
         return body(HostPhysicalAddress(host))
     }
     let granter = DomainID(side.domid == domidSelf ? d.id.raw : side.domid)
-    return withPinned(granter) { g in
-        let frame = g.withXen { claim(g, UInt32(truncatingIfNeeded: side.frame), by: d.id, readOnly: !writing, mark: false) }
-        switch frame {
-        case .success(let f): return body(f)
-        case .failure(let e): return e.status
+    let ref = UInt32(truncatingIfNeeded: side.frame)
+    return withPinnedDomain(granter, xenPV: true) { g in
+        switch acquire(g, ref, by: d.id, readOnly: !writing) {
+        case .success(let f):
+            let status = body(f)
+            relinquish(g, ref, readOnly: !writing)
+            return status
+        case .failure(let e):
+            return e.status
         }
     } ?? .badDomain
 }
@@ -243,12 +243,20 @@ func cacheFlush(_ d: Domain, _ op: VirtualAddress) -> UInt64 {
     guard GuestMemory.read(&c, from: op) else { return XenError.EFAULT.returnValue }
     let (address, offset, length, what) = (c.0, UInt64(c.1), UInt64(c.2), c.3)
     guard offset < pageSize, offset + length <= pageSize,
-          what & ~(GrantCacheOp.clean | GrantCacheOp.invalidate) == 0 else { return XenError.EINVAL.returnValue }
+          what & ~(GrantCacheOp.clean | GrantCacheOp.invalidate | GrantCacheOp.sourceGrant) == 0 else {
+        return XenError.EINVAL.returnValue
+    }
     if length == 0 || what == 0 { return 0 }
+    guard what & GrantCacheOp.sourceGrant == 0 else { return XenError.EOPNOTSUPP.returnValue }   // as Xen: not done
     let frame = HostPhysicalAddress(address & ~(pageSize - 1))
     let own = frame.raw >= d.memory.base.raw && frame.raw < d.memory.end.raw
-    guard own || d.withXen({ d.maptrack.holds(frame: frame) }) else { return XenError.EPERM.returnValue }
-    tern_dcache_range(frame.raw + offset, length, what & GrantCacheOp.clean != 0 ? 1 : 0,
-                      what & GrantCacheOp.invalidate != 0 ? 1 : 0)
-    return 0
+    // Under the lock, so a mapped frame cannot be unmapped (and reused by its owner) meanwhile. An
+    // invalidate also cleans: lines that straddle the range, or belong to a frame the caller only
+    // reads, must not lose data that is not the caller's to throw away.
+    return d.withXen {
+        guard own || d.maptrack.holds(frame: frame) else { return XenError.EPERM.returnValue }
+        tern_dcache_range(frame.raw + offset, length, what & GrantCacheOp.clean != 0 || what & GrantCacheOp.invalidate != 0 ? 1 : 0,
+                          what & GrantCacheOp.invalidate != 0 ? 1 : 0)
+        return 0
+    }
 }

@@ -248,7 +248,10 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
         return XenError.EFAULT.returnValue
     }
     let offset = request.1 & 0xFFFF_FFFF
-    guard request.0 >> 36 == 0, offset + UInt64(VCPUInfoLayout.size) <= pageSize else { return XenError.EINVAL.returnValue }
+    // 8-byte aligned: its pending selector is changed with 64-bit atomics, which fault when misaligned.
+    guard request.0 >> 36 == 0, offset & 7 == 0, offset + UInt64(VCPUInfoLayout.size) <= pageSize else {
+        return XenError.EINVAL.returnValue
+    }
     guard let host = t.domain.hostAddress(ofRAM: GuestPhysicalAddress(request.0 << 12 + offset),
                                           length: UInt64(VCPUInfoLayout.size)) else { return XenError.EINVAL.returnValue }
     let d = t.domain

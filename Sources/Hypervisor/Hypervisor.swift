@@ -64,9 +64,13 @@ nonisolated(unsafe) var domainsAlive = 0
 }
 
 /// Hypervisor time in nanoseconds since boot: the scheduler's clock and Xen's "system time".
+/// Saturates at .max: a guest's timer compare value can name any tick, however far off.
 func nanoseconds(ticks: UInt64) -> UInt64 {
     let t = ticks &- bootTicks
-    return t / counterFrequency * 1_000_000_000 + t % counterFrequency * 1_000_000_000 / counterFrequency
+    let (whole, overflow) = (t / counterFrequency).multipliedReportingOverflow(by: 1_000_000_000)
+    if overflow { return .max }
+    let (sum, carry) = whole.addingReportingOverflow(t % counterFrequency * 1_000_000_000 / counterFrequency)
+    return carry ? .max : sum
 }
 
 func ticks(nanoseconds ns: UInt64) -> UInt64 {

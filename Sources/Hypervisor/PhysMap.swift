@@ -80,6 +80,7 @@ func mapHypervisorFrame(_ d: Domain, at page: GuestPhysicalAddress) -> HostPhysi
     tern_zero(frame.raw, pageSize)
     do {
         try d.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &d.tables)
+        tern_stage2_sync()
     } catch {
         freeFrames(frame, pages: 1)
         return nil

@@ -276,7 +276,11 @@ func crashDomain(_ d: Domain) {
 /// whose grants others still map keeps its memory until they unmap them (or die themselves).
 private func releaseDeadDomains() {
     for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve && d.pins == 0 {
-        if d.xenPV { dropGrantMappings(d) }
+        if d.xenPV && !d.detached {
+            d.detached = true
+            dropGrantMappings(d)
+            unbindPeers(d)
+        }
         let mapped = d.withXen { d.activeGrants.total }
         if mapped > 0 {
             if !d.heldForGrants {

@@ -6,7 +6,7 @@
 /// GNTST_* results, as Xen writes them in each operation's status field.
 public enum GrantStatus: Int16, Sendable {
     case okay = 0, generalError = -1, badDomain = -2, badGrantRef = -3, badHandle = -4, badVirtualAddress = -5
-    case permissionDenied = -8, badPage = -9, badCopyArgument = -10
+    case noDeviceSpace = -7, permissionDenied = -8, badPage = -9, badCopyArgument = -10
 }
 
 public enum GrantFlags {
@@ -29,6 +29,8 @@ public enum GrantMapFlags {
 public enum GrantCacheOp {
     public static let clean: UInt32 = 1 << 0
     public static let invalidate: UInt32 = 1 << 1
+    /// The address is a grant reference; Xen does not implement it either.
+    public static let sourceGrant: UInt32 = 1 << 31
 }
 
 public enum GrantCopyFlags {
@@ -42,15 +44,16 @@ public enum GrantAccess {
     public static let entrySize = 8
 
     /// The entry's header word (flags in the low half, domid in the high) as it must become for `user`
-    /// to use it, read-only or not; nil with the reason when the grant does not allow it. `mark` sets
+    /// to use it, read-only or not; the failure when the grant does not allow it (GNTST_general_error,
+    /// as Xen answers both a wrong entry and a write to a read-only one). `mark` sets
     /// GTF_reading (and GTF_writing for a writable use), as Xen does while a mapping exists.
     public static func claim(header: UInt32, by user: DomainID, readOnly: Bool, mark: Bool) -> Result<UInt32, GrantStatusError> {
         let flags = UInt16(truncatingIfNeeded: header)
         let domid = UInt16(truncatingIfNeeded: header >> 16)
         guard flags & GrantFlags.typeMask == GrantFlags.permitAccess, domid == user.raw else {
-            return .failure(GrantStatusError(.badGrantRef))
+            return .failure(GrantStatusError(.generalError))
         }
-        guard readOnly || flags & GrantFlags.readOnly == 0 else { return .failure(GrantStatusError(.permissionDenied)) }
+        guard readOnly || flags & GrantFlags.readOnly == 0 else { return .failure(GrantStatusError(.generalError)) }
         guard mark else { return .success(header) }
         let used = GrantFlags.reading | (readOnly ? 0 : GrantFlags.writing)
         return .success(header | UInt32(used))

@@ -169,12 +169,13 @@ struct BootTests {
             "(d2) grant: copy from ref 8 = 0: \(message)",
             "(d1) grant: the mapper wrote \"ACK from the mapper\"",
             "(d1) grant: ref 8 flags while mapped 0x19",          // permit_access | reading | writing
-            "(d2) grant: copy into read-only ref 9 = -8",         // GNTST_permission_denied
-            "(d2) grant: writable map of read-only ref 9 = -8",
+            "(d2) grant: copy into read-only ref 9 = -1",         // GNTST_general_error, as Xen says
+            "(d2) grant: writable map of read-only ref 9 = -1",
             "(d2) grant: map of ref 8 at an unaligned address = -5",
             "(d2) grant: map of ref 8 over our own RAM = -5",
             "(d2) grant: map of ref 8 of domain 99 = -2",
-            "(d2) grant: map of ref 3 (never granted) = -3",
+            "(d2) grant: map of ref 3 (never granted) = -1",
+            "(d2) grant: map of ref 9999 (beyond the table) = -3",
             "(d2) grant: copy across a page end = -10",
             "(d2) grant: copy from a frame not ours = -8",
             "(d2) grant: unmap = 0",
