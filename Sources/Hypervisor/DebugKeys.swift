@@ -43,16 +43,15 @@ private func dumpVCPUs() {
                     c.s(" ns")
                 }
                 // Xen's runstate, in ms: where its time went (runnable is what another vCPU took).
-                var r = v.runstate
-                r.enter(r.state, at: t)
+                let r = v.runstate.words(at: t)
                 c.s(" ms run/wait/blocked/down ")
-                c.dec(r.time.0 / 1_000_000)
+                c.dec(r.2 / 1_000_000)
                 c.s("/")
-                c.dec(r.time.1 / 1_000_000)
+                c.dec(r.3 / 1_000_000)
                 c.s("/")
-                c.dec(r.time.2 / 1_000_000)
+                c.dec(r.4 / 1_000_000)
                 c.s("/")
-                c.dec(r.time.3 / 1_000_000)
+                c.dec(r.5 / 1_000_000)
                 c.s(" pc ")
                 c.hex(v.frame.pointee.elr)
                 c.s(" enabled ")

@@ -36,26 +36,28 @@ struct GuestEventBits: EventBits {
     }
 }
 
+/// The event-channel PPI for `v`: its guest should look at its events.
+@inline(__always) func raiseEventUpcall(_ v: VCPU) { raiseInterrupt(v, Int(GuestLayout.eventChannelPPI)) }
+
 /// Marks `port` pending in `d` and interrupts the vCPU it is bound to if the guest should look now.
 func notifyPort(_ d: Domain, _ port: UInt32) {
     let (shared, vcpu, fifo) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port), d.fifo != nil) }
     if fifo {
         if withFIFO(d, { queues, memory in queues.setPending(&memory, port: port, vcpu: vcpu) }) == true {
-            raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI))
+            raiseEventUpcall(d.vcpus[vcpu])
         }
         return
     }
     guard shared != 0 else { return }
     var bits = GuestEventBits(domain: d, shared: shared)
     if TwoLevelEvents.setPending(&bits, port: port, vcpu: vcpu) {
-        raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI))
+        raiseEventUpcall(d.vcpus[vcpu])
     }
     // The guest may have switched to FIFO meanwhile, after looking for pending 2-level bits: raise it
     // there too (a port already pending is linked once).
     if d.usesFIFO { notifyPort(d, port) }
 }
 
-/// The live domain with id `id`, for the other end of an interdomain channel.
 /// The live domain `id`, held (Domain.pins) while `body` works on its memory, so it cannot be released
 /// meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces).
 func withPinnedDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
@@ -73,6 +75,8 @@ func withPinnedDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -
     return body(d)
 }
 
+/// The live domain with id `id`, for the other end of an interdomain channel (its table only: to write
+/// its memory, hold it with withPinnedDomain).
 func liveDomain(_ id: DomainID) -> Domain? {
     lockScheduler()
     defer { unlockScheduler() }
@@ -92,13 +96,13 @@ func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt
         let (shared, vcpu, valid) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port), d.events.state(port) != nil) }
         guard valid else { return XenError.EINVAL.returnValue }
         if let raise = withFIFO(d, { queues, memory in queues.unmask(&memory, port: port, vcpu: vcpu) }) {
-            if raise { raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI)) }
+            if raise { raiseEventUpcall(d.vcpus[vcpu]) }
             return 0
         }
         guard shared != 0 else { return 0 }
         var bits = GuestEventBits(domain: d, shared: shared)
         if TwoLevelEvents.unmask(&bits, port: port, vcpu: vcpu) {
-            raiseInterrupt(d.vcpus[vcpu], Int(GuestLayout.eventChannelPPI))
+            raiseEventUpcall(d.vcpus[vcpu])
         }
         return 0
     case .alloc_unbound:
@@ -216,19 +220,14 @@ private func withBoth<R>(_ a: Domain, _ b: Domain, _ body: () -> R) -> R {
 }
 
 private func close(_ d: Domain, _ port: UInt32) -> UInt64 {
-    // A FIFO port stops being pending before it is freed, so an event for its next binding stays.
+    // The console port is the hypervisor's end, and stays.
     guard let state = d.withXen({ d.events.state(port) }), state != .free, state != .console else {
         return XenError.EINVAL.returnValue
     }
+    // A FIFO port stops being pending before it is freed, so an event for its next binding stays.
     _ = withFIFO(d) { queues, memory in queues.close(&memory, port: port) }
-    return closePort(d, port)
-}
-
-private func closePort(_ d: Domain, _ port: UInt32) -> UInt64 {
-    guard let state = d.withXen({ d.events.state(port) }) else { return XenError.EINVAL.returnValue }
     switch state {
-    case .free: return XenError.EINVAL.returnValue
-    case .console: return XenError.EINVAL.returnValue       // the hypervisor's end stays
+    case .free, .console: break
     case .interdomain(let remoteID, let remotePort):
         // The other end goes back to waiting for us, as in Xen.
         let remote = remoteID == d.id ? d : liveDomain(remoteID)

@@ -67,8 +67,7 @@ func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     guard offset <= UInt32(pageSize) - UInt32(FIFOControlBlockLayout.size), offset & 7 == 0, gfn >> 36 == 0,
           let block = d.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12 + UInt64(offset)),
                                     length: UInt64(FIFOControlBlockLayout.size)) else { return XenError.EINVAL.returnValue }
-    var linkBits = FIFOEventWord.linkBits
-    guard GuestMemory.copy(to: arg + 16, from: &linkBits, count: 1) else { return XenError.EFAULT.returnValue }
+    guard GuestMemory.write(FIFOEventWord.linkBits, to: arg + 16) else { return XenError.EFAULT.returnValue }
     let raised: [UInt32]? = d.withXen {
         var switched: [UInt32] = []
         if d.fifo == nil {

@@ -71,8 +71,7 @@ private func release(_ g: Domain, _ ref: UInt32, flags: UInt16) {
 }
 
 private func setStatus(_ at: VirtualAddress, _ status: GrantStatus) -> Bool {
-    var value = status.rawValue
-    return GuestMemory.copy(to: at, from: &value, count: 2)
+    GuestMemory.write(status.rawValue, to: at)
 }
 
 /// One gnttab_map_grant_ref at `op`. False only when the structure itself is out of reach.
@@ -126,7 +125,7 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
     }
     return setStatus(op + UInt64(GrantOpLayout.mapStatus), status)
         && GuestMemory.store32(op + UInt64(GrantOpLayout.mapHandle), status == .okay ? handle : UInt32(bitPattern: Int32(status.rawValue)))
-        && GuestMemory.copy(to: op + UInt64(GrantOpLayout.mapBusAddress), from: &busAddress, count: 8)
+        && GuestMemory.write(busAddress, to: op + UInt64(GrantOpLayout.mapBusAddress))
 }
 
 /// One gnttab_unmap_grant_ref at `op`.
@@ -143,9 +142,10 @@ func unmapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
         _ = d.stage2.unmapPage(e.address, memory: &d.tables)
         return .success(e)
     }
-    guard case .success(let e) = removed else {
-        if case .failure(let err) = removed { return setStatus(op + UInt64(GrantOpLayout.unmapStatus), err.status) }
-        return false
+    let e: Maptrack.Entry
+    switch removed {
+    case .success(let entry): e = entry
+    case .failure(let refused): return setStatus(op + UInt64(GrantOpLayout.unmapStatus), refused.status)
     }
     // The caller is running here, so its VMID is the current one: this CPU's and every other's TLBs.
     tern_tlbi_ipa_is(e.address.raw)
@@ -153,7 +153,7 @@ func unmapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
     return setStatus(op + UInt64(GrantOpLayout.unmapStatus), .okay)
 }
 
-/// The granter's side of a mapping going away: its use count, and its entry's flags while it lives.
+/// The granter's side of a mapping going away: its use count, and its entry's flags.
 private func dropMapping(_ e: Maptrack.Entry) {
     lockScheduler()
     var granter: Domain?
@@ -162,10 +162,7 @@ private func dropMapping(_ e: Maptrack.Entry) {
     granter?.pins += 1
     unlockScheduler()
     guard let g = granter else { return }
-    g.withXen {
-        let stale = g.activeGrants.remove(e.ref, readOnly: e.readOnly)
-        if !g.dying { release(g, e.ref, flags: stale) }
-    }
+    relinquish(g, e.ref, readOnly: e.readOnly)
     lockScheduler()
     g.pins -= 1
     unlockScheduler()
@@ -178,13 +175,9 @@ func dropGrantMappings(_ d: Domain) {
         d.maptrack = Maptrack()
         return all
     }
+    // A granter that died too still has its grant frames: it is kept while these mappings count.
     for e in entries {
-        for case let g? in domains where g.id == e.granter {
-            g.withXen {
-                let stale = g.activeGrants.remove(e.ref, readOnly: e.readOnly)
-                if !g.dying { release(g, e.ref, flags: stale) }
-            }
-        }
+        for case let g? in domains where g.id == e.granter { relinquish(g, e.ref, readOnly: e.readOnly) }
     }
 }
 
@@ -249,14 +242,13 @@ func cacheFlush(_ d: Domain, _ op: VirtualAddress) -> UInt64 {
     if length == 0 || what == 0 { return 0 }
     guard what & GrantCacheOp.sourceGrant == 0 else { return XenError.EOPNOTSUPP.returnValue }   // as Xen: not done
     let frame = HostPhysicalAddress(address & ~(pageSize - 1))
-    let own = frame.raw >= d.memory.base.raw && frame.raw < d.memory.end.raw
+    let own = d.memory.contains(frame)
     // Under the lock, so a mapped frame cannot be unmapped (and reused by its owner) meanwhile. An
     // invalidate also cleans: lines that straddle the range, or belong to a frame the caller only
     // reads, must not lose data that is not the caller's to throw away.
     return d.withXen {
         guard own || d.maptrack.holds(frame: frame) else { return XenError.EPERM.returnValue }
-        tern_dcache_range(frame.raw + offset, length, what & GrantCacheOp.clean != 0 || what & GrantCacheOp.invalidate != 0 ? 1 : 0,
-                          what & GrantCacheOp.invalidate != 0 ? 1 : 0)
+        tern_dcache_range(frame.raw + offset, length, 1, what & GrantCacheOp.invalidate != 0 ? 1 : 0)
         return 0
     }
 }

@@ -24,6 +24,11 @@ enum GuestMemory {
         withUnsafeMutableBytes(of: &value) { copy(from: va, count: $0.count, into: $0.baseAddress!) }
     }
 
+    /// A whole value into the guest at `va`, sized by its type; false if any of it is unmapped.
+    static func write<T>(_ value: T, to va: VirtualAddress) -> Bool {
+        withUnsafeBytes(of: value) { copy(to: va, from: $0.baseAddress!, count: $0.count) }
+    }
+
     static func copy(to va: VirtualAddress, from buffer: UnsafeRawPointer, count: Int) -> Bool {
         pages(va, count: count, write: true) { pa, done, chunk in
             tern_copy(pa.raw, UInt64(UInt(bitPattern: buffer + done)), UInt64(chunk))

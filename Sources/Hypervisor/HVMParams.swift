@@ -20,8 +20,7 @@ func hvmOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
         case .store_pfn, .store_evtchn: value = 0
         case nil: return XenError.EINVAL.returnValue
         }
-        var bytes = value
-        return GuestMemory.copy(to: arg + 8, from: &bytes, count: 8) ? 0 : XenError.EFAULT.returnValue
+        return GuestMemory.write(value, to: arg + 8) ? 0 : XenError.EFAULT.returnValue
     case .set_param:
         return XenError.EPERM.returnValue
     case nil:

@@ -81,10 +81,7 @@ private func xenVersionQuery(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU
             tern_store64(pa.raw + 8, words.1)
             return 0
         }
-        var buffer = words
-        return withUnsafeBytes(of: &buffer) { b in
-            GuestMemory.copy(to: arg, from: b.baseAddress!, count: 16) ? 0 : XenError.EFAULT.returnValue
-        }
+        return GuestMemory.write(words, to: arg) ? 0 : XenError.EFAULT.returnValue
     case XenVersionCommand.get_features.rawValue:
         // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
         guard let index = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
@@ -113,8 +110,7 @@ private func xenVersionQuery(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU
         return GuestMemory.writeText("tern-0.1.0", size: XenVersionLayout.changesetSize, to: arg) ? 0 : XenError.EFAULT.returnValue
     case XenVersionCommand.platform_parameters.rawValue:
         // struct xen_platform_parameters { xen_ulong_t virt_start; }: no hypervisor hole in an Arm guest.
-        var start: UInt64 = 0
-        return GuestMemory.copy(to: arg, from: &start, count: 8) ? 0 : XenError.EFAULT.returnValue
+        return GuestMemory.write(UInt64(0), to: arg) ? 0 : XenError.EFAULT.returnValue
     case XenVersionCommand.guest_handle.rawValue:
         // xen_domain_handle_t: the toolstack's UUID for the domain; Tern's domains have none yet.
         return GuestMemory.writeText("", size: XenVersionLayout.guestHandleSize, to: arg) ? 0 : XenError.EFAULT.returnValue
@@ -268,7 +264,7 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
         return true
     }
     guard registered else { return XenError.EINVAL.returnValue }
-    raiseInterrupt(t, Int(GuestLayout.eventChannelPPI))
+    raiseEventUpcall(t)
     return 0
 }
 

@@ -16,17 +16,16 @@ struct RunstateArea {
     /// nil unless all of it is writable and in the domain's own RAM (`ram`): the hypervisor writes
     /// there on every switch, never into a device or a page the guest merely has mapped.
     init?(at va: VirtualAddress, in ram: PhysicalRange) {
-        func inRAM(_ pa: HostPhysicalAddress, _ length: UInt64) -> Bool {
-            pa.raw >= ram.base.raw && pa.raw + length <= ram.end.raw
-        }
         let size = UInt64(RunstateLayout.size)
         let onFirst = min(size, pageSize - va.raw & 0xFFF)
-        guard let first = GuestMemory.translate(va, write: true), inRAM(first, onFirst) else { return nil }
+        guard let first = GuestMemory.translate(va, write: true), ram.contains(first, length: onFirst) else { return nil }
         self.first = first
         if onFirst == size {
             second = first
         } else {
-            guard let next = GuestMemory.translate(va + onFirst, write: true), inRAM(next, size - onFirst) else { return nil }
+            guard let next = GuestMemory.translate(va + onFirst, write: true), ram.contains(next, length: size - onFirst) else {
+                return nil
+            }
             second = next
         }
         wordsOnFirst = Int(onFirst / 8)
@@ -55,6 +54,19 @@ struct RunstateArea {
     }
 }
 
+extension VCPU {
+    /// Moves its runstate on at `t` (a switch: under the scheduler lock) and shows the guest where it
+    /// registered an area. Wake-ups only count (`runstate.enter`): Xen too rewrites the area at switches.
+    @inline(__always) func enterRunstate(_ state: Runstate.State, at t: UInt64) {
+        runstate.enter(state, at: t)
+        publishRunstate()
+    }
+
+    @inline(__always) func publishRunstate() {
+        runstateArea?.publish(runstate, flagged: domain.runstateUpdateFlag)
+    }
+}
+
 /// VCPUOP_register_runstate_memory_area: struct { guest virtual address }. The area is filled at once
 /// and kept current from then on; address 0 stops the updates.
 func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
@@ -71,7 +83,7 @@ func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     }
     lockScheduler()
     t.runstateArea = area
-    area?.publish(t.runstate, flagged: t.domain.runstateUpdateFlag)
+    t.publishRunstate()
     unlockScheduler()
     return 0
 }
@@ -79,9 +91,9 @@ func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
 /// VCPUOP_get_runstate_info: vcpu_runstate_info of vCPU `t`, as of now, into the caller's buffer.
 func runstateInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     lockScheduler()
-    var words = t.runstate.words(at: now())
+    let words = t.runstate.words(at: now())
     unlockScheduler()
-    return GuestMemory.copy(to: arg, from: &words, count: RunstateLayout.size) ? 0 : XenError.EFAULT.returnValue
+    return GuestMemory.write(words, to: arg) ? 0 : XenError.EFAULT.returnValue
 }
 
 /// vm_assist(cmd, type): of Xen's assists, Arm has only VMASST_TYPE_runstate_update_flag.

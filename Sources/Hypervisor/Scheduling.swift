@@ -56,8 +56,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
     tern_el1_restore(v.el1)
     tern_fp_restore(v.fp)
     tern_vgic_restore(v.vgic)
-    v.runstate.enter(.running, at: t)
-    if let area = v.runstateArea { area.publish(v.runstate, flagged: v.domain.runstateUpdateFlag) }
+    v.enterRunstate(.running, at: t)
     v.runningOn = cpu.index
     v.pcpusUsed |= 1 << UInt64(cpu.index)
     let d = v.domain
@@ -75,8 +74,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
 }
 
 private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
-    v.runstate.enter(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
-    if let area = v.runstateArea { area.publish(v.runstate, flagged: v.domain.runstateUpdateFlag) }
+    v.enterRunstate(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
     tern_el1_save(v.el1)
     tern_fp_save(v.fp)
     tern_vgic_save(v.vgic)

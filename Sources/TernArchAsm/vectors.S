@@ -109,6 +109,15 @@ tern_vectors:
     ldr     x18, [x0, #144]
     .endm
 
+    .macro load_x19_x29 base
+    ldp     x19, x20, [\base, #152]
+    ldp     x21, x22, [\base, #168]
+    ldp     x23, x24, [\base, #184]
+    ldp     x25, x26, [\base, #200]
+    ldp     x27, x28, [\base, #216]
+    ldr     x29, [\base, #232]
+    .endm
+
     .macro load_x30_x0_x1_and_return
     ldr     x30, [x0, #240]
     ldp     x0, x1, [x0, #0]
@@ -146,12 +155,7 @@ tern_enter_guest:
 resume:
     msr     tpidr_el2, x0
     load_state_x2_x18
-    ldp     x19, x20, [x0, #152]
-    ldp     x21, x22, [x0, #168]
-    ldp     x23, x24, [x0, #184]
-    ldp     x25, x26, [x0, #200]
-    ldp     x27, x28, [x0, #216]
-    ldr     x29, [x0, #232]
+    load_x19_x29 x0
     load_x30_x0_x1_and_return
 
 // The hypervisor itself faulted: keep every register for the dump, then let Swift report and stop.

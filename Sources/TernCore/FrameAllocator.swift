@@ -23,6 +23,11 @@ public struct PhysicalRange: Equatable, Sendable {
         self.base = base
         self.size = end.raw &- base.raw
     }
+
+    /// Whether all of `[address, address + length)` lies inside the range (without overflowing).
+    public func contains(_ address: HostPhysicalAddress, length: UInt64 = 1) -> Bool {
+        address.raw >= base.raw && length <= size && address.raw - base.raw <= size - length
+    }
 }
 
 public struct FrameAllocator {

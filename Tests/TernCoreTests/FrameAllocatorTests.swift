@@ -104,4 +104,14 @@ private func range(_ base: UInt64, _ end: UInt64) -> PhysicalRange {
         #expect(a.allocate(pages: 3) == nil)
         #expect(a.allocate(pages: 2) == HostPhysicalAddress(0x5000))
     }
+
+    @Test func rangeContainsWholeSpansOnly() {
+        let r = range(0x4000_0000, 0x4000_2000)
+        #expect(r.contains(HostPhysicalAddress(0x4000_0000)) && r.contains(HostPhysicalAddress(0x4000_1FFF)))
+        #expect(!r.contains(HostPhysicalAddress(0x4000_2000)) && !r.contains(HostPhysicalAddress(0x3FFF_FFFF)))
+        #expect(r.contains(HostPhysicalAddress(0x4000_1000), length: 0x1000))
+        #expect(!r.contains(HostPhysicalAddress(0x4000_1008), length: 0x1000))
+        #expect(!r.contains(HostPhysicalAddress(0x4000_0000), length: 0x3000))
+        #expect(!r.contains(HostPhysicalAddress(.max - 8), length: 16))      // no wrap-around
+    }
 }
