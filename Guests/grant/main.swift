@@ -90,17 +90,13 @@ func granter(peer: UInt16, leaveEarly: Bool) {
 func map(_ ref: UInt32, of dom: UInt16, at address: UInt64, readOnly: Bool = false) -> (Int16, UInt32) {
     var op: (UInt64, UInt32, UInt32, UInt16, Int16, UInt32, UInt64) =
         (address, GrantMapFlags.hostMap | (readOnly ? GrantMapFlags.readOnly : 0), ref, dom, 0, 0, 0)
-    let r = withUnsafeMutablePointer(to: &op) {
-        Xen.call(.grant_table_op, GrantTableOpCommand.map_grant_ref.rawValue, UInt64(UInt(bitPattern: $0)), 1)
-    }
+    let r = Xen.call(.grant_table_op, GrantTableOpCommand.map_grant_ref.rawValue, pointingTo: &op, count: 1)
     return r == 0 ? (op.4, op.5) : (Int16(truncatingIfNeeded: r), 0)
 }
 
 func unmap(_ handle: UInt32, at address: UInt64) -> Int16 {
     var op: (UInt64, UInt64, UInt32, Int16) = (address, 0, handle, 0)
-    let r = withUnsafeMutablePointer(to: &op) {
-        Xen.call(.grant_table_op, GrantTableOpCommand.unmap_grant_ref.rawValue, UInt64(UInt(bitPattern: $0)), 1)
-    }
+    let r = Xen.call(.grant_table_op, GrantTableOpCommand.unmap_grant_ref.rawValue, pointingTo: &op, count: 1)
     return r == 0 ? op.3 : Int16(truncatingIfNeeded: r)
 }
 
@@ -109,9 +105,7 @@ func copy(from source: (UInt64, UInt16, UInt16, Bool), to dest: (UInt64, UInt16,
     let flags = (source.3 ? GrantCopyFlags.sourceGrant : 0) | (dest.3 ? GrantCopyFlags.destinationGrant : 0)
     var op: (UInt64, UInt16, UInt16, UInt32, UInt64, UInt16, UInt16, UInt32, UInt16, UInt16, Int16, UInt16) =
         (source.0, source.1, source.2, 0, dest.0, dest.1, dest.2, 0, length, flags, 0, 0)
-    let r = withUnsafeMutablePointer(to: &op) {
-        Xen.call(.grant_table_op, GrantTableOpCommand.copy.rawValue, UInt64(UInt(bitPattern: $0)), 1)
-    }
+    let r = Xen.call(.grant_table_op, GrantTableOpCommand.copy.rawValue, pointingTo: &op, count: 1)
     return r == 0 ? op.10 : Int16(truncatingIfNeeded: r)
 }
 

@@ -19,11 +19,11 @@ public enum Xen {
         guest_hypercall(a0, a1, a2, 0, 0, h.rawValue)
     }
 
-    /// A hypercall whose one argument is a structure in our memory, which the hypervisor reads and may
-    /// fill in.
+    /// A hypercall whose argument is a structure in our memory, which the hypervisor reads and may fill
+    /// in; `count` is the third argument of those that take a batch (grant_table_op).
     @discardableResult
-    public static func call<T>(_ h: Hypercall, _ command: UInt64, pointingTo argument: inout T) -> Int64 {
-        withUnsafeMutablePointer(to: &argument) { call(h, command, UInt64(UInt(bitPattern: $0))) }
+    public static func call<T>(_ h: Hypercall, _ command: UInt64, pointingTo argument: inout T, count: UInt64 = 0) -> Int64 {
+        withUnsafeMutablePointer(to: &argument) { call(h, command, UInt64(UInt(bitPattern: $0)), count) }
     }
 
     /// (major, minor) of the hypervisor's Xen ABI.
