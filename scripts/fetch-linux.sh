@@ -9,7 +9,8 @@
 #                       Xen and RTC lines from dmesg and /sys/hypervisor; poweroff -f
 #   reboot              the same, then reboot -f
 #   panic               the same, then crash the kernel through sysrq
-#   crash               the same, then read an address with nothing behind it (the domain is killed)
+#   crash               the same, then read an address with nothing behind it (the reader gets a bus
+#                       error), and init exits (the kernel panics)
 #   shell               the same, then a shell on the console
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,7 +89,8 @@ echo "TERN-LINUX-DONE $mode"
 case $mode in
     reboot) reboot -f ;;
     panic) echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger ;;
-    crash) echo "reading guest-physical 0x10000000, where nothing is mapped"; devmem 0x10000000 32 ;;
+    crash) echo "reading guest-physical 0x10000000, where nothing is mapped"; devmem 0x10000000 32
+           echo "devmem ended with status $?; init gives up"; exit 1 ;;
     shell) exec /bin/sh ;;
     hold) while true; do sleep 3600; done ;;
     *) poweroff -f ;;

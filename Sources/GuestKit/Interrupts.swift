@@ -30,7 +30,12 @@ extension Interrupts {
 
     /// Sends SGI `intid` to this vCPU (affinity 0.0.0.index).
     public static func sendToSelf(_ intid: UInt32) {
-        write_icc_sgi1r_el1(UInt64(intid) << 24 | 1 << UInt64(VCPU.index))
+        send(intid, toVCPU: VCPU.index)
+    }
+
+    /// Sends SGI `intid` to vCPU `index` (affinity 0.0.0.index) of this domain.
+    public static func send(_ intid: UInt32, toVCPU index: Int) {
+        write_icc_sgi1r_el1(UInt64(intid) << 24 | 1 << UInt64(index))
     }
 }
 nonisolated(unsafe) public var unexpectedExceptions = 0
@@ -59,7 +64,13 @@ func guestException(_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64 {
         return elr + 4
     }
     unexpectedExceptions += 1
-    print("guest: unexpected exception esr=\(hex(esr)) elr=\(hex(elr)) far=\(hex(far))")
+    if esr >> 26 == 0x25 || esr >> 26 == 0x21 {
+        // An abort the hypervisor gave us for touching what is not there: nothing to recover here.
+        let what = esr >> 26 == 0x25 ? (esr & (1 << 6) != 0 ? "data abort (write)" : "data abort (read)") : "instruction abort"
+        print("guest: \(what) at \(hex(far)), fault status \(hex(esr & 0x3F)), pc \(hex(elr)); crashing")
+    } else {
+        print("guest: unexpected exception esr=\(hex(esr)) elr=\(hex(elr)) far=\(hex(far))")
+    }
     Xen.shutdown(.crash)
 }
 

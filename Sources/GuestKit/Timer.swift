@@ -19,6 +19,12 @@ public enum Timer {
 
     public enum Wait { case wfi, block }
 
+    /// Whether this vCPU has taken its virtual timer's interrupt since this was last set to false.
+    public static var interruptTaken: Bool {
+        get { timerFired[VCPU.index] }
+        set { timerFired[VCPU.index] = newValue }
+    }
+
     /// Sleeps `ms` milliseconds on this vCPU's virtual timer, waiting with WFI or SCHEDOP_block.
     /// Returns how many times the wait ended before the timer had fired (a well-behaved hypervisor: 0).
     @discardableResult

@@ -64,6 +64,14 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     for (i, affinity) in platform.cpuAffinities.prefix(maximumCPUs).enumerated() {
         cpus.append(PhysicalCPU(index: i, affinity: affinity))
     }
+    if platform.cpuAffinities.count > maximumCPUs {
+        log { c in
+            c.s("the machine has ")
+            c.dec(platform.cpuAffinities.count)
+            c.s(" cpus; Tern runs on the first ")
+            c.dec(maximumCPUs)
+        }
+    }
     scheduler = Scheduler(pcpus: cpus.count)
     domains = [Domain?](repeating: nil, count: maximumDomains)
     vcpuSlots = [VCPU?](repeating: nil, count: maximumVCPUs)
@@ -118,6 +126,7 @@ private func prepareCPU(_ cpu: PhysicalCPU) {
     GenericTimer.configureForGuests()
     tern_isb()
     gic.initializeCPU(affinity: cpu.affinity)
+    cpu.sgiFrame = gic.sgiFrame(affinity: cpu.affinity) ?? 0
     cpu.online = true
 }
 
@@ -162,8 +171,25 @@ private func createBootDomains(_ root: DTNode) {
         if let spec = readDomainSpec(node, index: specs.count) { specs.append(spec) }
     }
     specs.sort { $0.id.raw < $1.id.raw }
+    // A request beyond a limit is refused whole, never cut short: starting some of the domains asked
+    // for would leave the others silently missing.
+    let vcpusAsked = specs.reduce(0) { $0 + $1.vcpus }
+    guard specs.count <= maximumDomains, vcpusAsked <= maximumVCPUs else {
+        log { c in
+            c.s("the boot configuration asks for ")
+            c.dec(specs.count)
+            c.s(" domains with ")
+            c.dec(vcpusAsked)
+            c.s(" vcpus; Tern runs at most ")
+            c.dec(maximumDomains)
+            c.s(" domains and ")
+            c.dec(maximumVCPUs)
+            c.s(" vcpus: none started")
+        }
+        return
+    }
     var nextVCPU = 0
-    for (slot, spec) in specs.prefix(maximumDomains).enumerated() {
+    for (slot, spec) in specs.enumerated() {
         let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)
         guard let d = built else {
             log { c in

@@ -60,6 +60,7 @@ private func dumpVCPUs() {
                 c.hex(UInt64(v.redistributor.pending))
                 c.s(" spis ")
                 c.hex(d.distributor.deliverable(to: v.index))
+                if v.timerInFlight { c.s(" timer-irq-in-guest") }
                 if v.runningOn < 0 {
                     c.s(" lrs")
                     withUnsafeBytes(of: v.vgic.pointee.lr) { lrs in
@@ -86,6 +87,7 @@ private func dumpVCPUs() {
             } else {
                 c.s(" idle")
             }
+            if !cpu.virtualTimerPPIEnabled { c.s(", virtual timer PPI held") }
         }
     }
     unlockScheduler()

@@ -43,6 +43,8 @@ final class Domain {
     /// Hypercalls of other domains working on its memory right now (grant copies and maps): it is not
     /// released while any is under way. Guarded by the scheduler lock.
     var pins = 0
+    /// How many of its vCPUs poll ports right now (SCHEDOP_poll): senders look for them only when some do.
+    var pollers = 0
     /// Told once that its memory outlives it, for the mappings others still hold.
     var heldForGrants = false
     /// Dead, and its grant mappings and the other ends of its event channels let go (once).
@@ -59,6 +61,8 @@ final class Domain {
     var ownedFrames: [HostPhysicalAddress] = []
     /// Hypercalls it made that Tern does not implement, each reported once.
     var reportedUnimplemented: [UInt64] = []
+    /// Told once that it reached for guest-physical memory with nothing behind it.
+    var reportedAbort = false
     var consoleLock: UInt32 = 0
     var weight: UInt32
     var cap: UInt32

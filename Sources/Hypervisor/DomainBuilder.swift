@@ -48,11 +48,13 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         }
     }
     let name = node.property("tern,name")?.string ?? node.name
-    guard let kernel, memoryKB >= 1024, vcpus >= 1, vcpus <= 8 else {
+    guard let kernel, memoryKB >= 1024, vcpus >= 1, vcpus <= TernLimits.maximumVCPUsPerDomain else {
         log { c in
             c.s("domain node ")
             c.bytes(node.name)
-            c.s(" is incomplete (needs a kernel module, memory >= 1 MiB, 1-8 cpus); skipped")
+            c.s(" is incomplete (needs a kernel module, memory >= 1 MiB, 1-")
+            c.dec(TernLimits.maximumVCPUsPerDomain)
+            c.s(" cpus); skipped")
         }
         return nil
     }
@@ -74,7 +76,7 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
 enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }
 
 /// Builds the domain in `slot`, its vCPUs in the scheduler slots from `firstVCPUSlot`. Called at boot,
-/// single-threaded, or under the scheduler lock.
+/// single-threaded, or for a restart once the slots are free (the domain is nobody else's to see yet).
 func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?, BuildFailure?) {
     let pages = Int(spec.memoryBytes / pageSize)
     guard let base = allocateFrames(pages: pages, alignment: twoMiB) else { return (nil, .noMemory) }
@@ -148,6 +150,11 @@ func releaseDomainMemory(_ d: Domain) {
     for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
     d.ownedFrames.removeAll()
     d.tables.releaseAll()
+    forgetTranslations(d)
+}
+
+/// Invalidates every TLB entry of the domain's VMID on every CPU.
+func forgetTranslations(_ d: Domain) {
     let saved = read_vttbr_el2()
     write_vttbr_el2(d.vttbr)
     tern_isb()

@@ -46,6 +46,7 @@ func notifyPort(_ d: Domain, _ port: UInt32) {
         if withFIFO(d, { queues, memory in queues.setPending(&memory, port: port, vcpu: vcpu) }) == true {
             raiseEventUpcall(d.vcpus[vcpu])
         }
+        wakePollers(d, port)
         return
     }
     guard shared != 0 else { return }
@@ -55,7 +56,8 @@ func notifyPort(_ d: Domain, _ port: UInt32) {
     }
     // The guest may have switched to FIFO meanwhile, after looking for pending 2-level bits: raise it
     // there too (a port already pending is linked once).
-    if d.usesFIFO { notifyPort(d, port) }
+    if d.usesFIFO { return notifyPort(d, port) }
+    wakePollers(d, port)
 }
 
 /// The live domain `id`, held (Domain.pins) while `body` works on its memory, so it cannot be released

@@ -7,8 +7,6 @@
 import TernArchAsm
 import TernCore
 
-let maximumGrantBatch = 1024
-
 /// Host address of grant entry `ref` in `g`'s table; nil when its frame was never placed. Call with
 /// g's xenLock held.
 private func entryAddress(_ g: Domain, _ ref: UInt32) -> HostPhysicalAddress? {

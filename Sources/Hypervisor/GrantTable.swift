@@ -31,28 +31,32 @@ func grantTableOp(_ command: UInt64, _ arg: VirtualAddress, _ count: UInt64, _ v
         guard isSelf(UInt16(truncatingIfNeeded: dom), d) else { return XenError.EPERM.returnValue }
         return GuestMemory.store32(arg + 4, 1) ? 0 : XenError.EFAULT.returnValue
     case .map_grant_ref:
-        return forEach(count, of: GrantOpLayout.mapSize, from: arg) { mapGrant(d, $0) }
+        return forEach(count, of: GrantOpLayout.mapSize, from: arg, v) { mapGrant(d, $0) ? 0 : XenError.EFAULT.returnValue }
     case .unmap_grant_ref:
-        return forEach(count, of: GrantOpLayout.unmapSize, from: arg) { unmapGrant(d, $0) }
+        return forEach(count, of: GrantOpLayout.unmapSize, from: arg, v) { unmapGrant(d, $0) ? 0 : XenError.EFAULT.returnValue }
     case .copy:
-        return forEach(count, of: GrantOpLayout.copySize, from: arg) { copyGrant(d, $0) }
+        return forEach(count, of: GrantOpLayout.copySize, from: arg, v) { copyGrant(d, $0) ? 0 : XenError.EFAULT.returnValue }
     case .cache_flush:
         // Each operation's result is the call's: the first failure ends the batch, as on Xen.
-        guard count <= UInt64(maximumGrantBatch) else { return XenError.EINVAL.returnValue }
-        for i in 0 ..< count {
-            let r = cacheFlush(d, arg + i * UInt64(GrantOpLayout.cacheFlushSize))
-            if r != 0 { return r }
-        }
-        return 0
+        return forEach(count, of: GrantOpLayout.cacheFlushSize, from: arg, v) { cacheFlush(d, $0) }
     default:
         return XenError.ENOSYS.returnValue
     }
 }
 
-/// Runs `op` on each of `count` structures of `size` bytes at `arg`; each writes its own status.
-private func forEach(_ count: UInt64, of size: Int, from arg: VirtualAddress, _ op: (VirtualAddress) -> Bool) -> UInt64 {
-    // Xen splits long batches with continuations; Tern bounds them instead (Linux sends a few at a time).
-    guard count <= UInt64(maximumGrantBatch) else { return XenError.EINVAL.returnValue }
-    for i in 0 ..< count where !op(arg + i * UInt64(size)) { return XenError.EFAULT.returnValue }
-    return 0
+/// Runs `op` on each of `count` structures of `size` bytes at `arg` until one fails (each writes its
+/// own status), a bounded number per call: the rest of a long batch is the call's continuation, so no
+/// guest holds its CPU at EL2 for long, however long its batch (Xen's continuation, not its limit).
+private func forEach(_ count: UInt64, of size: Int, from arg: VirtualAddress, _ v: VCPU,
+                     _ op: (VirtualAddress) -> UInt64) -> UInt64 {
+    // Xen takes the count as an unsigned int and refuses one that is negative as an int.
+    let count = UInt64(UInt32(truncatingIfNeeded: count))
+    guard count <= UInt64(Int32.max) else { return XenError.EINVAL.returnValue }
+    let now = min(count, grantOperationsPerCall)
+    for i in 0 ..< now {
+        let r = op(arg + i * UInt64(size))
+        if r != 0 { return r }
+    }
+    guard count > now else { return 0 }
+    return continueHypercall(v, (arg + now * UInt64(size)).raw, count - now)
 }

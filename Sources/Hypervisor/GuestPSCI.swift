@@ -4,7 +4,7 @@ import TernArch
 import TernArchAsm
 import TernCore
 
-func firmwareCall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
+func firmwareCall(_ v: VCPU) -> Resume {
     let f = v.frame
     let function = UInt32(truncatingIfNeeded: f.pointee.x.0)
     var result = PSCIResult.notSupported.returnValue
@@ -32,7 +32,7 @@ func firmwareCall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
         v.online = false
         v.blocked = .offline
         scheduler.block(v.slot, now: now())
-        return schedule(thisCPU())
+        return leaveCPU()
     case .cpu_suspend, .cpu_suspend32:
         f.pointee.x.0 = 0
         lockScheduler()
@@ -40,15 +40,15 @@ func firmwareCall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
             unlockScheduler()
             return f
         }
-        return schedule(thisCPU())
+        return leaveCPU()
     case .system_off:
         lockScheduler()
         shutdownDomain(v.domain, reason: .poweroff, via: "PSCI SYSTEM_OFF")
-        return schedule(thisCPU())
+        return leaveCPU()
     case .system_reset:
         lockScheduler()
         shutdownDomain(v.domain, reason: .reboot, via: "PSCI SYSTEM_RESET")
-        return schedule(thisCPU())
+        return leaveCPU()
     case .smccc_arch_features, .none:
         break
     }

@@ -21,8 +21,8 @@ func emulateUART(_ v: VCPU, ipa: GuestPhysicalAddress, access: DataAbort) -> Boo
         }
         return (before, uart.interruptAsserted)
     }
-    if var byte = output {
-        d.consoleWrite(UnsafeBufferPointer(start: &byte, count: 1))
+    if let byte = output {
+        withUnsafePointer(to: byte) { d.consoleWrite(UnsafeBufferPointer(start: $0, count: 1)) }
     }
     updateUARTLine(d, before: before, after: after)
     return ok

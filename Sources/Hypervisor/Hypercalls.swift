@@ -6,7 +6,7 @@ import TernArchAsm
 import TernCore
 
 @inline(__always)
-func hypercall(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
+func hypercall(_ v: VCPU) -> Resume {
     let f = v.frame
     let result: UInt64
     switch f.pointee.x.16 {
@@ -124,6 +124,21 @@ private func xenVersionQuery(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU
     }
 }
 
+/// What one hypercall does at EL2 at most before it lets the guest (and the scheduler) in again: the
+/// rest is a continuation, as Xen makes one.
+private let consoleBytesPerCall: UInt64 = 1024
+let grantOperationsPerCall: UInt64 = 64
+
+/// Xen's hypercall continuation on Arm: the call is made again, from its HVC, with `a1` and `a2` (what
+/// is left of its batch) in place of x1 and x2. Returns what x0 must keep: the command.
+func continueHypercall(_ v: VCPU, _ a1: UInt64, _ a2: UInt64) -> UInt64 {
+    let f = v.frame
+    f.pointee.x.1 = a1
+    f.pointee.x.2 = a2
+    f.pointee.elr &-= 4
+    return f.pointee.x.0
+}
+
 private func consoleIO(_ command: UInt64, _ count: UInt64, _ buffer: VirtualAddress, _ v: VCPU) -> UInt64 {
     switch command {
     case ConsoleIOCommand.write.rawValue:
@@ -131,9 +146,10 @@ private func consoleIO(_ command: UInt64, _ count: UInt64, _ buffer: VirtualAddr
                     UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var done: UInt64 = 0
-        return withUnsafeMutableBytes(of: &chunk) { b in
-            while done < count {
-                let n = Int(min(count - done, UInt64(b.count)))
+        let now = min(count, consoleBytesPerCall)
+        let result: UInt64 = withUnsafeMutableBytes(of: &chunk) { b in
+            while done < now {
+                let n = Int(min(now - done, UInt64(b.count)))
                 guard GuestMemory.copy(from: buffer + done, count: n, into: b.baseAddress!) else {
                     return XenError.EFAULT.returnValue
                 }
@@ -142,6 +158,8 @@ private func consoleIO(_ command: UInt64, _ count: UInt64, _ buffer: VirtualAddr
             }
             return 0
         }
+        guard result == 0, count > now else { return result }
+        return continueHypercall(v, count - now, (buffer + now).raw)
     case ConsoleIOCommand.read.rawValue:
         guard v.domain.privileged else { return XenError.EPERM.returnValue }
         var chunk: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
@@ -153,67 +171,6 @@ private func consoleIO(_ command: UInt64, _ count: UInt64, _ buffer: VirtualAddr
         }
     default:
         return XenError.ENOSYS.returnValue
-    }
-}
-
-private func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
-    let f = v.frame
-    switch command {
-    case SchedOpCommand.yield.rawValue:
-        f.pointee.x.0 = 0
-        lockScheduler()
-        scheduler.yield(pcpu: cpu.index, now: now())
-        return schedule(cpu)
-    case SchedOpCommand.block.rawValue:
-        f.pointee.x.0 = 0
-        lockScheduler()
-        if !blockCurrent(v, reason: .schedBlock) {
-            unlockScheduler()
-            return f
-        }
-        return schedule(cpu)
-    case SchedOpCommand.poll.rawValue:
-        // struct sched_poll { evtchn_port_t *ports; unsigned int nr_ports; uint64_t timeout; }
-        guard let nrPorts = GuestMemory.load32(arg + 8),
-              let low = GuestMemory.load32(arg + 16), let high = GuestMemory.load32(arg + 20) else {
-            f.pointee.x.0 = XenError.EFAULT.returnValue
-            return f
-        }
-        guard nrPorts <= 128 else {
-            f.pointee.x.0 = XenError.EINVAL.returnValue
-            return f
-        }
-        let timeout = UInt64(high) << 32 | UInt64(low)
-        f.pointee.x.0 = 0
-        if timeout != 0 && timeout <= now() { return f }
-        lockScheduler()
-        if !blockCurrent(v, reason: .poll, pollDeadline: timeout == 0 ? .max : timeout) {
-            unlockScheduler()
-            return f
-        }
-        return schedule(cpu)
-    case SchedOpCommand.watchdog.rawValue:
-        // struct sched_watchdog { uint32_t id; uint32_t timeout; }
-        var request = (UInt32(0), UInt32(0))
-        f.pointee.x.0 = GuestMemory.read(&request, from: arg)
-            ? watchdogCommand(v, id: request.0, timeout: request.1) : XenError.EFAULT.returnValue
-        return f
-    case SchedOpCommand.shutdown.rawValue:
-        guard let raw = GuestMemory.load32(arg) else {
-            f.pointee.x.0 = XenError.EFAULT.returnValue
-            return f
-        }
-        guard let reason = ShutdownReason(rawValue: raw) else {
-            f.pointee.x.0 = XenError.EINVAL.returnValue
-            return f
-        }
-        f.pointee.x.0 = 0
-        lockScheduler()
-        shutdownDomain(v.domain, reason: reason, via: "SCHEDOP_shutdown")
-        return schedule(cpu)
-    default:
-        f.pointee.x.0 = XenError.ENOSYS.returnValue
-        return f
     }
 }
 

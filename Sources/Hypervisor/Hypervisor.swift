@@ -6,9 +6,9 @@ import TernArchAsm
 import TernCore
 
 let ternVersion: StaticString = "0.1.0"
-let maximumCPUs = 4
-let maximumDomains = 16
-let maximumVCPUs = 64
+let maximumCPUs = TernLimits.maximumCPUs
+let maximumDomains = TernLimits.maximumDomains
+let maximumVCPUs = TernLimits.maximumVCPUs
 
 /// One physical CPU's own state, touched only by that CPU (and read by others under the lock).
 final class PhysicalCPU {
@@ -20,6 +20,10 @@ final class PhysicalCPU {
     var idleSince: UInt64 = 0
     var idleTicks: UInt64 = 0
     var busySince: UInt64 = 0
+    /// Its redistributor's SGI/PPI frame, and whether the virtual timer's PPI is enabled there (it is
+    /// not while the running vCPU's timer interrupt is in the guest's hands: see VirtualTimers).
+    var sgiFrame: UInt64 = 0
+    var virtualTimerPPIEnabled = true
 
     init(index: Int, affinity: UInt64) {
         self.index = index

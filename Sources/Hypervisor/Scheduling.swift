@@ -12,11 +12,21 @@ nonisolated(unsafe) private var nextWatchdog: UInt64 = .max
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
 /// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
 func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+    var reclaimedThisPass = false
     while true {
         let t = now()
         wakeSleepers(t)
         if t >= nextWatchdog { fireWatchdogs(t) }
         releaseDeadDomains()
+        // Reclaim work goes a chunk per pass, so a CPU with vCPUs to run is held up only briefly. The
+        // lock is let go meanwhile, so the vCPU here leaves the CPU first: no vCPU is ever half on one.
+        if !reclaiming.isEmpty && !reclaimedThisPass {
+            if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+            if reclaimStep() {
+                reclaimedThisPass = true
+                continue
+            }
+        }
         if domainsAlive == 0 {
             let first = !poweringOff
             poweringOff = true
@@ -35,6 +45,9 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
             switchOut(old, from: cpu, at: t)
             continue
         }
+        // Nothing to run (and nothing on this CPU): an idle CPU scrubs until it is done or something
+        // wants the CPU.
+        if reclaimStep() { continue }
         armAlarm(cpu, now: t)
         unlockScheduler()
         idle(cpu)
@@ -64,12 +77,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
     d.running += 1
     if d.running > d.maximumConcurrent { d.maximumConcurrent = d.running }
     cpu.current = v
-    // The virtual timer may have expired while the vCPU was away: deliver it now, as the hardware would have.
-    let ctl = v.el1.pointee.cntv_ctl
-    if ctl & 3 == 1 && v.el1.pointee.cntv_cval <= GenericTimer.now {
-        write_cntv_ctl_el0(ctl | 2)
-        _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
-    }
+    virtualTimerSwitchedIn(v, cpu, now: t)
     flushPendingInterrupts(v)
 }
 
@@ -87,22 +95,14 @@ private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
 /// The running vCPU waits (WFI, SCHEDOP_block or poll) unless an interrupt is already waiting for it.
 /// Returns false when it should simply continue, with what it waits for in its list registers.
 func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -> Bool {
+    timerInterruptsDeactivated(v)           // a timer still due after the guest handled it is pending again
     if hasPendingInterrupt(v) {
         flushPendingInterrupts(v)
         return false
     }
-    let ctl = read_cntv_ctl_el0()
-    if ctl & 7 == 7 && !timerInterruptOutstanding(v) {
-        // Enabled, expired and masked, with no timer interrupt pending or being handled: a guest that
-        // has taken its timer interrupt either rearms the timer (unmasking it) or stops it, so this
-        // mask is the one Tern set when it delivered an interrupt now lost to the guest. Sleeping would
-        // sleep through the timer for good; the interrupt is delivered again instead.
-        _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
-        flushPendingInterrupts(v)
-        return false
-    }
-    var wakeAt = pollDeadline
-    if ctl & 3 == 1 {
+    // Its timers wake it: the virtual one unless its interrupt is already in the guest's hands.
+    var wakeAt = min(pollDeadline, physicalTimerDeadline(v))
+    if read_cntv_ctl_el0() & 3 == 1 && !v.timerInFlight {
         let cval = read_cntv_cval_el0()
         if cval <= GenericTimer.now { return false }
         wakeAt = min(wakeAt, nanoseconds(ticks: cval))
@@ -118,6 +118,7 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
 func wake(_ v: VCPU) {
     guard v.blocked != .none, v.online, !v.domain.dying else { return }
     v.blocked = .none
+    stopPolling(v)
     v.wakeAt = .max
     v.pollDeadline = .max
     let t = now()
@@ -133,17 +134,23 @@ private func wakeSleepers(_ t: UInt64) {
         if v.pollDeadline <= t {
             v.setRegister(0, 0)
         }
+        // Its saved timer is its timer only once it is off the CPU (one that has just blocked here may
+        // still be on it: its live timer raises its own interrupt when it goes back in).
         let ctl = v.el1.pointee.cntv_ctl
-        if ctl & 3 == 1 && nanoseconds(ticks: v.el1.pointee.cntv_cval) <= t {
-            v.el1.pointee.cntv_ctl = ctl | 2
+        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && nanoseconds(ticks: v.el1.pointee.cntv_cval) <= t {
+            v.timerInFlight = true
             _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
         }
+        syncPhysicalTimer(v, now: GenericTimer.now)
         wake(v)
     }
 }
 
-private func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
+/// Sets `cpu`'s one alarm for the earliest of its slice end, a watchdog, a sleeper's wake-up and the
+/// running vCPU's emulated physical timer.
+func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
     var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .max, nextWatchdog)
+    if let v = cpu.current { deadline = min(deadline, physicalTimerDeadline(v)) }
     for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline {
         deadline = min(deadline, v.wakeAt)
     }
@@ -302,22 +309,75 @@ private func releaseDeadDomains() {
         for v in d.vcpus { vcpuSlots[v.slot] = nil }
         d.vcpus.removeAll()
         domains[d.slot] = nil
-        releaseDomainMemory(d)
-        if d.afterShutdown == .restart { restart(d) }
+        // Its VMID goes to whoever takes the slot next: nothing of it may stay in any TLB.
+        forgetTranslations(d)
+        reclaiming.append(Reclaim(domain: d))
     }
 }
 
-private func restart(_ old: Domain) {
-    domainsAlive -= 1        // startDomain counts it again
+/// A dead domain whose memory is being scrubbed and given back, a chunk at a time and outside the
+/// scheduler lock (scrubbing a large domain takes long, and every CPU needs that lock). One CPU works
+/// on it at a time; a domain that restarts is rebuilt, outside the lock too, once its memory is free.
+private struct Reclaim {
+    let domain: Domain
+    var scrubbed: UInt64 = 0
+    var busy = false
+}
+
+/// Guarded by the scheduler lock.
+nonisolated(unsafe) private var reclaiming: [Reclaim] = []
+/// How much one scheduling pass scrubs at most: about as long as a few vCPU switches under QEMU.
+private let reclaimChunk: UInt64 = 4 << 20
+
+/// Takes one step of the reclaim work: a chunk scrubbed and freed or, at the end, the domain's last
+/// frames freed and a restarting domain rebuilt and started. Called locked, returns locked, and lets
+/// go of the lock meanwhile. Returns false when there was nothing it could do.
+private func reclaimStep() -> Bool {
+    guard let i = reclaiming.firstIndex(where: { !$0.busy }) else { return false }
+    reclaiming[i].busy = true
+    let d = reclaiming[i].domain
+    let done = reclaiming[i].scrubbed
+    let size = min(reclaimChunk, d.memory.size - done)
+    unlockScheduler()
+    if size > 0 {
+        freeFrames(d.memory.base + done, pages: Int(size / pageSize))
+    } else {
+        for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
+        d.ownedFrames.removeAll()
+        d.tables.releaseAll()
+    }
+    let rebuilt = size == 0 && d.afterShutdown == .restart ? rebuild(d) : nil
+    lockScheduler()
+    guard let j = reclaiming.firstIndex(where: { $0.domain === d }) else { return true }
+    if size > 0 {
+        reclaiming[j].scrubbed += size
+        reclaiming[j].busy = false
+        return true
+    }
+    reclaiming.remove(at: j)
+    if d.afterShutdown == .restart {
+        domainsAlive -= 1        // startDomain counts it again
+        if let rebuilt { startRebuilt(rebuilt) }
+    }
+    return true
+}
+
+/// Builds a restarting domain again from its boot module, with fresh memory. Outside the lock: the
+/// copies take long, and nothing else uses its slots meanwhile.
+private func rebuild(_ old: Domain) -> Domain? {
     let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot)
     guard let d = built else {
         log { c in
             c.domain(old)
             c.s(": could not be rebuilt; destroyed")
         }
-        return
+        return nil
     }
     d.restarts = old.restarts + 1
+    return d
+}
+
+private func startRebuilt(_ d: Domain) {
     startDomain(d)
     log { c in
         c.domain(d)

@@ -10,16 +10,25 @@ enum TrapKind: UInt64 {
     case sync32 = 4, irq32 = 5, fiq32 = 6, serror32 = 7
 }
 
+/// What a trap handler returns: its own vCPU's frame to resume at once, or nil (from `leaveCPU`) when
+/// the vCPU is to leave the CPU. Then the scheduler lock is held, and the exit path completes the frame
+/// (a hypercall exit still holds x19-x29 in registers) before `tern_schedule` lets go of the lock: no
+/// other CPU can pick the vCPU and resume a frame that is not yet whole.
+typealias Resume = UnsafeMutablePointer<tern_frame>?
+
+/// The vCPU that trapped leaves the CPU; call with the scheduler lock held.
+@inline(__always) func leaveCPU() -> Resume { nil }
+
 @_cdecl("tern_trap")
-func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> UnsafeMutablePointer<tern_frame> {
+func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> Resume {
     // The frame names its vCPU, which is alive while it runs: borrowed, so the common paths neither
     // look up the CPU nor touch reference counts.
     guard let owner = frame.pointee.owner else {
-        let cpu = thisCPU()
         lockScheduler()
-        return schedule(cpu)
+        return leaveCPU()
     }
     return Unmanaged<VCPU>.fromOpaque(owner)._withUnsafeGuaranteedRef { v in
+        if v.timerInFlight { followVirtualTimer(v) }
         switch kind {
         case TrapKind.sync.rawValue:
             return synchronous(v)
@@ -32,13 +41,13 @@ func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> Unsa
                 c.hex(v.frame.pointee.esr)
                 c.s("); the domain crashed")
             }
-            return kill(v.domain, thisCPU())
+            return kill(v.domain)
         }
     }
 }
 
 @inline(__always)
-private func synchronous(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
+private func synchronous(_ v: VCPU) -> Resume {
     let esr = ExceptionSyndrome(v.frame.pointee.esr)
     switch esr.exceptionClass {
     case ExceptionClass.hvc64:
@@ -64,18 +73,20 @@ private func synchronous(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
             unlockScheduler()
             return v.frame
         }
-        return schedule(cpu)
+        return leaveCPU()
     case ExceptionClass.instructionAbortLower:
-        let ipa = faultingIPA()
-        log { c in
-            c.domain(v.domain)
-            c.s(": stage-2 instruction abort at guest address ")
-            c.hex(ipa.raw)
-            c.s(", pc ")
-            c.hex(v.frame.pointee.elr)
-            c.s("; the domain crashed")
+        // Nothing to run there: the guest's own handler decides, as on hardware (Xen injects it too).
+        reportAbort(v, "instruction fetch", at: faultingIPA())
+        // Unless the handler is what has nothing behind it: the guest would abort there for ever.
+        if v.frame.pointee.elr == syncVector(spsr: v.frame.pointee.spsr) {
+            log { c in
+                c.domain(v.domain)
+                c.s(": its exception vector has nothing behind it; the domain crashed")
+            }
+            return kill(v.domain)
         }
-        return kill(v.domain, thisCPU())
+        injectAbort(v, instruction: true, write: false)
+        return v.frame
     default:
         log { c in
             c.domain(v.domain)
@@ -87,7 +98,7 @@ private func synchronous(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
             c.hex(v.frame.pointee.elr)
             c.s("); the domain crashed")
         }
-        return kill(v.domain, thisCPU())
+        return kill(v.domain)
     }
 }
 
@@ -95,32 +106,54 @@ private func synchronous(_ v: VCPU) -> UnsafeMutablePointer<tern_frame> {
     GuestPhysicalAddress((read_hpfar_el2() >> 4) << 12 | read_far_el2() & 0xFFF)
 }
 
-private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> UnsafeMutablePointer<tern_frame> {
+private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
     let ipa = faultingIPA()
     let access = DataAbort(iss: esr.iss)
     if access.isValid && (emulateGIC(v, ipa: ipa, access: access) || emulateUART(v, ipa: ipa, access: access)) {
         v.frame.pointee.elr &+= 4
         return v.frame
     }
-    log { c in
-        c.domain(v.domain)
-        c.s(": stage-2 data abort at guest address ")
-        c.hex(ipa.raw)
-        c.s(access.isWrite ? " (write)" : " (read)")
-        c.s(", pc ")
-        c.hex(v.frame.pointee.elr)
-        c.s("; the domain crashed")
-    }
-    return kill(v.domain, thisCPU())
+    // Nothing behind the address (or an access no device model decodes): the guest takes a synchronous
+    // external abort, as hardware gives it and Xen injects it, and its own handler decides.
+    reportAbort(v, access.isWrite ? "write" : "read", at: ipa)
+    injectAbort(v, instruction: false, write: access.isWrite)
+    return v.frame
 }
 
-/// Trapped system registers: the guest's SGI generation is emulated; anything else (implementation
-/// defined registers, cache maintenance by set/way, ...) is refused as the hardware would refuse it.
-private func systemRegister(_ v: VCPU, _ esr: ExceptionSyndrome) -> UnsafeMutablePointer<tern_frame> {
+/// Says once per domain where it reached for nothing: the first thing to look at when a guest dies of it.
+private func reportAbort(_ v: VCPU, _ what: StaticString, at ipa: GuestPhysicalAddress) {
+    let d = v.domain
+    guard !d.reportedAbort else { return }
+    d.reportedAbort = true
+    log { c in
+        c.domain(d)
+        c.s(": ")
+        c.s(what)
+        c.s(" at guest address ")
+        c.hex(ipa.raw)
+        c.s(" with nothing there (pc ")
+        c.hex(v.frame.pointee.elr)
+        c.s("): synchronous external abort given to the guest")
+    }
+}
+
+/// Trapped system registers: the guest's SGI generation and EL1 physical timer are emulated; anything
+/// else (implementation defined registers, cache maintenance by set/way, ...) is refused as the
+/// hardware would refuse it.
+private func systemRegister(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
     let access = SystemRegisterAccess(iss: esr.iss)
     switch access.encoding {
     case SystemRegister.icc_sgi1r_el1 where !access.isRead:
         sendVirtualSGI(from: v, value: v.register(access.register))
+        v.frame.pointee.elr &+= 4
+    case SystemRegister.cntp_ctl_el0:
+        emulatePhysicalTimer(v, .control, access)
+        v.frame.pointee.elr &+= 4
+    case SystemRegister.cntp_cval_el0:
+        emulatePhysicalTimer(v, .compare, access)
+        v.frame.pointee.elr &+= 4
+    case SystemRegister.cntp_tval_el0:
+        emulatePhysicalTimer(v, .timerValue, access)
         v.frame.pointee.elr &+= 4
     default:
         injectUndefined(v)
@@ -128,25 +161,20 @@ private func systemRegister(_ v: VCPU, _ esr: ExceptionSyndrome) -> UnsafeMutabl
     return v.frame
 }
 
-private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> Resume {
     var reschedule = false
     while true {
         let intid = GICv3.acknowledge()
         if intid >= GICv3.spurious { break }
         switch intid {
         case GICv3.virtualTimerPPI:
-            // Level-triggered: mask it at the timer until the guest reprograms it, and pass it on. The
-            // interrupt may be stale (it was raised for the vCPU this CPU ran before, whose timer left
-            // with it): only a timer that is enabled, unmasked and expired now is this vCPU's.
-            let ctl = read_cntv_ctl_el0()
-            if ctl & 7 == 5 {
-                write_cntv_ctl_el0(ctl | 2)
-                raiseInterrupt(v, Int(GuestLayout.virtualTimerPPI))
-            }
+            virtualTimerFired(v, cpu)
         case GICv3.hypervisorTimerPPI:
             GenericTimer.cancelAlarm()
+            syncPhysicalTimer(v, now: GenericTimer.now)
             reschedule = true
         case GICv3.maintenancePPI:
+            timerInterruptsDeactivated(v)
             write_ich_hcr_el2(1)
             flushPendingInterrupts(v)
         case consoleInterrupt:
@@ -161,27 +189,54 @@ private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<te
         return v.frame
     }
     lockScheduler()
-    return schedule(cpu)
+    return leaveCPU()
 }
 
 /// Makes the guest take an Undefined Instruction exception at EL1, as if the instruction did not exist.
 func injectUndefined(_ v: VCPU) {
+    injectException(v, syndrome: 1 << 25)       // EC 0 (unknown), IL
+}
+
+/// Makes the guest take a synchronous external abort at the address it faulted on (FAR_EL2, its own
+/// virtual address), from the level it ran at: the data or instruction abort class for that level, a
+/// 32-bit instruction, fault status 0x10 and, for data, whether it wrote.
+private func injectAbort(_ v: VCPU, instruction: Bool, write: Bool) {
+    let fromEL0 = v.frame.pointee.spsr >> 2 & 3 == 0
+    let exceptionClass: UInt64 = instruction ? (fromEL0 ? 0x20 : 0x21) : (fromEL0 ? 0x24 : 0x25)
+    write_far_el1(read_far_el2())
+    injectException(v, syndrome: exceptionClass << 26 | 1 << 25 | (write ? 1 << 6 : 0) | 0x10)
+}
+
+/// Enters the guest's EL1 synchronous vector with `syndrome` in ESR_EL1, as the hardware would: from
+/// EL0 the lower-level vector, from EL1 the current level's (SP_EL0 or SP_ELx), all exceptions masked.
+private func injectException(_ v: VCPU, syndrome: UInt64) {
     let f = v.frame
     let spsr = f.pointee.spsr
     write_elr_el1(f.pointee.elr)
     write_spsr_el1(spsr)
-    write_esr_el1(1 << 25)              // EC 0 (unknown), IL
-    let fromEL = spsr >> 2 & 3
-    let offset: UInt64 = fromEL == 0 ? 0x400 : (spsr & 1 != 0 ? 0x200 : 0)
-    f.pointee.elr = read_vbar_el1() &+ offset
+    write_esr_el1(syndrome)
+    f.pointee.elr = syncVector(spsr: spsr)
     f.pointee.spsr = spsrEL1hMasked
 }
 
+/// Where a synchronous exception taken from the state `spsr` enters the guest's EL1 (of the vCPU here).
+private func syncVector(spsr: UInt64) -> UInt64 {
+    let fromEL = spsr >> 2 & 3
+    let offset: UInt64 = fromEL == 0 ? 0x400 : (spsr & 1 != 0 ? 0x200 : 0)
+    return read_vbar_el1() &+ offset
+}
+
 /// Ends the domain and picks something else to run here.
-func kill(_ d: Domain, _ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+func kill(_ d: Domain) -> Resume {
     lockScheduler()
     crashDomain(d)
-    return schedule(cpu)
+    return leaveCPU()
+}
+
+/// The exit path's second half when a trap handler chose `leaveCPU`: the frame is complete now.
+@_cdecl("tern_schedule")
+func ternSchedule() -> UnsafeMutablePointer<tern_frame> {
+    schedule(thisCPU())
 }
 
 @_cdecl("tern_fatal")

@@ -29,6 +29,8 @@ final class VCPU {
     /// When a blocked vCPU must be woken (ns of hypervisor time): its virtual timer or a poll timeout.
     var wakeAt: UInt64 = .max
     var pollDeadline: UInt64 = .max
+    /// While it polls (SCHEDOP_poll): the one port it waits for, or -1 for any of several; else 0.
+    var pollPort: Int32 = 0
     var runningOn: Int = -1
     /// Host address of its vcpu_info (VCPUOP_register_vcpu_info); 0 until registered.
     var vcpuInfo: UInt64 = 0
@@ -36,6 +38,12 @@ final class VCPU {
     /// Where its time went (changed under the scheduler lock), and where the guest asked to see it.
     var runstate = Runstate(.offline, at: now())
     var runstateArea: RunstateArea?
+    /// Its virtual timer's interrupt is in the virtual GIC (pending or being handled), so the physical
+    /// PPI stays disabled on its CPU until the guest is done with it or it is withdrawn.
+    var timerInFlight = false
+    /// Its emulated EL1 physical timer, and whether that timer's line was high when last looked at.
+    var physicalTimer = EmulatedTimer()
+    var physicalTimerLine = false
 
     init(domain: Domain, index: Int, slot: Int, count: Int) {
         self.domain = domain
@@ -76,6 +84,9 @@ final class VCPU {
         el1.pointee.vmpidr = vmpidr
         fp.pointee = tern_fp_state()
         vgic.pointee = tern_vgic_state()
+        timerInFlight = false
+        physicalTimer = EmulatedTimer()
+        physicalTimerLine = false
     }
 
     /// x0-x30 by number (31 is XZR: reads 0, writes vanish), as whole aligned words.

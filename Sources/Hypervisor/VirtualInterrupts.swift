@@ -56,7 +56,8 @@ func flushPendingInterrupts(_ v: VCPU) {
                         return
                     }
                     let priority = intid < 32 ? v.redistributor.priority(of: intid) : d.distributor.priority(of: intid)
-                    tern_write_lr(Int32(empty.trailingZeroBitCount), listRegister(intid: UInt32(intid), priority: priority))
+                    let eoi = isTimerInterrupt(intid) ? listRegisterEOI : 0
+                    tern_write_lr(Int32(empty.trailingZeroBitCount), listRegister(intid: UInt32(intid), priority: priority) | eoi)
                     empty &= empty - 1
                 }
                 if intid < 32 { v.redistributor.delivered(intid) } else { d.distributor.delivered(intid) }
@@ -93,12 +94,6 @@ func hasPendingInterrupt(_ v: VCPU) -> Bool {
     if v.redistributor.deliverable != 0 || v.domain.distributor.deliverable(to: v.index) != 0 { return true }
     for lr in 0 ..< 4 where tern_read_lr(Int32(lr)) >> 62 == 1 { return true }
     return false
-}
-
-/// Whether the virtual timer's interrupt is still on its way to `v` (running here) or being handled.
-func timerInterruptOutstanding(_ v: VCPU) -> Bool {
-    let intid = Int(GuestLayout.virtualTimerPPI)
-    return v.redistributor.pending & (1 << UInt32(intid)) != 0 || listRegister(holding: intid) != nil
 }
 
 /// A guest's ICC_SGI1R_EL1 write: send an SGI to the vCPUs it names.

@@ -64,6 +64,18 @@ public struct GICv3 {
         waitForWrites()
     }
 
+    /// The SGI/PPI frame of the redistributor of the CPU with `affinity`.
+    public func sgiFrame(affinity: UInt64) -> UInt64? {
+        redistributor(affinity: affinity).map { $0 + 0x10000 }
+    }
+
+    /// Enables or disables a PPI at one CPU's redistributor (its SGI frame), waiting until a disable
+    /// has taken effect, so the interrupt is not signalled again afterwards.
+    public static func setPPI(_ intid: UInt32, enabled: Bool, sgiFrame: UInt64) {
+        tern_store32(sgiFrame + (enabled ? 0x100 : 0x180), 1 << intid)
+        if !enabled { while tern_load32(sgiFrame - 0x10000) & (1 << 3) != 0 {} }     // GICR_CTLR.RWP
+    }
+
     private func redistributor(affinity: UInt64) -> UInt64? {
         var rd = redistributors
         while rd < redistributors + redistributorsSize {

@@ -124,30 +124,33 @@ tern_vectors:
     eret
     .endm
 
+// tern_trap returns the frame to resume, which is the one that trapped, or 0: the vCPU leaves the CPU,
+// the scheduler lock is held, and tern_schedule (once the frame is whole) picks what runs next.
 guest_trap_common:
     store_x2_x18
     store_x19_x29 x0
     store_rest_and_trap
+    cbnz    x0, resume
+    bl      tern_schedule
     b       resume
 
 // A hypercall reads and writes x0-x4 and x16 only, and the handlers it reaches preserve x19-x29 as the
-// calling convention says. So while the same vCPU comes back, its x19-x29 stay in the registers and
-// are neither stored nor reloaded; if another vCPU is to run, the old frame gets them first (they are
-// the guest's again once tern_trap has returned), and the new frame is resumed whole. A frame is
-// therefore complete whenever its vCPU is off the CPU. (Frames live as long as their scheduler slot,
-// so the old one is never freed memory, even when its vCPU has just been destroyed.)
+// calling convention says. So while the vCPU stays, its x19-x29 stay in the registers and are neither
+// stored nor reloaded. When it leaves the CPU they go into its frame before the scheduler lock is let
+// go: until then no other CPU can pick the vCPU, so no CPU ever resumes a frame without them, and no
+// late store overwrites newer values. (Frames live as long as their scheduler slot.)
 hvc_trap:
     store_x2_x18
     mov     x1, #0
     store_rest_and_trap
-    mrs     x1, tpidr_el2           // the frame this exit came from
-    cmp     x0, x1
-    b.eq    hvc_resume
-    store_x19_x29 x1
-    b       resume
-hvc_resume:
+    cbz     x0, hvc_leave
     load_state_x2_x18
     load_x30_x0_x1_and_return
+hvc_leave:
+    mrs     x0, tpidr_el2
+    store_x19_x29 x0
+    bl      tern_schedule
+    b       resume
 
     .global tern_enter_guest
 tern_enter_guest:

@@ -71,7 +71,7 @@ public struct DomainConfig: Equatable, Sendable {
 
     public static let defaultMemoryMiB = 128
     public static let memoryMiBRange: ClosedRange<Int> = 1...(1 << 20)
-    public static let vcpuRange: ClosedRange<Int> = 1...8
+    public static let vcpuRange: ClosedRange<Int> = 1...TernLimits.maximumVCPUsPerDomain
     public static let defaultWeight = 256
     public static let weightRange: ClosedRange<Int> = 1...65535
     /// Highest physical CPU number "cpus" may name.

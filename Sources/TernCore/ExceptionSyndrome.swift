@@ -17,7 +17,9 @@ public enum ExceptionClass {
     public static let smc64: UInt64 = 0x17
     public static let sysreg: UInt64 = 0x18
     public static let instructionAbortLower: UInt64 = 0x20
+    public static let instructionAbortSame: UInt64 = 0x21
     public static let dataAbortLower: UInt64 = 0x24
+    public static let dataAbortSame: UInt64 = 0x25
     public static let serror: UInt64 = 0x2F
 
     public static func name(_ ec: UInt64) -> StaticString {
@@ -92,4 +94,8 @@ public enum SystemRegister {
     public static let icc_sgi1r_el1 = sysreg(3, 0, 12, 11, 5)
     public static let icc_asgi1r_el1 = sysreg(3, 0, 12, 11, 6)
     public static let icc_sgi0r_el1 = sysreg(3, 0, 12, 11, 7)
+    /// The EL1 physical timer, which traps (CNTHCTL_EL2.EL1PCEN = 0) and Tern emulates per vCPU.
+    public static let cntp_tval_el0 = sysreg(3, 3, 14, 2, 0)
+    public static let cntp_ctl_el0 = sysreg(3, 3, 14, 2, 1)
+    public static let cntp_cval_el0 = sysreg(3, 3, 14, 2, 2)
 }

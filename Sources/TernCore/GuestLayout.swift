@@ -14,8 +14,9 @@ public enum GuestLayout {
     public static let ram = GuestPhysicalAddress(0x4000_0000)
     /// RAM bank 0 ends below 4 GiB (Xen: GUEST_RAM0_SIZE = 3 GiB).
     public static let ramMaximum: UInt64 = 0xC000_0000
-    /// PPIs: the virtual timer and Xen's event-channel upcall.
+    /// PPIs: the virtual and EL1 physical timers, and Xen's event-channel upcall.
     public static let virtualTimerPPI: UInt32 = 27
+    public static let physicalTimerPPI: UInt32 = 30
     public static let eventChannelPPI: UInt32 = 31
     /// The device tree goes at the top of RAM, 2 MiB aligned (as Xen places it), the initrd below it.
     public static let deviceTreeMaximum: UInt64 = 0x20_0000

@@ -451,7 +451,9 @@ private struct Builder {
         case .cmdline: cmdline = try string(v, s.key)
         case .root: root = (try nonEmptyString(v, s.key), s.line)
         case .memory: memoryMiB = try integer(v, s.key, in: DomainConfig.memoryMiBRange)
-        case .vcpus: vcpus = try integer(v, s.key, in: DomainConfig.vcpuRange)
+        case .vcpus:
+            vcpus = try integer(v, s.key, in: DomainConfig.vcpuRange,
+                                beyond: "Tern runs at most \(TernLimits.maximumVCPUsPerDomain) vCPUs per domain")
         case .weight: weight = try integer(v, s.key, in: DomainConfig.weightRange)
         case .cap: cap = v
         case .cpus: cpus = try cpuSet(v, s.key)
@@ -514,17 +516,22 @@ private struct Builder {
         return s
     }
 
-    /// An integer, bare or (as xl also allows) quoted.
-    func integer(_ v: Value, _ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+    /// An integer, bare or (as xl also allows) quoted. `beyond` says why, when the range's top is one of
+    /// Tern's limits, for a value above it.
+    func integer(_ v: Value, _ key: String, in range: ClosedRange<Int>, beyond: String? = nil) throws(ConfigError) -> Int {
         let text: String
         switch v {
         case .word(let w, _), .string(let w, _): text = w
         case .list: throw error(v.line, key, "expected an integer, got a list")
         }
-        switch parseInteger(text) {
+        let parsed = parseInteger(text)
+        switch parsed {
         case .value(let n) where range.contains(n): return n
         case .value, .overflow:
-            throw error(v.line, key, "\(text) is out of range \(range.lowerBound)...\(range.upperBound)")
+            var above = !text.hasPrefix("-")
+            if case .value(let n) = parsed { above = n > range.upperBound }
+            let reason = above ? beyond.map { " (\($0))" } ?? "" : ""
+            throw error(v.line, key, "\(text) is out of range \(range.lowerBound)...\(range.upperBound)\(reason)")
         case .leadingZero:
             throw error(v.line, key, "\(v.shown) has a leading zero, which xl would read as octal; write it without")
         case .invalid:

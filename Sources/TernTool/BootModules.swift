@@ -33,6 +33,9 @@ public enum ModuleLayout {
     public static let slackMiB = 64
     /// Below this QEMU's virt board with a GICv3 is not worth booting.
     public static let minimumMachineMiB = 1024
+    /// The most RAM QEMU's virt board has with RAM at 0x40000000: 255 GiB ("mach-virt: cannot model more
+    /// than 255GB RAM"). It ends at 256 GiB, inside the hypervisor's 39-bit identity map.
+    public static let maximumMachineMiB = 255 * 1024
 
     private static let mib: UInt64 = 1 << 20
 
@@ -63,7 +66,12 @@ public enum ModuleLayout {
         let reserved = Int((firstAddress - ramBase) / mib)
         let end = modules.map { $0.address + $0.size }.max() ?? firstAddress
         let moduleMiB = Int((end - firstAddress + mib - 1) / mib)
-        return max(minimumMachineMiB, reserved + moduleMiB + domainMemoryMiB.reduce(0) { $0 + ($1 + 1) / 2 * 2 } + slackMiB)
+        return max(minimumMachineMiB, reserved + moduleMiB + domainMemoryMiB.reduce(0) { $0 + allocatedMiB($1) } + slackMiB)
+    }
+
+    /// What a domain of `memoryMiB` takes: the hypervisor gives each domain whole 2 MiB blocks.
+    public static func allocatedMiB(_ memoryMiB: Int) -> Int {
+        (memoryMiB + 1) / 2 * 2
     }
 
     static func alignUp(_ value: UInt64, _ alignment: UInt64) -> UInt64 {

@@ -18,6 +18,9 @@ public struct PlannedDomain: Sendable {
     public var configFile: URL
     public var kernel: ImageSource
     public var ramdisk: ImageSource?
+    /// The line of `configFile` that sets "memory" (0: none does), where a plan too large for the
+    /// machine is reported.
+    var memoryLine: Int
 
     public init(id: Int, config: DomainConfig, configFile: URL, kernel: ImageSource, ramdisk: ImageSource? = nil) {
         self.id = id
@@ -25,24 +28,36 @@ public struct PlannedDomain: Sendable {
         self.configFile = configFile
         self.kernel = kernel
         self.ramdisk = ramdisk
+        self.memoryLine = 0
     }
 }
 
 /// The domains a set of config files describe, checked as a whole: every file parses, names are unique,
-/// every file a config names exists. Nothing is built or started before this succeeds.
+/// every file a config names exists, and together they stay within Tern's limits (TernLimits: domains,
+/// vCPUs, the machine's CPUs, memory that fits in the largest machine). Nothing is built or started
+/// before this succeeds; nothing beyond a limit is ever dropped.
 public struct DomainPlan: Sendable {
     public var domains: [PlannedDomain]
     /// Already prefixed with file and line, ready to print.
     public var warnings: [String]
 
-    /// Tern passes affinity as one 32-bit cell (tern,affinity), so higher CPU numbers cannot be expressed.
-    public static let affinityBits = 32
-
-    /// `guestNames` are the built-in guests "tern:" may name.
-    public static func load(configs: [URL], guestNames: [String]) throws(TernToolError) -> DomainPlan {
+    /// `guestNames` are the built-in guests "tern:" may name. `machineCPUs` is the machine's CPU count
+    /// (`--smp`), which affinities must stay within; nil (`tern check` without --smp) means any machine
+    /// Tern runs on, up to TernLimits.maximumCPUs. (Affinity travels as one 32-bit cell, tern,affinity,
+    /// which holds every CPU Tern runs on.)
+    public static func load(configs: [URL], guestNames: [String], machineCPUs: Int? = nil) throws(TernToolError) -> DomainPlan {
+        if let machineCPUs { try checkMachineCPUs(machineCPUs) }
+        // Counted before any file is read: the remedy is the same whatever the files hold.
+        if configs.count > TernLimits.maximumDomains {
+            let first = TernLimits.maximumDomains + 1
+            throw .config(ConfigError(file: displayName(configs[first - 1]), line: 0, field: nil,
+                                      message: "config \(first) of \(configs.count): Tern runs at most \(TernLimits.maximumDomains) domains"))
+        }
+        let cpus = machineCPUs ?? TernLimits.maximumCPUs
         var domains: [PlannedDomain] = []
         var warnings: [String] = []
         var names: [String: String] = [:]
+        var vcpus = 0
         for (id, url) in configs.enumerated() {
             let shown = displayName(url)
             let text: String
@@ -74,12 +89,61 @@ public struct DomainPlan: Sendable {
             let ramdisk = try config.ramdisk.map { path throws(TernToolError) in
                 try resolve(path, relativeTo: folder, guestNames: guestNames).get(orThrow: { fail("ramdisk", $0) })
             }
-            if let high = config.cpus?.last, high >= affinityBits {
-                throw fail("cpus", "CPU \(high) is beyond what Tern can pin to (0...\(affinityBits - 1))")
+            if let missing = config.cpus?.first(where: { $0 >= cpus }) {
+                let range = cpus == 1 ? "0" : "0...\(cpus - 1)"
+                throw fail("cpus", machineCPUs == nil
+                    ? "CPU \(missing) is beyond the \(cpus) CPUs Tern runs on (\(range))"
+                    : "CPU \(missing) is not on the machine, which has \(cpus) CPU\(cpus == 1 ? "" : "s") (\(range), --smp \(cpus))")
             }
-            domains.append(PlannedDomain(id: id, config: config, configFile: url, kernel: kernel, ramdisk: ramdisk))
+            vcpus += config.vcpus
+            if vcpus > TernLimits.maximumVCPUs {
+                throw fail("vcpus", "the domains' vCPUs come to \(vcpus) with this one's \(config.vcpus); "
+                           + "Tern runs at most \(TernLimits.maximumVCPUs) vCPUs in all")
+            }
+            var domain = PlannedDomain(id: id, config: config, configFile: url, kernel: kernel, ramdisk: ramdisk)
+            domain.memoryLine = keyLine("memory", in: text)
+            domains.append(domain)
         }
-        return DomainPlan(domains: domains, warnings: warnings)
+        let plan = DomainPlan(domains: domains, warnings: warnings)
+        // The boot modules are not known before the images are built; machine(cpus:modules:) checks
+        // again with them.
+        try plan.checkMemory(modules: [])
+        return plan
+    }
+
+    /// `--smp`: at least one CPU, and no more than the hypervisor brings up.
+    static func checkMachineCPUs(_ cpus: Int) throws(TernToolError) {
+        guard cpus >= 1 else { throw .limit("--smp \(cpus): a machine needs at least 1 CPU") }
+        guard cpus <= TernLimits.maximumCPUs else {
+            throw .limit("--smp \(cpus): Tern runs on at most \(TernLimits.maximumCPUs) CPUs (--smp 1...\(TernLimits.maximumCPUs))")
+        }
+    }
+
+    /// The QEMU machine to boot the plan on: `cpus` CPUs and RAM for Tern, `modules` and every domain
+    /// (ModuleLayout.machineMemoryMiB). Refused when that is more than QEMU's virt board can have,
+    /// naming the config where the domains stop fitting.
+    public func machine(cpus: Int, modules: [BootModule]) throws(TernToolError) -> QEMUMachine {
+        try Self.checkMachineCPUs(cpus)
+        try checkMemory(modules: modules)
+        return QEMUMachine(cpus: cpus, memoryMiB: ModuleLayout.machineMemoryMiB(modules: modules,
+                                                                              domainMemoryMiB: domains.map(\.config.memoryMiB)))
+    }
+
+    /// Adds the domains one at a time, in order, until the machine they need is larger than the largest.
+    func checkMemory(modules: [BootModule]) throws(TernToolError) {
+        let largest = ModuleLayout.maximumMachineMiB
+        var memory: [Int] = []
+        for domain in domains {
+            memory.append(domain.config.memoryMiB)
+            let needed = ModuleLayout.machineMemoryMiB(modules: modules, domainMemoryMiB: memory)
+            guard needed > largest else { continue }
+            let domainsMiB = memory.reduce(0) { $0 + ModuleLayout.allocatedMiB($1) }
+            throw .config(ConfigError(
+                file: Self.displayName(domain.configFile), line: domain.memoryLine, field: "memory",
+                message: "with this domain the machine would need \(needed) MiB (the domains' \(domainsMiB) MiB, "
+                    + "each rounded up to 2 MiB, and \(needed - domainsMiB) MiB for Tern and the boot modules), more than "
+                    + "the \(largest) MiB (\(largest / 1024) GiB) a QEMU virt machine can have"))
+        }
     }
 
     /// The built-in guests the plan uses, each once, in first-use order.

@@ -119,9 +119,10 @@ public struct TernRunner: Sendable {
         try ImageBuilder(layout: checkedLayout(), log: log).buildAll()
     }
 
-    /// Parses and cross-checks configs without building anything.
-    public func check(configs: [URL]) throws(TernToolError) -> DomainPlan {
-        try DomainPlan.load(configs: configs, guestNames: checkedLayout().guestNames())
+    /// Parses and cross-checks configs without building anything. `machineCPUs`: the machine's CPU
+    /// count (`--smp`), which is checked too; nil means any machine Tern runs on.
+    public func check(configs: [URL], machineCPUs: Int? = nil) throws(TernToolError) -> DomainPlan {
+        try DomainPlan.load(configs: configs, guestNames: checkedLayout().guestNames(), machineCPUs: machineCPUs)
     }
 
     public func run(configs: [URL], smp: Int = 2, timeout: TimeInterval = 60,
@@ -167,22 +168,16 @@ public struct TernRunner: Sendable {
                          qemuStatus: streamed.status, stopped: streamed.stopped, lineTimes: streamed.lineTimes)
     }
 
-    /// Everything up to starting QEMU: configs checked first (so a bad config starts nothing), then the
-    /// images built, the modules placed, and the boot device tree written to `work`/boot.dtb.
+    /// Everything up to starting QEMU: configs and --smp checked first (so a bad config, or one beyond a
+    /// limit, starts nothing), then the images built, the modules placed, and the boot device tree
+    /// written to `work`/boot.dtb.
     public func prepare(configs: [URL], options: RunOptions, in work: URL) throws(TernToolError) -> PreparedRun {
-        let plan = try check(configs: configs)
+        let plan = try check(configs: configs, machineCPUs: options.smp)
         for warning in plan.warnings { log("warning: \(warning)") }
-        for domain in plan.domains {
-            if let cpus = domain.config.cpus, let missing = cpus.first(where: { $0 >= options.smp }) {
-                // The hypervisor drops CPUs it does not have from the mask, and runs anywhere if none is left.
-                log("warning: \(DomainPlan.displayName(domain.configFile)): cpus: CPU \(missing) is not among this machine's \(options.smp)")
-            }
-        }
         let images = try ImageBuilder(layout: layout, log: log).build(guests: plan.builtInGuests)
         let modules = try placeModules(plan, images: images)
-        let machine = QEMUMachine(cpus: options.smp,
-                                  memoryMiB: ModuleLayout.machineMemoryMiB(modules: modules,
-                                                                           domainMemoryMiB: plan.domains.map(\.config.memoryMiB)))
+        // Checked again now that the modules' sizes are known, before QEMU is started.
+        let machine = try plan.machine(cpus: options.smp, modules: modules)
         let qemu = try HostTools.qemu()
 
         let base = work.appendingPathComponent("base.dtb")

@@ -6,6 +6,9 @@ public enum TernToolError: Error, CustomStringConvertible, Sendable {
     /// A problem the person who wrote a config file has to fix (syntax, values, missing files, clashes
     /// between configs). Reported before anything is built or started.
     case config(ConfigError)
+    /// A request that is no config's, such as `--smp`, beyond what Tern supports (TernLimits). Refused
+    /// before anything is built or started.
+    case limit(String)
     /// No folder holding Package.swift and Sources/Hypervisor at or above `start`.
     case packageRootNotFound(start: String)
     /// A program the toolstack runs is not installed where it looked.
@@ -30,6 +33,8 @@ public enum TernToolError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .config(let error):
             return error.description
+        case .limit(let message):
+            return message
         case .packageRootNotFound(let start):
             return "cannot find the Tern package (a folder with Package.swift and Sources/Hypervisor) at or above \(start)"
         case .toolNotFound(let name, let searched):

@@ -34,6 +34,7 @@ struct BenchCommand: ParsableCommand {
         comparison.append(ComparisonRow(metric: "Footprint: hypervisor image", unit: "bytes",
                                         tern: [Double(images.hypervisorSize)],
                                         xen: xen.flatMap { fileSize($0.binary) }.map { [Double($0)] } ?? []))
+        comparison.append(try ReclaimBenchmark.run(runner: runner, runs: runs, progress: { printError($0) }))
         let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
 
         let date = ISO8601DateFormatter().string(from: Date())

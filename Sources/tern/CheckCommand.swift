@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TernCore
 import TernTool
 
 struct CheckCommand: ParsableCommand {
@@ -10,17 +11,21 @@ struct CheckCommand: ParsableCommand {
     @Argument(help: "xl.cfg-style domain configs, in domain-id order.")
     var configs: [String]
 
+    @Option(help: "Check against a machine with this many CPUs, as tern run --smp (default: any machine Tern runs on, up to \(TernLimits.maximumCPUs) CPUs).")
+    var smp: Int?
+
     @Option(help: "The Tern package folder (default: found from the current folder upwards).")
     var packageRoot: String?
 
     func validate() throws {
         if configs.isEmpty { throw ValidationError("give at least one config file") }
+        if let smp { try validateSMP(smp) }
     }
 
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: printOut)
         do {
-            let plan = try runner.check(configs: configs.map { URL(fileURLWithPath: $0) })
+            let plan = try runner.check(configs: configs.map { URL(fileURLWithPath: $0) }, machineCPUs: smp)
             for warning in plan.warnings { printError("warning: \(warning)") }
             for domain in plan.domains {
                 let config = domain.config

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TernCore
 import TernTool
 
 struct RunCommand: ParsableCommand {
@@ -17,7 +18,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Seconds before QEMU is stopped.")
     var timeout: Double = 60
 
-    @Option(help: "Physical CPUs of the QEMU machine.")
+    @Option(help: "Physical CPUs of the QEMU machine (at most \(TernLimits.maximumCPUs)).")
     var smp: Int = 2
 
     @Option(name: .customLong("qemu-arg"), parsing: .unconditionalSingleValue,
@@ -38,7 +39,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if configs.isEmpty { throw ValidationError("give at least one config file") }
-        if smp < 1 { throw ValidationError("--smp must be at least 1") }
+        try validateSMP(smp)
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
     }
 
@@ -82,4 +83,13 @@ struct RunCommand: ParsableCommand {
 private func shellQuoted(_ word: String) -> String {
     let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=,:@+".contains($0) }
     return plain && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// `--smp` of `tern run` and `tern check`: the hypervisor brings up at most TernLimits.maximumCPUs CPUs,
+/// so a larger machine is refused rather than partly used.
+func validateSMP(_ smp: Int) throws {
+    if smp < 1 { throw ValidationError("--smp must be at least 1") }
+    if smp > TernLimits.maximumCPUs {
+        throw ValidationError("--smp must be 1...\(TernLimits.maximumCPUs): Tern runs on at most \(TernLimits.maximumCPUs) CPUs")
+    }
 }

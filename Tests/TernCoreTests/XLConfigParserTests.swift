@@ -285,8 +285,10 @@ private let minimal = """
 
     @Test func outOfRange() throws {
         for (line, expected) in [
-            ("vcpus = 9", "test.cfg:3: vcpus: 9 is out of range 1...8"),
+            ("vcpus = 9", "test.cfg:3: vcpus: 9 is out of range 1...8 (Tern runs at most 8 vCPUs per domain)"),
             ("vcpus = 0", "test.cfg:3: vcpus: 0 is out of range 1...8"),
+            ("vcpus = 99999999999999999999", "test.cfg:3: vcpus: 99999999999999999999 is out of range 1...8 (Tern runs at most 8 vCPUs per domain)"),
+            ("vcpus = -99999999999999999999", "test.cfg:3: vcpus: -99999999999999999999 is out of range 1...8"),
             ("memory = 0", "test.cfg:3: memory: 0 is out of range 1...1048576"),
             ("memory = -64", "test.cfg:3: memory: -64 is out of range 1...1048576"),
             ("memory = 99999999999999999999999", "test.cfg:3: memory: 99999999999999999999999 is out of range 1...1048576"),

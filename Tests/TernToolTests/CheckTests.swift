@@ -39,4 +39,19 @@ private let ternExecutable: URL? = {
         #expect(result.output.contains("d0 (control)"))
         #expect(result.output.contains("d1 (hello)"))
     }
+
+    @Test(.enabled(if: ternExecutable != nil)) func ternCheckRefusesMoreCPUsThanTernRunsOn() throws {
+        let result = try Subprocess.capture(ternExecutable!, ["check", "--smp", "8", "examples/hello.cfg"], in: layout.root)
+        #expect(result.status != 0)
+        #expect(result.output.contains("--smp must be 1...4: Tern runs on at most 4 CPUs"), "\(result.output)")
+    }
+
+    @Test(.enabled(if: ternExecutable != nil)) func ternCheckWithSmpRefusesAffinityToACPUTheMachineLacks() throws {
+        let result = try Subprocess.capture(ternExecutable!, ["check", "--smp", "1", "examples/capped.cfg"], in: layout.root)
+        #expect(result.status == 2)
+        #expect(result.output.contains("examples/capped.cfg:6: cpus: CPU 1 is not on the machine, which has 1 CPU (0, --smp 1)"),
+                "\(result.output)")
+        let two = try Subprocess.capture(ternExecutable!, ["check", "--smp", "2", "examples/capped.cfg"], in: layout.root)
+        #expect(two.status == 0, "\(two.output)")
+    }
 }

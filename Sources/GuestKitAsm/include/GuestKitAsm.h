@@ -37,6 +37,9 @@ GUEST_SYSREG(cntvct_el0)
 GUEST_SYSREG(cntfrq_el0)
 GUEST_SYSREG(cntv_ctl_el0)
 GUEST_SYSREG(cntv_cval_el0)
+GUEST_SYSREG(cntp_ctl_el0)
+GUEST_SYSREG(cntp_cval_el0)
+GUEST_SYSREG(cntp_tval_el0)
 GUEST_SYSREG(mpidr_el1)
 GUEST_SYSREG(icc_iar1_el1)
 GUEST_SYSREG(icc_eoir1_el1)
@@ -47,6 +50,7 @@ GUEST_SYSREG(icc_sgi1r_el1)
 
 static inline uint8_t guest_exchange8(uint64_t a, uint8_t v) { return __atomic_exchange_n((uint8_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_exchange64(uint64_t a, uint64_t v) { return __atomic_exchange_n((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t guest_fetch_or64(uint64_t a, uint64_t v) { return __atomic_fetch_or((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_fetch_and64(uint64_t a, uint64_t v) { return __atomic_fetch_and((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint8_t guest_load8(uint64_t a) { return *(volatile uint8_t *)(uintptr_t)a; }
 static inline void guest_store8(uint64_t a, uint8_t v) { *(volatile uint8_t *)(uintptr_t)a = v; }
@@ -56,3 +60,8 @@ static inline uint64_t guest_load64(uint64_t a) { return *(volatile uint64_t *)(
 static inline void guest_store64(uint64_t a, uint64_t v) { *(volatile uint64_t *)(uintptr_t)a = v; }
 /* Orders memory accesses against another CPU's (the hypervisor's, for shared pages). */
 static inline void guest_barrier(void) { __asm__ volatile("dmb ish" ::: "memory"); }
+
+// A hypercall (hvc #0xEA1, number in x16) or SMCCC call (hvc #0) with x19-x29 filled from `seed` around
+// it; *broken gets how many of them the hypervisor did not give back. Returns x0.
+int64_t guest_hypercall_checked(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t number, uint64_t seed, uint64_t *broken);
+int64_t guest_hvc0_checked(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t unused, uint64_t seed, uint64_t *broken);

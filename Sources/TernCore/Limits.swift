@@ -1,0 +1,11 @@
+// How much Tern runs at once. The hypervisor and the tool share these, so the tool refuses what the hypervisor would not run.
+public enum TernLimits {
+    /// Physical CPUs the hypervisor brings up (QEMU's -smp, `tern run --smp`).
+    public static let maximumCPUs = 4
+    /// Domains, one per config file.
+    public static let maximumDomains = 16
+    /// vCPUs over all domains together.
+    public static let maximumVCPUs = 64
+    /// vCPUs of one domain (its config's "vcpus").
+    public static let maximumVCPUsPerDomain = 8
+}
