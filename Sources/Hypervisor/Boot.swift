@@ -62,7 +62,13 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     gic.initializeDistributor()
 
     for (i, affinity) in platform.cpuAffinities.prefix(maximumCPUs).enumerated() {
-        cpus.append(PhysicalCPU(index: i, affinity: affinity))
+        let cpu = PhysicalCPU(index: i, affinity: affinity)
+        cpus.append(cpu)        // which keeps it alive for the table's unretained reference
+        withUnsafeMutablePointer(to: &tern_cpu_objects) { table in
+            UnsafeMutableRawPointer(table).storeBytes(of: Unmanaged.passUnretained(cpu).toOpaque(),
+                                                      toByteOffset: i * MemoryLayout<UnsafeMutableRawPointer>.stride,
+                                                      as: UnsafeMutableRawPointer.self)
+        }
     }
     if platform.cpuAffinities.count > maximumCPUs {
         log { c in
@@ -126,7 +132,17 @@ private func prepareCPU(_ cpu: PhysicalCPU) {
     GenericTimer.configureForGuests()
     tern_isb()
     gic.initializeCPU(affinity: cpu.affinity)
-    cpu.sgiFrame = gic.sgiFrame(affinity: cpu.affinity) ?? 0
+    guard let frame = gic.sgiFrame(affinity: cpu.affinity) else {
+        // Without its redistributor Tern cannot hold the virtual timer's interrupt for a guest.
+        log { c in
+            c.s("pcpu")
+            c.dec(cpu.index)
+            c.s(" has no redistributor in the device tree; it stays off")
+        }
+        if cpu.index == 0 { firmware.systemOff() }
+        while true { tern_wfi() }
+    }
+    cpu.sgiFrame = frame
     cpu.online = true
 }
 

@@ -15,7 +15,7 @@ func hypercall(_ v: VCPU) -> Resume {
     case Hypercall.console_io.rawValue:
         result = consoleIO(f.pointee.x.0, f.pointee.x.1, VirtualAddress(f.pointee.x.2), v)
     case Hypercall.sched_op.rawValue:
-        return schedOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v, thisCPU())
+        return schedOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
     case Hypercall.vcpu_op.rawValue:
         result = vcpuOp(f.pointee.x.0, f.pointee.x.1, VirtualAddress(f.pointee.x.2), v)
     case Hypercall.event_channel_op.rawValue:

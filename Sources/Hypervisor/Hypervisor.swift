@@ -62,10 +62,22 @@ nonisolated(unsafe) var domainsAlive = 0
     withUnsafeMutablePointer(to: &schedulerLock) { bm_unlock($0) }
 }
 
-/// The physical CPU this code runs on (QEMU virt numbers CPUs by affinity level 0).
+/// The physical CPU this code runs on (QEMU virt numbers CPUs by affinity level 0), from the per-CPU
+/// table the boot fills: no lazy global, no bounds check.
 @inline(__always) func thisCPU() -> PhysicalCPU {
-    cpus[Int(read_mpidr_el1() & 0xFF)]
+    thisCPUObject.takeUnretainedValue()
 }
+
+/// This CPU's object, for borrowing without reference counting (`_withUnsafeGuaranteedRef`).
+@inline(__always) var thisCPUObject: Unmanaged<PhysicalCPU> {
+    let slot = Int(read_mpidr_el1() & UInt64(TERN_MAXIMUM_CPUS - 1))
+    return withUnsafePointer(to: &tern_cpu_objects) { table in
+        Unmanaged.fromOpaque(UnsafeRawPointer(table).load(fromByteOffset: slot * 8, as: UnsafeMutableRawPointer.self))
+    }
+}
+
+/// This CPU's index, without its object.
+@inline(__always) func thisCPUIndex() -> Int { Int(read_mpidr_el1() & 0xFF) }
 
 /// Hypervisor time in nanoseconds since boot: the scheduler's clock and Xen's "system time".
 /// Saturates at .max: a guest's timer compare value can name any tick, however far off.

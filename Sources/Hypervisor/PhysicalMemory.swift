@@ -14,6 +14,11 @@ func allocateFrames(pages: Int, alignment: UInt64 = pageSize) -> HostPhysicalAdd
 /// Returns frames scrubbed, so no domain ever sees what another left behind.
 func freeFrames(_ base: HostPhysicalAddress, pages: Int) {
     tern_zero(base.raw, UInt64(pages) * pageSize)
+    freeScrubbedFrames(base, pages: pages)
+}
+
+/// Returns frames the caller has already scrubbed.
+func freeScrubbedFrames(_ base: HostPhysicalAddress, pages: Int) {
     withSpinLock(&framesLock) { frames.free(base, pages: pages) }
 }
 

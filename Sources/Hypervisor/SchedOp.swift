@@ -4,13 +4,13 @@ import TernArch
 import TernArchAsm
 import TernCore
 
-func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu: PhysicalCPU) -> Resume {
+func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> Resume {
     let f = v.frame
     switch command {
     case SchedOpCommand.yield.rawValue:
         f.pointee.x.0 = 0
         lockScheduler()
-        scheduler.yield(pcpu: cpu.index, now: now())
+        scheduler.yield(pcpu: thisCPUIndex(), now: now())
         return leaveCPU()
     case SchedOpCommand.block.rawValue:
         f.pointee.x.0 = 0
@@ -46,6 +46,9 @@ func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, _ cpu: Physica
         return f
     }
 }
+
+/// VCPU.pollPort when the vCPU is not polling.
+let notPolling: Int32 = .min
 
 /// Xen's limit on the ports one SCHEDOP_poll may name.
 private let maximumPolledPorts: UInt32 = 128
@@ -86,7 +89,7 @@ private func poll(_ v: VCPU, _ arg: VirtualAddress) -> Resume {
     lockScheduler()
     // Announced before the ports are looked at, and a sender looks for pollers after setting a port
     // pending: one of the two sees the other, so no event slips between the look and the sleep.
-    v.pollPort = count == 1 ? Int32(ports[0]) : -1
+    v.pollPort = count == 1 && ports[0] != 0 ? Int32(ports[0]) : -1
     d.pollers += 1
     tern_memory_barrier()
     if ports.contains(where: { isPending(d, $0) })
@@ -109,16 +112,21 @@ private func isPending(_ d: Domain, _ port: UInt32) -> Bool {
 
 /// The vCPU no longer polls (it returns, or was woken). Under the scheduler lock.
 func stopPolling(_ v: VCPU) {
-    guard v.pollPort != 0 else { return }
-    v.pollPort = 0
+    guard v.pollPort != notPolling else { return }
+    v.pollPort = notPolling
     v.domain.pollers -= 1
 }
 
 /// Xen's evtchn_check_pollers: `port` of `d` has just been made pending; a vCPU polling it (or polling
-/// several ports) wakes, whether the port is masked or not. Cheap when nobody polls.
-func wakePollers(_ d: Domain, _ port: UInt32) {
-    tern_memory_barrier()
-    guard d.pollers != 0 else { return }
+/// several ports) wakes, whether the port is masked or not. One load when nobody polls: a load-acquire,
+/// which the atomic that set the port pending cannot pass, as the poller's barrier keeps its count
+/// ahead of its look at the ports.
+@inline(__always) func wakePollers(_ d: Domain, _ port: UInt32) {
+    let pollers = withUnsafeMutablePointer(to: &d.pollers) { tern_load_acquire64(UInt64(UInt(bitPattern: $0))) }
+    if pollers != 0 { wakePollersOf(d, port) }
+}
+
+@inline(never) private func wakePollersOf(_ d: Domain, _ port: UInt32) {
     lockScheduler()
     for v in d.vcpus where v.blocked == .poll && (v.pollPort == -1 || v.pollPort == Int32(port)) {
         wake(v)

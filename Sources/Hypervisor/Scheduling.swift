@@ -20,9 +20,11 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
         releaseDeadDomains()
         // Reclaim work goes a chunk per pass, so a CPU with vCPUs to run is held up only briefly. The
         // lock is let go meanwhile, so the vCPU here leaves the CPU first: no vCPU is ever half on one.
-        if !reclaiming.isEmpty && !reclaimedThisPass {
+        if reclaimsPending != 0 && !reclaimedThisPass && reclaiming.contains(where: { !$0.busy }) {
             if let old = cpu.current { switchOut(old, from: cpu, at: t) }
             if reclaimStep() {
+                // The time went to the hypervisor, not to the vCPU the scheduler still has here.
+                scheduler.hypervisorWork(pcpu: cpu.index, from: t, to: now())
                 reclaimedThisPass = true
                 continue
             }
@@ -47,7 +49,7 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
         }
         // Nothing to run (and nothing on this CPU): an idle CPU scrubs until it is done or something
         // wants the CPU.
-        if reclaimStep() { continue }
+        if reclaimsPending != 0 && reclaimStep() { continue }
         armAlarm(cpu, now: t)
         unlockScheduler()
         idle(cpu)
@@ -69,6 +71,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
     tern_el1_restore(v.el1)
     tern_fp_restore(v.fp)
     tern_vgic_restore(v.vgic)
+    write_ich_hcr_el2(1)
     v.enterRunstate(.running, at: t)
     v.runningOn = cpu.index
     v.pcpusUsed |= 1 << UInt64(cpu.index)
@@ -77,16 +80,19 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
     d.running += 1
     if d.running > d.maximumConcurrent { d.maximumConcurrent = d.running }
     cpu.current = v
-    virtualTimerSwitchedIn(v, cpu, now: t)
+    virtualTimerSwitchedIn(v, cpu)
     flushPendingInterrupts(v)
 }
 
 private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
     v.enterRunstate(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
+    // A timer interrupt the guest has just finished leaves with its list register freed, not as a
+    // maintenance interrupt that nobody would take while no vCPU is loaded here.
+    timerInterruptsDeactivated(v)
     tern_el1_save(v.el1)
     tern_fp_save(v.fp)
     tern_vgic_save(v.vgic)
-    write_ich_hcr_el2(1)
+    write_ich_hcr_el2(0)                    // no virtual interface, and so no maintenance, until the next vCPU
     v.runningOn = -1
     v.domain.running -= 1
     cpu.current = nil
@@ -123,7 +129,7 @@ func wake(_ v: VCPU) {
     v.pollDeadline = .max
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
-    if let p = scheduler.wake(v.slot, now: t), p != thisCPU().index {
+    if let p = scheduler.wake(v.slot, now: t), p != thisCPUIndex() {
         GICv3.kick(cpu: p)
     }
 }
@@ -190,7 +196,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     // A domain that will be rebuilt still counts as alive, or the machine would power off meanwhile.
     if d.afterShutdown != .restart { domainsAlive -= 1 }
     let t = now()
-    let me = thisCPU().index
+    let me = thisCPUIndex()
     for v in d.vcpus {
         scheduler.block(v.slot, now: t)
         v.blocked = .offline
@@ -235,7 +241,7 @@ func crashAfterPanic(_ d: Domain) {
     lockScheduler()
     shutdownDomain(d, reason: .crash, via: "Linux panic")
     unlockScheduler()
-    GICv3.kick(cpu: thisCPU().index)
+    GICv3.kick(cpu: thisCPUIndex())
 }
 
 /// SCHEDOP_watchdog for `v`'s domain: arms, pokes or stops one of its watchdogs (sched_watchdog { id,
@@ -312,20 +318,25 @@ private func releaseDeadDomains() {
         // Its VMID goes to whoever takes the slot next: nothing of it may stay in any TLB.
         forgetTranslations(d)
         reclaiming.append(Reclaim(domain: d))
+        reclaimsPending += 1
     }
 }
 
 /// A dead domain whose memory is being scrubbed and given back, a chunk at a time and outside the
 /// scheduler lock (scrubbing a large domain takes long, and every CPU needs that lock). One CPU works
-/// on it at a time; a domain that restarts is rebuilt, outside the lock too, once its memory is free.
+/// on it at a time. A domain that restarts keeps its scrubbed memory out of the allocator until the
+/// end, so nothing else takes a piece of it meanwhile, and is rebuilt (outside the lock too) right
+/// after its memory goes back.
 private struct Reclaim {
     let domain: Domain
     var scrubbed: UInt64 = 0
     var busy = false
 }
 
-/// Guarded by the scheduler lock.
+/// Guarded by the scheduler lock. The count is what the switch path looks at: a plain global, with no
+/// lazy initialization to go through on every pass.
 nonisolated(unsafe) private var reclaiming: [Reclaim] = []
+nonisolated(unsafe) private var reclaimsPending = 0
 /// How much one scheduling pass scrubs at most: about as long as a few vCPU switches under QEMU.
 private let reclaimChunk: UInt64 = 4 << 20
 
@@ -338,15 +349,19 @@ private func reclaimStep() -> Bool {
     let d = reclaiming[i].domain
     let done = reclaiming[i].scrubbed
     let size = min(reclaimChunk, d.memory.size - done)
+    let restarting = d.afterShutdown == .restart
     unlockScheduler()
-    if size > 0 {
+    if size > 0 && restarting {
+        tern_zero((d.memory.base + done).raw, size)
+    } else if size > 0 {
         freeFrames(d.memory.base + done, pages: Int(size / pageSize))
     } else {
+        if restarting { freeScrubbedFrames(d.memory.base, pages: Int(d.memory.size / pageSize)) }
         for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
         d.ownedFrames.removeAll()
         d.tables.releaseAll()
     }
-    let rebuilt = size == 0 && d.afterShutdown == .restart ? rebuild(d) : nil
+    let rebuilt = size == 0 && restarting ? rebuild(d) : nil
     lockScheduler()
     guard let j = reclaiming.firstIndex(where: { $0.domain === d }) else { return true }
     if size > 0 {
@@ -355,6 +370,7 @@ private func reclaimStep() -> Bool {
         return true
     }
     reclaiming.remove(at: j)
+    reclaimsPending -= 1
     if d.afterShutdown == .restart {
         domainsAlive -= 1        // startDomain counts it again
         if let rebuilt { startRebuilt(rebuilt) }

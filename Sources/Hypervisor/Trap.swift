@@ -33,7 +33,7 @@ func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> Resu
         case TrapKind.sync.rawValue:
             return synchronous(v)
         case TrapKind.irq.rawValue, TrapKind.irq32.rawValue, TrapKind.fiq.rawValue, TrapKind.fiq32.rawValue:
-            return interrupt(v, thisCPU())
+            return thisCPUObject._withUnsafeGuaranteedRef { interrupt(v, $0) }
         default:
             log { c in
                 c.domain(v.domain)
@@ -236,7 +236,7 @@ func kill(_ d: Domain) -> Resume {
 /// The exit path's second half when a trap handler chose `leaveCPU`: the frame is complete now.
 @_cdecl("tern_schedule")
 func ternSchedule() -> UnsafeMutablePointer<tern_frame> {
-    schedule(thisCPU())
+    thisCPUObject._withUnsafeGuaranteedRef { schedule($0) }
 }
 
 @_cdecl("tern_fatal")

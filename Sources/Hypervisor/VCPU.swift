@@ -29,8 +29,9 @@ final class VCPU {
     /// When a blocked vCPU must be woken (ns of hypervisor time): its virtual timer or a poll timeout.
     var wakeAt: UInt64 = .max
     var pollDeadline: UInt64 = .max
-    /// While it polls (SCHEDOP_poll): the one port it waits for, or -1 for any of several; else 0.
-    var pollPort: Int32 = 0
+    /// While it polls (SCHEDOP_poll): the one port it waits for, or -1 for any port (several ports, or
+    /// port 0, which is never bound: Xen wakes such a poller on any event); else `notPolling`.
+    var pollPort: Int32 = notPolling
     var runningOn: Int = -1
     /// Host address of its vcpu_info (VCPUOP_register_vcpu_info); 0 until registered.
     var vcpuInfo: UInt64 = 0
@@ -49,8 +50,8 @@ final class VCPU {
         self.domain = domain
         self.index = index
         self.slot = slot
-        // A scheduler slot keeps its frame for good: the vectors may store into the frame of a vCPU
-        // that has just been destroyed (see hvc_trap in vectors.S), and that must never be freed memory.
+        // A scheduler slot keeps its frame for good, so the frame a CPU last ran (its TPIDR_EL2) is never
+        // freed memory, even once that vCPU has been destroyed.
         frame = vcpuFrames.advanced(by: slot)
         frame.pointee = tern_frame()
         el1 = .allocate(capacity: 1)

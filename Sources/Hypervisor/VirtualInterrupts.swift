@@ -16,8 +16,7 @@ func raiseInterrupt(_ v: VCPU, _ intid: Int) {
 /// CPU, and blocking (which checks for pending interrupts, then switches out) happens under that lock,
 /// so this sees either a vCPU that will notice the interrupt or one that is already off its CPU.
 private func deliverTo(_ v: VCPU) {
-    let me = thisCPU()
-    if v.runningOn == me.index {
+    if v.runningOn == thisCPUIndex() {
         flushPendingInterrupts(v)
         return
     }
@@ -46,7 +45,7 @@ func flushPendingInterrupts(_ v: VCPU) {
         if local == 0 && shared == 0 { return }
         var empty = read_ich_elrsr_el2() & 0xF
         var waiting = false
-        func place(_ bits: UInt64, base: Int) {
+        @inline(__always) func place(_ bits: UInt64, base: Int) {
             var bits = bits
             while bits != 0 {
                 let intid = base + bits.trailingZeroBitCount

@@ -75,18 +75,17 @@ func timerInterruptsDeactivated(_ v: VCPU) {
 
 /// The physical PPI follows the vCPU that is about to run on `cpu`: off while its timer's interrupt is
 /// in flight. Also gives it an interrupt its timer raised while it was away.
-func virtualTimerSwitchedIn(_ v: VCPU, _ cpu: PhysicalCPU, now t: UInt64) {
-    let ctl = v.el1.pointee.cntv_ctl
-    if !v.timerInFlight && ctl & 3 == 1 && v.el1.pointee.cntv_cval <= GenericTimer.now {
+@inline(__always) func virtualTimerSwitchedIn(_ v: VCPU, _ cpu: PhysicalCPU) {
+    if !v.timerInFlight && v.el1.pointee.cntv_ctl & 3 == 1 && v.el1.pointee.cntv_cval <= GenericTimer.now {
         v.timerInFlight = true
         _ = v.domain.withVGIC { v.redistributor.raise(virtualPPI) }
     }
-    setVirtualTimerPPI(enabled: !v.timerInFlight, cpu)
-    syncPhysicalTimer(v, now: GenericTimer.now)
+    if cpu.virtualTimerPPIEnabled == v.timerInFlight { setVirtualTimerPPI(enabled: !v.timerInFlight, cpu) }
+    if v.physicalTimerLine || v.physicalTimer.control & EmulatedTimer.enable != 0 { syncPhysicalTimer(v, now: GenericTimer.now) }
 }
 
-private func setVirtualTimerPPI(enabled: Bool, _ cpu: PhysicalCPU) {
-    guard cpu.virtualTimerPPIEnabled != enabled, cpu.sgiFrame != 0 else { return }
+@inline(never) private func setVirtualTimerPPI(enabled: Bool, _ cpu: PhysicalCPU) {
+    guard cpu.virtualTimerPPIEnabled != enabled else { return }
     cpu.virtualTimerPPIEnabled = enabled
     GICv3.setPPI(GICv3.virtualTimerPPI, enabled: enabled, sgiFrame: cpu.sgiFrame)
 }
@@ -130,7 +129,7 @@ func syncPhysicalTimer(_ v: VCPU, now t: UInt64) {
         return
     }
     v.domain.withVGIC { v.redistributor.delivered(physicalPPI) }
-    guard v.runningOn == thisCPU().index, let (lr, value) = timerListRegister(physicalPPI) else { return }
+    guard v.runningOn == thisCPUIndex(), let (lr, value) = timerListRegister(physicalPPI) else { return }
     switch value >> 62 {
     case 1: tern_write_lr(lr, 0)                                       // pending only: gone
     case 3: tern_write_lr(lr, value & ~(1 << 62))                      // active and pending: active
@@ -139,6 +138,10 @@ func syncPhysicalTimer(_ v: VCPU, now t: UInt64) {
 }
 
 /// When `v`'s physical timer will next fire, in hypervisor nanoseconds (.max: not armed).
-func physicalTimerDeadline(_ v: VCPU) -> UInt64 {
+@inline(__always) func physicalTimerDeadline(_ v: VCPU) -> UInt64 {
+    v.physicalTimer.control & EmulatedTimer.enable == 0 ? .max : armedPhysicalTimerDeadline(v)
+}
+
+@inline(never) private func armedPhysicalTimerDeadline(_ v: VCPU) -> UInt64 {
     v.physicalTimer.deadline(now: GenericTimer.now).map { nanoseconds(ticks: $0) } ?? .max
 }

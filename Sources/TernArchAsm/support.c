@@ -38,28 +38,6 @@ void tern_zero(uint64_t dst, uint64_t n) {
     memset((void *)dst, 0, n);
 }
 
-/* Bit operations on memory a guest shares with us (shared_info, vcpu_info): atomic, because the guest
- * changes the same words at the same time. */
-int tern_test_and_set_bit(uint64_t pa, uint32_t bit) {
-    uint64_t *w = (uint64_t *)(uintptr_t)(pa + (bit / 64) * 8), m = 1ull << (bit % 64);
-    return (__atomic_fetch_or(w, m, __ATOMIC_SEQ_CST) & m) != 0;
-}
-int tern_test_and_clear_bit(uint64_t pa, uint32_t bit) {
-    uint64_t *w = (uint64_t *)(uintptr_t)(pa + (bit / 64) * 8), m = 1ull << (bit % 64);
-    return (__atomic_fetch_and(w, ~m, __ATOMIC_SEQ_CST) & m) != 0;
-}
-int tern_test_bit(uint64_t pa, uint32_t bit) {
-    uint64_t *w = (uint64_t *)(uintptr_t)(pa + (bit / 64) * 8);
-    return (__atomic_load_n(w, __ATOMIC_ACQUIRE) >> (bit % 64)) & 1;
-}
-uint8_t tern_exchange8(uint64_t pa, uint8_t v) {
-    return __atomic_exchange_n((uint8_t *)(uintptr_t)pa, v, __ATOMIC_SEQ_CST);
-}
-uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desired) {
-    __atomic_compare_exchange_n((uint32_t *)(uintptr_t)pa, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-    return expected;
-}
-void tern_memory_barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /* Data-cache maintenance to the point of coherency over [pa, pa + n), for a guest handing memory to
  * or taking it from a device: clean (write back), invalidate (discard), or both. */
 void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate) {
@@ -75,6 +53,7 @@ void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate) {
 }
 
 volatile uint64_t tern_uart_base = 0x09000000;
+void *tern_cpu_objects[TERN_MAXIMUM_CPUS];
 
 void tern_uart_putc(char c) {
     volatile uint32_t *u = (volatile uint32_t *)tern_uart_base;

@@ -48,19 +48,19 @@ public enum ExceptionClass {
 /// A trapped load or store, as the ISS of a data abort describes it (valid when `isValid`).
 public struct DataAbort {
     public var iss: UInt64
-    @inlinable public init(iss: UInt64) { self.iss = iss }
-    @inlinable public var isValid: Bool { iss & (1 << 24) != 0 }
+    @inlinable @inline(__always) public init(iss: UInt64) { self.iss = iss }
+    @inlinable @inline(__always) public var isValid: Bool { iss & (1 << 24) != 0 }
     /// Access size in bytes.
-    @inlinable public var size: Int { 1 << Int(iss >> 22 & 3) }
-    @inlinable public var signExtend: Bool { iss & (1 << 21) != 0 }
-    @inlinable public var register: Int { Int(iss >> 16 & 31) }
-    @inlinable public var is64BitRegister: Bool { iss & (1 << 15) != 0 }
-    @inlinable public var isWrite: Bool { iss & (1 << 6) != 0 }
+    @inlinable @inline(__always) public var size: Int { 1 << Int(iss >> 22 & 3) }
+    @inlinable @inline(__always) public var signExtend: Bool { iss & (1 << 21) != 0 }
+    @inlinable @inline(__always) public var register: Int { Int(iss >> 16 & 31) }
+    @inlinable @inline(__always) public var is64BitRegister: Bool { iss & (1 << 15) != 0 }
+    @inlinable @inline(__always) public var isWrite: Bool { iss & (1 << 6) != 0 }
     /// Fault status: translation/access/permission faults at stage 2 all mean "not mapped for you".
-    @inlinable public var faultStatus: UInt64 { iss & 0x3F }
+    @inlinable @inline(__always) public var faultStatus: UInt64 { iss & 0x3F }
 
     /// The value a load puts into the register, given the bytes read.
-    @inlinable public func loadedValue(_ raw: UInt64) -> UInt64 {
+    @inlinable @inline(__always) public func loadedValue(_ raw: UInt64) -> UInt64 {
         var v = raw
         if size < 8 { v &= (1 << UInt64(size * 8)) - 1 }
         if signExtend && size < 8 {

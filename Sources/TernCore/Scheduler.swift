@@ -225,6 +225,14 @@ public struct Scheduler {
         return chosen
     }
 
+    /// The pCPU did the hypervisor's own work from `start` to `end` (scrubbing a dead domain's memory):
+    /// its vCPU is charged up to `start` and not for that time.
+    public mutating func hypervisorWork(pcpu p: Int, from start: UInt64, to end: UInt64) {
+        guard pcpus[p].current != nil else { return }
+        charge(pcpu: p, now: start)
+        pcpus[p].chargedUntil = max(pcpus[p].chargedUntil, end)
+    }
+
     /// The caller picks on this pCPU next; the yielder is charged for what it used and steps aside once.
     public mutating func yield(pcpu p: Int, now: UInt64) {
         guard pcpus[p].current != nil else { return }

@@ -160,6 +160,23 @@ private struct SeededRandom: RandomNumberGenerator {
         #expect(sim.scheduler.consumed(domain: 0) + sim.scheduler.consumed(domain: 1) + 10 * ms >= 10 * second)
     }
 
+    /// Time the pCPU spent scrubbing for the hypervisor is charged to nobody: the vCPU it held pays
+    /// for its own run before and after, not for the scrub.
+    @Test func hypervisorWorkIsChargedToNoVCPU() {
+        var s = Scheduler(pcpus: 1)
+        s.addDomain(0, weight: 256, cap: 0)
+        s.addVCPU(0, domain: 0, affinity: 1, now: 0)
+        _ = s.wake(0, now: 0)
+        #expect(s.pick(pcpu: 0, now: 0) == 0)
+        s.hypervisorWork(pcpu: 0, from: 2 * ms, to: 9 * ms)
+        #expect(s.pick(pcpu: 0, now: 10 * ms) == 0)
+        #expect(s.consumed(domain: 0) == 3 * ms)
+        // With no vCPU on the pCPU there is nobody to charge, and nothing breaks.
+        var idle = Scheduler(pcpus: 1)
+        idle.hypervisorWork(pcpu: 0, from: 0, to: ms)
+        #expect(idle.running(on: 0) == nil)
+    }
+
     @Test func equalDomainsShareTwoPCPUsEqually() {
         var sim = Simulation(pcpus: 2)
         for d in 0..<3 {

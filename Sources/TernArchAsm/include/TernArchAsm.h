@@ -36,10 +36,12 @@ typedef struct tern_vgic_state {
 
 #if defined(__aarch64__) && !defined(__linux__)
 #define TERN_SYSREG(name)                                                            \
-    static inline uint64_t read_##name(void) {                                      \
+    static inline __attribute__((always_inline)) uint64_t read_##name(void) {         \
         uint64_t v; __asm__ volatile("mrs %0, " #name : "=r"(v)); return v;          \
     }                                                                                \
-    static inline void write_##name(uint64_t v) { __asm__ volatile("msr " #name ", %0" ::"r"(v)); }
+    static inline __attribute__((always_inline)) void write_##name(uint64_t v) {     \
+        __asm__ volatile("msr " #name ", %0" ::"r"(v));                              \
+    }
 #else
 // The host build never touches hardware; these keep the module importable there.
 #define TERN_SYSREG(name)                                                            \
@@ -104,7 +106,7 @@ void tern_tlbi_vmalls12e1is(void);
 void tern_tlbi_alle2(void);
 void tern_tlbi_ipa_is(uint64_t ipa);
 /* New stage-2 entries are seen by every CPU's table walker before the guest can use them. */
-static inline void tern_stage2_sync(void) { __asm__ volatile("dsb ishst\n isb" ::: "memory"); }
+static inline __attribute__((always_inline)) void tern_stage2_sync(void) { __asm__ volatile("dsb ishst\n isb" ::: "memory"); }
 // Translates a guest virtual address with the current vCPU's stage 1 and stage 2; returns PAR_EL1
 // (bit 0 set on failure). `write` selects the write-permission check.
 uint64_t tern_at_s12e1(uint64_t va, int write);
@@ -130,6 +132,11 @@ void tern_secondary_entry(void);
 uint64_t tern_stack_top(uint64_t cpu);
 
 
+// Each physical CPU's own object (the hypervisor's PhysicalCPU, unretained), by MPIDR affinity 0, so
+// the trap path finds its CPU with one system register read and one load.
+#define TERN_MAXIMUM_CPUS 8
+extern void *tern_cpu_objects[TERN_MAXIMUM_CPUS];
+
 // Console output, a character at a time; `tern_uart_base` is set once the DTB is read.
 extern volatile uint64_t tern_uart_base;
 void tern_uart_putc(char c);
@@ -138,20 +145,40 @@ void tern_uart_enable_receive_interrupt(void);
 
 
 // Typed memory access to host physical memory (identity-mapped).
-static inline uint64_t tern_load64(uint64_t pa) { return *(volatile uint64_t *)(uintptr_t)pa; }
-static inline void tern_store64(uint64_t pa, uint64_t v) { *(volatile uint64_t *)(uintptr_t)pa = v; }
-static inline uint32_t tern_load32(uint64_t pa) { return *(volatile uint32_t *)(uintptr_t)pa; }
-static inline void tern_store32(uint64_t pa, uint32_t v) { *(volatile uint32_t *)(uintptr_t)pa = v; }
-static inline uint8_t tern_load8(uint64_t pa) { return *(volatile uint8_t *)(uintptr_t)pa; }
-static inline void tern_store8(uint64_t pa, uint8_t v) { *(volatile uint8_t *)(uintptr_t)pa = v; }
+static inline __attribute__((always_inline)) uint64_t tern_load64(uint64_t pa) { return *(volatile uint64_t *)(uintptr_t)pa; }
+static inline __attribute__((always_inline)) void tern_store64(uint64_t pa, uint64_t v) { *(volatile uint64_t *)(uintptr_t)pa = v; }
+static inline __attribute__((always_inline)) uint32_t tern_load32(uint64_t pa) { return *(volatile uint32_t *)(uintptr_t)pa; }
+static inline __attribute__((always_inline)) void tern_store32(uint64_t pa, uint32_t v) { *(volatile uint32_t *)(uintptr_t)pa = v; }
+static inline __attribute__((always_inline)) uint8_t tern_load8(uint64_t pa) { return *(volatile uint8_t *)(uintptr_t)pa; }
+static inline __attribute__((always_inline)) void tern_store8(uint64_t pa, uint8_t v) { *(volatile uint8_t *)(uintptr_t)pa = v; }
 void tern_copy(uint64_t dst, uint64_t src, uint64_t n);
-int tern_test_and_set_bit(uint64_t pa, uint32_t bit);
-int tern_test_and_clear_bit(uint64_t pa, uint32_t bit);
-int tern_test_bit(uint64_t pa, uint32_t bit);
-uint8_t tern_exchange8(uint64_t pa, uint8_t v);
+// Bit operations on memory a guest shares with us (shared_info, vcpu_info): atomic, because the guest
+// changes the same words at the same time. Inline: they are on the event-channel path.
+static inline __attribute__((always_inline)) int tern_test_and_set_bit(uint64_t pa, uint32_t bit) {
+    uint64_t *w = (uint64_t *)(uintptr_t)(pa + (bit / 64) * 8), m = 1ull << (bit % 64);
+    return (__atomic_fetch_or(w, m, __ATOMIC_SEQ_CST) & m) != 0;
+}
+static inline __attribute__((always_inline)) int tern_test_and_clear_bit(uint64_t pa, uint32_t bit) {
+    uint64_t *w = (uint64_t *)(uintptr_t)(pa + (bit / 64) * 8), m = 1ull << (bit % 64);
+    return (__atomic_fetch_and(w, ~m, __ATOMIC_SEQ_CST) & m) != 0;
+}
+static inline __attribute__((always_inline)) int tern_test_bit(uint64_t pa, uint32_t bit) {
+    uint64_t *w = (uint64_t *)(uintptr_t)(pa + (bit / 64) * 8);
+    return (__atomic_load_n(w, __ATOMIC_ACQUIRE) >> (bit % 64)) & 1;
+}
+static inline __attribute__((always_inline)) uint8_t tern_exchange8(uint64_t pa, uint8_t v) {
+    return __atomic_exchange_n((uint8_t *)(uintptr_t)pa, v, __ATOMIC_SEQ_CST);
+}
 // Stores `desired` if the word still holds `expected`; returns what it held (== expected on success).
-uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desired);
-void tern_memory_barrier(void);
+static inline __attribute__((always_inline)) uint32_t tern_compare_exchange32(uint64_t pa, uint32_t expected, uint32_t desired) {
+    __atomic_compare_exchange_n((uint32_t *)(uintptr_t)pa, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}
+static inline __attribute__((always_inline)) void tern_memory_barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+// A load no later access can pass, and that no earlier store-release or atomic can pass either.
+static inline __attribute__((always_inline)) uint64_t tern_load_acquire64(uint64_t pa) {
+    return __atomic_load_n((uint64_t *)(uintptr_t)pa, __ATOMIC_ACQUIRE);
+}
 void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate);
 void tern_zero(uint64_t dst, uint64_t n);
 
