@@ -21,7 +21,7 @@ final class PhysicalCPU {
     var idleTicks: UInt64 = 0
     var busySince: UInt64 = 0
     /// Its redistributor's SGI/PPI frame, and whether the virtual timer's PPI is enabled there (it is
-    /// not while the running vCPU's timer interrupt is in the guest's hands: see VirtualTimers).
+    /// not while the running vCPU's timer interrupt is in the guest's hands: see VTimer.swift).
     var sgiFrame: UInt64 = 0
     var virtualTimerPPIEnabled = true
 

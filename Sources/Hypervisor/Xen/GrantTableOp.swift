@@ -1,5 +1,5 @@
 // grant_table_op: the grant table's shape. Linux on Arm sizes its table with GNTTABOP_query_size and
-// picks the v1 layout with GNTTABOP_set_version, then maps the frames itself (PhysMap.swift). Using
+// picks the v1 layout with GNTTABOP_set_version, then maps the frames itself (MemoryOp.swift). Using
 // another domain's grants (map, unmap, copy) is GrantMapping.swift.
 import TernCore
 

@@ -76,7 +76,7 @@ final class Domain {
     var restarts = 0
     /// Its watchdog timers (SCHEDOP_watchdog), under the scheduler lock.
     var watchdogs = Watchdogs()
-    /// Hypervisor time when it started: its guest's clocks begin about then (see TimeOfDay).
+    /// Hypervisor time when it started: its guest's clocks begin about then (see PlatformOp.swift).
     var startedAt: UInt64 = 0
     var shutdownReason: ShutdownReason?
     /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:

@@ -1,0 +1,199 @@
+// Sharing the physical CPUs: switching vCPU state in and out, blocking and waking, the idle loop, and
+// the one alarm each CPU keeps. The policy itself (who runs next) is TernCore's Scheduler; this file
+// only carries out its choices. Everything here runs with the scheduler lock held unless noted.
+import TernArch
+import TernArchAsm
+import TernCore
+
+nonisolated(unsafe) private var poweringOff = false
+/// The earliest deadline of any live domain's watchdog, so the switch path checks one number.
+nonisolated(unsafe) var nextWatchdog: UInt64 = .max
+
+/// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
+/// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
+func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+    var reclaimedThisPass = false
+    while true {
+        let t = now()
+        wakeSleepers(t)
+        if t >= nextWatchdog { fireWatchdogs(t) }
+        releaseDeadDomains()
+        // Reclaim work goes a chunk per pass, so a CPU with vCPUs to run is held up only briefly. The
+        // lock is let go meanwhile, so the vCPU here leaves the CPU first: no vCPU is ever half on one.
+        if reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable {
+            if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+            if reclaimStep() {
+                // The time went to the hypervisor, not to the vCPU the scheduler still has here.
+                scheduler.hypervisorWork(pcpu: cpu.index, from: t, to: now())
+                reclaimedThisPass = true
+                continue
+            }
+        }
+        if domainsAlive == 0 {
+            let first = !poweringOff
+            poweringOff = true
+            unlockScheduler()
+            if first { powerOff() }
+            while true { tern_wfi() }
+        }
+        if let slot = scheduler.pick(pcpu: cpu.index, now: t), let v = vcpuSlots[slot] {
+            switchTo(v, on: cpu, at: t)
+            armAlarm(cpu, now: t)
+            unlockScheduler()
+            return v.frame
+        }
+        if let old = cpu.current {
+            // Once it is off the CPU its domain may be released (or restarted): look again.
+            switchOut(old, from: cpu, at: t)
+            continue
+        }
+        // Nothing to run (and nothing on this CPU): an idle CPU scrubs until it is done or something
+        // wants the CPU.
+        if reclaimsPending != 0 && reclaimStep() { continue }
+        armAlarm(cpu, now: t)
+        unlockScheduler()
+        idle(cpu)
+        lockScheduler()
+    }
+}
+
+/// Puts `v` on `cpu`, saving whatever ran there before.
+private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
+    if let old = cpu.current {
+        if old === v {
+            flushPendingInterrupts(v)       // a kick may have been about an interrupt for it
+            return
+        }
+        switchOut(old, from: cpu, at: t)
+    }
+    write_vttbr_el2(v.domain.vttbr)
+    tern_isb()
+    tern_el1_restore(v.el1)
+    tern_fp_restore(v.fp)
+    tern_vgic_restore(v.vgic)
+    write_ich_hcr_el2(1)
+    v.enterRunstate(.running, at: t)
+    v.runningOn = cpu.index
+    v.pcpusUsed |= 1 << UInt64(cpu.index)
+    let d = v.domain
+    d.pcpusUsed |= 1 << UInt64(cpu.index)
+    d.running += 1
+    if d.running > d.maximumConcurrent { d.maximumConcurrent = d.running }
+    cpu.current = v
+    virtualTimerSwitchedIn(v, cpu)
+    flushPendingInterrupts(v)
+}
+
+private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
+    v.enterRunstate(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
+    // A timer interrupt the guest has just finished leaves with its list register freed, not as a
+    // maintenance interrupt that nobody would take while no vCPU is loaded here.
+    timerInterruptsDeactivated(v)
+    tern_el1_save(v.el1)
+    tern_fp_save(v.fp)
+    tern_vgic_save(v.vgic)
+    write_ich_hcr_el2(0)                    // no virtual interface, and so no maintenance, until the next vCPU
+    v.runningOn = -1
+    v.domain.running -= 1
+    cpu.current = nil
+}
+
+/// The running vCPU waits (WFI, SCHEDOP_block or poll) unless an interrupt is already waiting for it.
+/// Returns false when it should simply continue, with what it waits for in its list registers.
+func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -> Bool {
+    timerInterruptsDeactivated(v)           // a timer still due after the guest handled it is pending again
+    if hasPendingInterrupt(v) {
+        flushPendingInterrupts(v)
+        return false
+    }
+    // Its timers wake it: the virtual one unless its interrupt is already in the guest's hands.
+    var wakeAt = min(pollDeadline, physicalTimerDeadline(v))
+    if read_cntv_ctl_el0() & 3 == 1 && !v.timerInFlight {
+        let cval = read_cntv_cval_el0()
+        if cval <= GenericTimer.now { return false }
+        wakeAt = min(wakeAt, nanoseconds(ticks: cval))
+    }
+    v.blocked = reason
+    v.wakeAt = wakeAt
+    v.pollDeadline = pollDeadline
+    scheduler.block(v.slot, now: now())
+    return true
+}
+
+/// Something a blocked vCPU waits for has happened.
+func wake(_ v: VCPU) {
+    guard v.blocked != .none, v.online, !v.domain.dying else { return }
+    v.blocked = .none
+    stopPolling(v)
+    v.wakeAt = .max
+    v.pollDeadline = .max
+    let t = now()
+    if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
+    if let p = scheduler.wake(v.slot, now: t), p != thisCPUIndex() {
+        GICv3.kick(cpu: p)
+    }
+}
+
+/// Wakes every blocked vCPU whose virtual timer or poll timeout has come.
+private func wakeSleepers(_ t: UInt64) {
+    for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline && v.wakeAt <= t {
+        if v.pollDeadline <= t {
+            v.setRegister(0, 0)
+        }
+        // Its saved timer is its timer only once it is off the CPU (one that has just blocked here may
+        // still be on it: its live timer raises its own interrupt when it goes back in).
+        let ctl = v.el1.pointee.cntv_ctl
+        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && nanoseconds(ticks: v.el1.pointee.cntv_cval) <= t {
+            v.timerInFlight = true
+            _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
+        }
+        syncPhysicalTimer(v, now: GenericTimer.now)
+        wake(v)
+    }
+}
+
+/// Sets `cpu`'s one alarm for the earliest of its slice end, a watchdog, a sleeper's wake-up and the
+/// running vCPU's emulated physical timer.
+func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
+    var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .max, nextWatchdog)
+    if let v = cpu.current { deadline = min(deadline, physicalTimerDeadline(v)) }
+    for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline {
+        deadline = min(deadline, v.wakeAt)
+    }
+    if deadline == .max {
+        GenericTimer.cancelAlarm()
+    } else {
+        GenericTimer.setAlarm(at: ticks(nanoseconds: max(deadline, t)))
+    }
+}
+
+/// Waits for an interrupt with nothing to run. Interrupts stay masked at EL2: WFI still wakes on them,
+/// and they are taken here by acknowledging, so the idle path needs no EL2 interrupt vector.
+private func idle(_ cpu: PhysicalCPU) {
+    let start = GenericTimer.now
+    tern_wfi()
+    while true {
+        let intid = GICv3.acknowledge()
+        if intid >= GICv3.spurious { break }
+        if intid == GICv3.hypervisorTimerPPI { GenericTimer.cancelAlarm() }
+        if intid == consoleInterrupt { consoleInputInterrupt() }
+        GICv3.endOfInterrupt(intid)
+    }
+    cpu.idleTicks &+= GenericTimer.now &- start
+}
+
+private func powerOff() -> Never {
+    log("all domains have ended; powering off")
+    for cpu in cpus where cpu.online {
+        log { c in
+            c.s("pcpu")
+            c.dec(cpu.index)
+            c.s(": idle ")
+            c.dec(nanoseconds(ticks: bootTicks &+ cpu.idleTicks) / 1_000_000)
+            c.s(" ms of ")
+            c.dec(now() / 1_000_000)
+            c.s(" ms")
+        }
+    }
+    firmware.systemOff()
+}
