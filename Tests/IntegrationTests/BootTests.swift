@@ -185,7 +185,9 @@ struct BootTests {
         #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
         #expect(r.lines.contains("(d1) hello: guest done, powering off"))
         let gap = try #require(ReclaimBenchmark.longestGap(r.lines))
-        #expect(gap < 60_000, "kept from the CPU for \(gap) us while 1 GiB was scrubbed")
+        // Before the scrub left the lock it waited 3.4 s here; now a few slices (15-45 ms in make bench),
+        // so the bound leaves room for a loaded host.
+        #expect(gap < 300_000, "kept from the CPU for \(gap) us while 1 GiB was scrubbed")
     }
 
     @Test func malformedConfigIsRefusedBeforeAnythingStarts() throws {

@@ -78,9 +78,11 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
             c.dec(maximumCPUs)
         }
     }
-    scheduler = Scheduler(pcpus: cpus.count)
-    domains = [Domain?](repeating: nil, count: maximumDomains)
-    vcpuSlots = [VCPU?](repeating: nil, count: maximumVCPUs)
+    allocateTables(cpus: cpus.count)
+    if maximumVCPUs > UInt64.bitWidth {
+        log("the sleepers mask has a bit for 64 vcpu slots only; halted")     // see Scheduling.sleepers
+        while true { tern_wfi() }
+    }
     prepareCPU(cpus[0])
 
     readRealTimeClock()

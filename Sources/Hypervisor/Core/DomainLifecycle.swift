@@ -6,6 +6,9 @@ import TernArch
 import TernArchAsm
 import TernCore
 
+/// Dead domains not yet released (a preserved one never is): the switch path looks only when some are.
+nonisolated(unsafe) var domainsToRelease = 0
+
 /// Ends a domain: its vCPUs stop everywhere, and its memory is released once none of them is on a CPU.
 /// `via` says which interface the guest used (or what Tern saw), for the log.
 func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString = "") {
@@ -17,6 +20,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     d.dying = true
     d.shutdownReason = reason
     d.afterShutdown = d.action(for: reason)
+    if d.afterShutdown != .preserve { domainsToRelease += 1 }
     // A domain that will be rebuilt still counts as alive, or the machine would power off meanwhile.
     if d.afterShutdown != .restart { domainsAlive -= 1 }
     let t = now()
@@ -24,6 +28,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     for v in d.vcpus {
         scheduler.block(v.slot, now: t)
         v.blocked = .offline
+        sleepers &= ~(1 << UInt64(v.slot))
         v.online = false
         if v.runningOn >= 0 && v.runningOn != me { GICv3.kick(cpu: v.runningOn) }
     }
@@ -110,6 +115,7 @@ func crashDomain(_ d: Domain) {
 /// says restart. A preserved domain keeps its memory (for inspection) but never runs again. A domain
 /// whose grants others still map keeps its memory until they unmap them (or die themselves).
 func releaseDeadDomains() {
+    guard domainsToRelease != 0 else { return }
     for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve && d.pins == 0 {
         if d.xenPV && !d.detached {
             d.detached = true
@@ -139,6 +145,7 @@ func releaseDeadDomains() {
         for v in d.vcpus { vcpuSlots[v.slot] = nil }
         d.vcpus.removeAll()
         domains[d.slot] = nil
+        domainsToRelease -= 1
         // Its VMID goes to whoever takes the slot next: nothing of it may stay in any TLB.
         forgetTranslations(d)
         reclaiming.append(Reclaim(domain: d))

@@ -36,9 +36,26 @@ nonisolated(unsafe) var platform = Platform()
 nonisolated(unsafe) var firmware = Firmware(usesHVC: false)
 nonisolated(unsafe) var gic = GICv3(distributor: HostPhysicalAddress(0), redistributors: HostPhysicalAddress(0), redistributorsSize: 0)
 nonisolated(unsafe) var cpus: [PhysicalCPU] = []
-nonisolated(unsafe) var domains: [Domain?] = []
-nonisolated(unsafe) var vcpuSlots: [VCPU?] = []
-nonisolated(unsafe) var scheduler = Scheduler(pcpus: 1)
+// The domain and vCPU tables and the scheduler's state are allocated once at boot and never resized.
+// They live behind plain pointers: a global Swift array or struct with an initializer is set up lazily,
+// behind a check on every access, and the switch path reads these several times.
+nonisolated(unsafe) var domains = UnsafeMutableBufferPointer<Domain?>(start: nil, count: 0)
+nonisolated(unsafe) var vcpuSlots = UnsafeMutableBufferPointer<VCPU?>(start: nil, count: 0)
+nonisolated(unsafe) private var schedulerState: UnsafeMutablePointer<Scheduler>?
+@inline(__always) var scheduler: Scheduler {
+    _read { yield schedulerState.unsafelyUnwrapped.pointee }
+    _modify { yield &schedulerState.unsafelyUnwrapped.pointee }
+}
+
+/// Boot: the tables, sized for Tern's limits, and the scheduler for `cpus` physical CPUs.
+func allocateTables(cpus: Int) {
+    domains = .allocate(capacity: maximumDomains)
+    domains.initialize(repeating: nil)
+    vcpuSlots = .allocate(capacity: maximumVCPUs)
+    vcpuSlots.initialize(repeating: nil)
+    schedulerState = .allocate(capacity: 1)
+    schedulerState!.initialize(to: Scheduler(pcpus: cpus))
+}
 nonisolated(unsafe) var schedulerLock: UInt32 = 0
 nonisolated(unsafe) var counterFrequency: UInt64 = 62_500_000
 nonisolated(unsafe) var bootTicks: UInt64 = 0

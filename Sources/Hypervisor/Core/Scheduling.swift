@@ -8,6 +8,10 @@ import TernCore
 nonisolated(unsafe) private var poweringOff = false
 /// The earliest deadline of any live domain's watchdog, so the switch path checks one number.
 nonisolated(unsafe) var nextWatchdog: UInt64 = .max
+/// The scheduler slots of the vCPUs that sleep until a time (blocked with a wake-up), a bit each
+/// (maximumVCPUs is 64): looking for due sleepers and the earliest alarm costs nothing when none sleep,
+/// instead of a walk over every slot on every switch.
+nonisolated(unsafe) var sleepers: UInt64 = 0
 
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
 /// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
@@ -115,6 +119,7 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
     }
     v.blocked = reason
     v.wakeAt = wakeAt
+    if wakeAt != .max { sleepers |= 1 << UInt64(v.slot) }
     v.pollDeadline = pollDeadline
     scheduler.block(v.slot, now: now())
     return true
@@ -126,6 +131,7 @@ func wake(_ v: VCPU) {
     v.blocked = .none
     stopPolling(v)
     v.wakeAt = .max
+    sleepers &= ~(1 << UInt64(v.slot))
     v.pollDeadline = .max
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
@@ -136,7 +142,11 @@ func wake(_ v: VCPU) {
 
 /// Wakes every blocked vCPU whose virtual timer or poll timeout has come.
 private func wakeSleepers(_ t: UInt64) {
-    for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline && v.wakeAt <= t {
+    var due = sleepers
+    while due != 0 {
+        let slot = due.trailingZeroBitCount
+        due &= due - 1
+        guard let v = vcpuSlots[slot], v.wakeAt <= t else { continue }
         if v.pollDeadline <= t {
             v.setRegister(0, 0)
         }
@@ -157,8 +167,11 @@ private func wakeSleepers(_ t: UInt64) {
 func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
     var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .max, nextWatchdog)
     if let v = cpu.current { deadline = min(deadline, physicalTimerDeadline(v)) }
-    for case let v? in vcpuSlots where v.blocked != .none && v.blocked != .offline {
-        deadline = min(deadline, v.wakeAt)
+    var asleep = sleepers
+    while asleep != 0 {
+        let slot = asleep.trailingZeroBitCount
+        asleep &= asleep - 1
+        if let v = vcpuSlots[slot] { deadline = min(deadline, v.wakeAt) }
     }
     if deadline == .max {
         GenericTimer.cancelAlarm()
