@@ -293,7 +293,9 @@ struct BootTests {
         let unmapped = try #require(index("(d2) grant: unmap = 0"))
         let released = try #require(index("(tern) d1 (granter): its grants are no longer mapped; memory released"))
         #expect(index("(tern) d1 (granter): shutdown: poweroff via SCHEDOP_shutdown").map { $0 < kept } == true)
-        #expect(kept < read && read < unmapped && unmapped < released)
+        // The mapper reads through the mapping before the memory goes; its "unmap = 0" line is printed
+        // after the unmap returns, by which time another CPU may already have released the memory.
+        #expect(kept < read && read < released && read < unmapped)
     }
 
     /// A mapper that dies with a grant still mapped loses the mapping with its life: the granter sees

@@ -6,6 +6,12 @@ import TernCore
 
 /// Raises an SGI or PPI for `v`, wherever it is.
 func raiseInterrupt(_ v: VCPU, _ intid: Int) {
+    // For the vCPU running here (a self-IPI, its own timer or event) raising and placing it in a list
+    // register is one hold of the vGIC lock.
+    if v.runningOn == thisCPUIndex() {
+        v.domain.withVGIC { if v.redistributor.raise(intid) { placePendingInterrupts(v) } }
+        return
+    }
     let deliverable = v.domain.withVGIC { v.redistributor.raise(intid) }
     guard deliverable else { return }
     deliverTo(v)
@@ -38,18 +44,25 @@ func raiseSharedInterrupt(_ d: Domain, _ intid: Int) {
 /// Moves `v`'s deliverable interrupts into free list registers; `v` must be running on this CPU.
 /// What does not fit waits, and the underflow maintenance interrupt says when room appears.
 func flushPendingInterrupts(_ v: VCPU) {
+    v.domain.withVGIC { placePendingInterrupts(v) }
+}
+
+/// flushPendingInterrupts' work, with the domain's vGIC lock held.
+@inline(__always) private func placePendingInterrupts(_ v: VCPU) {
     let d = v.domain
-    d.withVGIC {
+    do {
         let local = v.redistributor.deliverable
         let shared = d.distributor.deliverable(to: v.index)
         if local == 0 && shared == 0 { return }
         var empty = read_ich_elrsr_el2() & 0xF
+        // Only a list register in use can already hold an interrupt (ELRSR marks the others).
+        let inUse = ~empty & 0xF
         var waiting = false
         @inline(__always) func place(_ bits: UInt64, base: Int) {
             var bits = bits
             while bits != 0 {
                 let intid = base + bits.trailingZeroBitCount
-                if !mergeIntoListRegister(intid) {
+                if !mergeIntoListRegister(intid, among: inUse) {
                     if empty == 0 {
                         waiting = true
                         return
@@ -71,16 +84,20 @@ func flushPendingInterrupts(_ v: VCPU) {
 
 /// An interrupt already in a list register must not get a second one (the architecture leaves two
 /// list registers with one INTID unpredictable): it becomes pending there, on top of being active.
-private func mergeIntoListRegister(_ intid: Int) -> Bool {
-    guard let (lr, value) = listRegister(holding: intid) else { return false }
+private func mergeIntoListRegister(_ intid: Int, among inUse: UInt64) -> Bool {
+    guard let (lr, value) = listRegister(holding: intid, among: inUse) else { return false }
     tern_write_lr(lr, value | 1 << 62)
     return true
 }
 
-/// The list register (of the vCPU running here) that holds `intid` pending or active, with its value.
+/// The list register (of the vCPU running here, among those `inUse`) that holds `intid` pending or
+/// active, with its value.
 @inline(__always)
-private func listRegister(holding intid: Int) -> (Int32, UInt64)? {
-    for lr in Int32(0) ..< 4 {
+private func listRegister(holding intid: Int, among inUse: UInt64) -> (Int32, UInt64)? {
+    var candidates = inUse
+    while candidates != 0 {
+        let lr = Int32(candidates.trailingZeroBitCount)
+        candidates &= candidates - 1
         let value = tern_read_lr(lr)
         guard value >> 62 != 0, value & 0xFFFF_FFFF == UInt64(intid) else { continue }
         return (lr, value)
@@ -105,9 +122,13 @@ func sendVirtualSGI(from v: VCPU, value: UInt64) {
     }
     let aff1 = value >> 16 & 0xFF, aff2 = value >> 32 & 0xFF, aff3 = value >> 48 & 0xFF
     guard aff1 == 0, aff2 == 0, aff3 == 0 else { return }
-    let targets = value & 0xFFFF
-    for target in d.vcpus where target.index < 16 && targets & (1 << UInt64(target.index)) != 0 {
-        raiseInterrupt(target, intid)
+    // The target list names Aff0 values, which are vCPU indices here (vCPU i is 0.0.0.i).
+    let count = min(d.vcpus.count, 16)
+    var targets = value & 0xFFFF & (1 << UInt64(count) &- 1)
+    while targets != 0 {
+        let index = targets.trailingZeroBitCount
+        targets &= targets - 1
+        raiseInterrupt(d.vcpus[index], intid)
     }
 }
 
