@@ -48,7 +48,10 @@ public struct GICv3 {
         write_icc_pmr_el1(0xFF)
         write_icc_ctlr_el1(0)                            // EOI both drops priority and deactivates
         write_icc_igrpen1_el1(1)
-        write_ich_hcr_el2(1)                             // virtual CPU interface on
+        // The virtual CPU interface stays off, its list registers empty (they reset to UNKNOWN), until
+        // the first vCPU is loaded here: nothing can assert a maintenance interrupt before then.
+        for lr in 0 ..< min(Self.listRegisterCount, 4) { tern_write_lr(Int32(lr), 0) }
+        write_ich_hcr_el2(0)
         tern_isb()
     }
 

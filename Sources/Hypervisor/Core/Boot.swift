@@ -80,8 +80,8 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     }
     allocateTables(cpus: cpus.count)
     if maximumVCPUs > UInt64.bitWidth {
-        log("the sleepers mask has a bit for 64 vcpu slots only; halted")     // see Scheduling.sleepers
-        while true { tern_wfi() }
+        log("the sleepers mask has a bit for 64 vcpu slots only")     // see Scheduling.sleepers
+        firmware.systemOff()
     }
     prepareCPU(cpus[0])
 

@@ -77,9 +77,14 @@ enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }
 
 /// Builds the domain in `slot`, its vCPUs in the scheduler slots from `firstVCPUSlot`. Called at boot,
 /// single-threaded, or for a restart once the slots are free (the domain is nobody else's to see yet).
-func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int) -> (Domain?, BuildFailure?) {
+/// A restart passes `scrubbed`, its old RAM already zeroed and never given back meanwhile, so no other
+/// allocation can take a piece of it; it is freed if the build fails.
+func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
+                 into scrubbed: PhysicalRange? = nil) -> (Domain?, BuildFailure?) {
     let pages = Int(spec.memoryBytes / pageSize)
-    guard let base = allocateFrames(pages: pages, alignment: twoMiB) else { return (nil, .noMemory) }
+    let reused = scrubbed.flatMap { $0.size == spec.memoryBytes ? $0.base : nil }
+    if let scrubbed, reused == nil { freeScrubbedFrames(scrubbed.base, pages: Int(scrubbed.size / pageSize)) }
+    guard let base = reused ?? allocateFrames(pages: pages, alignment: twoMiB) else { return (nil, .noMemory) }
     let memory = PhysicalRange(base: base, size: spec.memoryBytes)
     func fail(_ f: BuildFailure) -> (Domain?, BuildFailure?) {
         freeFrames(base, pages: pages)

@@ -142,7 +142,10 @@ func releaseDeadDomains() {
             }
         }
         scheduler.removeDomain(d.slot)
-        for v in d.vcpus { vcpuSlots[v.slot] = nil }
+        for v in d.vcpus {
+            vcpuSlots[v.slot] = nil
+            sleepers &= ~(1 << UInt64(v.slot))
+        }
         d.vcpus.removeAll()
         domains[d.slot] = nil
         domainsToRelease -= 1
@@ -190,7 +193,6 @@ func reclaimStep() -> Bool {
     } else if size > 0 {
         freeFrames(d.memory.base + done, pages: Int(size / pageSize))
     } else {
-        if restarting { freeScrubbedFrames(d.memory.base, pages: Int(d.memory.size / pageSize)) }
         for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
         d.ownedFrames.removeAll()
         d.tables.releaseAll()
@@ -215,7 +217,7 @@ func reclaimStep() -> Bool {
 /// Builds a restarting domain again from its boot module, with fresh memory. Outside the lock: the
 /// copies take long, and nothing else uses its slots meanwhile.
 private func rebuild(_ old: Domain) -> Domain? {
-    let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot)
+    let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot, into: old.memory)
     guard let d = built else {
         log { c in
             c.domain(old)

@@ -105,6 +105,8 @@ private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
 /// The running vCPU waits (WFI, SCHEDOP_block or poll) unless an interrupt is already waiting for it.
 /// Returns false when it should simply continue, with what it waits for in its list registers.
 func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -> Bool {
+    // Its domain was shut down while it waited for the lock: it is offline already, and leaves.
+    guard !v.domain.dying else { return true }
     timerInterruptsDeactivated(v)           // a timer still due after the guest handled it is pending again
     if hasPendingInterrupt(v) {
         flushPendingInterrupts(v)
@@ -159,6 +161,7 @@ private func wakeSleepers(_ t: UInt64) {
         }
         syncPhysicalTimer(v, now: GenericTimer.now)
         wake(v)
+        sleepers &= ~(1 << UInt64(slot))        // woken, or of a dying domain that never wakes
     }
 }
 

@@ -118,11 +118,11 @@ func stopPolling(_ v: VCPU) {
 }
 
 /// Xen's evtchn_check_pollers: `port` of `d` has just been made pending; a vCPU polling it (or polling
-/// several ports) wakes, whether the port is masked or not. One load when nobody polls: a load-acquire,
-/// which the atomic that set the port pending cannot pass, as the poller's barrier keeps its count
-/// ahead of its look at the ports.
+/// several ports) wakes, whether the port is masked or not. One load when nobody polls: an ordered load
+/// (LDAR), which the atomic that set the port pending cannot pass, as the poller's barrier keeps its
+/// count ahead of its look at the ports.
 @inline(__always) func wakePollers(_ d: Domain, _ port: UInt32) {
-    let pollers = withUnsafeMutablePointer(to: &d.pollers) { tern_load_acquire64(UInt64(UInt(bitPattern: $0))) }
+    let pollers = withUnsafeMutablePointer(to: &d.pollers) { tern_load_ordered64(UInt64(UInt(bitPattern: $0))) }
     if pollers != 0 { wakePollersOf(d, port) }
 }
 

@@ -175,9 +175,10 @@ static inline __attribute__((always_inline)) uint32_t tern_compare_exchange32(ui
     return expected;
 }
 static inline __attribute__((always_inline)) void tern_memory_barrier(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
-// A load no later access can pass, and that no earlier store-release or atomic can pass either.
-static inline __attribute__((always_inline)) uint64_t tern_load_acquire64(uint64_t pa) {
-    return __atomic_load_n((uint64_t *)(uintptr_t)pa, __ATOMIC_ACQUIRE);
+// A sequentially consistent load (LDAR): no earlier atomic or store-release can pass it, and no later
+// access either. (An acquire load may be LDAPR, which an earlier store-release can pass.)
+static inline __attribute__((always_inline)) uint64_t tern_load_ordered64(uint64_t pa) {
+    return __atomic_load_n((uint64_t *)(uintptr_t)pa, __ATOMIC_SEQ_CST);
 }
 void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate);
 void tern_zero(uint64_t dst, uint64_t n);
