@@ -9,7 +9,8 @@ func raiseInterrupt(_ v: VCPU, _ intid: Int) {
     // For the vCPU running here (a self-IPI, its own timer or event) raising and placing it in a list
     // register is one hold of the vGIC lock.
     if v.runningOn == thisCPUIndex() {
-        v.domain.withVGIC { if v.redistributor.raise(intid) { placePendingInterrupts(v) } }
+        // Only its own SGIs and PPIs changed: SPIs pending for it were placed when they were raised.
+        v.domain.withVGIC { if v.redistributor.raise(intid) { placePendingInterrupts(v, shared: false) } }
         return
     }
     let deliverable = v.domain.withVGIC { v.redistributor.raise(intid) }
@@ -44,15 +45,15 @@ func raiseSharedInterrupt(_ d: Domain, _ intid: Int) {
 /// Moves `v`'s deliverable interrupts into free list registers; `v` must be running on this CPU.
 /// What does not fit waits, and the underflow maintenance interrupt says when room appears.
 func flushPendingInterrupts(_ v: VCPU) {
-    v.domain.withVGIC { placePendingInterrupts(v) }
+    v.domain.withVGIC { placePendingInterrupts(v, shared: true) }
 }
 
 /// flushPendingInterrupts' work, with the domain's vGIC lock held.
-@inline(__always) private func placePendingInterrupts(_ v: VCPU) {
+@inline(__always) private func placePendingInterrupts(_ v: VCPU, shared withShared: Bool) {
     let d = v.domain
     do {
         let local = v.redistributor.deliverable
-        let shared = d.distributor.deliverable(to: v.index)
+        let shared = withShared ? d.distributor.deliverable(to: v.index) : 0
         if local == 0 && shared == 0 { return }
         var empty = read_ich_elrsr_el2() & 0xF
         // Only a list register in use can already hold an interrupt (ELRSR marks the others).
@@ -78,7 +79,9 @@ func flushPendingInterrupts(_ v: VCPU) {
         }
         place(UInt64(local), base: 0)
         place(shared, base: 32)
-        write_ich_hcr_el2(waiting ? 1 | 1 << 1 : 1)
+        // Underflow maintenance while something waits for room. A look at local interrupts only leaves
+        // it as it is otherwise: an SPI may still be waiting for room.
+        if waiting { write_ich_hcr_el2(1 | 1 << 1) } else if withShared { write_ich_hcr_el2(1) }
     }
 }
 
@@ -128,7 +131,7 @@ func sendVirtualSGI(from v: VCPU, value: UInt64) {
     while targets != 0 {
         let index = targets.trailingZeroBitCount
         targets &= targets - 1
-        raiseInterrupt(d.vcpus[index], intid)
+        if index == v.index { raiseInterrupt(v, intid) } else { raiseInterrupt(d.vcpus[index], intid) }
     }
 }
 
