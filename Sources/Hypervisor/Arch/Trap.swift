@@ -65,10 +65,9 @@ private func synchronous(_ v: VCPU) -> Resume {
         return systemRegister(v, esr)
     case ExceptionClass.wfx:
         v.frame.pointee.elr &+= 4
-        let cpu = thisCPU()
         lockScheduler()
         if esr.iss & 1 != 0 {
-            scheduler.yield(pcpu: cpu.index, now: now())   // WFE: someone else holds a lock we want
+            scheduler.yield(pcpu: thisCPUIndex(), now: now())   // WFE: someone else holds a lock we want
         } else if !blockCurrent(v, reason: .wfi) {
             unlockScheduler()
             return v.frame

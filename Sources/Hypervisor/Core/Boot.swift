@@ -63,12 +63,8 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
 
     for (i, affinity) in platform.cpuAffinities.prefix(maximumCPUs).enumerated() {
         let cpu = PhysicalCPU(index: i, affinity: affinity)
-        cpus.append(cpu)        // which keeps it alive for the table's unretained reference
-        withUnsafeMutablePointer(to: &tern_cpu_objects) { table in
-            UnsafeMutableRawPointer(table).storeBytes(of: Unmanaged.passUnretained(cpu).toOpaque(),
-                                                      toByteOffset: i * MemoryLayout<UnsafeMutableRawPointer>.stride,
-                                                      as: UnsafeMutableRawPointer.self)
-        }
+        cpus.append(cpu)
+        registerCPUObject(cpu)
     }
     if platform.cpuAffinities.count > maximumCPUs {
         log { c in

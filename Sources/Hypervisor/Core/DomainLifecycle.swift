@@ -28,7 +28,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     for v in d.vcpus {
         scheduler.block(v.slot, now: t)
         v.blocked = .offline
-        sleepers &= ~(1 << UInt64(v.slot))
+        markNotSleeping(slot: v.slot)
         v.online = false
         if v.runningOn >= 0 && v.runningOn != me { GICv3.kick(cpu: v.runningOn) }
     }
@@ -144,7 +144,7 @@ func releaseDeadDomains() {
         scheduler.removeDomain(d.slot)
         for v in d.vcpus {
             vcpuSlots[v.slot] = nil
-            sleepers &= ~(1 << UInt64(v.slot))
+            markNotSleeping(slot: v.slot)
         }
         d.vcpus.removeAll()
         domains[d.slot] = nil
@@ -158,9 +158,8 @@ func releaseDeadDomains() {
 
 /// A dead domain whose memory is being scrubbed and given back, a chunk at a time and outside the
 /// scheduler lock (scrubbing a large domain takes long, and every CPU needs that lock). One CPU works
-/// on it at a time. A domain that restarts keeps its scrubbed memory out of the allocator until the
-/// end, so nothing else takes a piece of it meanwhile, and is rebuilt (outside the lock too) right
-/// after its memory goes back.
+/// on it at a time. A domain that restarts keeps its scrubbed memory (never given back to the
+/// allocator, so nothing else takes a piece of it) and is rebuilt into it, outside the lock too.
 private struct Reclaim {
     let domain: Domain
     var scrubbed: UInt64 = 0
@@ -207,15 +206,15 @@ func reclaimStep() -> Bool {
     }
     reclaiming.remove(at: j)
     reclaimsPending -= 1
-    if d.afterShutdown == .restart {
+    if restarting {
         domainsAlive -= 1        // startDomain counts it again
         if let rebuilt { startRebuilt(rebuilt) }
     }
     return true
 }
 
-/// Builds a restarting domain again from its boot module, with fresh memory. Outside the lock: the
-/// copies take long, and nothing else uses its slots meanwhile.
+/// Builds a restarting domain again from its boot module, into its own scrubbed memory. Outside the
+/// lock: the copies take long, and nothing else uses its slots meanwhile.
 private func rebuild(_ old: Domain) -> Domain? {
     let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot, into: old.memory)
     guard let d = built else {

@@ -87,9 +87,21 @@ nonisolated(unsafe) var domainsAlive = 0
 
 /// This CPU's object, for borrowing without reference counting (`_withUnsafeGuaranteedRef`).
 @inline(__always) var thisCPUObject: Unmanaged<PhysicalCPU> {
-    let slot = Int(read_mpidr_el1() & UInt64(TERN_MAXIMUM_CPUS - 1))
-    return withUnsafePointer(to: &tern_cpu_objects) { table in
-        Unmanaged.fromOpaque(UnsafeRawPointer(table).load(fromByteOffset: slot * 8, as: UnsafeMutableRawPointer.self))
+    // Filled at boot for every CPU that runs this code: read as set, without an optional's check.
+    withCPUObjectSlot(affinity: read_mpidr_el1()) { Unmanaged.fromOpaque(UnsafeRawPointer($0).load(as: UnsafeMutableRawPointer.self)) }
+}
+
+/// Boot: `cpu` is the one with its affinity from now on (kept alive by `cpus`).
+func registerCPUObject(_ cpu: PhysicalCPU) {
+    withCPUObjectSlot(affinity: cpu.affinity) { $0.pointee = Unmanaged.passUnretained(cpu).toOpaque() }
+}
+
+/// The entry of tern_cpu_objects for the CPU with MPIDR affinity `affinity` (by its Aff0).
+@inline(__always) private func withCPUObjectSlot<R>(affinity: UInt64, _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> R) -> R {
+    withUnsafeMutablePointer(to: &tern_cpu_objects) { table in
+        table.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(TERN_MAXIMUM_CPUS)) {
+            body($0 + Int(affinity & UInt64(TERN_MAXIMUM_CPUS - 1)))
+        }
     }
 }
 

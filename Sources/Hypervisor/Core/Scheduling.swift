@@ -13,6 +13,9 @@ nonisolated(unsafe) var nextWatchdog: UInt64 = .max
 /// instead of a walk over every slot on every switch.
 nonisolated(unsafe) var sleepers: UInt64 = 0
 
+@inline(__always) func markSleeping(_ v: VCPU) { sleepers |= 1 << UInt64(v.slot) }
+@inline(__always) func markNotSleeping(slot: Int) { sleepers &= ~(1 << UInt64(slot)) }
+
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
 /// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
 func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
@@ -121,7 +124,7 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
     }
     v.blocked = reason
     v.wakeAt = wakeAt
-    if wakeAt != .max { sleepers |= 1 << UInt64(v.slot) }
+    if wakeAt != .max { markSleeping(v) }
     v.pollDeadline = pollDeadline
     scheduler.block(v.slot, now: now())
     return true
@@ -133,7 +136,7 @@ func wake(_ v: VCPU) {
     v.blocked = .none
     stopPolling(v)
     v.wakeAt = .max
-    sleepers &= ~(1 << UInt64(v.slot))
+    markNotSleeping(slot: v.slot)
     v.pollDeadline = .max
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
@@ -161,7 +164,7 @@ private func wakeSleepers(_ t: UInt64) {
         }
         syncPhysicalTimer(v, now: GenericTimer.now)
         wake(v)
-        sleepers &= ~(1 << UInt64(slot))        // woken, or of a dying domain that never wakes
+        markNotSleeping(slot: slot)             // woken, or of a dying domain that never wakes
     }
 }
 

@@ -93,16 +93,20 @@ private func mergeIntoListRegister(_ intid: Int, among inUse: UInt64) -> Bool {
     return true
 }
 
+/// The list registers of the vCPU running here that may hold an interrupt (ELRSR marks the others).
+@inline(__always) func listRegistersInUse() -> UInt64 { ~read_ich_elrsr_el2() & 0xF }
+
 /// The list register (of the vCPU running here, among those `inUse`) that holds `intid` pending or
-/// active, with its value.
+/// active, with its value; with `orFinished`, also one the guest has deactivated whose EOI
+/// maintenance Tern has not taken yet (the timers').
 @inline(__always)
-private func listRegister(holding intid: Int, among inUse: UInt64) -> (Int32, UInt64)? {
+func listRegister(holding intid: Int, among inUse: UInt64, orFinished: Bool = false) -> (Int32, UInt64)? {
     var candidates = inUse
     while candidates != 0 {
         let lr = Int32(candidates.trailingZeroBitCount)
         candidates &= candidates - 1
         let value = tern_read_lr(lr)
-        guard value >> 62 != 0, value & 0xFFFF_FFFF == UInt64(intid) else { continue }
+        guard value & 0xFFFF_FFFF == UInt64(intid), value >> 62 != 0 || orFinished && value & listRegisterEOI != 0 else { continue }
         return (lr, value)
     }
     return nil

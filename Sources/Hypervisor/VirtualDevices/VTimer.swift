@@ -38,7 +38,7 @@ func virtualTimerFired(_ v: VCPU, _ cpu: PhysicalCPU) {
 /// At an exit of `v` (running here) with its virtual timer's interrupt in flight.
 func followVirtualTimer(_ v: VCPU) {
     let asserted = read_cntv_ctl_el0() & 7 == 5
-    if let (lr, value) = timerListRegister(virtualPPI) {
+    if let (lr, value) = listRegister(holding: virtualPPI, among: listRegistersInUse(), orFinished: true) {
         let state = value >> 62
         if state == 0 {
             tern_write_lr(lr, 0)                        // deactivated by the guest: done
@@ -47,9 +47,15 @@ func followVirtualTimer(_ v: VCPU) {
         } else {
             return                                      // still pending, or being handled
         }
-    } else if v.domain.withVGIC({ v.redistributor.pending & (1 << UInt32(virtualPPI)) != 0 }) {
-        guard !asserted else { return }
-        v.domain.withVGIC { v.redistributor.delivered(virtualPPI) }
+    } else {
+        // Still waiting in the redistributor for a list register: withdrawn unless still due.
+        let due = v.domain.withVGIC { () -> Bool in
+            guard v.redistributor.pending & (1 << UInt32(virtualPPI)) != 0 else { return false }
+            if asserted { return true }
+            v.redistributor.delivered(virtualPPI)
+            return false
+        }
+        if due { return }
     }
     v.timerInFlight = false
     setVirtualTimerPPI(enabled: true, thisCPU())
@@ -90,16 +96,6 @@ func timerInterruptsDeactivated(_ v: VCPU) {
     GICv3.setPPI(GICv3.virtualTimerPPI, enabled: enabled, sgiFrame: cpu.sgiFrame)
 }
 
-/// The list register of the vCPU running here that holds `intid` in any state, including one the
-/// guest has deactivated but Tern has not yet freed.
-private func timerListRegister(_ intid: Int) -> (Int32, UInt64)? {
-    for lr in Int32(0) ..< 4 {
-        let value = tern_read_lr(lr)
-        if value & 0xFFFF_FFFF == UInt64(intid) && (value >> 62 != 0 || value & listRegisterEOI != 0) { return (lr, value) }
-    }
-    return nil
-}
-
 // MARK: The EL1 physical timer
 
 /// A trapped CNTP_CTL_EL0, CNTP_CVAL_EL0 or CNTP_TVAL_EL0 access of `v` (running here).
@@ -129,7 +125,8 @@ func syncPhysicalTimer(_ v: VCPU, now t: UInt64) {
         return
     }
     v.domain.withVGIC { v.redistributor.delivered(physicalPPI) }
-    guard v.runningOn == thisCPUIndex(), let (lr, value) = timerListRegister(physicalPPI) else { return }
+    guard v.runningOn == thisCPUIndex(),
+          let (lr, value) = listRegister(holding: physicalPPI, among: listRegistersInUse()) else { return }
     switch value >> 62 {
     case 1: tern_write_lr(lr, 0)                                       // pending only: gone
     case 3: tern_write_lr(lr, value & ~(1 << 62))                      // active and pending: active
