@@ -30,8 +30,8 @@ import TernCore
 
     @Test func theLimitsAreTheHypervisors() {
         #expect(TernLimits.maximumCPUs == 4)
-        #expect(TernLimits.maximumDomains == 16)
-        #expect(TernLimits.maximumVCPUs == 64)
+        #expect(TernLimits.maximumDomains == 128)
+        #expect(TernLimits.maximumVCPUs == 512)
         #expect(TernLimits.maximumVCPUsPerDomain == 8)
         #expect(DomainConfig.vcpuRange == 1 ... TernLimits.maximumVCPUsPerDomain)
     }
@@ -41,29 +41,32 @@ import TernCore
     @Test func moreConfigsThanDomainsAreRefusedNamingTheFirstBeyond() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let files = try configs(20, in: folder)
+        let limit = TernLimits.maximumDomains
+        let files = try configs(limit + 4, in: folder)
         let error = try #require(configError { _ = try DomainPlan.load(configs: files, guestNames: guests) })
-        #expect(error.file == files[16].path)
+        #expect(error.file == files[limit].path)
         #expect(error.field == nil)
-        #expect(error.description == "\(files[16].path): config 17 of 20: Tern runs at most 16 domains")
+        #expect(error.description == "\(files[limit].path): config \(limit + 1) of \(limit + 4): Tern runs at most \(limit) domains")
     }
 
-    /// Counted before any file is read: the 17th is named even when it could not be read at all.
+    /// Counted before any file is read: the first beyond is named even when it could not be read at all.
     @Test func theDomainCountIsCheckedFirst() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        var files = try configs(16, in: folder)
+        let limit = TernLimits.maximumDomains
+        var files = try configs(limit, in: folder)
         files.append(folder.appendingPathComponent("missing.cfg"))
         let error = try #require(configError { _ = try DomainPlan.load(configs: files, guestNames: guests) })
-        #expect(error.file == files[16].path)
-        #expect(error.message.contains("at most 16 domains"))
+        #expect(error.file == files[limit].path)
+        #expect(error.message.contains("at most \(limit) domains"))
     }
 
-    @Test func exactlySixteenDomainsLoad() throws {
+    @Test func exactlyTheMostDomainsLoad() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let plan = try DomainPlan.load(configs: try configs(16, in: folder), guestNames: guests)
-        #expect(plan.domains.map(\.id) == Array(0 ..< 16))
+        let limit = TernLimits.maximumDomains
+        let plan = try DomainPlan.load(configs: try configs(limit, in: folder), guestNames: guests)
+        #expect(plan.domains.map(\.id) == Array(0 ..< limit))
     }
 
     // MARK: vCPUs
@@ -83,37 +86,40 @@ import TernCore
         #expect(plan.domains[0].config.vcpus == 8)
     }
 
-    @Test func moreThanSixtyFourVCPUsInAllAreRefusedWhereTheTotalPassesIt() throws {
+    @Test func moreVCPUsInAllThanTheMostAreRefusedWhereTheTotalPassesIt() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        // 8 x 8 = 64, then the ninth brings it to 72.
-        let files = try configs(10, in: folder) { _ in "\n\nvcpus = 8\n" }
+        // Full domains of 8 reach the limit exactly, then the next one passes it by 8.
+        let full = TernLimits.maximumVCPUs / 8
+        let files = try configs(full + 2, in: folder) { _ in "\n\nvcpus = 8\n" }
         let error = try #require(configError { _ = try DomainPlan.load(configs: files, guestNames: guests) })
-        #expect(error.file == files[8].path)
+        #expect(error.file == files[full].path)
         #expect(error.line == 5)
         #expect(error.field == "vcpus")
-        #expect(error.description.hasPrefix("\(files[8].path):5: vcpus: "))
-        #expect(error.message.contains("72"))
-        #expect(error.message.contains("at most 64 vCPUs"))
+        #expect(error.description.hasPrefix("\(files[full].path):5: vcpus: "))
+        #expect(error.message.contains("\(TernLimits.maximumVCPUs + 8)"))
+        #expect(error.message.contains("at most \(TernLimits.maximumVCPUs) vCPUs"))
     }
 
     /// A domain that does not set vcpus has one, and counts as one.
     @Test func theDefaultVCPUCountsTowardsTheTotal() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let files = try configs(9, in: folder) { i in i < 8 ? "vcpus = 8\n" : "" }
+        let full = TernLimits.maximumVCPUs / 8
+        let files = try configs(full + 1, in: folder) { i in i < full ? "vcpus = 8\n" : "" }
         let error = try #require(configError { _ = try DomainPlan.load(configs: files, guestNames: guests) })
-        #expect(error.file == files[8].path)
+        #expect(error.file == files[full].path)
         #expect(error.line == 0)
-        #expect(error.description == "\(files[8].path): vcpus: \(error.message)")
-        #expect(error.message.contains("65"))
+        #expect(error.description == "\(files[full].path): vcpus: \(error.message)")
+        #expect(error.message.contains("\(TernLimits.maximumVCPUs + 1)"))
     }
 
-    @Test func exactlySixtyFourVCPUsInAllLoad() throws {
+    @Test func exactlyTheMostVCPUsInAllLoad() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let plan = try DomainPlan.load(configs: try configs(8, in: folder) { _ in "vcpus = 8\n" }, guestNames: guests)
-        #expect(plan.domains.reduce(0) { $0 + $1.config.vcpus } == 64)
+        let full = TernLimits.maximumVCPUs / 8
+        let plan = try DomainPlan.load(configs: try configs(full, in: folder) { _ in "vcpus = 8\n" }, guestNames: guests)
+        #expect(plan.domains.reduce(0) { $0 + $1.config.vcpus } == TernLimits.maximumVCPUs)
     }
 
     // MARK: CPUs

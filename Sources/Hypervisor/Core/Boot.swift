@@ -75,10 +75,6 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
         }
     }
     allocateTables(cpus: cpus.count)
-    if maximumVCPUs > UInt64.bitWidth {
-        log("the sleepers mask has a bit for 64 vcpu slots only")     // see Scheduling.sleepers
-        firmware.systemOff()
-    }
     prepareCPU(cpus[0])
 
     readRealTimeClock()

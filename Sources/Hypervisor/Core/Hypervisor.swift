@@ -46,6 +46,12 @@ nonisolated(unsafe) private var schedulerState: UnsafeMutablePointer<Scheduler>?
     _read { yield schedulerState.unsafelyUnwrapped.pointee }
     _modify { yield &schedulerState.unsafelyUnwrapped.pointee }
 }
+/// The vCPUs blocked until a time (a timer, a poll timeout), by that time: the earliest is the alarm's.
+nonisolated(unsafe) private var sleepersState: UnsafeMutablePointer<SlotHeap>?
+@inline(__always) var sleepers: SlotHeap {
+    _read { yield sleepersState.unsafelyUnwrapped.pointee }
+    _modify { yield &sleepersState.unsafelyUnwrapped.pointee }
+}
 
 /// Boot: the tables, sized for Tern's limits, and the scheduler for `cpus` physical CPUs.
 func allocateTables(cpus: Int) {
@@ -54,7 +60,9 @@ func allocateTables(cpus: Int) {
     vcpuSlots = .allocate(capacity: maximumVCPUs)
     vcpuSlots.initialize(repeating: nil)
     schedulerState = .allocate(capacity: 1)
-    schedulerState!.initialize(to: Scheduler(pcpus: cpus))
+    schedulerState!.initialize(to: Scheduler(pcpus: cpus, domains: maximumDomains, vcpus: maximumVCPUs))
+    sleepersState = .allocate(capacity: 1)
+    sleepersState!.initialize(to: SlotHeap(capacity: maximumVCPUs))
 }
 nonisolated(unsafe) var schedulerLock: UInt32 = 0
 nonisolated(unsafe) var counterFrequency: UInt64 = 62_500_000

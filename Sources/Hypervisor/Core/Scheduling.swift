@@ -8,13 +8,8 @@ import TernCore
 nonisolated(unsafe) private var poweringOff = false
 /// The earliest deadline of any live domain's watchdog, so the switch path checks one number.
 nonisolated(unsafe) var nextWatchdog: UInt64 = .max
-/// The scheduler slots of the vCPUs that sleep until a time (blocked with a wake-up), a bit each
-/// (maximumVCPUs is 64): looking for due sleepers and the earliest alarm costs nothing when none sleep,
-/// instead of a walk over every slot on every switch.
-nonisolated(unsafe) var sleepers: UInt64 = 0
-
-@inline(__always) func markSleeping(_ v: VCPU) { sleepers |= 1 << UInt64(v.slot) }
-@inline(__always) func markNotSleeping(slot: Int) { sleepers &= ~(1 << UInt64(slot)) }
+@inline(__always) func markSleeping(_ v: VCPU) { sleepers.set(v.slot, key: v.wakeAt, tie: 0) }
+@inline(__always) func markNotSleeping(slot: Int) { sleepers.remove(slot) }
 
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
 /// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
@@ -145,13 +140,12 @@ func wake(_ v: VCPU) {
     }
 }
 
-/// Wakes every blocked vCPU whose virtual timer or poll timeout has come.
+/// Wakes every blocked vCPU whose virtual timer or poll timeout has come: the sleepers are a heap by
+/// wake-up time, so this looks at the due ones only.
 private func wakeSleepers(_ t: UInt64) {
-    var due = sleepers
-    while due != 0 {
-        let slot = due.trailingZeroBitCount
-        due &= due - 1
-        guard let v = vcpuSlots[slot], v.wakeAt <= t else { continue }
+    while let due = sleepers.first, due.key <= t {
+        sleepers.remove(due.slot)               // woken below, or of a dying domain that never wakes
+        guard let v = vcpuSlots[due.slot] else { continue }
         if v.pollDeadline <= t {
             v.setRegister(0, 0)
         }
@@ -164,7 +158,6 @@ private func wakeSleepers(_ t: UInt64) {
         }
         syncPhysicalTimer(v, now: GenericTimer.now)
         wake(v)
-        markNotSleeping(slot: slot)             // woken, or of a dying domain that never wakes
     }
 }
 
@@ -173,12 +166,7 @@ private func wakeSleepers(_ t: UInt64) {
 func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
     var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .max, nextWatchdog)
     if let v = cpu.current { deadline = min(deadline, physicalTimerDeadline(v)) }
-    var asleep = sleepers
-    while asleep != 0 {
-        let slot = asleep.trailingZeroBitCount
-        asleep &= asleep - 1
-        if let v = vcpuSlots[slot] { deadline = min(deadline, v.wakeAt) }
-    }
+    if let sleeper = sleepers.first { deadline = min(deadline, sleeper.key) }
     if deadline == .max {
         GenericTimer.cancelAlarm()
     } else {

@@ -2,10 +2,11 @@
 public enum TernLimits {
     /// Physical CPUs the hypervisor brings up (QEMU's -smp, `tern run --smp`).
     public static let maximumCPUs = 4
-    /// Domains, one per config file.
-    public static let maximumDomains = 16
+    /// Domains, one per config file. The tables are a pointer a slot, and the scheduler's costs per
+    /// switch do not grow with the count (its run queues are heaps), so this is far from a hard wall.
+    public static let maximumDomains = 128
     /// vCPUs over all domains together.
-    public static let maximumVCPUs = 64
+    public static let maximumVCPUs = 512
     /// vCPUs of one domain (its config's "vcpus").
     public static let maximumVCPUsPerDomain = 8
 }

@@ -5,9 +5,17 @@
 // when the CPU would otherwise idle.
 //
 // This is policy only. The hypervisor owns the clock (passed in as nanoseconds), the timers (it arms one
-// for `deadline(pcpu:)` after every `pick`) and the lock (both pCPUs call in under it). Domains and vCPUs
-// are small slot indices chosen by the caller, so every lookup is an array index. `pick` scans the vCPUs
-// waiting for a CPU, which is linear in a handful of entries; nothing per trap is worse than that.
+// for `deadline(pcpu:)` after every `pick`) and the lock (every pCPU calls in under it). Domains and vCPUs
+// are slot indices chosen by the caller, below the capacities given at creation.
+//
+// Each pCPU has a run queue, a heap ordered by domain virtual time, so a pick costs O(pCPUs + log n)
+// however many domains there are. A queue keeps each vCPU's virtual time as of when it was queued; a
+// domain's virtual time only grows, so a stale key is too small, never too large, and the head is
+// refreshed until it is current, which makes it the true minimum of its queue. Balancing: a pick
+// compares its own head with the other queues' heads (allowed here), so with no affinity the choice is
+// the machine-wide best; a pCPU that would otherwise idle searches the other queues for any vCPU it may
+// run. A preempted vCPU queues where it ran; a woken one on an idle pCPU it may use (which the caller
+// kicks), else where it last ran.
 
 public struct SchedulerParameters: Sendable {
     /// How long a vCPU runs before its pCPU reconsiders; also the most credit a sleeper may bank.
@@ -21,12 +29,12 @@ public struct SchedulerParameters: Sendable {
     }
 }
 
-public struct Scheduler {
+public struct Scheduler: ~Copyable {
     private struct Domain {
         var present = false
         var weight: UInt64 = 1
         var cap: UInt64 = 0
-        /// Run time times `weightUnit / weight`: the quantity fairness equalises.
+        /// Run time times `weightUnit / weight`: the quantity fairness equalises. It never decreases.
         var virtualTime: UInt64 = 0
         /// The part of a charge too small to move `virtualTime`, kept so that rounding never favours a
         /// domain however finely its run time arrives.
@@ -50,18 +58,49 @@ public struct Scheduler {
         var domain = 0
         var affinity: UInt64 = 0
         var waitingSince: UInt64 = 0
-        /// Position in `waiting`, so leaving it is O(1).
-        var queueIndex = 0
+        /// The pCPU whose queue holds it while it waits; where it ran last otherwise.
+        var queue = 0
     }
 
     private struct PCPU {
-        var current: Int?
+        // No Optionals or Bools: a struct whose size is not its stride is read and written a byte at a
+        // time through a pointer in the embedded build (the compiler loses its alignment), and this one
+        // is on every switch. So the optionals and flags are plain words.
         var chargedUntil: UInt64 = 0
-        var deadline: UInt64?
+        private var deadlineTime: UInt64 = 0
+        private var currentSlot = -1
+        private var flags: UInt64 = 0
+
+        private static let hasDeadline: UInt64 = 1, yieldedFlag: UInt64 = 2, kickedFlag: UInt64 = 4
+
+        var current: Int? {
+            @inline(__always) get { currentSlot < 0 ? nil : currentSlot }
+            @inline(__always) set { currentSlot = newValue ?? -1 }
+        }
+
+        var deadline: UInt64? {
+            @inline(__always) get { flags & PCPU.hasDeadline != 0 ? deadlineTime : nil }
+            @inline(__always) set {
+                deadlineTime = newValue ?? 0
+                setFlag(PCPU.hasDeadline, newValue != nil)
+            }
+        }
+
         /// The running vCPU asked to go behind its peers at the next pick.
-        var yielded = false
+        var yielded: Bool {
+            @inline(__always) get { flags & PCPU.yieldedFlag != 0 }
+            @inline(__always) set { setFlag(PCPU.yieldedFlag, newValue) }
+        }
+
         /// `wake` already named this idle pCPU; naming it again would leave another idle pCPU unused.
-        var kicked = false
+        var kicked: Bool {
+            @inline(__always) get { flags & PCPU.kickedFlag != 0 }
+            @inline(__always) set { setFlag(PCPU.kickedFlag, newValue) }
+        }
+
+        @inline(__always) private mutating func setFlag(_ flag: UInt64, _ on: Bool) {
+            flags = on ? flags | flag : flags & ~flag
+        }
     }
 
     /// Weight that makes virtual time advance at the rate of real time (Xen's default weight).
@@ -71,16 +110,44 @@ public struct Scheduler {
     private static let longestCharge: UInt64 = 1 << 50
 
     private let parameters: SchedulerParameters
-    private var domains: [Domain] = []
-    private var vcpus: [VCPU] = []
-    private var pcpus: [PCPU]
-    /// vCPUs that are runnable but not running anywhere, in no particular order.
-    private var waiting: [Int] = []
+    public let domainCapacity: Int
+    public let vcpuCapacity: Int
+    public let pcpuCount: Int
+    private let domains: UnsafeMutablePointer<Domain>
+    private let vcpus: UnsafeMutablePointer<VCPU>
+    private let pcpus: UnsafeMutablePointer<PCPU>
+    /// Each pCPU's waiting vCPUs, keyed by their domain's virtual time when queued, then waiting time.
+    private let queues: UnsafeMutablePointer<SlotHeap>
+    /// Room for the throttled vCPUs a pick sets aside while it looks past them.
+    private let setAside: UnsafeMutablePointer<Int>
 
-    public init(parameters: SchedulerParameters = .init(), pcpus: Int) {
-        precondition(pcpus > 0 && pcpus <= 64 && parameters.slice > 0 && parameters.capPeriod > 0)
+    /// Slots are below `domains` and `vcpus`; `pcpus` is at most 64 (affinity is a 64-bit mask).
+    public init(parameters: SchedulerParameters = .init(), pcpus: Int,
+                domains: Int = TernLimits.maximumDomains, vcpus: Int = TernLimits.maximumVCPUs) {
+        precondition(pcpus > 0 && pcpus <= 64 && domains > 0 && vcpus > 0)
+        precondition(parameters.slice > 0 && parameters.capPeriod > 0)
         self.parameters = parameters
-        self.pcpus = Array(repeating: PCPU(), count: pcpus)
+        domainCapacity = domains
+        vcpuCapacity = vcpus
+        pcpuCount = pcpus
+        self.domains = .allocate(capacity: domains)
+        self.domains.initialize(repeating: Domain(), count: domains)
+        self.vcpus = .allocate(capacity: vcpus)
+        self.vcpus.initialize(repeating: VCPU(), count: vcpus)
+        self.pcpus = .allocate(capacity: pcpus)
+        self.pcpus.initialize(repeating: PCPU(), count: pcpus)
+        queues = .allocate(capacity: pcpus)
+        for p in 0 ..< pcpus { (queues + p).initialize(to: SlotHeap(capacity: vcpus)) }
+        setAside = .allocate(capacity: vcpus)
+    }
+
+    deinit {
+        _ = (queues).deinitialize(count: pcpuCount)
+        queues.deallocate()
+        domains.deallocate()
+        vcpus.deallocate()
+        pcpus.deallocate()
+        setAside.deallocate()
     }
 
     // MARK: - Domains and vCPUs
@@ -88,7 +155,7 @@ public struct Scheduler {
     /// `cap` is in percent of one pCPU (above 100 makes sense for a domain with several vCPUs); 0 means
     /// uncapped. A zero weight is treated as the smallest weight rather than as "never".
     public mutating func addDomain(_ d: Int, weight: UInt32, cap: UInt32) {
-        while domains.count <= d { domains.append(Domain()) }
+        precondition(d >= 0 && d < domainCapacity)
         if domains[d].present { removeDomain(d) }
         domains[d] = Domain(present: true, weight: UInt64(max(weight, 1)), cap: UInt64(cap))
     }
@@ -96,8 +163,8 @@ public struct Scheduler {
     /// Leaves any pCPU that was running one of its vCPUs idle with an expired deadline, so the caller
     /// picks again there.
     public mutating func removeDomain(_ d: Int) {
-        guard d < domains.count, domains[d].present else { return }
-        for v in vcpus.indices where vcpus[v].state != .absent && vcpus[v].domain == d {
+        guard d >= 0 && d < domainCapacity, domains[d].present else { return }
+        for v in 0 ..< vcpuCapacity where vcpus[v].state != .absent && vcpus[v].domain == d {
             removeVCPU(v)
         }
         domains[d] = Domain()
@@ -105,10 +172,10 @@ public struct Scheduler {
 
     /// The vCPU starts blocked: it has no context to run until the caller wakes it.
     public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: UInt64) {
-        precondition(domain < domains.count && domains[domain].present)
-        while vcpus.count <= v { vcpus.append(VCPU()) }
+        precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)
         if vcpus[v].state != .absent { removeVCPU(v) }
         vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now)
+        vcpus[v].queue = firstAllowed(v)
     }
 
     private mutating func removeVCPU(_ v: Int) {
@@ -131,28 +198,36 @@ public struct Scheduler {
 
     /// Returns an idle pCPU the vCPU may run on, for the caller to kick out of its idle loop.
     public mutating func wake(_ v: Int, now: UInt64) -> Int? {
-        guard vcpus[v].state == .blocked else { return nil }
+        guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .blocked else { return nil }
         let d = vcpus[v].domain
         if domains[d].runnableVCPUs == 0 { catchUp(d) }
         domains[d].runnableVCPUs += 1
         vcpus[v].state = .waiting
         vcpus[v].waitingSince = now
-        enqueue(v)
-        for p in pcpus.indices where pcpus[p].current == nil && !pcpus[p].kicked && allowed(v, on: p) {
+        for p in 0 ..< pcpuCount where pcpus[p].current == nil && !pcpus[p].kicked && allowed(v, on: p) {
             pcpus[p].kicked = true
+            enqueue(v, on: p)
             return p
         }
+        let last = vcpus[v].queue
+        enqueue(v, on: allowed(v, on: last) ? last : firstAllowed(v))
         return nil
     }
 
     /// A domain's virtual time stood still while it slept. Left alone, it would now hold the CPU until it
     /// caught up with everyone else, so it is brought to within one slice (of its own run time) of the
     /// furthest-behind runnable domain: a sleeper keeps a small edge, which makes it responsive, and
-    /// nothing more.
+    /// nothing more. The runnable domains are those running somewhere and those at the head of a queue
+    /// (a head's domain is the furthest behind of its queue).
     private mutating func catchUp(_ d: Int) {
         var floor: UInt64?
-        for e in domains.indices where e != d && domains[e].present && domains[e].runnableVCPUs > 0 {
-            floor = min(floor ?? .max, domains[e].virtualTime)
+        for p in 0 ..< pcpuCount {
+            if let v = pcpus[p].current, vcpus[v].domain != d {
+                floor = min(floor ?? .max, domains[vcpus[v].domain].virtualTime)
+            }
+            if let v = head(of: p) {
+                floor = min(floor ?? .max, domains[vcpus[v].domain].virtualTime)
+            }
         }
         guard let floor else { return }
         let lead = parameters.slice * Scheduler.weightUnit / domains[d].weight
@@ -165,6 +240,7 @@ public struct Scheduler {
 
     /// A running vCPU leaves its pCPU idle with an expired deadline; the caller picks there next.
     public mutating func block(_ v: Int, now: UInt64) {
+        guard v >= 0 && v < vcpuCapacity else { return }
         switch vcpus[v].state {
         case .absent, .blocked: return
         case .waiting: dequeue(v)
@@ -191,25 +267,26 @@ public struct Scheduler {
             pcpus[p].current = nil
             vcpus[v].state = .waiting
             vcpus[v].waitingSince = now
-            enqueue(v)
-            if pcpus[p].yielded { yielder = v }
+            // A yielder is queued again once the choice is made: it runs again only when nobody else can.
+            if pcpus[p].yielded { yielder = v } else { enqueue(v, on: p) }
         }
         pcpus[p].yielded = false
 
-        var best: Int?
         var throttledHere = false
-        for v in waiting where v != yielder && allowed(v, on: p) {
+        var best = bestOfOwnQueue(p, now: now, throttled: &throttledHere)
+        for q in 0 ..< pcpuCount where q != p {
+            guard let v = head(of: q), allowed(v, on: p) else { continue }
             if isThrottled(vcpus[v].domain, now: now) {
                 throttledHere = true
-                continue
+            } else if best.map({ precedes(v, $0) }) ?? true {
+                best = v
             }
-            if let b = best, !precedes(v, b) { continue }
-            best = v
         }
-        // A yielder runs again only when nobody else can.
+        if best == nil { best = bestOfOtherQueues(for: p, now: now, throttled: &throttledHere) }
         if best == nil, let v = yielder {
             if isThrottled(vcpus[v].domain, now: now) { throttledHere = true } else { best = v }
         }
+        if let v = yielder, v != best { enqueue(v, on: p) }
 
         guard let chosen = best else {
             // A throttled domain becomes eligible again at the next period, and nothing else will make
@@ -217,12 +294,49 @@ public struct Scheduler {
             pcpus[p].deadline = throttledHere ? periodStart(now) + parameters.capPeriod : nil
             return nil
         }
-        dequeue(chosen)
+        if chosen != yielder { dequeue(chosen) }
         vcpus[chosen].state = .running(pcpu: p)
+        vcpus[chosen].queue = p
         pcpus[p].current = chosen
         pcpus[p].chargedUntil = now
         pcpus[p].deadline = deadline(for: chosen, on: p, now: now)
         return chosen
+    }
+
+    /// The head of `p`'s own queue, looking past (and keeping) vCPUs of throttled domains.
+    private mutating func bestOfOwnQueue(_ p: Int, now: UInt64, throttled: inout Bool) -> Int? {
+        var best: Int?
+        var kept = 0
+        while let v = head(of: p) {
+            guard isThrottled(vcpus[v].domain, now: now) else {
+                best = v
+                break
+            }
+            throttled = true
+            queues[p].remove(v)
+            setAside[kept] = v
+            kept += 1
+        }
+        for i in 0 ..< kept { enqueue(setAside[i], on: p) }
+        return best
+    }
+
+    /// With nothing for `p` at the heads, any vCPU waiting elsewhere that may run on `p`: the slow path
+    /// of a pCPU that would otherwise idle.
+    private mutating func bestOfOtherQueues(for p: Int, now: UInt64, throttled: inout Bool) -> Int? {
+        var best: Int?
+        for q in 0 ..< pcpuCount where q != p {
+            for i in 0 ..< queues[q].count {
+                let v = queues[q].entry(at: i).slot
+                guard allowed(v, on: p) else { continue }
+                if isThrottled(vcpus[v].domain, now: now) {
+                    throttled = true
+                } else if best.map({ precedes(v, $0) }) ?? true {
+                    best = v
+                }
+            }
+        }
+        return best
     }
 
     /// The pCPU did the hypervisor's own work from `start` to `end` (scrubbing a dead domain's memory):
@@ -240,6 +354,7 @@ public struct Scheduler {
         pcpus[p].yielded = true
     }
 
+    @inline(__always)
     private func precedes(_ a: Int, _ b: Int) -> Bool {
         let va = domains[vcpus[a].domain].virtualTime
         let vb = domains[vcpus[b].domain].virtualTime
@@ -248,8 +363,14 @@ public struct Scheduler {
         return a < b
     }
 
-    private func allowed(_ v: Int, on p: Int) -> Bool {
+    @inline(__always) private func allowed(_ v: Int, on p: Int) -> Bool {
         vcpus[v].affinity & (1 << UInt64(p)) != 0
+    }
+
+    @inline(__always)
+    private func firstAllowed(_ v: Int) -> Int {
+        for p in 0 ..< pcpuCount where allowed(v, on: p) { return p }
+        return 0
     }
 
     /// The slice end, or earlier if a capped domain would exhaust its budget first. Its other vCPUs may be
@@ -257,18 +378,19 @@ public struct Scheduler {
     /// revised once armed, so the remainder is split between as many vCPUs as could run at once. When that
     /// share gets small the last stretch runs to the end of the budget rather than creeping up on it in
     /// ever shorter picks; the overshoot is bounded by that stretch.
+    @inline(__always)
     private func deadline(for v: Int, on p: Int, now: UInt64) -> UInt64 {
         let sliceEnd = now + parameters.slice
         let d = vcpus[v].domain
         guard domains[d].cap != 0 else { return sliceEnd }
         var spent = usedInPeriod(d, now: now)
-        for q in pcpus.indices where q != p {
+        for q in 0 ..< pcpuCount where q != p {
             guard let w = pcpus[q].current, vcpus[w].domain == d else { continue }
             spent += unchargedInPeriod(pcpu: q, now: now)
         }
         let budget = capBudget(d)
         let remaining = budget > spent ? budget - spent : 0
-        let concurrency = UInt64(max(1, min(pcpus.count, domains[d].runnableVCPUs)))
+        let concurrency = UInt64(max(1, min(pcpuCount, domains[d].runnableVCPUs)))
         let step = max(remaining / concurrency, min(remaining, parameters.slice / 10), 1)
         return min(sliceEnd, now + step)
     }
@@ -276,37 +398,46 @@ public struct Scheduler {
     // MARK: - Accounting
 
     private mutating func charge(pcpu p: Int, now: UInt64) {
-        guard let v = pcpus[p].current else { return }
-        let ran = min(now > pcpus[p].chargedUntil ? now - pcpus[p].chargedUntil : 0, Scheduler.longestCharge)
-        pcpus[p].chargedUntil = now
-        let d = vcpus[v].domain
-        domains[d].consumed += ran
+        let pcpu = pcpus + p
+        guard let v = pcpu.pointee.current else { return }
+        let ran = min(now > pcpu.pointee.chargedUntil ? now - pcpu.pointee.chargedUntil : 0, Scheduler.longestCharge)
+        pcpu.pointee.chargedUntil = now
+        guard ran != 0 else { return }
+        let domain = domains + vcpus[v].domain
+        domain.pointee.consumed += ran
 
-        let scaled = ran * Scheduler.weightUnit + domains[d].virtualRemainder
-        domains[d].virtualTime += scaled / domains[d].weight
-        domains[d].virtualRemainder = scaled % domains[d].weight
+        let scaled = ran * Scheduler.weightUnit + domain.pointee.virtualRemainder
+        let weight = domain.pointee.weight
+        domain.pointee.virtualTime += scaled / weight
+        domain.pointee.virtualRemainder = scaled % weight
 
-        // Only the part of the run inside the current period counts against this period's cap.
+        // Only the part of the run inside the current period counts against this period's cap; an
+        // uncapped domain has no period to keep.
+        guard domain.pointee.cap != 0 else { return }
         let start = periodStart(now)
-        if domains[d].periodStart != start {
-            domains[d].periodStart = start
-            domains[d].usedInPeriod = 0
+        if domain.pointee.periodStart != start {
+            domain.pointee.periodStart = start
+            domain.pointee.usedInPeriod = 0
         }
-        domains[d].usedInPeriod += min(ran, now - start)
+        domain.pointee.usedInPeriod += min(ran, now - start)
     }
 
+    @inline(__always)
     private func periodStart(_ now: UInt64) -> UInt64 {
         now - now % parameters.capPeriod
     }
 
+    @inline(__always)
     private func capBudget(_ d: Int) -> UInt64 {
         domains[d].cap * parameters.capPeriod / 100
     }
 
+    @inline(__always)
     private func usedInPeriod(_ d: Int, now: UInt64) -> UInt64 {
         domains[d].periodStart == periodStart(now) ? domains[d].usedInPeriod : 0
     }
 
+    @inline(__always)
     private func unchargedInPeriod(pcpu q: Int, now: UInt64) -> UInt64 {
         let since = max(pcpus[q].chargedUntil, periodStart(now))
         return now > since ? now - since : 0
@@ -314,30 +445,41 @@ public struct Scheduler {
 
     /// Counts run time on other pCPUs not yet charged, so two vCPUs of one domain cannot both slip
     /// past its cap.
-    private func isThrottled(_ d: Int, now: UInt64) -> Bool {
+    @inline(__always) private func isThrottled(_ d: Int, now: UInt64) -> Bool {
         guard domains[d].cap != 0 else { return false }
+        return spentInPeriod(d, now: now) >= capBudget(d)
+    }
+
+    @inline(__always)
+    private func spentInPeriod(_ d: Int, now: UInt64) -> UInt64 {
         var spent = usedInPeriod(d, now: now)
-        for q in pcpus.indices {
+        for q in 0 ..< pcpuCount {
             guard let w = pcpus[q].current, vcpus[w].domain == d else { continue }
             spent += unchargedInPeriod(pcpu: q, now: now)
         }
-        return spent >= capBudget(d)
+        return spent
     }
 
-    // MARK: - The waiting set
+    // MARK: - The run queues
 
-    private mutating func enqueue(_ v: Int) {
-        vcpus[v].queueIndex = waiting.count
-        waiting.append(v)
+    private mutating func enqueue(_ v: Int, on p: Int) {
+        vcpus[v].queue = p
+        queues[p].set(v, key: domains[vcpus[v].domain].virtualTime, tie: vcpus[v].waitingSince)
     }
 
     private mutating func dequeue(_ v: Int) {
-        let i = vcpus[v].queueIndex
-        let last = waiting.removeLast()
-        if last != v {
-            waiting[i] = last
-            vcpus[last].queueIndex = i
+        queues[vcpus[v].queue].remove(v)
+    }
+
+    /// The first of `p`'s queue in today's order: stale keys are brought up to date until the head's
+    /// is current.
+    private mutating func head(of p: Int) -> Int? {
+        while let e = queues[p].first {
+            let current = domains[vcpus[e.slot].domain].virtualTime
+            if current == e.key { return e.slot }
+            queues[p].set(e.slot, key: current, tie: e.tie)
         }
+        return nil
     }
 
     // MARK: - Queries
@@ -349,7 +491,7 @@ public struct Scheduler {
     public func deadline(pcpu: Int) -> UInt64? { pcpus[pcpu].deadline }
 
     public func isRunnable(_ v: Int) -> Bool {
-        guard v < vcpus.count else { return false }
+        guard v >= 0 && v < vcpuCapacity else { return false }
         switch vcpus[v].state {
         case .waiting, .running: return true
         case .absent, .blocked: return false
@@ -358,6 +500,9 @@ public struct Scheduler {
 
     /// Run time charged so far; the current stretch on a pCPU is added at its next pick, block or yield.
     public func consumed(domain: Int) -> UInt64 {
-        domain < domains.count ? domains[domain].consumed : 0
+        domain >= 0 && domain < domainCapacity ? domains[domain].consumed : 0
     }
+
+    /// vCPUs waiting in `pcpu`'s queue.
+    public func waiting(on pcpu: Int) -> Int { queues[pcpu].count }
 }
