@@ -21,6 +21,12 @@ let selfIPI: UInt32 = 1
 func guestMain(_ dtb: UInt64) {
     let args = BootArguments(deviceTree: dtb)
     let n = UInt64(args.integer("iterations", default: 4096))
+    switch args.text("role", default: "") {
+    case "": break
+    case let role:
+        scaling(role, domains: UInt64(args.integer("domains", default: 2)), n)
+        return
+    }
 
     // The counter started with the machine: under -icount shift=0 this is the virtual time (16 ns a
     // tick) from power-on to the first line of this guest, hypervisor boot included.
@@ -144,4 +150,44 @@ func setUpEventChannel() -> UInt32? {
     // Let the registration's "look at everything" upcall pass before measuring.
     for _ in 0 ..< 1000 { guest_load32(GuestLayout.gicDistributor.raw + 8) }
     return bind.2
+}
+
+/// The scaling rows (make bench runs N domains of this guest on one CPU): `role=ring` yields for ever
+/// and `role=ring-lead` measures a switch as a round of yields through all N domains; `role=sleeper`
+/// sleeps on its timer for ever (a period of its own, so the sleepers are many and spread) and
+/// `role=sleep-lead` measures a wake-up: from the moment its timer is due to the guest running again.
+func scaling(_ role: String, domains: UInt64, _ n: UInt64) {
+    switch role {
+    case "ring":
+        while true { Xen.yield() }
+    case "sleeper":
+        Interrupts.start()
+        let period = 40 + UInt64(read_cntvct_el0() % 23)
+        while true { Timer.sleep(milliseconds: period) }
+    case "ring-lead":
+        // One yield here lets every other domain run once before this one runs again: N switches.
+        print("bench: up")
+        for _ in 0 ..< 16 { Xen.yield() }
+        let start = read_cntvct_el0()
+        for _ in 0 ..< n { Xen.yield() }
+        let ticks = read_cntvct_el0() - start
+        print("bench: vCPU switch among \(domains) domains ticks_x100=\(ticks * 100 / (n * domains)) iterations=\(n)")
+    case "sleep-lead":
+        print("bench: up")
+        Interrupts.start()
+        Timer.sleep(milliseconds: 5)
+        var total: UInt64 = 0
+        for _ in 0 ..< n {
+            // 100 µs ahead; the sleep returns once the timer's interrupt has been taken.
+            let due = read_cntvct_el0() + Timer.frequency / 10_000
+            Timer.sleep(until: due)
+            total += read_cntvct_el0() - due
+        }
+        print("bench: wake-up among \(domains) domains ticks_x100=\(total * 100 / n) iterations=\(n)")
+    default:
+        print("bench: unknown role \(role)")
+    }
+    print("bench: done")
+    Timer.sleep(milliseconds: 300)
+    Xen.shutdown(.poweroff)
 }

@@ -46,12 +46,16 @@ void bm_unlock(volatile uint32_t *lock) {
     __asm__ volatile("stlr wzr, [%0]" :: "r"(lock) : "memory");
 }
 
-// The heap: power-of-two size classes with free lists, carved from a region the linker reserves.
-// Swift allocates at boot (domains, trees) and rarely after; this keeps frees cheap and bounded.
-// free() gets only the pointer, so each block's class is kept in a byte map over the heap.
+// The heap: power-of-two size classes with free lists, carved from regions: the one the linker
+// reserves, then any the hypervisor adds from RAM as it needs (bm_heap_add), so the tables of many
+// domains fit without every machine paying for them. free() gets only the pointer, so each block's
+// class is kept in a byte map over its region (the static region's in .bss, an added one's at its start).
 extern char __heap_start[], __heap_end[], __image_start[], __image_end[];
 #define HEAP_GRAIN 16
-static uint64_t heap_next;
+#define HEAP_REGIONS 16
+struct heap_region { uint64_t start, end, next; uint8_t *map; };
+static struct heap_region regions[HEAP_REGIONS];
+static int region_count;
 static void *free_lists[24];
 static uint8_t class_map[0x400000 / HEAP_GRAIN];
 static volatile uint32_t heap_lock;
@@ -59,24 +63,55 @@ static volatile uint32_t heap_lock;
 uint64_t bm_image_start(void) { return (uint64_t)__image_start; }
 uint64_t bm_image_end(void) { return (uint64_t)__image_end; }
 
+static void heap_init_locked(void) {
+    if (region_count) return;
+    regions[0] = (struct heap_region){(uint64_t)__heap_start, (uint64_t)__heap_end, (uint64_t)__heap_start, class_map};
+    region_count = 1;
+}
+
+int bm_heap_add(uint64_t base, uint64_t size) {
+    uint64_t map_size = (size / HEAP_GRAIN + 4095) & ~(uint64_t)4095;
+    if (size <= map_size) return 0;
+    bm_lock(&heap_lock);
+    heap_init_locked();
+    if (region_count == HEAP_REGIONS) { bm_unlock(&heap_lock); return 0; }
+    memset((void *)base, 0, map_size);
+    regions[region_count++] = (struct heap_region){base, base + size, base + map_size, (uint8_t *)base};
+    bm_unlock(&heap_lock);
+    return 1;
+}
+
+uint64_t bm_heap_headroom(void) {
+    bm_lock(&heap_lock);
+    heap_init_locked();
+    uint64_t room = 0;
+    for (int i = 0; i < region_count; i++) room += regions[i].end - regions[i].next;
+    bm_unlock(&heap_lock);
+    return room;
+}
+
 int posix_memalign(void **out, size_t align, size_t size) {
     size_t need = size > align ? size : align;
     int c = 4;
     while (((size_t)1 << c) < need) c++;
     if (c >= 24) return 12;
     bm_lock(&heap_lock);
+    heap_init_locked();
     void *p = free_lists[c];
     if (p) {
         free_lists[c] = *(void **)p;
     } else {
-        if (!heap_next) heap_next = (uint64_t)__heap_start;
         uint64_t block = (uint64_t)1 << c;
-        // Blocks of a class are aligned to their size, which covers any alignment up to it.
-        uint64_t at = (heap_next + block - 1) & ~(block - 1);
-        if (at + block > (uint64_t)__heap_end) { bm_unlock(&heap_lock); return 12; }
-        heap_next = at + block;
-        p = (void *)at;
-        class_map[(at - (uint64_t)__heap_start) / HEAP_GRAIN] = (uint8_t)c;
+        for (int i = 0; i < region_count && !p; i++) {
+            struct heap_region *r = &regions[i];
+            // Blocks of a class are aligned to their size, which covers any alignment up to it.
+            uint64_t at = (r->next + block - 1) & ~(block - 1);
+            if (at + block > r->end) continue;
+            r->next = at + block;
+            r->map[(at - r->start) / HEAP_GRAIN] = (uint8_t)c;
+            p = (void *)at;
+        }
+        if (!p) { bm_unlock(&heap_lock); return 12; }
     }
     bm_unlock(&heap_lock);
     *out = p;
@@ -85,10 +120,15 @@ int posix_memalign(void **out, size_t align, size_t size) {
 
 void free(void *p) {
     if (!p) return;
-    int c = class_map[((uint64_t)p - (uint64_t)__heap_start) / HEAP_GRAIN];
     bm_lock(&heap_lock);
-    *(void **)p = free_lists[c];
-    free_lists[c] = p;
+    for (int i = 0; i < region_count; i++) {
+        struct heap_region *r = &regions[i];
+        if ((uint64_t)p < r->start || (uint64_t)p >= r->end) continue;
+        int c = r->map[((uint64_t)p - r->start) / HEAP_GRAIN];
+        *(void **)p = free_lists[c];
+        free_lists[c] = p;
+        break;
+    }
     bm_unlock(&heap_lock);
 }
 

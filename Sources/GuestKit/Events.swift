@@ -47,6 +47,22 @@ public enum Events {
         return r == 0 ? .success(bind.1) : .failure(XenCallError(code: r))
     }
 
+    /// A port for domain `remote` to bind to (EVTCHNOP_alloc_unbound), or the error.
+    public static func allocateUnbound(for remote: UInt16) -> Result<UInt32, XenCallError> {
+        // evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port (out) }
+        var alloc: (UInt32, UInt32) = (UInt32(domidSelf) | UInt32(remote) << 16, 0)
+        let r = Xen.call(.event_channel_op, EventChannelOpCommand.alloc_unbound.rawValue, pointingTo: &alloc)
+        return r == 0 ? .success(alloc.1) : .failure(XenCallError(code: r))
+    }
+
+    /// This end of domain `remote`'s port `port` (EVTCHNOP_bind_interdomain), or the error.
+    public static func bindInterdomain(_ remote: UInt16, port: UInt32) -> Result<UInt32, XenCallError> {
+        // evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t remote_port, local_port (out) }
+        var bind: (UInt32, UInt32, UInt32) = (UInt32(remote), port, 0)
+        let r = Xen.call(.event_channel_op, EventChannelOpCommand.bind_interdomain.rawValue, pointingTo: &bind)
+        return r == 0 ? .success(bind.2) : .failure(XenCallError(code: r))
+    }
+
     @discardableResult
     public static func send(_ port: UInt32) -> Int64 {
         var p = port

@@ -29,9 +29,15 @@ public enum Timer {
     /// Returns how many times the wait ended before the timer had fired (a well-behaved hypervisor: 0).
     @discardableResult
     public static func sleep(milliseconds ms: UInt64, waitingWith wait: Wait = .wfi) -> Int {
+        sleep(until: ticks + ms * (frequency / 1000), waitingWith: wait)
+    }
+
+    /// Sleeps until the counter reaches `deadline`; as `sleep(milliseconds:)`.
+    @discardableResult
+    public static func sleep(until deadline: UInt64, waitingWith wait: Wait = .wfi) -> Int {
         let cpu = VCPU.index
         timerFired[cpu] = false
-        write_cntv_cval_el0(ticks + ms * (frequency / 1000))
+        write_cntv_cval_el0(deadline)
         write_cntv_ctl_el0(1)
         var early = 0
         while true {

@@ -137,9 +137,16 @@ public struct TernRunner: Sendable {
     /// A run that is about to be killed at its deadline is asked for Tern's vCPU dump first (debug key
     /// 'q'), so a hang leaves evidence in the lines: CTRL-a three times until the focus is on Tern.
     @Sendable static func dumpHypervisorState(_ keyboard: Keyboard) {
-        for _ in 0 ..< 20 {
+        // The focus goes round every domain before it reaches Tern: one step per domain, each over as
+        // soon as the console says where the focus went.
+        for _ in 0 ..< TernLimits.maximumDomains + 2 {
             keyboard.type("\u{1}\u{1}\u{1}")
-            if keyboard.await(seconds: 0.5, { $0.hasPrefix("(tern) *** console input goes to Tern") }) {
+            var reachedTern = false
+            _ = keyboard.await(seconds: 0.5) { line in
+                if line.hasPrefix("(tern) *** console input goes to Tern") { reachedTern = true }
+                return line.hasPrefix("(tern) *** console input goes to ")
+            }
+            if reachedTern {
                 keyboard.type("q")
                 _ = keyboard.await(seconds: 2) { $0.hasPrefix("(tern) pcpu") }
                 return

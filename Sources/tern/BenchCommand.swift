@@ -20,6 +20,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Skip the side-by-side runs with Xen 4.17.")
     var noXen = false
 
+    @Flag(help: "Only the rows of switch and wake-up cost at 2, 16 and 64 domains (printed, not written).")
+    var scalingOnly = false
+
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: { printError($0) })
         let images = try runner.build()
@@ -27,6 +30,11 @@ struct BenchCommand: ParsableCommand {
         let xen = !noXen && FileManager.default.fileExists(atPath: xenBinary.path) ? XenBoot(binary: xenBinary) : nil
         if xen == nil && !noXen { printError("no .cache/linux/xen (scripts/fetch-linux.sh --xen): Xen is left out") }
 
+        if scalingOnly {
+            let rows = try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
+            printOut(XenComparison.markdown(rows))
+            return
+        }
         var comparison: [ComparisonRow] = []
         if let xen {
             comparison = try XenComparison.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
@@ -35,6 +43,7 @@ struct BenchCommand: ParsableCommand {
                                         tern: [Double(images.hypervisorSize)],
                                         xen: xen.flatMap { fileSize($0.binary) }.map { [Double($0)] } ?? []))
         comparison.append(try ReclaimBenchmark.run(runner: runner, runs: runs, progress: { printError($0) }))
+        comparison += try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
         let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
 
         let date = ISO8601DateFormatter().string(from: Date())

@@ -476,3 +476,43 @@ private struct SeededRandom: RandomNumberGenerator {
         #expect(sim.onPCPU[1] != nil && sim.onPCPU[1] != other)
     }
 }
+
+@Suite struct SchedulerPreemptionTests {
+    /// A sleeper that wakes behind a spinner takes its pCPU at once (once the spinner has run its
+    /// minimum), instead of waiting for the spinner's slice to end.
+    @Test func aWokenSleeperPreemptsASpinner() {
+        var s = Scheduler(pcpus: 1)
+        s.addDomain(0, weight: 256, cap: 0)
+        s.addDomain(1, weight: 256, cap: 0)
+        s.addVCPU(0, domain: 0, affinity: 1, now: 0)
+        s.addVCPU(1, domain: 1, affinity: 1, now: 0)
+        #expect(s.wake(0, now: 0) == 0)
+        #expect(s.pick(pcpu: 0, now: 0) == 0)
+        // Half a millisecond in: too soon to take the CPU from the spinner.
+        #expect(s.wake(1, now: 500_000) == nil)
+        #expect(s.preemption(for: 1, now: 500_000) == nil)
+        // Five milliseconds in, the sleeper (far behind in virtual time) is owed the CPU.
+        #expect(s.preemption(for: 1, now: 5_000_000) == 0)
+        #expect(s.pick(pcpu: 0, now: 5_000_000) == 1)
+        // The spinner, now ahead, does not get it back by the same rule.
+        #expect(s.preemption(for: 0, now: 7_000_000) == nil)
+    }
+
+    /// Never a pCPU the vCPU may not run on, nor one whose vCPU is further behind than it.
+    @Test func preemptionRespectsAffinityAndVirtualTime() {
+        var s = Scheduler(pcpus: 2)
+        for d in 0 ..< 3 { s.addDomain(d, weight: 256, cap: 0) }
+        s.addVCPU(0, domain: 0, affinity: 0b01, now: 0)
+        s.addVCPU(1, domain: 1, affinity: 0b10, now: 0)
+        s.addVCPU(2, domain: 2, affinity: 0b01, now: 0)
+        #expect(s.wake(0, now: 0) == 0)
+        #expect(s.pick(pcpu: 0, now: 0) == 0)
+        #expect(s.wake(1, now: 0) == 1)
+        #expect(s.pick(pcpu: 1, now: 0) == 1)
+        // vCPU 2 may run on pCPU 0 only.
+        #expect(s.wake(2, now: 20_000_000) == nil)
+        #expect(s.preemption(for: 2, now: 20_000_000) == 0)
+        // A vCPU already running, or blocked, has nothing to preempt for.
+        #expect(s.preemption(for: 0, now: 20_000_000) == nil)
+    }
+}

@@ -81,6 +81,7 @@ enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }
 /// allocation can take a piece of it; it is freed if the build fails.
 func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
                  into scrubbed: PhysicalRange? = nil) -> (Domain?, BuildFailure?) {
+    ensureHeapHeadroom()
     let pages = Int(spec.memoryBytes / pageSize)
     let reused = scrubbed.flatMap { $0.size == spec.memoryBytes ? $0.base : nil }
     if let scrubbed, reused == nil { freeScrubbedFrames(scrubbed.base, pages: Int(scrubbed.size / pageSize)) }

@@ -11,6 +11,19 @@ func allocateFrames(pages: Int, alignment: UInt64 = pageSize) -> HostPhysicalAdd
     withSpinLock(&framesLock) { frames.allocate(pages: pages, alignment: alignment) }
 }
 
+/// What building one domain may take from the heap at most (its tables, device tree and objects), and
+/// what the heap grows by from RAM when it has less than that left: a machine with few domains keeps
+/// only the linker's region, one with many gets room as it builds them.
+private let heapPerDomain: UInt64 = 1 << 20
+private let heapGrowth = 4 << 20
+
+/// Called before a domain is built (at boot or on restart), never from inside an allocation.
+func ensureHeapHeadroom() {
+    guard bm_heap_headroom() < heapPerDomain,
+          let region = allocateFrames(pages: heapGrowth / Int(pageSize)) else { return }
+    if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 { freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize)) }
+}
+
 /// Returns frames scrubbed, so no domain ever sees what another left behind.
 func freeFrames(_ base: HostPhysicalAddress, pages: Int) {
     tern_zero(base.raw, UInt64(pages) * pageSize)

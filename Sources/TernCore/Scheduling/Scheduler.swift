@@ -22,10 +22,13 @@ public struct SchedulerParameters: Sendable {
     public var slice: UInt64 = 10_000_000
     /// The window over which caps are enforced.
     public var capPeriod: UInt64 = 30_000_000
+    /// How long a vCPU runs before a woken one may take its pCPU (Xen's sched_ratelimit_us, 1 ms).
+    public var minimumRun: UInt64 = 1_000_000
 
-    public init(slice: UInt64 = 10_000_000, capPeriod: UInt64 = 30_000_000) {
+    public init(slice: UInt64 = 10_000_000, capPeriod: UInt64 = 30_000_000, minimumRun: UInt64 = 1_000_000) {
         self.slice = slice
         self.capPeriod = capPeriod
+        self.minimumRun = minimumRun
     }
 }
 
@@ -67,6 +70,8 @@ public struct Scheduler: ~Copyable {
         // time through a pointer in the embedded build (the compiler loses its alignment), and this one
         // is on every switch. So the optionals and flags are plain words.
         var chargedUntil: UInt64 = 0
+        /// When the running vCPU was picked here.
+        var pickedAt: UInt64 = 0
         private var deadlineTime: UInt64 = 0
         private var currentSlot = -1
         private var flags: UInt64 = 0
@@ -214,6 +219,34 @@ public struct Scheduler: ~Copyable {
         return nil
     }
 
+    /// Where a vCPU that `wake` left waiting should run at once, as Xen's schedulers tickle a CPU: the
+    /// busy pCPU it may use whose vCPU it precedes (its domain is behind in virtual time, as a woken
+    /// sleeper usually is) and that has run at least `minimumRun`, the one furthest ahead if several.
+    /// The caller kicks it, and its pick makes the switch. nil: it waits for a pick as usual.
+    public func preemption(for v: Int, now: UInt64) -> Int? {
+        guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting else { return nil }
+        let behind = domains[vcpus[v].domain].virtualTime
+        var target: Int?
+        var furthest: UInt64 = 0
+        for p in 0 ..< pcpuCount where allowed(v, on: p) {
+            guard pcpus[p].current != nil, now >= pcpus[p].pickedAt + parameters.minimumRun else { continue }
+            let ahead = runningVirtualTime(pcpu: p, now: now)
+            if ahead > behind && (target == nil || ahead > furthest) {
+                target = p
+                furthest = ahead
+            }
+        }
+        return target
+    }
+
+    /// The virtual time of the domain running on `p` as it would be if charged now.
+    private func runningVirtualTime(pcpu p: Int, now: UInt64) -> UInt64 {
+        guard let w = pcpus[p].current else { return 0 }
+        let d = vcpus[w].domain
+        let ran = min(now > pcpus[p].chargedUntil ? now - pcpus[p].chargedUntil : 0, Scheduler.longestCharge)
+        return domains[d].virtualTime + (ran * Scheduler.weightUnit + domains[d].virtualRemainder) / domains[d].weight
+    }
+
     /// A domain's virtual time stood still while it slept. Left alone, it would now hold the CPU until it
     /// caught up with everyone else, so it is brought to within one slice (of its own run time) of the
     /// furthest-behind runnable domain: a sleeper keeps a small edge, which makes it responsive, and
@@ -261,6 +294,7 @@ public struct Scheduler: ~Copyable {
     /// lowest slot (so the result never depends on queue order).
     public mutating func pick(pcpu p: Int, now: UInt64) -> Int? {
         pcpus[p].kicked = false
+        let previous = pcpus[p].current
         var yielder: Int?
         if let v = pcpus[p].current {
             charge(pcpu: p, now: now)
@@ -297,6 +331,7 @@ public struct Scheduler: ~Copyable {
         if chosen != yielder { dequeue(chosen) }
         vcpus[chosen].state = .running(pcpu: p)
         vcpus[chosen].queue = p
+        if chosen != previous { pcpus[p].pickedAt = now }
         pcpus[p].current = chosen
         pcpus[p].chargedUntil = now
         pcpus[p].deadline = deadline(for: chosen, on: p, now: now)

@@ -1,0 +1,43 @@
+// Many domains at once: the scheduler's run queues and the event channels between domains, with 64
+// domains on 4 CPUs.
+import Foundation
+import Testing
+import TernTool
+
+extension BootTests {
+    /// 64 domains of the neighbours guest on 4 CPUs, in 32 pairs: each pair plays 100 rounds of
+    /// ping-pong over an interdomain event channel (an event lost leaves a pair waiting for ever), then
+    /// every domain works through the same window of time. All finish, and the busiest did at most
+    /// twice the work of the least busy (one stuck on an overloaded CPU, or starved, would not).
+    @Test func sixtyFourDomainsOnFourCPUsAllFinishFairly() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-neighbours-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let count = 64
+        let configs = try (0 ..< count).map { i in
+            let file = folder.appendingPathComponent(String(format: "n%02d.cfg", i))
+            try Data("""
+                name = "n\(i)"
+                kernel = "tern:neighbours"
+                memory = 16
+                extra = "id=\(i) peer=\(i ^ 1) rounds=100 seconds=3 from=20"
+
+                """.utf8).write(to: file)
+            return file
+        }
+        let r = try runner.run(configs: configs, smp: 4, timeout: 150)
+        #expect(r.allPoweredOff, "\(r.lines.filter { !$0.isEmpty && !$0.hasSuffix(") ") }.suffix(40).joined(separator: "\n"))")
+        #expect(!r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") || $0.contains("HYPERVISOR FAULT") })
+        var work: [Int: Double] = [:]
+        for d in 0 ..< count {
+            guard let line = r.lines.first(where: { $0.hasPrefix("(d\(d)) neighbours: d\(d) with d\(d ^ 1): 100 rounds in ") }),
+                  let field = line.split(separator: " ").first(where: { $0.hasPrefix("work=") }),
+                  let units = Double(field.dropFirst(5)) else { continue }
+            work[d] = units
+        }
+        #expect(work.count == count, "domains that reported: \(work.keys.sorted())")
+        if let most = work.values.max(), let least = work.values.min(), least > 0 {
+            #expect(most / least < 2, "work from \(least) to \(most): ratio \(most / least)")
+        }
+    }
+}
