@@ -1,0 +1,170 @@
+import Testing
+@testable import TernCore
+
+// `read` is mutating (the hypervisor reads in place), which #expect cannot call on its own.
+private func read(_ d: inout VirtualDistributor, _ offset: Int, _ size: Int) -> UInt64? { d.read(offset: offset, size: size) }
+private func read(_ r: inout VirtualRedistributor, _ offset: Int, _ size: Int) -> UInt64? { r.read(offset: offset, size: size) }
+private func write(_ d: inout VirtualDistributor, _ offset: Int, _ size: Int, _ value: UInt64) -> (base: Int, bits: UInt32)? {
+    d.write(offset: offset, size: size, value: value)
+}
+private func write(_ r: inout VirtualRedistributor, _ offset: Int, _ size: Int, _ value: UInt64) -> UInt32 {
+    r.write(offset: offset, size: size, value: value)
+}
+
+private func raise(_ d: inout VirtualDistributor, _ intid: Int) -> Bool { d.raise(intid) }
+private func raise(_ r: inout VirtualRedistributor, _ intid: Int) -> Bool { r.raise(intid) }
+
+/// The emulated GICv3 distributor and redistributor, register by register as a guest programs them
+/// (the offsets and fields are the GICv3 architecture's).
+@Suite struct VirtualGICTests {
+    @Test func distributorIdentifiesItselfAsXensDoes() {
+        var d = VirtualDistributor()
+        #expect(read(&d, 0x0008, 4) == VirtualGICIdentity.iidr)
+        // TYPER: ITLinesNumber = SPIs / 32, IDbits = 9 (10 bits of INTID).
+        #expect(read(&d, 0x0004, 4) == UInt64(VirtualDistributor.spiCount / 32) | 9 << 19)
+        // CTLR: ARE and DS fixed on; the guest's group enables kept.
+        #expect(read(&d, 0x0000, 4) == 1 << 6 | 1 << 4)
+        d.write(offset: 0x0000, size: 4, value: 0xFFFF_FFFF)
+        #expect(read(&d, 0x0000, 4) == 0x3 | 1 << 6 | 1 << 4)
+        #expect(d.groupEnabled)
+        #expect(read(&d, 0xFFE8, 4) == VirtualGICIdentity.pidr2)
+    }
+
+    @Test func accessesOfWidthsTheArchitectureForbidsAbort() {
+        var d = VirtualDistributor()
+        #expect(read(&d, 0x0000, 2) == nil)
+        #expect(read(&d, 0x0004, 1) == nil)
+        // Priorities may be read a byte at a time; an unknown register of a legal width reads as zero.
+        #expect(read(&d, 0x0421, 1) == 0)
+        #expect(read(&d, 0x0E00, 4) == 0)
+    }
+
+    @Test func anSPIIsDeliverableOnlyWhenEnabledAndRoutedToTheVCPU() {
+        var d = VirtualDistributor()
+        let spi = 40
+        // Pending but not enabled: kept, not deliverable.
+        #expect(!raise(&d, spi))
+        #expect(d.deliverable(to: 0) == 0)
+        // ISENABLER1 covers INTIDs 32-63; enabling a pending one reports it ready.
+        let ready = d.write(offset: 0x0104, size: 4, value: 1 << UInt64(spi - 32))
+        #expect(ready?.base == 32 && ready?.bits == 1 << UInt32(spi - 32))
+        #expect(d.deliverable(to: 0) == 1 << UInt64(spi - 32))
+        // IROUTER<n> (8 bytes at 0x6100 + 8n for INTID 32 + n): to vCPU 1 (Aff0 = 1).
+        d.write(offset: 0x6100 + 8 * (spi - 32), size: 8, value: 1)
+        #expect(d.target(of: spi) == 1)
+        #expect(d.deliverable(to: 0) == 0)
+        #expect(d.deliverable(to: 1) == 1 << UInt64(spi - 32))
+        // Interrupt_Routing_Mode 1 (any vCPU) goes to vCPU 0.
+        d.write(offset: 0x6100 + 8 * (spi - 32), size: 8, value: 1 << 31 | 1)
+        #expect(d.target(of: spi) == 0)
+        // Handed to the vCPU: no longer pending. ICPENDR clears a pending one too.
+        d.delivered(spi)
+        #expect(d.deliverable(to: 0) == 0)
+        #expect(raise(&d, spi))
+        d.write(offset: 0x0284, size: 4, value: 1 << UInt64(spi - 32))
+        #expect(d.deliverable(to: 0) == 0)
+        // ICENABLER disables; a level line that falls before delivery is withdrawn.
+        d.write(offset: 0x0184, size: 4, value: 1 << UInt64(spi - 32))
+        #expect(!d.isEnabled(spi))
+        d.write(offset: 0x0104, size: 4, value: 1 << UInt64(spi - 32))
+        #expect(raise(&d, spi))
+        d.lower(spi)
+        #expect(d.deliverable(to: 0) == 0)
+    }
+
+    @Test func sgisAndPPIsAndOutOfRangeINTIDsAreNotTheDistributors() {
+        var d = VirtualDistributor()
+        // Word 0 of ISENABLER/ISPENDR is banked in the redistributors: the distributor ignores it.
+        #expect(write(&d, 0x0100, 4, 0xFFFF_FFFF) == nil)
+        #expect(read(&d, 0x0100, 4) == 0)
+        #expect(!raise(&d, 27))
+        #expect(!raise(&d, 32 + VirtualDistributor.spiCount))
+        #expect(d.target(of: 32 + VirtualDistributor.spiCount) == 0)
+        // ICFGR0 and ICFGR1 (SGIs, PPIs) are read-only here.
+        d.write(offset: 0x0C00, size: 4, value: 0xFFFF_FFFF)
+        #expect(read(&d, 0x0C00, 4) == 0)
+        d.write(offset: 0x0C08, size: 4, value: 0x5555_5555)
+        #expect(read(&d, 0x0C08, 4) == 0x5555_5555)
+    }
+
+    @Test func priorityBytesKeepTheirLanes() {
+        var d = VirtualDistributor()
+        d.write(offset: 0x0420, size: 4, value: 0x4030_2010)     // IPRIORITYR8: INTIDs 32-35
+        #expect(d.priority(of: 32) == 0x10)
+        #expect(d.priority(of: 35) == 0x40)
+        d.write(offset: 0x0421, size: 1, value: 0xA0)
+        #expect(read(&d, 0x0420, 4) == 0x4030_A010)
+    }
+
+    @Test func redistributorWakesAndReportsItsPlace() {
+        var first = VirtualRedistributor(vcpu: 0, isLast: false)
+        var last = VirtualRedistributor(vcpu: 3, isLast: true)
+        // GICR_TYPER: affinity in the top half, processor number, Last for the final frame.
+        #expect(read(&first, 0x0008, 8) == 0)
+        #expect(read(&last, 0x0008, 8) == 3 << 32 | 3 << 8 | 1 << 4)
+        // WAKER: asleep until the guest clears ProcessorSleep; ChildrenAsleep follows it.
+        #expect(read(&first, 0x0014, 4) == 0x6)
+        first.write(offset: 0x0014, size: 4, value: 0)
+        #expect(read(&first, 0x0014, 4) == 0)
+        // SGIs are edge-triggered (ICFGR0 reads 0b10 per INTID).
+        #expect(read(&first, 0x10C00, 4) == 0xAAAA_AAAA)
+    }
+
+    @Test func aPPIIsDeliverableOnceEnabledAndUntilDelivered() {
+        var r = VirtualRedistributor(vcpu: 0, isLast: true)
+        let timer = 27
+        #expect(!raise(&r, timer))
+        #expect(r.deliverable == 0)
+        // ISENABLER0 (in the SGI frame) enables it; it was pending, so it is ready now.
+        #expect(r.write(offset: 0x10100, size: 4, value: 1 << UInt64(timer)) == 1 << UInt32(timer))
+        #expect(r.deliverable == 1 << UInt32(timer))
+        r.delivered(timer)
+        #expect(r.deliverable == 0)
+        // ISPENDR0 from the guest makes an enabled one deliverable; ICPENDR0 takes it back.
+        #expect(r.write(offset: 0x10200, size: 4, value: 1 << UInt64(timer)) == 1 << UInt32(timer))
+        r.write(offset: 0x10280, size: 4, value: 1 << UInt64(timer))
+        #expect(r.deliverable == 0)
+        #expect(!raise(&r, 32))
+    }
+}
+
+/// ESR_EL2 as the hardware reports the traps Tern handles (encodings from the Arm ARM).
+@Suite struct ExceptionSyndromeTests {
+    @Test func aXenHypercallIsHVC64WithItsImmediate() {
+        let esr = ExceptionSyndrome(0x16 << 26 | 1 << 25 | 0xEA1)      // hvc #0xea1
+        #expect(esr.exceptionClass == ExceptionClass.hvc64)
+        #expect(esr.iss & 0xFFFF == 0xEA1)
+        #expect(esr.instructionIs32Bit)
+        #expect(ExceptionClass.name(esr.exceptionClass).description == "HVC")
+        #expect(ExceptionClass.name(0x3F).description == "unrecognised exception class")
+    }
+
+    @Test func aDataAbortDescribesTheAccess() {
+        // ldr w1, [x0]: ISV, SAS = word, SRT = 1, 32-bit register, read; translation fault, level 3.
+        let load = DataAbort(iss: 1 << 24 | 2 << 22 | 1 << 16 | 0x07)
+        #expect(load.isValid && !load.isWrite)
+        #expect(load.size == 4 && load.register == 1 && !load.is64BitRegister && !load.signExtend)
+        #expect(load.faultStatus == 0x07)
+        #expect(load.loadedValue(0xFFFF_FFFF_8000_0001) == 0x8000_0001)
+        // str x5, [x2]: doubleword, SRT = 5, 64-bit register, write.
+        let store = DataAbort(iss: 1 << 24 | 3 << 22 | 5 << 16 | 1 << 15 | 1 << 6 | 0x07)
+        #expect(store.isWrite && store.size == 8 && store.register == 5 && store.is64BitRegister)
+        // ldrsb x3, [x4]: byte, sign-extended into a 64-bit register; ldrsh w3 into a 32-bit one.
+        let signedByte = DataAbort(iss: 1 << 24 | 0 << 22 | 1 << 21 | 3 << 16 | 1 << 15)
+        #expect(signedByte.loadedValue(0x80) == 0xFFFF_FFFF_FFFF_FF80)
+        let signedHalf = DataAbort(iss: 1 << 24 | 1 << 22 | 1 << 21 | 3 << 16)
+        #expect(signedHalf.loadedValue(0x8000) == 0xFFFF_8000)
+        // No ISV (a load pair, say): nothing to emulate from the syndrome.
+        #expect(!DataAbort(iss: 0x07).isValid)
+    }
+
+    @Test func aTrappedSystemRegisterNamesItsEncodingAndDirection() {
+        // msr icc_sgi1r_el1, x2: Op0 3, Op2 5, Op1 0, CRn 12, Rt 2, CRm 11, write.
+        let sgi = SystemRegisterAccess(iss: 3 << 20 | 5 << 17 | 0 << 14 | 12 << 10 | 2 << 5 | 11 << 1)
+        #expect(sgi.encoding == SystemRegister.icc_sgi1r_el1 && !sgi.isRead && sgi.register == 2)
+        // mrs x7, cntp_ctl_el0: Op0 3, Op2 1, Op1 3, CRn 14, Rt 7, CRm 2, read.
+        let ctl = SystemRegisterAccess(iss: 3 << 20 | 1 << 17 | 3 << 14 | 14 << 10 | 7 << 5 | 2 << 1 | 1)
+        #expect(ctl.encoding == SystemRegister.cntp_ctl_el0 && ctl.isRead && ctl.register == 7)
+        #expect(SystemRegister.cntp_cval_el0 != SystemRegister.cntp_tval_el0)
+    }
+}
