@@ -84,8 +84,12 @@ int bm_heap_add(uint64_t base, uint64_t size) {
 uint64_t bm_heap_headroom(void) {
     bm_lock(&heap_lock);
     heap_init_locked();
+    // The largest untouched tail of one region: a block never spans two.
     uint64_t room = 0;
-    for (int i = 0; i < region_count; i++) room += regions[i].end - regions[i].next;
+    for (int i = 0; i < region_count; i++) {
+        uint64_t tail = regions[i].end - regions[i].next;
+        if (tail > room) room = tail;
+    }
     bm_unlock(&heap_lock);
     return room;
 }

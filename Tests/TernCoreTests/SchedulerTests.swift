@@ -438,25 +438,37 @@ private struct SeededRandom: RandomNumberGenerator {
     /// A vCPU queued behind another pCPU's head, which this pCPU may not run, is still found by a pCPU
     /// that would otherwise idle.
     @Test func anIdlePCPUFindsWorkDeepInAnotherQueue() {
+        var s = Scheduler(pcpus: 2)
+        for d in 0 ..< 4 { s.addDomain(d, weight: 256, cap: 0) }
+        s.addVCPU(0, domain: 0, affinity: 0b01, now: 0)
+        s.addVCPU(1, domain: 1, affinity: 0b01, now: 0)
+        s.addVCPU(2, domain: 2, affinity: 0b11, now: 0)
+        s.addVCPU(3, domain: 3, affinity: 0b10, now: 0)
+        #expect(s.wake(0, now: 0) == 0)
+        #expect(s.pick(pcpu: 0, now: 0) == 0)
+        #expect(s.wake(3, now: 0) == 1)
+        #expect(s.pick(pcpu: 1, now: 0) == 3)
+        // Both busy: vCPU 1 (pCPU 0 only) and then vCPU 2 (either) queue on pCPU 0, 1 at the head.
+        #expect(s.wake(1, now: 1_000_000) == nil)
+        #expect(s.wake(2, now: 2_000_000) == nil)
+        #expect(s.waiting(on: 0) == 2)
+        // pCPU 1 goes idle: its own queue is empty and pCPU 0's head is not for it, but vCPU 2 is.
+        s.block(3, now: 3_000_000)
+        #expect(s.pick(pcpu: 1, now: 3_000_000) == 2)
+        #expect(s.waiting(on: 0) == 1)
+    }
+
+    /// Domains pinned to one pCPU share it, and the others' work does not leak onto it.
+    @Test func pinnedDomainsShareTheirPCPU() {
         var sim = Simulation(pcpus: 2)
         sim.domain(0, weight: 256)
         sim.domain(1, weight: 256)
         sim.domain(2, weight: 256)
         sim.vcpu(0, domain: 0, affinity: 0b01)
-        sim.vcpu(1, domain: 1, affinity: 0b01)     // waits in pCPU 0's queue
-        sim.vcpu(2, domain: 2, affinity: 0b11)     // may run on either
-        // pCPU 1 took vCPU 1? It may not; it takes vCPU 2, or stays idle only if nothing is allowed.
-        #expect(sim.onPCPU[1] == 2)
-        sim.block(2)
-        sim.scheduler.addVCPU(3, domain: 2, affinity: 0b11, now: sim.now)
-        sim.affinity[3] = 0b11
-        sim.domainOf[3] = 2
-        // pCPU 1 is idle; vCPU 3 wakes into pCPU 1's queue and runs there.
-        sim.wake(3)
-        #expect(sim.onPCPU[1] == 3)
+        sim.vcpu(1, domain: 1, affinity: 0b01)
+        sim.vcpu(2, domain: 2, affinity: 0b11)
         sim.run(until: 1 * second)
         sim.settle()
-        // Domains 0 and 1 share pCPU 0; domain 2 has pCPU 1 to itself.
         #expect(within(sim.ranByDomain(0), 500 * ms, percent: 5))
         #expect(within(sim.ranByDomain(1), 500 * ms, percent: 5))
         #expect(within(sim.ranByDomain(2), 1 * second, percent: 1))
@@ -498,21 +510,27 @@ private struct SeededRandom: RandomNumberGenerator {
         #expect(s.preemption(for: 0, now: 7_000_000) == nil)
     }
 
-    /// Never a pCPU the vCPU may not run on, nor one whose vCPU is further behind than it.
+    /// Never a pCPU the vCPU may not run on (even the one furthest ahead), nor one whose vCPU is
+    /// further behind than it; the vCPU moves to the queue of the pCPU it preempts.
     @Test func preemptionRespectsAffinityAndVirtualTime() {
         var s = Scheduler(pcpus: 2)
         for d in 0 ..< 3 { s.addDomain(d, weight: 256, cap: 0) }
         s.addVCPU(0, domain: 0, affinity: 0b01, now: 0)
         s.addVCPU(1, domain: 1, affinity: 0b10, now: 0)
         s.addVCPU(2, domain: 2, affinity: 0b01, now: 0)
-        #expect(s.wake(0, now: 0) == 0)
-        #expect(s.pick(pcpu: 0, now: 0) == 0)
+        // vCPU 1 runs on pCPU 1 from 0, vCPU 0 on pCPU 0 from 5 ms: pCPU 1's is further ahead.
         #expect(s.wake(1, now: 0) == 1)
         #expect(s.pick(pcpu: 1, now: 0) == 1)
+        #expect(s.wake(0, now: 5_000_000) == 0)
+        #expect(s.pick(pcpu: 0, now: 5_000_000) == 0)
         // vCPU 2 may run on pCPU 0 only.
         #expect(s.wake(2, now: 20_000_000) == nil)
         #expect(s.preemption(for: 2, now: 20_000_000) == 0)
+        #expect(s.waiting(on: 0) == 1)
         // A vCPU already running, or blocked, has nothing to preempt for.
         #expect(s.preemption(for: 0, now: 20_000_000) == nil)
+        s.block(1, now: 20_000_000)
+        #expect(s.preemption(for: 1, now: 20_000_000) == nil)
+        #expect(s.pick(pcpu: 0, now: 20_000_000) == 2)
     }
 }

@@ -9,7 +9,7 @@ void bm_unlock(volatile uint32_t *lock);
 uint64_t bm_image_start(void);
 uint64_t bm_image_end(void);
 // Gives the heap the RAM at [base, base + size) (page aligned); returns 0 when it has no room for more
-// regions. bm_heap_headroom: bytes never yet handed out, over all regions.
+// regions. bm_heap_headroom: the most bytes never yet handed out in one region.
 int bm_heap_add(uint64_t base, uint64_t size);
 uint64_t bm_heap_headroom(void);
 

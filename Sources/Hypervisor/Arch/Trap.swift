@@ -108,9 +108,17 @@ private func synchronous(_ v: VCPU) -> Resume {
 private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
     let ipa = faultingIPA()
     let access = DataAbort(iss: esr.iss)
-    if access.isValid && (emulateGIC(v, ipa: ipa, access: access) || emulateUART(v, ipa: ipa, access: access)) {
-        v.frame.pointee.elr &+= 4
-        return v.frame
+    if access.isValid, let (device, offset) = v.domain.mmio.find(ipa) {
+        let handled: Bool
+        switch device {
+        case .gicDistributor: handled = emulateDistributor(v, offset: Int(offset), access: access)
+        case .gicRedistributors: handled = emulateRedistributors(v, offset: offset, access: access)
+        case .uart: handled = emulateUART(v, offset: Int(offset), access: access)
+        }
+        if handled {
+            v.frame.pointee.elr &+= 4
+            return v.frame
+        }
     }
     // Nothing behind the address (or an access no device model decodes): the guest takes a synchronous
     // external abort, as hardware gives it and Xen injects it, and its own handler decides.

@@ -20,6 +20,8 @@ final class Domain {
     var vcpus: [VCPU] = []
     var distributor = VirtualDistributor()
     var vgicLock: UInt32 = 0
+    /// Its emulated devices by guest-physical range, where a data abort is looked up.
+    let mmio: MMIORegions
     var console = DomainConsole()
     /// The emulated SBSA UART, when the domain has one (Xen's dom0less `vpl011`); guarded by uartLock.
     let hasUART: Bool
@@ -103,6 +105,12 @@ final class Domain {
         self.affinity = spec.affinity
         self.hasUART = spec.uart
         self.xenPV = spec.xenPV
+        var devices = MMIORegions()
+        devices.register(.gicDistributor, base: GuestLayout.gicDistributor, size: VirtualDistributor.size)
+        devices.register(.gicRedistributors, base: GuestLayout.gicRedistributors,
+                         size: UInt64(spec.vcpus) * VirtualRedistributor.stride)
+        if spec.uart { devices.register(.uart, base: GuestLayout.uart, size: VirtualUART.size) }
+        self.mmio = devices
     }
 
     func action(for reason: ShutdownReason) -> DomainAction {

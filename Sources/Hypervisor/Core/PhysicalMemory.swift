@@ -21,7 +21,10 @@ private let heapGrowth = 4 << 20
 func ensureHeapHeadroom() {
     guard bm_heap_headroom() < heapPerDomain,
           let region = allocateFrames(pages: heapGrowth / Int(pageSize)) else { return }
-    if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 { freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize)) }
+    if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 {
+        freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize))
+        log("the hypervisor heap has no room for another region")
+    }
 }
 
 /// Returns frames scrubbed, so no domain ever sees what another left behind.

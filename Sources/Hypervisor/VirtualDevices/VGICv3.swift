@@ -140,44 +140,43 @@ func sendVirtualSGI(from v: VCPU, value: UInt64) {
 }
 
 /// A trapped access to the virtual GIC's MMIO. Returns false when the address is not the GIC's.
-func emulateGIC(_ v: VCPU, ipa: GuestPhysicalAddress, access: DataAbort) -> Bool {
+/// A trapped access to the distributor, `offset` bytes into it (inlined: the busiest trapped device).
+@inline(__always)
+func emulateDistributor(_ v: VCPU, offset: Int, access: DataAbort) -> Bool {
     let d = v.domain
-    let dist = GuestLayout.gicDistributor.raw
-    let rdist = GuestLayout.gicRedistributors.raw
-    if ipa.raw >= dist && ipa.raw < dist + VirtualDistributor.size {
-        let offset = Int(ipa.raw - dist)
-        if access.isWrite {
-            let value = v.register(access.register)
-            if let ready = d.withVGIC({ d.distributor.write(offset: offset, size: access.size, value: value) }) {
-                var bits = ready.bits
-                while bits != 0 {
-                    let target = d.withVGIC { d.distributor.target(of: ready.base + bits.trailingZeroBitCount) }
-                    if target < d.vcpus.count { deliverTo(d.vcpus[target]) }
-                    bits &= bits - 1
-                }
+    if access.isWrite {
+        let value = v.register(access.register)
+        if let ready = d.withVGIC({ d.distributor.write(offset: offset, size: access.size, value: value) }) {
+            var bits = ready.bits
+            while bits != 0 {
+                let target = d.withVGIC { d.distributor.target(of: ready.base + bits.trailingZeroBitCount) }
+                if target < d.vcpus.count { deliverTo(d.vcpus[target]) }
+                bits &= bits - 1
             }
-        } else {
-            // Reads take no lock: every register is one aligned word of state that writers change in
-            // place (under the lock), so a read sees either the old value or the new one.
-            let value = d.distributor.read(offset: offset, size: access.size) ?? 0
-            v.setRegister(access.register, access.loadedValue(value))
         }
-        return true
+    } else {
+        // Reads take no lock: every register is one aligned word of state that writers change in
+        // place (under the lock), so a read sees either the old value or the new one.
+        let value = d.distributor.read(offset: offset, size: access.size) ?? 0
+        v.setRegister(access.register, access.loadedValue(value))
     }
-    let span = UInt64(d.vcpus.count) * VirtualRedistributor.stride
-    if ipa.raw >= rdist && ipa.raw < rdist + span {
-        let index = Int((ipa.raw - rdist) / VirtualRedistributor.stride)
-        let offset = Int((ipa.raw - rdist) % VirtualRedistributor.stride)
-        let target = d.vcpus[index]
-        if access.isWrite {
-            let value = v.register(access.register)
-            let ready = d.withVGIC { target.redistributor.write(offset: offset, size: access.size, value: value) }
-            if ready != 0 { deliverTo(target) }
-        } else {
-            let value = target.redistributor.read(offset: offset, size: access.size) ?? 0
-            v.setRegister(access.register, access.loadedValue(value))
-        }
-        return true
+    return true
+}
+
+/// A trapped access to the redistributors, `offset` bytes into their frames (two per vCPU).
+func emulateRedistributors(_ v: VCPU, offset: UInt64, access: DataAbort) -> Bool {
+    let d = v.domain
+    let index = Int(offset / VirtualRedistributor.stride)
+    guard index < d.vcpus.count else { return false }
+    let within = Int(offset % VirtualRedistributor.stride)
+    let target = d.vcpus[index]
+    if access.isWrite {
+        let value = v.register(access.register)
+        let ready = d.withVGIC { target.redistributor.write(offset: within, size: access.size, value: value) }
+        if ready != 0 { deliverTo(target) }
+    } else {
+        let value = target.redistributor.read(offset: within, size: access.size) ?? 0
+        v.setRegister(access.register, access.loadedValue(value))
     }
-    return false
+    return true
 }

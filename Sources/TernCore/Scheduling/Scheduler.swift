@@ -178,6 +178,7 @@ public struct Scheduler: ~Copyable {
     /// The vCPU starts blocked: it has no context to run until the caller wakes it.
     public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: UInt64) {
         precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)
+        precondition(pcpuCount == 64 || affinity & ((1 << UInt64(pcpuCount)) - 1) != 0, "no pCPU the vCPU may run on")
         if vcpus[v].state != .absent { removeVCPU(v) }
         vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now)
         vcpus[v].queue = firstAllowed(v)
@@ -222,9 +223,11 @@ public struct Scheduler: ~Copyable {
     /// Where a vCPU that `wake` left waiting should run at once, as Xen's schedulers tickle a CPU: the
     /// busy pCPU it may use whose vCPU it precedes (its domain is behind in virtual time, as a woken
     /// sleeper usually is) and that has run at least `minimumRun`, the one furthest ahead if several.
-    /// The caller kicks it, and its pick makes the switch. nil: it waits for a pick as usual.
-    public func preemption(for v: Int, now: UInt64) -> Int? {
-        guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting else { return nil }
+    /// The vCPU moves to that pCPU's queue, so the pick there sees it; the caller kicks the pCPU.
+    /// nil: it waits for a pick as usual (a capped domain out of budget always does).
+    public mutating func preemption(for v: Int, now: UInt64) -> Int? {
+        guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting,
+              !isThrottled(vcpus[v].domain, now: now) else { return nil }
         let behind = domains[vcpus[v].domain].virtualTime
         var target: Int?
         var furthest: UInt64 = 0
@@ -235,6 +238,10 @@ public struct Scheduler: ~Copyable {
                 target = p
                 furthest = ahead
             }
+        }
+        if let p = target, vcpus[v].queue != p {
+            dequeue(v)
+            enqueue(v, on: p)
         }
         return target
     }
