@@ -419,6 +419,16 @@ private struct SeededRandom: RandomNumberGenerator {
     }
 }
 
+/// vCPU i in domain i (weight 256, uncapped) with the affinity given for it, all blocked.
+private func schedulerWithADomainPerVCPU(pcpus: Int, affinities: [UInt64]) -> Scheduler {
+    var s = Scheduler(pcpus: pcpus)
+    for (v, affinity) in affinities.enumerated() {
+        s.addDomain(v, weight: 256, cap: 0)
+        s.addVCPU(v, domain: v, affinity: affinity, now: 0)
+    }
+    return s
+}
+
 @Suite struct SchedulerScalingTests {
     /// 64 equal domains on one pCPU: each gets its 1/64th, and the queue never holds more than them.
     @Test func sixtyFourDomainsShareOnePCPUEqually() {
@@ -438,12 +448,7 @@ private struct SeededRandom: RandomNumberGenerator {
     /// A vCPU queued behind another pCPU's head, which this pCPU may not run, is still found by a pCPU
     /// that would otherwise idle.
     @Test func anIdlePCPUFindsWorkDeepInAnotherQueue() {
-        var s = Scheduler(pcpus: 2)
-        for d in 0 ..< 4 { s.addDomain(d, weight: 256, cap: 0) }
-        s.addVCPU(0, domain: 0, affinity: 0b01, now: 0)
-        s.addVCPU(1, domain: 1, affinity: 0b01, now: 0)
-        s.addVCPU(2, domain: 2, affinity: 0b11, now: 0)
-        s.addVCPU(3, domain: 3, affinity: 0b10, now: 0)
+        var s = schedulerWithADomainPerVCPU(pcpus: 2, affinities: [0b01, 0b01, 0b11, 0b10])
         #expect(s.wake(0, now: 0) == 0)
         #expect(s.pick(pcpu: 0, now: 0) == 0)
         #expect(s.wake(3, now: 0) == 1)
@@ -493,11 +498,7 @@ private struct SeededRandom: RandomNumberGenerator {
     /// A sleeper that wakes behind a spinner takes its pCPU at once (once the spinner has run its
     /// minimum), instead of waiting for the spinner's slice to end.
     @Test func aWokenSleeperPreemptsASpinner() {
-        var s = Scheduler(pcpus: 1)
-        s.addDomain(0, weight: 256, cap: 0)
-        s.addDomain(1, weight: 256, cap: 0)
-        s.addVCPU(0, domain: 0, affinity: 1, now: 0)
-        s.addVCPU(1, domain: 1, affinity: 1, now: 0)
+        var s = schedulerWithADomainPerVCPU(pcpus: 1, affinities: [1, 1])
         #expect(s.wake(0, now: 0) == 0)
         #expect(s.pick(pcpu: 0, now: 0) == 0)
         // Half a millisecond in: too soon to take the CPU from the spinner.
@@ -513,11 +514,7 @@ private struct SeededRandom: RandomNumberGenerator {
     /// Never a pCPU the vCPU may not run on (even the one furthest ahead), nor one whose vCPU is
     /// further behind than it; the vCPU moves to the queue of the pCPU it preempts.
     @Test func preemptionRespectsAffinityAndVirtualTime() {
-        var s = Scheduler(pcpus: 2)
-        for d in 0 ..< 3 { s.addDomain(d, weight: 256, cap: 0) }
-        s.addVCPU(0, domain: 0, affinity: 0b01, now: 0)
-        s.addVCPU(1, domain: 1, affinity: 0b10, now: 0)
-        s.addVCPU(2, domain: 2, affinity: 0b01, now: 0)
+        var s = schedulerWithADomainPerVCPU(pcpus: 2, affinities: [0b01, 0b10, 0b01])
         // vCPU 1 runs on pCPU 1 from 0, vCPU 0 on pCPU 0 from 5 ms: pCPU 1's is further ahead.
         #expect(s.wake(1, now: 0) == 1)
         #expect(s.pick(pcpu: 1, now: 0) == 1)
