@@ -495,20 +495,24 @@ private func schedulerWithADomainPerVCPU(pcpus: Int, affinities: [UInt64]) -> Sc
 }
 
 @Suite struct SchedulerPreemptionTests {
-    /// A sleeper that wakes behind a spinner takes its pCPU at once (once the spinner has run its
-    /// minimum), instead of waiting for the spinner's slice to end.
+    /// A sleeper that wakes behind a spinner takes its pCPU at once, or, if the spinner has not yet run
+    /// its minimum (Xen's ratelimit), as soon as it has: not at the end of the spinner's slice.
     @Test func aWokenSleeperPreemptsASpinner() {
-        var s = schedulerWithADomainPerVCPU(pcpus: 1, affinities: [1, 1])
+        var s = schedulerWithADomainPerVCPU(pcpus: 1, affinities: [1, 1, 1])
         #expect(s.wake(0, now: 0) == 0)
         #expect(s.pick(pcpu: 0, now: 0) == 0)
-        // Half a millisecond in: too soon to take the CPU from the spinner.
+        // Half a millisecond in: the kick's pick keeps the spinner, until it has run 1 ms.
         #expect(s.wake(1, now: 500_000) == nil)
-        #expect(s.preemption(for: 1, now: 500_000) == nil)
-        // Five milliseconds in, the sleeper (far behind in virtual time) is owed the CPU.
-        #expect(s.preemption(for: 1, now: 5_000_000) == 0)
-        #expect(s.pick(pcpu: 0, now: 5_000_000) == 1)
-        // The spinner, now ahead, does not get it back by the same rule.
-        #expect(s.preemption(for: 0, now: 7_000_000) == nil)
+        #expect(s.preemption(for: 1, now: 500_000) == 0)
+        #expect(s.pick(pcpu: 0, now: 500_000) == 0)
+        #expect(s.deadline(pcpu: 0) == 1_000_000)
+        #expect(s.pick(pcpu: 0, now: 1_000_000) == 1)
+        // The spinner, ahead while the sleeper has run less than it did, does not get it back by the same rule.
+        #expect(s.preemption(for: 0, now: 1_500_000) == nil)
+        // Past the minimum, a sleeper that wakes takes the CPU at the kick.
+        #expect(s.wake(2, now: 8_000_000) == nil)
+        #expect(s.preemption(for: 2, now: 8_000_000) == 0)
+        #expect(s.pick(pcpu: 0, now: 8_000_000) == 2)
     }
 
     /// Never a pCPU the vCPU may not run on (even the one furthest ahead), nor one whose vCPU is

@@ -222,8 +222,9 @@ public struct Scheduler: ~Copyable {
 
     /// Where a vCPU that `wake` left waiting should run at once, as Xen's schedulers tickle a CPU: the
     /// busy pCPU it may use whose vCPU it precedes (its domain is behind in virtual time, as a woken
-    /// sleeper usually is) and that has run at least `minimumRun`, the one furthest ahead if several.
-    /// The vCPU moves to that pCPU's queue, so the pick there sees it; the caller kicks the pCPU.
+    /// sleeper usually is), the one furthest ahead if several. The vCPU moves to that pCPU's queue, so
+    /// the pick there sees it; the caller kicks the pCPU, whose pick switches at once or, if its vCPU
+    /// has not yet run `minimumRun`, when it has.
     /// nil: it waits for a pick as usual (a capped domain out of budget always does).
     public mutating func preemption(for v: Int, now: UInt64) -> Int? {
         guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting,
@@ -232,7 +233,7 @@ public struct Scheduler: ~Copyable {
         var target: Int?
         var furthest: UInt64 = 0
         for p in 0 ..< pcpuCount where allowed(v, on: p) {
-            guard pcpus[p].current != nil, now >= pcpus[p].pickedAt + parameters.minimumRun else { continue }
+            guard pcpus[p].current != nil else { continue }
             let ahead = runningVirtualTime(pcpu: p, now: now)
             if ahead > behind && (target == nil || ahead > furthest) {
                 target = p
@@ -302,6 +303,13 @@ public struct Scheduler: ~Copyable {
     public mutating func pick(pcpu p: Int, now: UInt64) -> Int? {
         pcpus[p].kicked = false
         let previous = pcpus[p].current
+        // Xen's ratelimit: a pick before its deadline (a kick: someone woke) leaves a vCPU that has
+        // run less than `minimumRun` where it is, and comes back when it has.
+        if let v = previous, !pcpus[p].yielded, let due = pcpus[p].deadline, due > now,
+           now < pcpus[p].pickedAt + parameters.minimumRun {
+            pcpus[p].deadline = min(due, pcpus[p].pickedAt + parameters.minimumRun)
+            return v
+        }
         var yielder: Int?
         if let v = pcpus[p].current {
             charge(pcpu: p, now: now)
