@@ -21,28 +21,19 @@ enum GuestMemory {
 
     /// A whole structure the guest passed by pointer; false if any of it is unmapped.
     static func read<T>(_ value: inout T, from va: VirtualAddress) -> Bool {
-        withUnsafeMutableBytes(of: &value) { copy(from: va, count: $0.count, into: $0.baseAddress!) }
+        var memory = RunningGuestMemory()
+        return memory.read(&value, from: va)
     }
 
     /// A whole value into the guest at `va`, sized by its type; false if any of it is unmapped.
     static func write<T>(_ value: T, to va: VirtualAddress) -> Bool {
-        withUnsafeBytes(of: value) { copy(to: va, from: $0.baseAddress!, count: $0.count) }
+        var memory = RunningGuestMemory()
+        return memory.write(value, to: va)
     }
 
     static func copy(to va: VirtualAddress, from buffer: UnsafeRawPointer, count: Int) -> Bool {
         pages(va, count: count, write: true) { pa, done, chunk in
             tern_copy(pa.raw, UInt64(UInt(bitPattern: buffer + done)), UInt64(chunk))
-        }
-    }
-
-    /// Fills the guest's fixed-size char array at `va` (`size` bytes) with `text` and NULs after it, as
-    /// Xen's version strings are returned. False when any of it is unmapped.
-    static func writeText(_ text: StaticString, size: Int, to va: VirtualAddress) -> Bool {
-        let n = min(text.utf8CodeUnitCount, size - 1)
-        return pages(va, count: size, write: true) { pa, done, chunk in
-            let copied = max(0, min(n - done, chunk))
-            if copied > 0 { tern_copy(pa.raw, UInt64(UInt(bitPattern: text.utf8Start + done)), UInt64(copied)) }
-            if chunk > copied { tern_zero(pa.raw + UInt64(copied), UInt64(chunk - copied)) }
         }
     }
 
@@ -70,4 +61,19 @@ enum GuestMemory {
         tern_store32(pa.raw, value)
         return true
     }
+}
+
+/// The running vCPU's memory behind TernCore's seam: the Xen interfaces' logic reaches guests through it.
+struct RunningGuestMemory: GuestMemoryAccess {
+    func copy(from va: VirtualAddress, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
+        GuestMemory.copy(from: va, count: count, into: buffer)
+    }
+
+    func copy(to va: VirtualAddress, from buffer: UnsafeRawPointer, count: Int) -> Bool {
+        GuestMemory.copy(to: va, from: buffer, count: count)
+    }
+
+    func load32(_ va: VirtualAddress) -> UInt32? { GuestMemory.load32(va) }
+
+    func store32(_ va: VirtualAddress, _ value: UInt32) -> Bool { GuestMemory.store32(va, value) }
 }
