@@ -2,6 +2,7 @@
 
 /// A guest's memory for host tests of the Xen interfaces: 4 KiB pages at chosen guest virtual
 /// addresses, writable or read-only; anything else has nothing behind it, as a bad guest pointer.
+/// Its aligned words are the protocol's defaults (the image's own go straight to the page walk).
 struct FakeGuestMemory: GuestMemoryAccess {
     private(set) var pages: [UInt64: [UInt8]] = [:]
     private var readOnly: Set<UInt64> = []
@@ -38,13 +39,8 @@ struct FakeGuestMemory: GuestMemoryAccess {
         return true
     }
 
-    mutating func load32(_ va: VirtualAddress) -> UInt32? {
-        guard va.raw & 3 == 0 else { return nil }
-        var value: UInt32 = 0
-        return read(&value, from: va) ? value : nil
-    }
-
-    mutating func store32(_ va: VirtualAddress, _ value: UInt32) -> Bool {
-        va.raw & 3 == 0 && write(value, to: va)
+    /// Fills `count` bytes at `va` with `byte`, so a test sees what an answer overwrote and what not.
+    mutating func fill(_ va: UInt64, count: Int, with byte: UInt8 = 0xEE) {
+        for i in 0 ..< count { _ = write(byte, to: VirtualAddress(va + UInt64(i))) }
     }
 }

@@ -534,4 +534,38 @@ private func schedulerWithADomainPerVCPU(pcpus: Int, affinities: [UInt64]) -> Sc
         #expect(s.preemption(for: 1, now: 20_000_000) == nil)
         #expect(s.pick(pcpu: 0, now: 20_000_000) == 2)
     }
+
+    /// The woken vCPU moves to the queue of the pCPU it preempts (its own queue's pCPU may be busy with
+    /// a vCPU further behind), and one whose capped domain is out of budget preempts nobody.
+    @Test func preemptionMovesTheVCPUAndSkipsThrottledDomains() {
+        var s = Scheduler(parameters: SchedulerParameters(slice: 10_000_000, capPeriod: 30_000_000), pcpus: 2)
+        s.addDomain(0, weight: 256, cap: 0)
+        s.addDomain(1, weight: 256, cap: 0)
+        s.addDomain(2, weight: 256, cap: 0)
+        s.addDomain(3, weight: 256, cap: 10)         // 3 ms of every 30
+        s.addVCPU(0, domain: 0, affinity: 0b11, now: 0)
+        s.addVCPU(1, domain: 1, affinity: 0b10, now: 0)
+        s.addVCPU(2, domain: 2, affinity: 0b01, now: 0)
+        s.addVCPU(3, domain: 3, affinity: 0b11, now: 0)
+        // vCPU 1 runs on pCPU 1 from 0, vCPU 2 on pCPU 0 from 8 ms: pCPU 1's is further ahead.
+        #expect(s.wake(1, now: 0) == 1)
+        #expect(s.pick(pcpu: 1, now: 0) == 1)
+        #expect(s.wake(2, now: 8_000_000) == 0)
+        #expect(s.pick(pcpu: 0, now: 8_000_000) == 2)
+        // vCPU 0 has never run: it waits in pCPU 0's queue, and takes pCPU 1.
+        #expect(s.wake(0, now: 9_000_000) == nil)
+        #expect(s.waiting(on: 0) == 1)
+        #expect(s.preemption(for: 0, now: 9_000_000) == 1)
+        #expect(s.waiting(on: 0) == 0 && s.waiting(on: 1) == 1)
+        #expect(s.pick(pcpu: 1, now: 9_000_000) == 0)
+        // The capped domain spends its 3 ms on pCPU 1; woken again with both pCPUs busy, it is
+        // throttled, so it kicks nobody.
+        s.block(0, now: 9_000_000)
+        #expect(s.wake(3, now: 9_000_000) == 1)
+        #expect(s.pick(pcpu: 1, now: 9_000_000) == 3)
+        s.block(3, now: 12_500_000)
+        #expect(s.pick(pcpu: 1, now: 12_500_000) == 1)
+        #expect(s.wake(3, now: 13_000_000) == nil)
+        #expect(s.preemption(for: 3, now: 13_000_000) == nil)
+    }
 }

@@ -23,16 +23,17 @@ import Testing
     @Test func stringsAreNulPaddedInXensShapes() {
         var m = FakeGuestMemory()
         m.map(0x1000)
+        m.fill(0x1000, count: 17)
         #expect(query(.extraversion, 0x1000, &m) == 0)
-        #expect(m.bytes(at: 0x1000, count: 16) == Array("-tern".utf8) + [UInt8](repeating: 0, count: 11))
+        #expect(m.bytes(at: 0x1000, count: 17) == Array("-tern".utf8) + [UInt8](repeating: 0, count: 11) + [0xEE])
         // struct xen_compile_info: compiler[64] compile_by[16] compile_domain[32] compile_date[32].
         m.map(0x2000)
-        for i in 0 ..< 144 { _ = m.write(UInt8(0xEE), to: VirtualAddress(0x2000 + UInt64(i))) }
+        m.fill(0x2000, count: 145)
         #expect(query(.compile_info, 0x2000, &m) == 0)
         #expect(m.bytes(at: 0x2000, count: 21) == Array("Swift 6.3 (Embedded)".utf8) + [0])
         #expect(m.bytes(at: 0x2000 + 64, count: 5) == Array("tern".utf8) + [0])
         #expect(m.bytes(at: 0x2000 + 80, count: 64).allSatisfy { $0 == 0 })
-        #expect(m.bytes(at: 0x2000 + 144, count: 1) == [0])      // nothing past the structure
+        #expect(m.bytes(at: 0x2000 + 144, count: 1) == [0xEE])   // nothing past the structure
         #expect(query(.changeset, 0x3000 - 64, &m) == 0)
         #expect(m.bytes(at: 0x3000 - 64, count: 11) == Array("tern-0.1.0".utf8) + [0])
     }
@@ -84,8 +85,11 @@ import Testing
     @Test func onlyTheControlDomainReadsTheCommandLine() {
         var m = FakeGuestMemory()
         m.map(0x1000)
-        #expect(query(.commandline, 0x1000, &m) == -1)           // EPERM
+        m.fill(0x1000, count: 1025)
+        #expect(query(.commandline, 0x1000, &m) == -1)           // EPERM, and nothing written
+        #expect(m.bytes(at: 0x1000, count: 1024).allSatisfy { $0 == 0xEE })
         #expect(query(.commandline, 0x1000, &m, caller: dom0) == 0)
         #expect(m.bytes(at: 0x1000, count: 1024).allSatisfy { $0 == 0 })
+        #expect(m.bytes(at: 0x1000 + 1024, count: 1) == [0xEE])
     }
 }

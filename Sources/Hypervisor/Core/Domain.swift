@@ -105,11 +105,13 @@ final class Domain {
         self.affinity = spec.affinity
         self.hasUART = spec.uart
         self.xenPV = spec.xenPV
+        // The guest layout's device windows never overlap (8 vCPUs' redistributors are 1 MiB).
         var devices = MMIORegions()
-        devices.register(.gicDistributor, base: GuestLayout.gicDistributor, size: VirtualDistributor.size)
-        devices.register(.gicRedistributors, base: GuestLayout.gicRedistributors,
-                         size: UInt64(spec.vcpus) * VirtualRedistributor.stride)
-        if spec.uart { devices.register(.uart, base: GuestLayout.uart, size: VirtualUART.size) }
+        let gic = devices.register(.gicDistributor, base: GuestLayout.gicDistributor, size: VirtualDistributor.size)
+            && devices.register(.gicRedistributors, base: GuestLayout.gicRedistributors,
+                                size: UInt64(spec.vcpus) * VirtualRedistributor.stride)
+        let uart = !spec.uart || devices.register(.uart, base: GuestLayout.uart, size: VirtualUART.size)
+        precondition(gic && uart, "overlapping device windows")
         self.mmio = devices
     }
 

@@ -17,13 +17,16 @@ func allocateFrames(pages: Int, alignment: UInt64 = pageSize) -> HostPhysicalAdd
 private let heapPerDomain: UInt64 = 1 << 20
 private let heapGrowth = 4 << 20
 
+nonisolated(unsafe) private var heapRegionsExhausted = false
+
 /// Called before a domain is built (at boot or on restart), never from inside an allocation.
 func ensureHeapHeadroom() {
     guard bm_heap_headroom() < heapPerDomain,
           let region = allocateFrames(pages: heapGrowth / Int(pageSize)) else { return }
     if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 {
         freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize))
-        log("the hypervisor heap has no room for another region")
+        if !heapRegionsExhausted { log("the hypervisor heap has no room for another region") }
+        heapRegionsExhausted = true
     }
 }
 

@@ -139,7 +139,6 @@ func sendVirtualSGI(from v: VCPU, value: UInt64) {
     }
 }
 
-/// A trapped access to the virtual GIC's MMIO. Returns false when the address is not the GIC's.
 /// A trapped access to the distributor, `offset` bytes into it (inlined: the busiest trapped device).
 @inline(__always)
 func emulateDistributor(_ v: VCPU, offset: Int, access: DataAbort) -> Bool {

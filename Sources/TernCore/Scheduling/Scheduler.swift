@@ -178,7 +178,8 @@ public struct Scheduler: ~Copyable {
     /// The vCPU starts blocked: it has no context to run until the caller wakes it.
     public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: UInt64) {
         precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)
-        precondition(pcpuCount == 64 || affinity & ((1 << UInt64(pcpuCount)) - 1) != 0, "no pCPU the vCPU may run on")
+        let machine: UInt64 = pcpuCount == 64 ? ~0 : (1 << UInt64(pcpuCount)) - 1
+        precondition(affinity & machine != 0, "no pCPU the vCPU may run on")
         if vcpus[v].state != .absent { removeVCPU(v) }
         vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now)
         vcpus[v].queue = firstAllowed(v)
@@ -230,14 +231,17 @@ public struct Scheduler: ~Copyable {
         guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting,
               !isThrottled(vcpus[v].domain, now: now) else { return nil }
         let behind = domains[vcpus[v].domain].virtualTime
+        // Best: a pCPU whose vCPU has had its minimum (it switches at the kick), then the furthest ahead.
         var target: Int?
-        var furthest: UInt64 = 0
+        var best: (ready: Bool, ahead: UInt64) = (false, 0)
         for p in 0 ..< pcpuCount where allowed(v, on: p) {
             guard pcpus[p].current != nil else { continue }
             let ahead = runningVirtualTime(pcpu: p, now: now)
-            if ahead > behind && (target == nil || ahead > furthest) {
+            guard ahead > behind else { continue }
+            let ready = now >= pcpus[p].pickedAt + parameters.minimumRun
+            if target == nil || ready && !best.ready || ready == best.ready && ahead > best.ahead {
                 target = p
-                furthest = ahead
+                best = (ready, ahead)
             }
         }
         if let p = target, vcpus[v].queue != p {
