@@ -29,13 +29,10 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     guard GuestMemory.read(&request, from: arg) else {
         return XenError.EFAULT.returnValue
     }
-    let offset = request.1 & 0xFFFF_FFFF
-    // 8-byte aligned: its pending selector is changed with 64-bit atomics, which fault when misaligned.
-    guard request.0 >> 36 == 0, offset & 7 == 0, offset + UInt64(VCPUInfoLayout.size) <= pageSize else {
+    guard let place = VCPUOp.vcpuInfoAddress(frame: request.0, offset: request.1),
+          let host = t.domain.hostAddress(ofRAM: place, length: UInt64(VCPUInfoLayout.size)) else {
         return XenError.EINVAL.returnValue
     }
-    guard let host = t.domain.hostAddress(ofRAM: GuestPhysicalAddress(request.0 << 12 + offset),
-                                          length: UInt64(VCPUInfoLayout.size)) else { return XenError.EINVAL.returnValue }
     let d = t.domain
     let registered: Bool = d.withXen {
         if t.vcpuInfo != 0 { return false }
