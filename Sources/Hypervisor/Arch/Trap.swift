@@ -102,7 +102,8 @@ private func synchronous(_ v: VCPU) -> Resume {
 }
 
 @inline(__always) private func faultingIPA() -> GuestPhysicalAddress {
-    GuestPhysicalAddress((read_hpfar_el2() >> 4) << 12 | read_far_el2() & 0xFFF)
+    // HPFAR_EL2.FIPA (bits 47:4) is the faulting frame; FAR_EL2 has the offset in it.
+    GuestFrameNumber(read_hpfar_el2() >> 4).address + read_far_el2() & 0xFFF
 }
 
 private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {

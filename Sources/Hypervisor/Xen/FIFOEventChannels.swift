@@ -64,8 +64,8 @@ func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     guard GuestMemory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
     let (gfn, offset, vcpu) = request
     guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
-    guard offset <= UInt32(pageSize) - UInt32(FIFOControlBlockLayout.size), offset & 7 == 0, gfn >> 36 == 0,
-          let block = d.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12 + UInt64(offset)),
+    guard offset <= UInt32(pageSize) - UInt32(FIFOControlBlockLayout.size), offset & 7 == 0,
+          let frame = GuestFrameNumber(guest: gfn), let block = d.hostAddress(ofRAM: frame.address + UInt64(offset),
                                     length: UInt64(FIFOControlBlockLayout.size)) else { return XenError.EINVAL.returnValue }
     guard GuestMemory.write(FIFOEventWord.linkBits, to: arg + 16) else { return XenError.EFAULT.returnValue }
     let raised: [UInt32]? = d.withXen {
@@ -98,7 +98,7 @@ func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
 func fifoExpandArray(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     var gfn: UInt64 = 0
     guard GuestMemory.read(&gfn, from: arg) else { return XenError.EFAULT.returnValue }
-    guard gfn >> 36 == 0, let page = d.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12), length: pageSize) else {
+    guard let frame = GuestFrameNumber(guest: gfn), let page = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
         return XenError.EINVAL.returnValue
     }
     let added: Bool? = d.withXen {

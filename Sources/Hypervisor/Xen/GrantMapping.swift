@@ -37,8 +37,8 @@ private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool
     guard claimed != nil else { return .failure(GrantStatusError(.generalError)) }
     // The frame is read after the claim: a guest may change it only while the entry is unused.
     tern_memory_barrier()
-    let gfn = UInt64(tern_load32(entry.raw + 4))
-    guard let frame = g.hostAddress(ofRAM: GuestPhysicalAddress(gfn << 12), length: pageSize) else {
+    let gfn = GuestFrameNumber(UInt64(tern_load32(entry.raw + 4)))      // 32 bits: always below 2^36
+    guard let frame = g.hostAddress(ofRAM: gfn.address, length: pageSize) else {
         return .failure(GrantStatusError(.badPage))
     }
     return .success(HostPhysicalAddress(frame))
@@ -207,7 +207,7 @@ private func withSide(_ d: Domain, _ side: (frame: UInt64, domid: UInt16, offset
                       _ body: (HostPhysicalAddress) -> GrantStatus) -> GrantStatus {
     if !side.grant {
         guard isSelf(side.domid, d) else { return .permissionDenied }
-        guard side.frame < 1 << 36, let host = d.hostAddress(ofRAM: GuestPhysicalAddress(side.frame << 12), length: pageSize) else {
+        guard let frame = GuestFrameNumber(guest: side.frame), let host = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
             return .badPage
         }
         return body(HostPhysicalAddress(host))

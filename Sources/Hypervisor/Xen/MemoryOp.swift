@@ -20,8 +20,7 @@ func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
         }
         guard isSelf(UInt16(truncatingIfNeeded: request.0), d) else { return XenError.EPERM.returnValue }
         let space = UInt32(truncatingIfNeeded: request.0 >> 32)
-        let page = GuestPhysicalAddress(request.2 << 12)
-        guard request.2 >> 36 == 0 else { return XenError.EINVAL.returnValue }
+        guard let page = GuestFrameNumber(guest: request.2)?.address else { return XenError.EINVAL.returnValue }
         switch XenMapSpace(rawValue: space) {
         case .shared_info:
             guard request.1 == 0 else { return XenError.EINVAL.returnValue }

@@ -29,6 +29,39 @@ public struct VirtualAddress: Hashable, Comparable, Sendable {
 
 public let pageSize: UInt64 = 4096
 
+/// A guest frame number (Xen's gfn_t): a page of the guest's physical address space, as Xen's
+/// interfaces name pages. Xen on Arm gives guests 48 bits of physical address space, so a frame from
+/// a guest is valid below 2^36; `init?(guest:)` is how a number a guest passed becomes one.
+public struct GuestFrameNumber: Hashable, Comparable, Sendable {
+    public var raw: UInt64
+    @inlinable public init(_ raw: UInt64) { self.raw = raw }
+    /// The frame a guest named, or nil when it lies beyond the guest's 48-bit physical address space.
+    @inlinable public init?(guest raw: UInt64) {
+        guard raw >> 36 == 0 else { return nil }
+        self.raw = raw
+    }
+    @inlinable public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    /// The frame's first byte.
+    @inlinable public var address: GuestPhysicalAddress { GuestPhysicalAddress(raw << 12) }
+}
+
+/// A host frame number (Xen's mfn_t): a page of the machine's physical memory.
+public struct HostFrameNumber: Hashable, Comparable, Sendable {
+    public var raw: UInt64
+    @inlinable public init(_ raw: UInt64) { self.raw = raw }
+    @inlinable public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    @inlinable public var address: HostPhysicalAddress { HostPhysicalAddress(raw << 12) }
+}
+
+extension GuestPhysicalAddress {
+    /// The frame this address lies in.
+    @inlinable public var frame: GuestFrameNumber { GuestFrameNumber(raw >> 12) }
+}
+
+extension HostPhysicalAddress {
+    @inlinable public var frame: HostFrameNumber { HostFrameNumber(raw >> 12) }
+}
+
 @inlinable public func alignUp(_ value: UInt64, _ alignment: UInt64) -> UInt64 {
     (value &+ alignment &- 1) & ~(alignment &- 1)
 }

@@ -8,7 +8,8 @@ public enum VCPUOp {
     /// domain's RAM is the caller's to check.
     public static func vcpuInfoAddress(frame: UInt64, offset: UInt64) -> GuestPhysicalAddress? {
         let offset = offset & 0xFFFF_FFFF
-        guard frame >> 36 == 0, offset & 7 == 0, offset + UInt64(VCPUInfoLayout.size) <= pageSize else { return nil }
-        return GuestPhysicalAddress(frame << 12 + offset)
+        guard let frame = GuestFrameNumber(guest: frame), offset & 7 == 0,
+              offset + UInt64(VCPUInfoLayout.size) <= pageSize else { return nil }
+        return frame.address + offset
     }
 }
