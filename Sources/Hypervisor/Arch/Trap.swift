@@ -102,7 +102,7 @@ private func synchronous(_ v: VCPU) -> Resume {
 }
 
 @inline(__always) private func faultingIPA() -> GuestPhysicalAddress {
-    // HPFAR_EL2.FIPA (bits 47:4) is the faulting frame; FAR_EL2 has the offset in it.
+    // HPFAR_EL2.FIPA (bits 43:4 without FEAT_D128) is the faulting frame; FAR_EL2 has the offset in it.
     GuestFrameNumber(read_hpfar_el2() >> 4).address + read_far_el2() & 0xFFF
 }
 
