@@ -255,7 +255,7 @@ public struct Scheduler: ~Copyable {
     private func runningVirtualTime(pcpu p: Int, now: UInt64) -> UInt64 {
         guard let w = pcpus[p].current else { return 0 }
         let d = vcpus[w].domain
-        let ran = min(now > pcpus[p].chargedUntil ? now - pcpus[p].chargedUntil : 0, Scheduler.longestCharge)
+        let ran = unchargedRun(pcpu: p, now: now)
         return domains[d].virtualTime + (ran * Scheduler.weightUnit + domains[d].virtualRemainder) / domains[d].weight
     }
 
@@ -353,7 +353,7 @@ public struct Scheduler: ~Copyable {
         if chosen != previous { pcpus[p].pickedAt = now }
         pcpus[p].current = chosen
         pcpus[p].chargedUntil = now
-        pcpus[p].deadline = deadline(for: chosen, on: p, now: now)
+        pcpus[p].deadline = deadline(for: chosen, now: now)
         return chosen
     }
 
@@ -433,15 +433,12 @@ public struct Scheduler: ~Copyable {
     /// share gets small the last stretch runs to the end of the budget rather than creeping up on it in
     /// ever shorter picks; the overshoot is bounded by that stretch.
     @inline(__always)
-    private func deadline(for v: Int, on p: Int, now: UInt64) -> UInt64 {
+    private func deadline(for v: Int, now: UInt64) -> UInt64 {
         let sliceEnd = now + parameters.slice
         let d = vcpus[v].domain
         guard domains[d].cap != 0 else { return sliceEnd }
-        var spent = usedInPeriod(d, now: now)
-        for q in 0 ..< pcpuCount where q != p {
-            guard let w = pcpus[q].current, vcpus[w].domain == d else { continue }
-            spent += unchargedInPeriod(pcpu: q, now: now)
-        }
+        // The pCPU it was just picked for is charged up to now, so it adds nothing here.
+        let spent = spentInPeriod(d, now: now)
         let budget = capBudget(d)
         let remaining = budget > spent ? budget - spent : 0
         let concurrency = UInt64(max(1, min(pcpuCount, domains[d].runnableVCPUs)))
@@ -452,10 +449,9 @@ public struct Scheduler: ~Copyable {
     // MARK: - Accounting
 
     private mutating func charge(pcpu p: Int, now: UInt64) {
-        let pcpu = pcpus + p
-        guard let v = pcpu.pointee.current else { return }
-        let ran = min(now > pcpu.pointee.chargedUntil ? now - pcpu.pointee.chargedUntil : 0, Scheduler.longestCharge)
-        pcpu.pointee.chargedUntil = now
+        guard let v = pcpus[p].current else { return }
+        let ran = unchargedRun(pcpu: p, now: now)
+        pcpus[p].chargedUntil = now
         guard ran != 0 else { return }
         let domain = domains + vcpus[v].domain
         domain.pointee.consumed += ran
@@ -474,6 +470,11 @@ public struct Scheduler: ~Copyable {
             domain.pointee.usedInPeriod = 0
         }
         domain.pointee.usedInPeriod += min(ran, now - start)
+    }
+
+    /// What the vCPU on `p` has run since it was last charged (clamped so scaling it cannot overflow).
+    @inline(__always) private func unchargedRun(pcpu p: Int, now: UInt64) -> UInt64 {
+        min(now > pcpus[p].chargedUntil ? now - pcpus[p].chargedUntil : 0, Scheduler.longestCharge)
     }
 
     @inline(__always)
