@@ -138,18 +138,19 @@ func setUpEventChannel() -> UInt32? {
     }
     guard registered == 0 else { print("bench: register_vcpu_info = \(registered)"); return nil }
     vcpuInfo = infoPage
-    // evtchn_alloc_unbound { dom = self, remote_dom = self, port (out) }
-    var unbound: (UInt32, UInt32) = (UInt32(domidSelf) | UInt32(domidSelf) << 16, 0)
-    let allocated = Xen.call(.event_channel_op, EventChannelOpCommand.alloc_unbound.rawValue, pointingTo: &unbound)
-    guard allocated == 0 else { print("bench: alloc_unbound = \(allocated)"); return nil }
-    listeningPort = unbound.1
-    // evtchn_bind_interdomain { remote_dom = self, remote_port, local_port (out) }
-    var bind: (UInt32, UInt32, UInt32) = (UInt32(domidSelf), listeningPort, 0)
-    let bound = Xen.call(.event_channel_op, EventChannelOpCommand.bind_interdomain.rawValue, pointingTo: &bind)
-    guard bound == 0 else { print("bench: bind_interdomain = \(bound)"); return nil }
+    // A port allocated for ourselves, and the other end bound to it.
+    switch Events.allocateUnbound(for: domidSelf) {
+    case .success(let port): listeningPort = port
+    case .failure(let e): print("bench: alloc_unbound = \(e.code)"); return nil
+    }
+    let sendPort: UInt32
+    switch Events.bindInterdomain(domidSelf, port: listeningPort) {
+    case .success(let port): sendPort = port
+    case .failure(let e): print("bench: bind_interdomain = \(e.code)"); return nil
+    }
     // Let the registration's "look at everything" upcall pass before measuring.
     for _ in 0 ..< 1000 { guest_load32(GuestLayout.gicDistributor.raw + 8) }
-    return bind.2
+    return sendPort
 }
 
 /// The scaling rows (make bench runs N domains of this guest on one CPU): `role=ring` yields for ever
