@@ -7,8 +7,10 @@ import Foundation
 /// of their own. Flat rows mean nothing on those paths walks every domain.
 public enum ScalingBenchmark {
     public static let domainCounts = [2, 16, 64]
-    /// The most dom0less domains Xen 4.17 can start here (each brings a kernel module; it has 32).
-    static let xenDomainLimit = 31
+    /// The most dom0less domains Xen 4.17 can start here: it keeps 32 boot modules (MAX_MODULES), two
+    /// of them its own image and the device tree, and each domain brings a kernel (a 31st domain
+    /// stops its boot: "Could not set up domain domU30").
+    static let xenDomainLimit = 30
 
     public static func run(runner: TernRunner, xen: XenBoot?, progress: @escaping (String) -> Void) throws -> [ComparisonRow] {
         var rows: [ComparisonRow] = []
@@ -16,7 +18,6 @@ public enum ScalingBenchmark {
                                       ("sleep-lead", "sleeper", "Wake-up (timer due to guest running) among")] {
             for count in domainCounts {
                 let tern = try measure(runner: runner, xen: nil, lead: lead, other: other, domains: count, progress: progress)
-                // Xen 4.17 boots at most 32 boot modules (MAX_MODULES), one kernel per dom0less domain.
                 let onXen = count > xenDomainLimit ? nil
                     : try xen.flatMap { try measure(runner: runner, xen: $0, lead: lead, other: other, domains: count, progress: progress) }
                 progress("scaling \(lead) \(count) domains: tern \(tern.map { String(format: "%.0f", $0) } ?? "-")"
