@@ -33,7 +33,7 @@ public struct SchedulerParameters: Sendable {
 }
 
 public struct Scheduler: ~Copyable {
-    private struct Domain {
+    struct Domain {
         var present = false
         var weight: UInt64 = 1
         var cap: UInt64 = 0
@@ -49,14 +49,14 @@ public struct Scheduler: ~Copyable {
         var runnableVCPUs = 0
     }
 
-    private enum State: Equatable {
+    enum State: Equatable {
         case absent
         case blocked
         case waiting
         case running(pcpu: Int)
     }
 
-    private struct VCPU {
+    struct VCPU {
         var state = State.absent
         var domain = 0
         var affinity: UInt64 = 0
@@ -65,7 +65,7 @@ public struct Scheduler: ~Copyable {
         var queue = 0
     }
 
-    private struct PCPU {
+    struct PCPU {
         // No Optionals or Bools: a struct whose size is not its stride is read and written a byte at a
         // time through a pointer in the embedded build (the compiler loses its alignment), and this one
         // is on every switch. So the optionals and flags are plain words.
@@ -109,22 +109,22 @@ public struct Scheduler: ~Copyable {
     }
 
     /// Weight that makes virtual time advance at the rate of real time (Xen's default weight).
-    private static let weightUnit: UInt64 = 256
+    static let weightUnit: UInt64 = 256
     /// Charges are clamped so `ran * weightUnit` cannot overflow; ~13 days without a pick is not a
     /// schedule anyone will miss the precision of.
-    private static let longestCharge: UInt64 = 1 << 50
+    static let longestCharge: UInt64 = 1 << 50
 
-    private let parameters: SchedulerParameters
+    let parameters: SchedulerParameters
     public let domainCapacity: Int
     public let vcpuCapacity: Int
     public let pcpuCount: Int
-    private let domains: UnsafeMutablePointer<Domain>
-    private let vcpus: UnsafeMutablePointer<VCPU>
-    private let pcpus: UnsafeMutablePointer<PCPU>
+    let domains: UnsafeMutablePointer<Domain>
+    let vcpus: UnsafeMutablePointer<VCPU>
+    let pcpus: UnsafeMutablePointer<PCPU>
     /// Each pCPU's waiting vCPUs, keyed by their domain's virtual time when queued, then waiting time.
-    private let queues: UnsafeMutablePointer<SlotHeap>
+    let queues: UnsafeMutablePointer<SlotHeap>
     /// Room for the throttled vCPUs a pick sets aside while it looks past them.
-    private let setAside: UnsafeMutablePointer<Int>
+    let setAside: UnsafeMutablePointer<Int>
 
     /// Slots are below `domains` and `vcpus`; `pcpus` is at most 64 (affinity is a 64-bit mask).
     public init(parameters: SchedulerParameters = .init(), pcpus: Int,
@@ -153,52 +153,6 @@ public struct Scheduler: ~Copyable {
         vcpus.deallocate()
         pcpus.deallocate()
         setAside.deallocate()
-    }
-
-    // MARK: - Domains and vCPUs
-
-    /// `cap` is in percent of one pCPU (above 100 makes sense for a domain with several vCPUs); 0 means
-    /// uncapped. A zero weight is treated as the smallest weight rather than as "never".
-    public mutating func addDomain(_ d: Int, weight: UInt32, cap: UInt32) {
-        precondition(d >= 0 && d < domainCapacity)
-        if domains[d].present { removeDomain(d) }
-        domains[d] = Domain(present: true, weight: UInt64(max(weight, 1)), cap: UInt64(cap))
-    }
-
-    /// Leaves any pCPU that was running one of its vCPUs idle with an expired deadline, so the caller
-    /// picks again there.
-    public mutating func removeDomain(_ d: Int) {
-        guard d >= 0 && d < domainCapacity, domains[d].present else { return }
-        for v in 0 ..< vcpuCapacity where vcpus[v].state != .absent && vcpus[v].domain == d {
-            removeVCPU(v)
-        }
-        domains[d] = Domain()
-    }
-
-    /// The vCPU starts blocked: it has no context to run until the caller wakes it.
-    public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: UInt64) {
-        precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)
-        let machine: UInt64 = pcpuCount == 64 ? ~0 : (1 << UInt64(pcpuCount)) - 1
-        precondition(affinity & machine != 0, "no pCPU the vCPU may run on")
-        if vcpus[v].state != .absent { removeVCPU(v) }
-        vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now)
-        vcpus[v].queue = firstAllowed(v)
-    }
-
-    private mutating func removeVCPU(_ v: Int) {
-        switch vcpus[v].state {
-        case .absent: return
-        case .blocked: break
-        case .waiting:
-            dequeue(v)
-            domains[vcpus[v].domain].runnableVCPUs -= 1
-        case .running(let p):
-            pcpus[p].current = nil
-            pcpus[p].yielded = false
-            pcpus[p].deadline = 0
-            domains[vcpus[v].domain].runnableVCPUs -= 1
-        }
-        vcpus[v] = VCPU()
     }
 
     // MARK: - Becoming runnable and not
@@ -422,7 +376,7 @@ public struct Scheduler: ~Copyable {
     }
 
     @inline(__always)
-    private func firstAllowed(_ v: Int) -> Int {
+    func firstAllowed(_ v: Int) -> Int {
         for p in 0 ..< pcpuCount where allowed(v, on: p) { return p }
         return 0
     }
@@ -445,119 +399,4 @@ public struct Scheduler: ~Copyable {
         let step = max(remaining / concurrency, min(remaining, parameters.slice / 10), 1)
         return min(sliceEnd, now + step)
     }
-
-    // MARK: - Accounting
-
-    private mutating func charge(pcpu p: Int, now: UInt64) {
-        guard let v = pcpus[p].current else { return }
-        let ran = unchargedRun(pcpu: p, now: now)
-        pcpus[p].chargedUntil = now
-        guard ran != 0 else { return }
-        let domain = domains + vcpus[v].domain
-        domain.pointee.consumed += ran
-
-        let scaled = ran * Scheduler.weightUnit + domain.pointee.virtualRemainder
-        let weight = domain.pointee.weight
-        domain.pointee.virtualTime += scaled / weight
-        domain.pointee.virtualRemainder = scaled % weight
-
-        // Only the part of the run inside the current period counts against this period's cap; an
-        // uncapped domain has no period to keep.
-        guard domain.pointee.cap != 0 else { return }
-        let start = periodStart(now)
-        if domain.pointee.periodStart != start {
-            domain.pointee.periodStart = start
-            domain.pointee.usedInPeriod = 0
-        }
-        domain.pointee.usedInPeriod += min(ran, now - start)
-    }
-
-    /// What the vCPU on `p` has run since it was last charged (clamped so scaling it cannot overflow).
-    @inline(__always) private func unchargedRun(pcpu p: Int, now: UInt64) -> UInt64 {
-        min(now > pcpus[p].chargedUntil ? now - pcpus[p].chargedUntil : 0, Scheduler.longestCharge)
-    }
-
-    @inline(__always)
-    private func periodStart(_ now: UInt64) -> UInt64 {
-        now - now % parameters.capPeriod
-    }
-
-    @inline(__always)
-    private func capBudget(_ d: Int) -> UInt64 {
-        domains[d].cap * parameters.capPeriod / 100
-    }
-
-    @inline(__always)
-    private func usedInPeriod(_ d: Int, now: UInt64) -> UInt64 {
-        domains[d].periodStart == periodStart(now) ? domains[d].usedInPeriod : 0
-    }
-
-    @inline(__always)
-    private func unchargedInPeriod(pcpu q: Int, now: UInt64) -> UInt64 {
-        let since = max(pcpus[q].chargedUntil, periodStart(now))
-        return now > since ? now - since : 0
-    }
-
-    /// Counts run time on other pCPUs not yet charged, so two vCPUs of one domain cannot both slip
-    /// past its cap.
-    @inline(__always) private func isThrottled(_ d: Int, now: UInt64) -> Bool {
-        guard domains[d].cap != 0 else { return false }
-        return spentInPeriod(d, now: now) >= capBudget(d)
-    }
-
-    @inline(__always)
-    private func spentInPeriod(_ d: Int, now: UInt64) -> UInt64 {
-        var spent = usedInPeriod(d, now: now)
-        for q in 0 ..< pcpuCount {
-            guard let w = pcpus[q].current, vcpus[w].domain == d else { continue }
-            spent += unchargedInPeriod(pcpu: q, now: now)
-        }
-        return spent
-    }
-
-    // MARK: - The run queues
-
-    private mutating func enqueue(_ v: Int, on p: Int) {
-        vcpus[v].queue = p
-        queues[p].set(v, key: domains[vcpus[v].domain].virtualTime, tie: vcpus[v].waitingSince)
-    }
-
-    private mutating func dequeue(_ v: Int) {
-        queues[vcpus[v].queue].remove(v)
-    }
-
-    /// The first of `p`'s queue in today's order: stale keys are brought up to date until the head's
-    /// is current.
-    private mutating func head(of p: Int) -> Int? {
-        while let e = queues[p].first {
-            let current = domains[vcpus[e.slot].domain].virtualTime
-            if current == e.key { return e.slot }
-            queues[p].set(e.slot, key: current, tie: e.tie)
-        }
-        return nil
-    }
-
-    // MARK: - Queries
-
-    public func running(on pcpu: Int) -> Int? { pcpus[pcpu].current }
-
-    /// When the caller must call `pick` on this pCPU again; nil means only a wake (kick) can change
-    /// anything there. A time at or before now means at once.
-    public func deadline(pcpu: Int) -> UInt64? { pcpus[pcpu].deadline }
-
-    public func isRunnable(_ v: Int) -> Bool {
-        guard v >= 0 && v < vcpuCapacity else { return false }
-        switch vcpus[v].state {
-        case .waiting, .running: return true
-        case .absent, .blocked: return false
-        }
-    }
-
-    /// Run time charged so far; the current stretch on a pCPU is added at its next pick, block or yield.
-    public func consumed(domain: Int) -> UInt64 {
-        domain >= 0 && domain < domainCapacity ? domains[domain].consumed : 0
-    }
-
-    /// vCPUs waiting in `pcpu`'s queue.
-    public func waiting(on pcpu: Int) -> Int { queues[pcpu].count }
 }

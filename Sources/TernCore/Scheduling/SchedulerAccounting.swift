@@ -1,0 +1,72 @@
+// The scheduler's accounting: charging a pCPU's run to its vCPU's domain, as virtual time (scaled by
+// weight) and, for a capped domain, as time used in the current cap period, with run time on other
+// pCPUs not yet charged counted too so that two vCPUs of one domain cannot both slip past its cap.
+
+extension Scheduler {
+    mutating func charge(pcpu p: Int, now: UInt64) {
+        guard let v = pcpus[p].current else { return }
+        let ran = unchargedRun(pcpu: p, now: now)
+        pcpus[p].chargedUntil = now
+        guard ran != 0 else { return }
+        let domain = domains + vcpus[v].domain
+        domain.pointee.consumed += ran
+
+        let scaled = ran * Scheduler.weightUnit + domain.pointee.virtualRemainder
+        let weight = domain.pointee.weight
+        domain.pointee.virtualTime += scaled / weight
+        domain.pointee.virtualRemainder = scaled % weight
+
+        // Only the part of the run inside the current period counts against this period's cap; an
+        // uncapped domain has no period to keep.
+        guard domain.pointee.cap != 0 else { return }
+        let start = periodStart(now)
+        if domain.pointee.periodStart != start {
+            domain.pointee.periodStart = start
+            domain.pointee.usedInPeriod = 0
+        }
+        domain.pointee.usedInPeriod += min(ran, now - start)
+    }
+
+    /// What the vCPU on `p` has run since it was last charged (clamped so scaling it cannot overflow).
+    @inline(__always) func unchargedRun(pcpu p: Int, now: UInt64) -> UInt64 {
+        min(now > pcpus[p].chargedUntil ? now - pcpus[p].chargedUntil : 0, Scheduler.longestCharge)
+    }
+
+    @inline(__always)
+    func periodStart(_ now: UInt64) -> UInt64 {
+        now - now % parameters.capPeriod
+    }
+
+    @inline(__always)
+    func capBudget(_ d: Int) -> UInt64 {
+        domains[d].cap * parameters.capPeriod / 100
+    }
+
+    @inline(__always)
+    func usedInPeriod(_ d: Int, now: UInt64) -> UInt64 {
+        domains[d].periodStart == periodStart(now) ? domains[d].usedInPeriod : 0
+    }
+
+    @inline(__always)
+    func unchargedInPeriod(pcpu q: Int, now: UInt64) -> UInt64 {
+        let since = max(pcpus[q].chargedUntil, periodStart(now))
+        return now > since ? now - since : 0
+    }
+
+    /// Counts run time on other pCPUs not yet charged, so two vCPUs of one domain cannot both slip
+    /// past its cap.
+    @inline(__always) func isThrottled(_ d: Int, now: UInt64) -> Bool {
+        guard domains[d].cap != 0 else { return false }
+        return spentInPeriod(d, now: now) >= capBudget(d)
+    }
+
+    @inline(__always)
+    func spentInPeriod(_ d: Int, now: UInt64) -> UInt64 {
+        var spent = usedInPeriod(d, now: now)
+        for q in 0 ..< pcpuCount {
+            guard let w = pcpus[q].current, vcpus[w].domain == d else { continue }
+            spent += unchargedInPeriod(pcpu: q, now: now)
+        }
+        return spent
+    }
+}

@@ -1,0 +1,48 @@
+// Which domains and vCPUs the scheduler knows: the hypervisor adds them as it builds domains and
+// removes them as it releases them (a vCPU leaves the run queue it waits in).
+
+extension Scheduler {
+    /// `cap` is in percent of one pCPU (above 100 makes sense for a domain with several vCPUs); 0 means
+    /// uncapped. A zero weight is treated as the smallest weight rather than as "never".
+    public mutating func addDomain(_ d: Int, weight: UInt32, cap: UInt32) {
+        precondition(d >= 0 && d < domainCapacity)
+        if domains[d].present { removeDomain(d) }
+        domains[d] = Domain(present: true, weight: UInt64(max(weight, 1)), cap: UInt64(cap))
+    }
+
+    /// Leaves any pCPU that was running one of its vCPUs idle with an expired deadline, so the caller
+    /// picks again there.
+    public mutating func removeDomain(_ d: Int) {
+        guard d >= 0 && d < domainCapacity, domains[d].present else { return }
+        for v in 0 ..< vcpuCapacity where vcpus[v].state != .absent && vcpus[v].domain == d {
+            removeVCPU(v)
+        }
+        domains[d] = Domain()
+    }
+
+    /// The vCPU starts blocked: it has no context to run until the caller wakes it.
+    public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: UInt64) {
+        precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)
+        let machine: UInt64 = pcpuCount == 64 ? ~0 : (1 << UInt64(pcpuCount)) - 1
+        precondition(affinity & machine != 0, "no pCPU the vCPU may run on")
+        if vcpus[v].state != .absent { removeVCPU(v) }
+        vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now)
+        vcpus[v].queue = firstAllowed(v)
+    }
+
+    mutating func removeVCPU(_ v: Int) {
+        switch vcpus[v].state {
+        case .absent: return
+        case .blocked: break
+        case .waiting:
+            dequeue(v)
+            domains[vcpus[v].domain].runnableVCPUs -= 1
+        case .running(let p):
+            pcpus[p].current = nil
+            pcpus[p].yielded = false
+            pcpus[p].deadline = 0
+            domains[vcpus[v].domain].runnableVCPUs -= 1
+        }
+        vcpus[v] = VCPU()
+    }
+}
