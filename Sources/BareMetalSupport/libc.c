@@ -31,6 +31,11 @@ int memcmp(const void *a, const void *b, size_t n) {
 }
 size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
 
+// A ticket lock, fair under contention: the high half of the word hands out tickets, the low half is
+// the ticket being served. A waiter sleeps in WFE on its exclusive read of the served half, so the
+// unlocking store wakes it; it never retries a store, so no CPU can be starved by the others.
+// A test-and-set lock: whoever runs when it is free takes it. Not fair, but it never waits for one
+// particular CPU, which matters when Tern's own CPUs are threads of a busier host (QEMU here).
 void bm_lock(volatile uint32_t *lock) {
     uint32_t tmp, one = 1;
     __asm__ volatile(
@@ -42,8 +47,27 @@ void bm_lock(volatile uint32_t *lock) {
         "   cbnz  %w0, 2b\n"
         : "=&r"(tmp) : "r"(lock), "r"(one) : "memory");
 }
-void bm_unlock(volatile uint32_t *lock) {
-    __asm__ volatile("stlr wzr, [%0]" :: "r"(lock) : "memory");
+void bm_unlock(volatile uint32_t *lock) { __asm__ volatile("stlr wzr, [%0]" :: "r"(lock) : "memory"); }
+
+// A ticket lock, fair under contention: the high half of the word hands out tickets, the low half is
+// the ticket being served. A waiter sleeps in WFE on its exclusive read of the served half, so the
+// unlocking store wakes it; it never retries a store, so no CPU can be starved by the others.
+void bm_ticket_lock(volatile uint32_t *lock) {
+    uint32_t ticket, next, failed, served;
+    __asm__ volatile(
+        "1: ldaxr  %w0, [%4]\n"
+        "   add    %w1, %w0, #0x10000\n"
+        "   stxr   %w2, %w1, [%4]\n"
+        "   cbnz   %w2, 1b\n"
+        "   eor    %w1, %w0, %w0, ror #16\n"       // free when served == ticket
+        "   cbz    %w1, 3f\n"
+        "   sevl\n"
+        "2: wfe\n"
+        "   ldaxrh %w3, [%4]\n"
+        "   eor    %w1, %w3, %w0, lsr #16\n"
+        "   cbnz   %w1, 2b\n"
+        "3:\n"
+        : "=&r"(ticket), "=&r"(next), "=&r"(failed), "=&r"(served) : "r"(lock) : "memory");
 }
 
 // The heap: power-of-two size classes with free lists, carved from regions: the one the linker

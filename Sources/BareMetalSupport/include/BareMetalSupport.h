@@ -3,9 +3,25 @@
 #include <stdint.h>
 #include <stddef.h>
 
-// A spinlock shared between CPUs (0 = free).
+// Spin locks shared between CPUs; 0 is free, as a zeroed global or field starts.
+// bm_lock/bm_unlock: test-and-set, for the scheduler lock and the global leaves.
 void bm_lock(volatile uint32_t *lock);
 void bm_unlock(volatile uint32_t *lock);
+// bm_ticket_lock/bm_ticket_unlock: a fair ticket lock, for the per-domain locks (SpinLocked).
+void bm_ticket_lock(volatile uint32_t *lock);
+#if defined(__aarch64__) && !defined(__linux__)
+// Inline: three instructions where the lock is dropped, no call.
+static inline __attribute__((always_inline)) void bm_ticket_unlock(volatile uint32_t *lock) {
+    // Only the holder writes the served half, so a plain increment with release order is enough.
+    uint16_t served = *(volatile uint16_t *)lock;
+    __asm__ volatile("stlrh %w0, [%1]" :: "r"((uint32_t)(uint16_t)(served + 1)), "r"(lock) : "memory");
+}
+// bm_unlock without the call, for the measured paths (inlining it everywhere costs the trap path
+// registers).
+static inline __attribute__((always_inline)) void bm_unlock_inline(volatile uint32_t *lock) {
+    __asm__ volatile("stlr wzr, [%0]" :: "r"(lock) : "memory");
+}
+#endif
 uint64_t bm_image_start(void);
 uint64_t bm_image_end(void);
 // Gives the heap the RAM at [base, base + size) (page aligned); returns 0 when it has no room for more

@@ -75,7 +75,7 @@ private func deliver(_ byte: UInt8, to d: Domain) {
     } else {
         withSpinLock(&controlInputLock) { controlInput.pushReplacingOldest(byte) }
         // A PV control domain (Linux's hvc0 as dom0) waits for VIRQ_CONSOLE, then reads with console_io.
-        if d.xenPV, let port = d.withXen({ d.events.port(forVIRQ: VIRQ.console.rawValue, vcpu: 0) }) {
+        if d.xenPV, let port = d.events.withLock({ $0.ports.port(forVIRQ: VIRQ.console.rawValue, vcpu: 0) }) {
             notifyPort(d, port)
         }
     }

@@ -1,5 +1,6 @@
 // A domain: an isolated guest machine with its own stage-2 address space, memory, vCPUs and virtual
-// GIC distributor. Its fields are changed under the scheduler lock unless noted.
+// GIC distributor. Its plain fields are changed under the scheduler lock unless noted; the rest are
+// inside the locks that guard them (SpinLock.swift has the order they are taken in).
 import BareMetalSupport
 import TernArchAsm
 import TernCore
@@ -15,33 +16,28 @@ final class Domain {
     var memory: PhysicalRange
     /// Where its RAM starts in its own address space: GuestLayout.ram, or the host address when direct-mapped.
     let ramBase: GuestPhysicalAddress
-    var stage2: Stage2Table<PhysicalTableMemory>
-    var tables: PhysicalTableMemory
+    /// Its stage 2 (built at boot, changed at run time by grant maps and memory_op) and the frames the
+    /// hypervisor lent it. Its root never moves, so the switch path reads that without the lock.
+    var physMap: SpinLocked<PhysMap>
+    let stage2Root: HostPhysicalAddress
     var vcpus: [VCPU] = []
+    /// The distributor of its virtual GIC. It and its vCPUs' redistributors are guarded by vgicLock,
+    /// which is not a SpinLocked because the redistributors live in the vCPUs the trap path holds.
     var distributor = VirtualDistributor()
     var vgicLock: UInt32 = 0
     /// Its emulated devices by guest-physical range, where a data abort is looked up.
     let mmio: MMIORegions
-    var console = DomainConsole()
-    /// The emulated SBSA UART, when the domain has one (Xen's dom0less `vpl011`); guarded by uartLock.
+    var console = SpinLocked(DomainConsole())
+    /// The emulated SBSA UART, when the domain has one (Xen's dom0less `vpl011`).
     let hasUART: Bool
-    var uart = VirtualUART()
-    var uartLock: UInt32 = 0
+    var uart = SpinLocked(VirtualUART())
     /// Xen PV: the guest is told it runs on Xen (the `hypervisor` node) and gets shared_info, event
-    /// channels, a grant table and a console ring. The fields below are guarded by xenLock.
+    /// channels, a grant table and a console ring.
     let xenPV: Bool
-    var xenLock: UInt32 = 0
-    /// Host address of the page the guest named as shared_info (one of its own RAM pages); 0 until then.
-    var sharedInfo: UInt64 = 0
-    var events = EventChannelTable()
-    /// The FIFO ABI, once the guest asked for it (EVTCHNOP_init_control); nil means 2-level.
-    var fifo: FIFOState?
-    /// Set (once, for good) with `fifo`; a plain flag the 2-level path may read without the lock.
+    var events = SpinLocked(DomainEvents())
+    /// Set (once, for good) with `events.fifo`; a plain flag the 2-level path may read without the lock.
     var usesFIFO = false
-    var grantFrames: [GuestPhysicalAddress?] = []
-    /// Its mappings of other domains' grants, and how many of its own grants others have mapped.
-    var maptrack = Maptrack()
-    var activeGrants = ActiveGrants()
+    var grants = SpinLocked(DomainGrants())
     /// Hypercalls of other domains working on its memory right now (grant copies and maps): it is not
     /// released while any is under way. Guarded by the scheduler lock.
     var pins = 0
@@ -51,7 +47,7 @@ final class Domain {
     var heldForGrants = false
     /// Dead, and its grant mappings and the other ends of its event channels let go (once).
     var detached = false
-    /// The console ring page Tern provides (at MagicPages.console) and its event channel.
+    /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: UInt64 = 0
     var consolePort: UInt32 = 0
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
@@ -59,13 +55,10 @@ final class Domain {
     /// VMASST_TYPE_runstate_update_flag: the guest reads other vCPUs' runstate areas, so rewrites are
     /// marked in progress (written under the scheduler lock, read by the switch path).
     var runstateUpdateFlag = false
-    /// Frames the hypervisor gave the domain beside its RAM (console ring, grant table); freed with it.
-    var ownedFrames: [HostPhysicalAddress] = []
     /// Hypercalls it made that Tern does not implement, each reported once.
-    var reportedUnimplemented: [UInt64] = []
+    var reports = SpinLocked(UnimplementedReports())
     /// Told once that it reached for guest-physical memory with nothing behind it.
     var reportedAbort = false
-    var consoleLock: UInt32 = 0
     var weight: UInt32
     var cap: UInt32
     var affinity: UInt64
@@ -98,8 +91,8 @@ final class Domain {
         self.vmid = UInt64(slot + 1)
         self.memory = memory
         self.ramBase = ramBase
-        self.stage2 = stage2
-        self.tables = tables
+        self.physMap = SpinLocked(PhysMap(stage2: stage2, tables: tables))
+        self.stage2Root = stage2.root
         self.weight = spec.weight
         self.cap = spec.cap
         self.affinity = spec.affinity
@@ -125,7 +118,7 @@ final class Domain {
         }
     }
 
-    var vttbr: UInt64 { vmid << 48 | stage2.root.raw }
+    var vttbr: UInt64 { vmid << 48 | stage2Root.raw }
 
     /// The guest physical range its RAM occupies.
     var ram: (base: GuestPhysicalAddress, size: UInt64) { (ramBase, memory.size) }
@@ -137,9 +130,6 @@ final class Domain {
 
     func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
 
-    func withUART<R>(_ body: (inout VirtualUART) -> R) -> R { withSpinLock(&uartLock) { body(&uart) } }
-
-    func withXen<R>(_ body: () -> R) -> R { withSpinLock(&xenLock, body) }
 
     /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
     func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> UInt64? {
@@ -151,14 +141,49 @@ final class Domain {
     /// Called from a trap of one of its vCPUs, with no lock held: the end of a Linux panic report ends
     /// the domain here.
     func consoleWrite(_ bytes: UnsafeBufferPointer<UInt8>) {
-        let panicEnded = withSpinLock(&consoleLock) { console.write(bytes, domain: id) }
+        let panicEnded = console.withLock { $0.write(bytes, domain: id) }
         if panicEnded && spec.watchesPanic { crashAfterPanic(self) }
     }
 
     /// Its console showed Linux's panic banner (and Tern is to believe it).
-    var hasPanicked: Bool { spec.watchesPanic && withSpinLock(&consoleLock) { console.panic.hasBegun } }
+    var hasPanicked: Bool { spec.watchesPanic && console.withLock { $0.panic.hasBegun } }
 
     func flushConsole() {
-        withSpinLock(&consoleLock) { if !console.isEmpty { console.flush(domain: id) } }
+        console.withLock { if !$0.isEmpty { $0.flush(domain: id) } }
     }
+}
+
+/// A domain's event channels: its ports, and where their bits are in its memory (shared_info, or the
+/// FIFO control blocks and event array once it asks for FIFO).
+struct DomainEvents {
+    /// Host address of the page the guest named as shared_info (one of its own RAM pages); 0 until then.
+    var sharedInfo: UInt64 = 0
+    var ports = EventChannelTable()
+    /// The FIFO ABI, once the guest asked for it (EVTCHNOP_init_control); nil means 2-level.
+    var fifo: FIFOState?
+}
+
+/// A domain's grant table: where its frames are, its mappings of other domains' grants, and how many
+/// of its own grants others use.
+struct DomainGrants {
+    var frames: [GrantFrame?] = []
+    var maptrack = Maptrack()
+    var active = ActiveGrants()
+}
+
+/// A grant-table frame: a page of the hypervisor's, placed in the domain's grant window.
+struct GrantFrame: Equatable {
+    let guest: GuestPhysicalAddress
+    let host: HostPhysicalAddress
+}
+
+/// A domain's stage 2 and the frames the hypervisor lent it (console ring, grant frames), freed with it.
+struct PhysMap {
+    var stage2: Stage2Table<PhysicalTableMemory>
+    var tables: PhysicalTableMemory
+    var ownedFrames: [HostPhysicalAddress] = []
+}
+
+struct UnimplementedReports {
+    var keys: [UInt64] = []
 }

@@ -153,10 +153,17 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
 /// and whatever its VMID left in the TLBs (slots, and so VMIDs, are reused).
 func releaseDomainMemory(_ d: Domain) {
     freeFrames(d.memory.base, pages: Int(d.memory.size / pageSize))
-    for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
-    d.ownedFrames.removeAll()
-    d.tables.releaseAll()
+    releaseLentFrames(d)
     forgetTranslations(d)
+}
+
+/// Gives back the frames the hypervisor lent the domain and its stage-2 tables.
+func releaseLentFrames(_ d: Domain) {
+    d.physMap.withLock { m in
+        for frame in m.ownedFrames { freeFrames(frame, pages: 1) }
+        m.ownedFrames.removeAll()
+        m.tables.releaseAll()
+    }
 }
 
 /// Invalidates every TLB entry of the domain's VMID on every CPU.

@@ -122,7 +122,7 @@ func releaseDeadDomains() {
             dropGrantMappings(d)
             unbindPeers(d)
         }
-        let mapped = d.withXen { d.activeGrants.total }
+        let mapped = d.grants.withLock { $0.active.total }
         if mapped > 0 {
             if !d.heldForGrants {
                 d.heldForGrants = true
@@ -192,9 +192,7 @@ func reclaimStep() -> Bool {
     } else if size > 0 {
         freeFrames(d.memory.base + done, pages: Int(size / pageSize))
     } else {
-        for frame in d.ownedFrames { freeFrames(frame, pages: 1) }
-        d.ownedFrames.removeAll()
-        d.tables.releaseAll()
+        releaseLentFrames(d)
     }
     let rebuilt = size == 0 && restarting ? rebuild(d) : nil
     lockScheduler()

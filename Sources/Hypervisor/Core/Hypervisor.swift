@@ -84,7 +84,7 @@ nonisolated(unsafe) var domainsAlive = 0
 }
 
 @inline(__always) func unlockScheduler() {
-    withUnsafeMutablePointer(to: &schedulerLock) { bm_unlock($0) }
+    withUnsafeMutablePointer(to: &schedulerLock) { bm_unlock_inline($0) }
 }
 
 /// The physical CPU this code runs on (QEMU virt numbers CPUs by affinity level 0), from the per-CPU

@@ -8,7 +8,7 @@ func emulateUART(_ v: VCPU, offset: Int, access: DataAbort) -> Bool {
     let d = v.domain
     var ok = true
     var output: UInt8?
-    let (before, after) = d.withUART { uart in
+    let (before, after) = d.uart.withLock { uart in
         let before = uart.interruptAsserted
         if access.isWrite {
             (ok, output) = uart.write(offset: offset, size: access.size, value: v.register(access.register))
@@ -28,7 +28,7 @@ func emulateUART(_ v: VCPU, offset: Int, access: DataAbort) -> Bool {
 
 /// Console input for a domain that has the focus.
 func uartReceive(_ d: Domain, _ byte: UInt8) {
-    let (before, after) = d.withUART { uart in
+    let (before, after) = d.uart.withLock { uart in
         let before = uart.interruptAsserted
         uart.receive(byte)
         return (before, uart.interruptAsserted)

@@ -7,9 +7,9 @@ import TernCore
 
 /// At build time: the ring page and the port whose other end is the hypervisor.
 func preparePVConsole(_ d: Domain) -> Bool {
-    d.withXen {
+    d.events.withLock { e in
         guard let frame = mapHypervisorFrame(d, at: MagicPages.console),
-              let port = d.events.allocate(.console) else { return false }
+              let port = e.ports.allocate(.console) else { return false }
         d.consoleRing = frame.raw
         d.consolePort = port
         return true

@@ -1,6 +1,7 @@
-// event_channel_op and the upcall: ports are bound and closed in the domain's EventChannelTable, an
-// event sets bits in the guest's shared_info and vcpu_info by the 2-level protocol, and a vCPU that must
-// look gets the event-channel PPI (31) through its virtual GIC, as Xen does on Arm.
+// event_channel_op and the upcall. What a guest may do with its ports is TernCore's EventChannelOp; this
+// file is its host: the domains' tables under their events locks, and delivery. An event sets bits in
+// the guest's shared_info and vcpu_info by the 2-level protocol (or links it into a FIFO queue), and a
+// vCPU that must look gets the event-channel PPI (31) through its virtual GIC, as Xen does on Arm.
 import TernArch
 import TernArchAsm
 import TernCore
@@ -41,7 +42,7 @@ struct GuestEventBits: EventBits {
 
 /// Marks `port` pending in `d` and interrupts the vCPU it is bound to if the guest should look now.
 func notifyPort(_ d: Domain, _ port: UInt32) {
-    let (shared, vcpu, fifo) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port), d.fifo != nil) }
+    let (shared, vcpu, fifo) = d.events.withLock { ($0.sharedInfo, $0.ports.vcpu(for: port), $0.fifo != nil) }
     if fifo {
         if withFIFO(d, { queues, memory in queues.setPending(&memory, port: port, vcpu: vcpu) }) == true {
             raiseEventUpcall(d.vcpus[vcpu])
@@ -88,176 +89,83 @@ func liveDomain(_ id: DomainID) -> Domain? {
 
 func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     let d = v.domain
-    guard d.xenPV else { return XenError.ENOSYS.returnValue }
-    switch EventChannelOpCommand(rawValue: command) {
-    case .send:
-        guard let port = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
-        return send(d, port)
-    case .unmask:
-        guard let port = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
-        let (shared, vcpu, valid) = d.withXen { (d.sharedInfo, d.events.vcpu(for: port), d.events.state(port) != nil) }
-        guard valid else { return XenError.EINVAL.returnValue }
+    guard d.xenPV, let command = EventChannelOpCommand(rawValue: command) else { return XenError.ENOSYS.returnValue }
+    switch command {
+    case .init_control: return fifoInitControl(d, arg)
+    case .expand_array: return fifoExpandArray(d, arg)
+    case .set_priority: return fifoSetPriority(d, arg)
+    default:
+        var memory = RunningGuestMemory()
+        return EventChannelOp.handle(command, arg, &memory, d) ?? XenError.ENOSYS.returnValue
+    }
+}
+
+/// The calling domain's side of TernCore's EventChannelOp: its ports and its peers' under their events
+/// locks (two domains' in slot order, so two domains binding to each other cannot deadlock), and the
+/// deliveries.
+extension Domain: EventChannelHost {
+    var caller: DomainID { id }
+    var vcpuCount: Int { vcpus.count }
+
+    @inline(__always)
+    func withPorts<R>(_ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R {
+        events.withLock { e in withUnsafeMutablePointer(to: &e.ports, body) }
+    }
+
+    func withPorts<R>(pairedWith peer: DomainID,
+                      _ body: (UnsafeMutablePointer<EventChannelTable>, UnsafeMutablePointer<EventChannelTable>) -> R) -> R? {
+        let d = self
+        if peer == d.id { return withPorts { body($0, $0) } }
+        guard let remote = liveDomain(peer) else { return nil }
+        let (first, second) = d.slot < remote.slot ? (d, remote) : (remote, d)
+        return first.events.withLock { a in
+            second.events.withLock { b in
+                withUnsafeMutablePointer(to: &a.ports) { pa in
+                    withUnsafeMutablePointer(to: &b.ports) { pb in first === d ? body(pa, pb) : body(pb, pa) }
+                }
+            }
+        }
+    }
+
+    @inline(__always) func raise(_ port: UInt32) { notifyPort(self, port) }
+
+    func raise(_ port: UInt32, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool) {
+        // Held while its pages are written: it may be dying on another CPU.
+        _ = withPinnedDomain(peer) { remote in
+            if remote.events.withLock({ stillOurs($0.ports) }) { notifyPort(remote, port) }
+        }
+    }
+
+    func kickConsole() { consoleRingKick(self) }
+
+    func unmasked(_ port: UInt32, vcpu: Int) {
+        let d = self
         if let raise = withFIFO(d, { queues, memory in queues.unmask(&memory, port: port, vcpu: vcpu) }) {
             if raise { raiseEventUpcall(d.vcpus[vcpu]) }
-            return 0
+            return
         }
-        guard shared != 0 else { return 0 }
+        let shared = d.events.withLock { $0.sharedInfo }
+        guard shared != 0 else { return }
         var bits = GuestEventBits(domain: d, shared: shared)
-        if TwoLevelEvents.unmask(&bits, port: port, vcpu: vcpu) {
-            raiseEventUpcall(d.vcpus[vcpu])
-        }
-        return 0
-    case .alloc_unbound:
-        // struct evtchn_alloc_unbound { domid_t dom, remote_dom; evtchn_port_t port; }
-        guard let ids = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
-        guard isSelf(UInt16(truncatingIfNeeded: ids), d) else { return XenError.EPERM.returnValue }
-        var remote = UInt16(truncatingIfNeeded: ids >> 16)
-        if remote == domidSelf { remote = d.id.raw }
-        guard let port = d.withXen({ d.events.allocate(.unbound(remote: DomainID(remote))) }) else {
-            return XenError.ENOSPC.returnValue
-        }
-        return GuestMemory.store32(arg + 4, port) ? 0 : XenError.EFAULT.returnValue
-    case .bind_interdomain:
-        // struct evtchn_bind_interdomain { domid_t remote_dom; evtchn_port_t remote_port, local_port; }
-        guard let first = GuestMemory.load32(arg), let remotePort = GuestMemory.load32(arg + 4) else {
-            return XenError.EFAULT.returnValue
-        }
-        var remoteID = UInt16(truncatingIfNeeded: first)
-        if remoteID == domidSelf { remoteID = d.id.raw }
-        guard let remote = remoteID == d.id.raw ? d : liveDomain(DomainID(remoteID)) else { return XenError.ESRCH.returnValue }
-        return bindInterdomain(d, remote, remotePort: remotePort, result: arg + 8)
-    case .bind_virq:
-        // struct evtchn_bind_virq { uint32_t virq, vcpu; evtchn_port_t port; }
-        guard let virq = GuestMemory.load32(arg), let vcpu = GuestMemory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
-        guard virq < 24, vcpu < UInt32(d.vcpus.count) else { return XenError.EINVAL.returnValue }
-        let port: UInt32? = d.withXen {
-            if d.events.port(forVIRQ: virq, vcpu: Int(vcpu)) != nil { return nil }
-            return d.events.allocate(.virq(virq, vcpu: Int(vcpu)), vcpu: Int(vcpu))
-        }
-        guard let port else { return XenError.EEXIST.returnValue }
-        return GuestMemory.store32(arg + 8, port) ? 0 : XenError.EFAULT.returnValue
-    case .bind_ipi:
-        // struct evtchn_bind_ipi { uint32_t vcpu; evtchn_port_t port; }
-        guard let vcpu = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
-        guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
-        guard let port = d.withXen({ d.events.allocate(.ipi(vcpu: Int(vcpu)), vcpu: Int(vcpu)) }) else {
-            return XenError.ENOSPC.returnValue
-        }
-        return GuestMemory.store32(arg + 4, port) ? 0 : XenError.EFAULT.returnValue
-    case .bind_vcpu:
-        guard let port = GuestMemory.load32(arg), let vcpu = GuestMemory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
-        guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
-        return d.withXen {
-            guard let state = d.events.state(port), state != .free else { return XenError.EINVAL.returnValue }
-            if case .ipi = state { return XenError.EINVAL.returnValue }      // fixed at bind time, as on Xen
-            d.events.bind(port, toVCPU: Int(vcpu))
-            return 0
-        }
-    case .close:
-        guard let port = GuestMemory.load32(arg) else { return XenError.EFAULT.returnValue }
-        return close(d, port)
-    case .status:
-        return status(d, arg)
-    case .init_control:
-        return fifoInitControl(d, arg)
-    case .expand_array:
-        return fifoExpandArray(d, arg)
-    case .set_priority:
-        return fifoSetPriority(d, arg)
-    default:
-        return XenError.ENOSYS.returnValue
+        if TwoLevelEvents.unmask(&bits, port: port, vcpu: vcpu) { raiseEventUpcall(d.vcpus[vcpu]) }
+    }
+
+    func closing(_ port: UInt32) {
+        // A FIFO port stops being pending before it is freed, so an event for its next binding stays.
+        _ = withFIFO(self) { queues, memory in queues.close(&memory, port: port) }
     }
 }
 
 @inline(__always) func isSelf(_ id: UInt16, _ d: Domain) -> Bool { id == domidSelf || id == d.id.raw }
 
-private func send(_ d: Domain, _ port: UInt32) -> UInt64 {
-    guard let state = d.withXen({ d.events.state(port) }) else { return XenError.EINVAL.returnValue }
-    switch state {
-    case .interdomain(let remoteID, let remotePort):
-        if remoteID == d.id {
-            notifyPort(d, remotePort)
-        } else {
-            // Held while its pages are written: it may be dying on another CPU.
-            _ = withPinnedDomain(remoteID) { remote in
-                // Only if its end still names ours: a restarted domain reuses the id, not the ports.
-                if remote.withXen({ remote.events.state(remotePort) == .interdomain(remote: d.id, port: port) }) {
-                    notifyPort(remote, remotePort)
-                }
-            }
-        }
-        return 0
-    case .console:
-        consoleRingKick(d)
-        return 0
-    case .ipi:
-        notifyPort(d, port)
-        return 0
-    case .unbound:
-        return 0                        // nobody listens yet: dropped, as Xen does
-    case .free, .virq:
-        return XenError.EINVAL.returnValue
-    }
-}
-
-private func bindInterdomain(_ d: Domain, _ remote: Domain, remotePort: UInt32, result: VirtualAddress) -> UInt64 {
-    // The remote port must have been allocated for us; both ends then name each other. Two tables are
-    // locked in domain-slot order so two domains binding to each other cannot deadlock.
-    let local: UInt32? = withBoth(d, remote) {
-        guard remote.events.state(remotePort) == .unbound(remote: d.id) else { return nil }
-        guard let port = d.events.allocate(.interdomain(remote: remote.id, port: remotePort)) else { return nil }
-        remote.events.set(remotePort, .interdomain(remote: d.id, port: port))
-        return port
-    }
-    guard let local else { return XenError.EINVAL.returnValue }
-    guard GuestMemory.store32(result, local) else { return XenError.EFAULT.returnValue }
-    notifyPort(d, local)               // Xen marks the new local port pending, so neither end misses an event
-    return 0
-}
-
-private func withBoth<R>(_ a: Domain, _ b: Domain, _ body: () -> R) -> R {
-    if a === b { return a.withXen(body) }
-    let (first, second) = a.slot < b.slot ? (a, b) : (b, a)
-    return first.withXen { second.withXen(body) }
-}
-
-private func close(_ d: Domain, _ port: UInt32) -> UInt64 {
-    // The console port is the hypervisor's end, and stays.
-    guard let state = d.withXen({ d.events.state(port) }), state != .free, state != .console else {
-        return XenError.EINVAL.returnValue
-    }
-    // A FIFO port stops being pending before it is freed, so an event for its next binding stays.
-    _ = withFIFO(d) { queues, memory in queues.close(&memory, port: port) }
-    switch state {
-    case .free, .console: break
-    case .interdomain(let remoteID, let remotePort):
-        // The other end goes back to waiting for us, as in Xen.
-        let remote = remoteID == d.id ? d : liveDomain(remoteID)
-        if let remote {
-            withBoth(d, remote) {
-                // Unless the other end moved on (closed, or a restart reused the domain id).
-                if remote.events.state(remotePort) == .interdomain(remote: d.id, port: port) {
-                    remote.events.set(remotePort, .unbound(remote: d.id))
-                }
-                d.events.set(port, .free)
-            }
-        } else {
-            d.withXen { d.events.set(port, .free) }
-        }
-    case .unbound, .virq, .ipi:
-        d.withXen { d.events.set(port, .free) }
-    }
-    return 0
-}
-
 /// A domain being released: the other ends of its interdomain channels go back to waiting for it, as
 /// Xen's evtchn_destroy leaves them, so a later send or close on them touches nothing of its successor.
 /// Called under the scheduler lock.
 func unbindPeers(_ d: Domain) {
-    let channels: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = d.withXen {
+    let channels: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = d.events.withLock { e in
         var found: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = []
         for port in 1 ..< UInt32(EventChannelTable.maximumPorts) {
-            if case .interdomain(let remote, let remotePort)? = d.events.state(port), remote != d.id {
+            if case .interdomain(let remote, let remotePort)? = e.ports.state(port), remote != d.id {
                 found.append((port, remote, remotePort))
             }
         }
@@ -265,32 +173,11 @@ func unbindPeers(_ d: Domain) {
     }
     for (port, remoteID, remotePort) in channels {
         for case let remote? in domains where remote.id == remoteID && remote !== d {
-            remote.withXen {
-                if remote.events.state(remotePort) == .interdomain(remote: d.id, port: port) {
-                    remote.events.set(remotePort, .unbound(remote: d.id))
+            remote.events.withLock { e in
+                if e.ports.state(remotePort) == .interdomain(remote: d.id, port: port) {
+                    e.ports.set(remotePort, .unbound(remote: d.id))
                 }
             }
         }
     }
-}
-
-private func status(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
-    // struct evtchn_status { domid_t dom; evtchn_port_t port; uint32_t status, vcpu; union u; }
-    guard let dom = GuestMemory.load32(arg), let port = GuestMemory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
-    guard isSelf(UInt16(truncatingIfNeeded: dom), d) else { return XenError.EPERM.returnValue }
-    guard let (state, vcpu) = d.withXen({ d.events.state(port).map { ($0, d.events.vcpu(for: port)) } }) else {
-        return XenError.EINVAL.returnValue
-    }
-    var code: UInt32 = 0, u0: UInt32 = 0, u1: UInt32 = 0
-    switch state {
-    case .free: code = 0
-    case .unbound(let remote): code = 1; u0 = UInt32(remote.raw)
-    case .interdomain(let remote, let rport): code = 2; u0 = UInt32(remote.raw); u1 = rport
-    case .virq(let n, _): code = 4; u0 = n
-    case .ipi: code = 5
-    case .console: code = 2; u0 = 0x7FF2; u1 = 0     // DOMID_XEN: the hypervisor is the other end
-    }
-    guard GuestMemory.store32(arg + 8, code), GuestMemory.store32(arg + 12, UInt32(vcpu)),
-          GuestMemory.store32(arg + 16, u0), GuestMemory.store32(arg + 20, u1) else { return XenError.EFAULT.returnValue }
-    return 0
 }

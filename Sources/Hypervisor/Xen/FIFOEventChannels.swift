@@ -4,7 +4,7 @@
 import TernArchAsm
 import TernCore
 
-/// A domain's FIFO state; guarded by its xenLock, which also serializes the linking.
+/// A domain's FIFO state; inside its events lock, which also serializes the linking.
 struct FIFOState {
     var queues: FIFOQueues
     /// Host addresses of the event-array pages, in port order.
@@ -47,14 +47,14 @@ struct GuestFIFOMemory: FIFOEventMemory {
     mutating func testAndSetUpcallPending(vcpu: Int) -> Bool { upcalls.testAndSetUpcallPending(vcpu: vcpu) }
 }
 
-/// Runs `body` on the domain's FIFO queues (in place) and memory under its xenLock; nil when the
+/// Runs `body` on the domain's FIFO queues (in place) and memory under its events lock; nil when the
 /// domain uses 2-level.
 func withFIFO<R>(_ d: Domain, _ body: (inout FIFOQueues, inout GuestFIFOMemory) -> R) -> R? {
-    d.withXen {
-        guard d.fifo != nil else { return nil }
-        var memory = GuestFIFOMemory(arrayPages: d.fifo!.arrayPages, controlBlocks: d.fifo!.controlBlocks,
-                                     upcalls: GuestEventBits(domain: d, shared: d.sharedInfo))
-        return body(&d.fifo!.queues, &memory)
+    d.events.withLock { e in
+        guard e.fifo != nil else { return nil }
+        var memory = GuestFIFOMemory(arrayPages: e.fifo!.arrayPages, controlBlocks: e.fifo!.controlBlocks,
+                                     upcalls: GuestEventBits(domain: d, shared: e.sharedInfo))
+        return body(&e.fifo!.queues, &memory)
     }
 }
 
@@ -68,24 +68,24 @@ func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
           let frame = GuestFrameNumber(guest: gfn), let block = d.hostAddress(ofRAM: frame.address + UInt64(offset),
                                     length: UInt64(FIFOControlBlockLayout.size)) else { return XenError.EINVAL.returnValue }
     guard GuestMemory.write(FIFOEventWord.linkBits, to: arg + 16) else { return XenError.EFAULT.returnValue }
-    let raised: [UInt32]? = d.withXen {
+    let raised: [UInt32]? = d.events.withLock { e in
         var switched: [UInt32] = []
-        if d.fifo == nil {
+        if e.fifo == nil {
             // From 2-level to FIFO: ports pending in shared_info stay pending, raised again once the
             // guest gives the page their words live in.
             var state = FIFOState(vcpus: d.vcpus.count)
-            if d.sharedInfo != 0 {
-                for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where d.events.state(port) != .free
-                    && tern_test_bit(d.sharedInfo + UInt64(SharedInfoLayout.evtchnPending), port) != 0 {
+            if e.sharedInfo != 0 {
+                for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where e.ports.state(port) != .free
+                    && tern_test_bit(e.sharedInfo + UInt64(SharedInfoLayout.evtchnPending), port) != 0 {
                     switched.append(port)
                 }
             }
             state.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
-            d.fifo = state
+            e.fifo = state
             d.usesFIFO = true
         } else {
-            guard d.fifo!.controlBlocks[Int(vcpu)] == nil else { return nil }
-            d.fifo!.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
+            guard e.fifo!.controlBlocks[Int(vcpu)] == nil else { return nil }
+            e.fifo!.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
         }
         return switched
     }
@@ -101,10 +101,10 @@ func fifoExpandArray(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     guard let frame = GuestFrameNumber(guest: gfn), let page = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
         return XenError.EINVAL.returnValue
     }
-    let added: Bool? = d.withXen {
-        guard d.fifo != nil else { return nil }
-        guard d.fifo!.arrayPages.count < FIFOControlBlockLayout.maximumPages else { return false }
-        d.fifo!.arrayPages.append(HostPhysicalAddress(page))
+    let added: Bool? = d.events.withLock { e in
+        guard e.fifo != nil else { return nil }
+        guard e.fifo!.arrayPages.count < FIFOControlBlockLayout.maximumPages else { return false }
+        e.fifo!.arrayPages.append(HostPhysicalAddress(page))
         return true
     }
     guard let added else { return XenError.EOPNOTSUPP.returnValue }
@@ -119,7 +119,7 @@ func fifoExpandArray(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
 func fifoSetPriority(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     var request = (UInt32(0), UInt32(0))
     guard GuestMemory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-    let bound = d.withXen { d.events.state(request.0).map { $0 != .free } ?? false }
+    let bound = d.events.withLock { $0.ports.state(request.0).map { $0 != .free } ?? false }
     guard bound else { return XenError.EINVAL.returnValue }
     let set = withFIFO(d) { queues, _ in queues.setPriority(request.0, Int(request.1)) }
     guard let set else { return XenError.ENOSYS.returnValue }

@@ -7,20 +7,19 @@
 import TernArchAsm
 import TernCore
 
-/// Host address of grant entry `ref` in `g`'s table; nil when its frame was never placed. Call with
-/// g's xenLock held.
-private func entryAddress(_ g: Domain, _ ref: UInt32) -> HostPhysicalAddress? {
+/// Host address of grant entry `ref` in a table; nil when its frame was never placed.
+private func entryAddress(_ table: DomainGrants, _ ref: UInt32) -> HostPhysicalAddress? {
     let frame = Int(ref) / GrantAccess.entriesPerFrame
-    guard frame < g.grantFrames.count, let page = g.grantFrames[frame],
-          let placed = g.stage2.translate(page, memory: g.tables) else { return nil }
-    return placed.pa + UInt64(Int(ref) % GrantAccess.entriesPerFrame * GrantAccess.entrySize)
+    guard frame < table.frames.count, let placed = table.frames[frame] else { return nil }
+    return placed.host + UInt64(Int(ref) % GrantAccess.entriesPerFrame * GrantAccess.entrySize)
 }
 
 /// Claims entry `ref` of `g` for `user` (compare-and-swap against the guest's own updates) and returns
 /// the host address of the granted frame, which must be g's RAM; sets GTF_reading (and GTF_writing).
-/// Call with g's xenLock held.
-private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
-    guard let entry = entryAddress(g, ref) else { return .failure(GrantStatusError(.badGrantRef)) }
+/// `table` is g's, under its grants lock.
+private func claim(_ g: Domain, _ table: DomainGrants, _ ref: UInt32, by user: DomainID,
+                   readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
+    guard let entry = entryAddress(table, ref) else { return .failure(GrantStatusError(.badGrantRef)) }
     var refused: GrantStatusError?
     let claimed = SharedWord.update(tern_load32(entry.raw), { header in
         switch GrantAccess.claim(header: header, by: user, readOnly: readOnly, mark: true) {
@@ -48,22 +47,22 @@ private func claim(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool
 /// (GTF_reading, and GTF_writing unless read-only) for as long as it lasts, as Xen does for maps and
 /// copies alike, so the granter cannot end the grant under it. Returns the granted frame.
 private func acquire(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
-    g.withXen {
-        g.activeGrants.add(ref, readOnly: readOnly)
-        let r = claim(g, ref, by: user, readOnly: readOnly)
-        if case .failure = r { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
+    g.grants.withLock { table in
+        table.active.add(ref, readOnly: readOnly)
+        let r = claim(g, table, ref, by: user, readOnly: readOnly)
+        if case .failure = r { release(table, ref, flags: table.active.remove(ref, readOnly: readOnly)) }
         return r
     }
 }
 
 /// Gives back a use taken with `acquire`.
 private func relinquish(_ g: Domain, _ ref: UInt32, readOnly: Bool) {
-    g.withXen { release(g, ref, flags: g.activeGrants.remove(ref, readOnly: readOnly)) }
+    g.grants.withLock { table in release(table, ref, flags: table.active.remove(ref, readOnly: readOnly)) }
 }
 
-/// Clears `flags` in entry `ref` of `g` (those no mapping needs any more). Call with g's xenLock held.
-private func release(_ g: Domain, _ ref: UInt32, flags: UInt16) {
-    guard flags != 0, let entry = entryAddress(g, ref) else { return }
+/// Clears `flags` in entry `ref` (those no mapping needs any more) of a table under its grants lock.
+private func release(_ table: DomainGrants, _ ref: UInt32, flags: UInt16) {
+    guard flags != 0, let entry = entryAddress(table, ref) else { return }
     _ = SharedWord.update(tern_load32(entry.raw), { $0 & UInt32(flags) != 0 ? $0 & ~UInt32(flags) : nil },
                           exchange: { tern_compare_exchange32(entry.raw, $0, $1) })
 }
@@ -90,17 +89,23 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
         let result = withPinnedDomain(granter, xenPV: true) { g -> Result<UInt32, GrantStatusError> in
             let claimed = acquire(g, ref, by: d.id, readOnly: readOnly)
             guard case .success(let frame) = claimed else { return claimed.map { _ in 0 } }
-            let mapped: Result<UInt32, GrantStatusError> = d.withXen {
-                guard let h = d.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
-                                                             readOnly: readOnly)) else {
+            let mapped: Result<UInt32, GrantStatusError> = d.grants.withLock { table in
+                guard let h = table.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
+                                                                 readOnly: readOnly)) else {
                     return .failure(GrantStatusError(.noDeviceSpace))      // maptrack full
                 }
-                do throws(PageTableError) {
-                    try d.stage2.map(address, to: frame, size: pageSize, type: .normal,
-                                     permissions: readOnly ? [.read] : [.read, .write], memory: &d.tables)
+                let placed = d.physMap.withLock { m in
+                    do throws(PageTableError) {
+                        try m.stage2.map(address, to: frame, size: pageSize, type: .normal,
+                                         permissions: readOnly ? [.read] : [.read, .write], memory: &m.tables)
+                    } catch {
+                        return false
+                    }
                     tern_stage2_sync()
-                } catch {
-                    _ = d.maptrack.remove(handle: h)
+                    return true
+                }
+                guard placed else {
+                    _ = table.maptrack.remove(handle: h)
                     return .failure(GrantStatusError(.badVirtualAddress))
                 }
                 return .success(h)
@@ -131,13 +136,13 @@ func unmapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
     var u = (UInt64(0), UInt64(0), UInt32(0), Int16(0))
     guard GuestMemory.read(&u, from: op) else { return false }
     let (address, handle) = (u.0, u.2)
-    let removed: Result<Maptrack.Entry, GrantStatusError> = d.withXen {
-        guard let e = d.maptrack.entries.indices.contains(Int(handle)) ? d.maptrack.entries[Int(handle)] : nil else {
+    let removed: Result<Maptrack.Entry, GrantStatusError> = d.grants.withLock { table in
+        guard let e = table.maptrack.entries.indices.contains(Int(handle)) ? table.maptrack.entries[Int(handle)] : nil else {
             return .failure(GrantStatusError(.badHandle))
         }
         guard address == 0 || address == e.address.raw else { return .failure(GrantStatusError(.generalError)) }
-        _ = d.maptrack.remove(handle: handle)
-        _ = d.stage2.unmapPage(e.address, memory: &d.tables)
+        _ = table.maptrack.remove(handle: handle)
+        _ = d.physMap.withLock { m in m.stage2.unmapPage(e.address, memory: &m.tables) }
         return .success(e)
     }
     let e: Maptrack.Entry
@@ -156,7 +161,7 @@ private func dropMapping(_ e: Maptrack.Entry) {
     lockScheduler()
     var granter: Domain?
     for case let g? in domains where g.id == e.granter { granter = g }
-    // Still held by this very mapping, so it cannot be released before its xenLock is ours.
+    // Still held by this very mapping, so it cannot be released before its grants lock is ours.
     granter?.pins += 1
     unlockScheduler()
     guard let g = granter else { return }
@@ -168,9 +173,9 @@ private func dropMapping(_ e: Maptrack.Entry) {
 
 /// Drops every mapping a dead domain held (its stage 2 goes with it). Called under the scheduler lock.
 func dropGrantMappings(_ d: Domain) {
-    let entries = d.withXen { () -> [Maptrack.Entry] in
-        let all = d.maptrack.entries.compactMap { $0 }
-        d.maptrack = Maptrack()
+    let entries = d.grants.withLock { table -> [Maptrack.Entry] in
+        let all = table.maptrack.entries.compactMap { $0 }
+        table.maptrack = Maptrack()
         return all
     }
     // A granter that died too still has its grant frames: it is kept while these mappings count.
@@ -244,8 +249,8 @@ func cacheFlush(_ d: Domain, _ op: VirtualAddress) -> UInt64 {
     // Under the lock, so a mapped frame cannot be unmapped (and reused by its owner) meanwhile. An
     // invalidate also cleans: lines that straddle the range, or belong to a frame the caller only
     // reads, must not lose data that is not the caller's to throw away.
-    return d.withXen {
-        guard own || d.maptrack.holds(frame: frame) else { return XenError.EPERM.returnValue }
+    return d.grants.withLock { table in
+        guard own || table.maptrack.holds(frame: frame) else { return XenError.EPERM.returnValue }
         tern_dcache_range(frame.raw + offset, length, 1, what & GrantCacheOp.invalidate != 0 ? 1 : 0)
         return 0
     }

@@ -14,7 +14,7 @@ func grantTableOp(_ command: UInt64, _ arg: VirtualAddress, _ count: UInt64, _ v
         guard isSelf(UInt16(truncatingIfNeeded: dom), d) else {
             return GuestMemory.store32(arg + 12, UInt32(bitPattern: -2) & 0xFFFF) ? 0 : XenError.EFAULT.returnValue  // GNTST_bad_domain
         }
-        let placed = d.withXen { d.grantFrames.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
+        let placed = d.grants.withLock { $0.frames.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
         guard GuestMemory.store32(arg + 4, UInt32(max(placed, 1))),
               GuestMemory.store32(arg + 8, UInt32(maximumGrantFrames)),
               GuestMemory.store32(arg + 12, 0) else { return XenError.EFAULT.returnValue }

@@ -45,9 +45,9 @@ private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ argument: UInt
     let inStructure = number == 7 || number == 35 || number == 36
     let command = inStructure ? GuestMemory.load32(VirtualAddress(argument)).map { UInt64($0) } : argument
     let key = number << 32 | (command ?? 0xFFFF_FFFF) & 0xFFFF_FFFF
-    let first = d.withXen {
-        if d.reportedUnimplemented.contains(key) || d.reportedUnimplemented.count >= 32 { return false }
-        d.reportedUnimplemented.append(key)
+    let first = d.reports.withLock { r in
+        if r.keys.contains(key) || r.keys.count >= 32 { return false }
+        r.keys.append(key)
         return true
     }
     guard first else { return }

@@ -47,7 +47,7 @@ private func placeSharedInfo(_ d: Domain, at page: GuestPhysicalAddress) -> UInt
     guard let host = d.hostAddress(ofRAM: page, length: pageSize) else { return XenError.EINVAL.returnValue }
     tern_zero(host, pageSize)
     tern_memory_barrier()
-    d.withXen { d.sharedInfo = host }
+    d.events.withLock { $0.sharedInfo = host }
     publishWallClock(d)
     return 0
 }
@@ -58,32 +58,38 @@ private func placeGrantFrame(_ d: Domain, index: UInt64, at page: GuestPhysicalA
     guard index < UInt64(maximumGrantFrames) else { return XenError.EINVAL.returnValue }
     let window = GuestLayout.grantTable.raw
     guard page.raw >= window, page.raw < window + GuestLayout.grantTableSize else { return XenError.EINVAL.returnValue }
-    return d.withXen {
-        if d.grantFrames.count <= Int(index) {
-            d.grantFrames += [GuestPhysicalAddress?](repeating: nil, count: Int(index) + 1 - d.grantFrames.count)
+    return d.grants.withLock { g in
+        if g.frames.count <= Int(index) {
+            g.frames += [GrantFrame?](repeating: nil, count: Int(index) + 1 - g.frames.count)
         }
-        if let placed = d.grantFrames[Int(index)] {
-            return placed == page ? 0 : XenError.EBUSY.returnValue
+        if let placed = g.frames[Int(index)] {
+            return placed.guest == page ? 0 : XenError.EBUSY.returnValue
         }
-        guard !d.grantFrames.contains(where: { $0 == page }) else { return XenError.EBUSY.returnValue }
-        guard mapHypervisorFrame(d, at: page) != nil else { return XenError.ENOMEM.returnValue }
-        d.grantFrames[Int(index)] = page
+        guard !g.frames.contains(where: { $0?.guest == page }) else { return XenError.EBUSY.returnValue }
+        guard let host = mapHypervisorFrame(d, at: page) else { return XenError.ENOMEM.returnValue }
+        g.frames[Int(index)] = GrantFrame(guest: page, host: host)
         return 0
     }
 }
 
 /// Maps a fresh zeroed frame of the hypervisor's into the domain at `page` (read-write, never
-/// executable); the domain owns it from then on. Call with the domain's xenLock held.
+/// executable); the domain owns it from then on.
 func mapHypervisorFrame(_ d: Domain, at page: GuestPhysicalAddress) -> HostPhysicalAddress? {
     guard let frame = allocateFrames(pages: 1) else { return nil }
     tern_zero(frame.raw, pageSize)
-    do {
-        try d.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &d.tables)
+    let mapped = d.physMap.withLock { m in
+        do throws(PageTableError) {
+            try m.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &m.tables)
+        } catch {
+            return false
+        }
         tern_stage2_sync()
-    } catch {
+        m.ownedFrames.append(frame)
+        return true
+    }
+    guard mapped else {
         freeFrames(frame, pages: 1)
         return nil
     }
-    d.ownedFrames.append(frame)
     return frame
 }

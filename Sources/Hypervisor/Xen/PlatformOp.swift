@@ -20,8 +20,8 @@ func readRealTimeClock() {
 /// caller's own domain, or the scheduler lock is held.
 func publishWallClock(_ d: Domain) {
     let (seconds, nanoseconds) = withSpinLock(&wallClockLock) { wallClock.wall(at: d.startedAt) }
-    d.withXen {
-        let s = d.sharedInfo
+    d.events.withLock { e in
+        let s = e.sharedInfo
         guard s != 0 else { return }
         let version = tern_load32(s + UInt64(SharedInfoLayout.wcVersion))
         tern_store32(s + UInt64(SharedInfoLayout.wcVersion), version | 1)

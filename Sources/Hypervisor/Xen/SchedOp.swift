@@ -106,7 +106,7 @@ private func isPending(_ d: Domain, _ port: UInt32) -> Bool {
     if let pending = withFIFO(d, { _, memory in memory.hasWord(port) && memory.loadWord(port) & FIFOEventWord.pending != 0 }) {
         return pending
     }
-    let shared = d.withXen { d.sharedInfo }
+    let shared = d.events.withLock { $0.sharedInfo }
     return shared != 0 && tern_test_bit(shared + UInt64(SharedInfoLayout.evtchnPending), port) != 0
 }
 

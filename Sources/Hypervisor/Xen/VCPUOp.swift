@@ -34,11 +34,11 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
         return XenError.EINVAL.returnValue
     }
     let d = t.domain
-    let registered: Bool = d.withXen {
+    let registered: Bool = d.events.withLock { e in
         if t.vcpuInfo != 0 { return false }
         // Carry over what the old place held, then say "look at everything", as Xen does, so nothing
         // that arrived before the move is lost.
-        let old = t.index == 0 && d.sharedInfo != 0 ? d.sharedInfo + UInt64(SharedInfoLayout.vcpuInfo0) : 0
+        let old = t.index == 0 && e.sharedInfo != 0 ? e.sharedInfo + UInt64(SharedInfoLayout.vcpuInfo0) : 0
         if old != 0 { tern_copy(host, old, UInt64(VCPUInfoLayout.size)) } else { tern_zero(host, UInt64(VCPUInfoLayout.size)) }
         tern_store64(host + UInt64(VCPUInfoLayout.pendingSelector), .max)
         tern_store8(host + UInt64(VCPUInfoLayout.upcallPending), 1)

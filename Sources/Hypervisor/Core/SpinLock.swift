@@ -1,0 +1,36 @@
+// Spin locks that own what they guard: the state sits inside the lock and is reached only through
+// `withLock`, so a field's lock is its type, not a comment. They are fair ticket locks, so a domain
+// that hammers its own locks (or a peer's, by sending to it) cannot starve another CPU that waits.
+//
+// The scheduler lock and the global leaves stay test-and-set (bm_lock): a ticket lock hands over to
+// one particular waiter, and where Tern's CPUs are threads of a busier host (4 QEMU CPUs on 2 host
+// cores) that waiter is often not running, so every CPU waits for it. Measured: with a ticket
+// scheduler lock the 64-domain test's ping-pong (`--smp 4`) ran past its 20 s mark. Per-CPU run-queue locks
+// would take most of the contention off the scheduler lock; until then it stays as it is.
+//
+// The lock order, outermost first (a CPU holding one may take only those after it):
+//   1. the scheduler lock (`lockScheduler`): domains, vCPUs, run queues, sleepers, domain pins;
+//   2. a domain's `events` (two domains' at once only in slot order, see EventChannelOp.swift);
+//   3. a domain's `grants` (the granter's alone, then the mapper's alone: never both);
+//   4. a domain's `physMap` (its stage 2 after boot, and the frames the hypervisor lent it);
+//   5. leaves, which take no other lock: a domain's vGIC (`withVGIC`: its distributor and its vCPUs'
+//      redistributors, kept beside the vCPUs because the trap path reaches them from there), its
+//      `uart`, `console` and `reports`; the frame allocator, the wall clock and the console output.
+import BareMetalSupport
+
+struct SpinLocked<State> {
+    private var ticket: UInt32 = 0
+    private var state: State
+
+    init(_ state: State) { self.state = state }
+
+    /// Runs `body` on the state with the lock held. The lock must live where every CPU finds it: a
+    /// stored property of a class or a global, never a copy.
+    @inline(__always) mutating func withLock<R>(_ body: (inout State) -> R) -> R {
+        withUnsafeMutablePointer(to: &ticket) { lock in
+            bm_ticket_lock(lock)
+            defer { bm_ticket_unlock(lock) }
+            return body(&state)
+        }
+    }
+}

@@ -1,0 +1,267 @@
+// event_channel_op: what a guest may do with its ports, decided here behind the seam and tested on the
+// host. The hypervisor supplies an EventChannelHost: the calling domain's table and its peers' (under
+// their locks, which the host takes in its lock order), and the effects (raising a port, the console
+// backend, delivery on unmask). Xen's argument structures are read and written whole, as Swift types
+// whose layout the host tests check against public/event_channel.h.
+
+/// What event_channel_op needs from the hypervisor, for one calling domain. In the hypervisor the
+/// calling Domain is its own host, passed without a reference-count change on the hypercall path.
+public protocol EventChannelHost {
+    var caller: DomainID { get }
+    var vcpuCount: Int { get }
+    /// Runs `body` on the caller's ports with their lock held.
+    func withPorts<R>(_ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R
+    /// Runs `body` on the caller's ports and those of `peer`, both locked; when `peer` is the caller
+    /// the two pointers are one table. nil when `peer` is no live domain.
+    func withPorts<R>(pairedWith peer: DomainID,
+                               _ body: (_ own: UnsafeMutablePointer<EventChannelTable>,
+                                        _ peer: UnsafeMutablePointer<EventChannelTable>) -> R) -> R?
+    /// The caller's `port` fired: mark it pending and interrupt its vCPU if the guest should look.
+    func raise(_ port: UInt32)
+    /// `port` of the other domain `peer` fired, if `stillOurs` says so of its ports (asked under its
+    /// lock while it is held alive); nothing when it is gone.
+    func raise(_ port: UInt32, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool)
+    /// The guest kicked the console port, whose other end is the hypervisor.
+    func kickConsole()
+    /// `port` was unmasked: deliver it to `vcpu` if it is pending (2-level bits or FIFO queues).
+    func unmasked(_ port: UInt32, vcpu: Int)
+    /// `port` is about to be freed: it stops being pending (FIFO), so its next binding starts clean.
+    func closing(_ port: UInt32)
+}
+
+public enum EventChannelOp {
+    /// NR_VIRQS in xen.h.
+    public static let virqCount: UInt32 = 24
+    /// DOMID_XEN: the other end of a port the hypervisor itself serves.
+    public static let domidXen: UInt16 = 0x7FF2
+
+    /// The hypercall, for every command but the FIFO ABI's (init_control, expand_array, set_priority),
+    /// which the caller handles first; nil for those and for unknown commands (ENOSYS is then the
+    /// caller's to answer).
+    @inline(__always)
+    public static func handle<Memory: GuestMemoryAccess, Host: EventChannelHost>(
+        _ command: EventChannelOpCommand, _ arg: VirtualAddress, _ memory: inout Memory, _ host: Host) -> UInt64? {
+        switch command {
+        case .send:
+            // evtchn_send is one aligned word: the fast load, on the path the event-channel benchmark times.
+            guard let port = memory.load32(arg) else { return XenError.EFAULT.returnValue }
+            return self.send(port, host)
+        case .unmask:
+            var unmask = EvtchnPort()
+            guard memory.read(&unmask, from: arg) else { return XenError.EFAULT.returnValue }
+            let bound: Int? = host.withPorts { t in t.pointee.state(unmask.port) == nil ? nil : t.pointee.vcpu(for: unmask.port) }
+            guard let vcpu = bound else { return XenError.EINVAL.returnValue }
+            host.unmasked(unmask.port, vcpu: vcpu)
+            return 0
+        case .alloc_unbound:
+            var request = EvtchnAllocUnbound()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            guard isCaller(request.dom, host) else { return XenError.EPERM.returnValue }
+            let remote = request.remoteDom == domidSelf ? host.caller : DomainID(request.remoteDom)
+            guard let port = host.withPorts({ $0.pointee.allocate(.unbound(remote: remote)) }) else {
+                return XenError.ENOSPC.returnValue
+            }
+            request.port = port
+            return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
+        case .bind_interdomain:
+            var request = EvtchnBindInterdomain()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            return bindInterdomain(&request, arg, &memory, host)
+        case .bind_virq:
+            var request = EvtchnBindVIRQ()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            guard request.virq < virqCount, request.vcpu < UInt32(host.vcpuCount) else { return XenError.EINVAL.returnValue }
+            let (virq, vcpu) = (request.virq, Int(request.vcpu))
+            let port: UInt32? = host.withPorts { t in
+                if t.pointee.port(forVIRQ: virq, vcpu: vcpu) != nil { return nil }
+                return t.pointee.allocate(.virq(virq, vcpu: vcpu), vcpu: vcpu)
+            }
+            guard let port else { return XenError.EEXIST.returnValue }
+            request.port = port
+            return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
+        case .bind_ipi:
+            var request = EvtchnBindIPI()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            guard request.vcpu < UInt32(host.vcpuCount) else { return XenError.ENOENT.returnValue }
+            let vcpu = Int(request.vcpu)
+            guard let port = host.withPorts({ $0.pointee.allocate(.ipi(vcpu: vcpu), vcpu: vcpu) }) else {
+                return XenError.ENOSPC.returnValue
+            }
+            request.port = port
+            return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
+        case .bind_vcpu:
+            var request = EvtchnBindVCPU()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            guard request.vcpu < UInt32(host.vcpuCount) else { return XenError.ENOENT.returnValue }
+            return host.withPorts { t in
+                guard let state = t.pointee.state(request.port), state != .free else { return XenError.EINVAL.returnValue }
+                if case .ipi = state { return XenError.EINVAL.returnValue }      // fixed at bind time, as on Xen
+                t.pointee.bind(request.port, toVCPU: Int(request.vcpu))
+                return 0
+            }
+        case .close:
+            var close = EvtchnPort()
+            guard memory.read(&close, from: arg) else { return XenError.EFAULT.returnValue }
+            return self.close(close.port, host)
+        case .status:
+            var request = EvtchnStatus()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            guard isCaller(request.dom, host) else { return XenError.EPERM.returnValue }
+            guard status(&request, host) else { return XenError.EINVAL.returnValue }
+            return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
+        case .bind_pirq, .reset, .init_control, .expand_array, .set_priority:
+            return nil
+        }
+    }
+
+    @inline(__always) static func isCaller<Host: EventChannelHost>(_ id: UInt16, _ host: Host) -> Bool {
+        id == domidSelf || id == host.caller.raw
+    }
+
+    @inline(__always)
+    static func send<Host: EventChannelHost>(_ port: UInt32, _ host: Host) -> UInt64 {
+        guard let state = host.withPorts({ $0.pointee.state(port) }) else { return XenError.EINVAL.returnValue }
+        switch state {
+        case .interdomain(let remote, let remotePort):
+            if remote == host.caller {
+                host.raise(remotePort)
+            } else {
+                // Only if its end still names ours: a restarted domain reuses the id, not the ports.
+                let caller = host.caller
+                host.raise(remotePort, of: remote) { $0.state(remotePort) == .interdomain(remote: caller, port: port) }
+            }
+            return 0
+        case .console:
+            host.kickConsole()
+            return 0
+        case .ipi:
+            host.raise(port)
+            return 0
+        case .unbound:
+            return 0                        // nobody listens yet: dropped, as Xen does
+        case .free, .virq:
+            return XenError.EINVAL.returnValue
+        }
+    }
+
+    static func bindInterdomain<Memory: GuestMemoryAccess, Host: EventChannelHost>(
+        _ request: inout EvtchnBindInterdomain, _ arg: VirtualAddress, _ memory: inout Memory, _ host: Host) -> UInt64 {
+        let caller = host.caller
+        let remote = request.remoteDom == domidSelf ? caller : DomainID(request.remoteDom)
+        let remotePort = request.remotePort
+        // The remote port must have been allocated for us; both ends then name each other.
+        let bound: UInt32?? = host.withPorts(pairedWith: remote) { own, peer in
+            guard peer.pointee.state(remotePort) == .unbound(remote: caller) else { return nil }
+            guard let port = own.pointee.allocate(.interdomain(remote: remote, port: remotePort)) else { return nil }
+            peer.pointee.set(remotePort, .interdomain(remote: caller, port: port))
+            return port
+        }
+        guard let found = bound else { return XenError.ESRCH.returnValue }
+        guard let local = found else { return XenError.EINVAL.returnValue }
+        request.localPort = local
+        guard memory.write(request, to: arg) else { return XenError.EFAULT.returnValue }
+        host.raise(local)                  // Xen marks the new local port pending, so neither end misses an event
+        return 0
+    }
+
+    static func close<Host: EventChannelHost>(_ port: UInt32, _ host: Host) -> UInt64 {
+        // The console port is the hypervisor's end, and stays.
+        guard let state = host.withPorts({ $0.pointee.state(port) }), state != .free, state != .console else {
+            return XenError.EINVAL.returnValue
+        }
+        host.closing(port)
+        if case .interdomain(let remote, let remotePort) = state {
+            // The other end goes back to waiting for us, as in Xen, unless it moved on (closed, or a
+            // restart reused the domain id).
+            let caller = host.caller
+            let done: Void? = host.withPorts(pairedWith: remote) { own, peer in
+                if peer.pointee.state(remotePort) == .interdomain(remote: caller, port: port) {
+                    peer.pointee.set(remotePort, .unbound(remote: caller))
+                }
+                own.pointee.set(port, .free)
+            }
+            if done != nil { return 0 }
+        }
+        host.withPorts { $0.pointee.set(port, .free) }
+        return 0
+    }
+
+    /// Fills in EVTCHNOP_status's answer; false when the port is out of range.
+    static func status<Host: EventChannelHost>(_ request: inout EvtchnStatus, _ host: Host) -> Bool {
+        let port = request.port
+        guard let (state, vcpu) = host.withPorts({ t in t.pointee.state(port).map { ($0, t.pointee.vcpu(for: port)) } }) else {
+            return false
+        }
+        request.vcpu = UInt32(vcpu)
+        (request.u0, request.u1) = (0, 0)
+        switch state {
+        case .free: request.status = EvtchnStatus.closed
+        case .unbound(let remote):
+            request.status = EvtchnStatus.unbound
+            request.u0 = UInt32(remote.raw)
+        case .interdomain(let remote, let remotePort):
+            request.status = EvtchnStatus.interdomain
+            (request.u0, request.u1) = (UInt32(remote.raw), remotePort)
+        case .virq(let n, _):
+            request.status = EvtchnStatus.virq
+            request.u0 = n
+        case .ipi: request.status = EvtchnStatus.ipi
+        case .console:
+            request.status = EvtchnStatus.interdomain
+            request.u0 = UInt32(domidXen)
+        }
+        return true
+    }
+}
+
+// Xen's argument structures (public/event_channel.h), in its field order; EventChannelOpTests checks
+// each size and offset against the header's.
+
+/// evtchn_send, evtchn_close and evtchn_unmask: one port each.
+public struct EvtchnPort { public var port: UInt32 = 0; public init() {} }
+
+public struct EvtchnAllocUnbound {
+    public var dom: UInt16 = 0
+    public var remoteDom: UInt16 = 0
+    public var port: UInt32 = 0
+    public init() {}
+}
+
+public struct EvtchnBindInterdomain {
+    public var remoteDom: UInt16 = 0
+    public var remotePort: UInt32 = 0
+    public var localPort: UInt32 = 0
+    public init() {}
+}
+
+public struct EvtchnBindVIRQ {
+    public var virq: UInt32 = 0
+    public var vcpu: UInt32 = 0
+    public var port: UInt32 = 0
+    public init() {}
+}
+
+public struct EvtchnBindIPI {
+    public var vcpu: UInt32 = 0
+    public var port: UInt32 = 0
+    public init() {}
+}
+
+public struct EvtchnBindVCPU {
+    public var port: UInt32 = 0
+    public var vcpu: UInt32 = 0
+    public init() {}
+}
+
+public struct EvtchnStatus {
+    public static let closed: UInt32 = 0, unbound: UInt32 = 1, interdomain: UInt32 = 2, pirq: UInt32 = 3
+    public static let virq: UInt32 = 4, ipi: UInt32 = 5
+    public var dom: UInt16 = 0
+    public var port: UInt32 = 0
+    public var status: UInt32 = 0
+    public var vcpu: UInt32 = 0
+    /// The union: unbound's dom, interdomain's dom and port, virq's number.
+    public var u0: UInt32 = 0
+    public var u1: UInt32 = 0
+    public init() {}
+}
