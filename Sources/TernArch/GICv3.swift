@@ -9,7 +9,7 @@ public struct GICv3 {
     let redistributorsSize: UInt64
 
     /// The interrupts the hypervisor itself uses.
-    public static let kickSGI: UInt32 = 0
+    public static let kickSGI: UInt64 = 0
     public static let maintenancePPI: UInt32 = 25
     public static let hypervisorTimerPPI: UInt32 = 26
     public static let virtualTimerPPI: UInt32 = 27
@@ -31,7 +31,7 @@ public struct GICv3 {
 
     /// On every CPU: wake its redistributor, enable the PPIs/SGIs the hypervisor uses, and turn on the
     /// CPU interface (including the virtual one for guests).
-    public func initializeCPU(affinity: UInt64) {
+    public func initializeCPU(affinity: CPUAffinity) {
         guard let rd = redistributor(affinity: affinity) else { return }
         var waker = tern_load32(rd + 0x14)
         waker &= ~UInt32(1 << 1)
@@ -56,19 +56,19 @@ public struct GICv3 {
     }
 
     /// Routes an SPI the hypervisor handles itself (the console UART's) to one CPU and enables it.
-    public func enableSPI(_ intid: UInt32, affinity: UInt64) {
+    public func enableSPI(_ intid: UInt32, affinity: CPUAffinity) {
         let word = UInt64(intid / 32) * 4, bit = UInt32(1) << (intid % 32)
         tern_store32(distributor + 0x80 + word, tern_load32(distributor + 0x80 + word) | bit)     // group 1
         let priority = distributor + 0x400 + UInt64(intid & ~3)
         let shift = (intid & 3) * 8
         tern_store32(priority, tern_load32(priority) & ~(0xFF << shift) | 0x80 << shift)
-        tern_store64(distributor + 0x6000 + UInt64(intid) * 8, affinity)
+        tern_store64(distributor + 0x6000 + UInt64(intid) * 8, affinity.raw)   // GICD_IROUTER: MPIDR's layout
         tern_store32(distributor + 0x100 + word, bit)
         waitForWrites()
     }
 
     /// The SGI/PPI frame of the redistributor of the CPU with `affinity`.
-    public func sgiFrame(affinity: UInt64) -> UInt64? {
+    public func sgiFrame(affinity: CPUAffinity) -> UInt64? {
         redistributor(affinity: affinity).map { $0 + 0x10000 }
     }
 
@@ -79,11 +79,11 @@ public struct GICv3 {
         if !enabled { while tern_load32(sgiFrame - 0x10000) & (1 << 3) != 0 {} }     // GICR_CTLR.RWP
     }
 
-    private func redistributor(affinity: UInt64) -> UInt64? {
+    private func redistributor(affinity: CPUAffinity) -> UInt64? {
         var rd = redistributors
         while rd < redistributors + redistributorsSize {
             let typer = tern_load64(rd + 0x8)
-            if typer >> 32 == affinity { return rd }
+            if typer >> 32 == affinity.redistributorAffinity { return rd }
             if typer & (1 << 4) != 0 { break }           // Last
             rd += 0x20000
         }
@@ -97,9 +97,9 @@ public struct GICv3 {
     @inline(__always) public static func acknowledge() -> UInt32 { UInt32(truncatingIfNeeded: read_icc_iar1_el1()) & 0xFF_FFFF }
     @inline(__always) public static func endOfInterrupt(_ intid: UInt32) { write_icc_eoir1_el1(UInt64(intid)) }
 
-    /// Interrupts a physical CPU (by its affinity-0 number, cluster 0) so it reschedules.
-    public static func kick(cpu: Int) {
-        write_icc_sgi1r_el1(UInt64(kickSGI) << 24 | 1 << UInt64(cpu))
+    /// Interrupts a physical CPU so it reschedules; `sgi` is its CPUAffinity's `sgi(kickSGI)`.
+    @inline(__always) public static func kick(sgi: UInt64) {
+        write_icc_sgi1r_el1(sgi)
         tern_isb()
     }
 

@@ -22,7 +22,7 @@ primary_entry:
     b.ne    .Lwrong_el
     adrp    x1, __stacks_start
     add     x1, x1, :lo12:__stacks_start
-    mov     x2, #STACK_SIZE
+    mov     x2, #(STACK_SIZE - 16)      // the top 16 bytes are the CPU's own words
     add     sp, x1, x2
     // BSS is not in the file: clear it before any Swift global is touched.
     adrp    x1, __bss_start
@@ -53,7 +53,7 @@ tern_secondary_entry:
     add     x2, x0, #1
     mov     x3, #STACK_SIZE
     madd    x1, x2, x3, x1
-    mov     sp, x1
+    sub     sp, x1, #16
     adrp    x1, tern_vectors
     add     x1, x1, :lo12:tern_vectors
     msr     vbar_el2, x1
@@ -99,6 +99,7 @@ tern_stack_top:
     add     x2, x0, #1
     mov     x3, #STACK_SIZE
     madd    x0, x2, x3, x1
+    sub     x0, x0, #16
     ret
 
     .data

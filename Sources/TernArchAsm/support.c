@@ -53,7 +53,6 @@ void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate) {
 }
 
 volatile uint64_t tern_uart_base = 0x09000000;
-void *tern_cpu_objects[TERN_MAXIMUM_CPUS];
 
 void tern_uart_putc(char c) {
     volatile uint32_t *u = (volatile uint32_t *)tern_uart_base;

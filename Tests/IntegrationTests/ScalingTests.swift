@@ -40,3 +40,35 @@ extension BootTests {
         #expect(least > 0 && most / least < 2, "work from \(least) to \(most)")
     }
 }
+
+extension BootTests {
+    /// QEMU's virt board puts 16 CPUs in a cluster, so with 17 the last one is MPIDR 0x100: Tern must
+    /// find it by its full affinity, run a domain pinned there, and wake it with an SGI addressed to the
+    /// second cluster. Two neighbours play ping-pong across the clusters, each blocked until the other's
+    /// event arrives, so a kick that does not reach CPU 16 leaves its domain asleep ("still waiting").
+    @Test func aDomainOnTheSecondClusterIsWokenByEvents() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-clusters-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let configs = try [0, 1].map { i in
+            let file = folder.appendingPathComponent("n\(i).cfg")
+            try Data("""
+                name = "n\(i)"
+                kernel = "tern:neighbours"
+                memory = 16
+                cpus = "\(i == 0 ? 0 : 16)"
+                extra = "id=\(i) peer=\(i ^ 1) rounds=300 seconds=1 from=4"
+
+                """.utf8).write(to: file)
+            return file
+        }
+        let r = try runner.run(configs: configs, smp: 17, timeout: 120)
+        let log = r.lines.filter { !$0.isEmpty }.suffix(30).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(log)")
+        #expect(r.lines.contains { $0.contains("17 pcpus") }, "\(log)")
+        #expect(!r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") || $0.contains("HYPERVISOR FAULT") }, "\(log)")
+        #expect(r.lines.contains { $0.hasPrefix("(d1) neighbours: d1 with d0: 300 rounds in ") }, "\(log)")
+        #expect(r.lines.contains { $0.hasPrefix("(tern) d1 (n1): ran on pcpus 16,") }, "\(log)")
+        #expect(r.lines.contains { $0.hasPrefix("(tern) d0 (n0): ran on pcpus 0,") }, "\(log)")
+    }
+}

@@ -29,7 +29,7 @@ import TernCore
     }
 
     @Test func theLimitsAreTheHypervisors() {
-        #expect(TernLimits.maximumCPUs == 4)
+        #expect(TernLimits.maximumCPUs == 32)
         #expect(TernLimits.maximumDomains == 128)
         #expect(TernLimits.maximumVCPUs == 512)
         #expect(TernLimits.maximumVCPUsPerDomain == 8)
@@ -124,15 +124,16 @@ import TernCore
 
     // MARK: CPUs
 
-    @Test func moreThanFourMachineCPUsAreRefused() throws {
+    @Test func moreMachineCPUsThanTernRunsOnAreRefused() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let files = try configs(1, in: folder)
-        let error = try #require(limitError { _ = try DomainPlan.load(configs: files, guestNames: guests, machineCPUs: 8) })
-        #expect(error == "--smp 8: Tern runs on at most 4 CPUs (--smp 1...4)")
+        let most = TernLimits.maximumCPUs
+        let error = try #require(limitError { _ = try DomainPlan.load(configs: files, guestNames: guests, machineCPUs: most + 1) })
+        #expect(error == "--smp \(most + 1): Tern runs on at most \(most) CPUs (--smp 1...\(most))")
         let none = try #require(limitError { _ = try DomainPlan.load(configs: files, guestNames: guests, machineCPUs: 0) })
         #expect(none.hasPrefix("--smp 0: "))
-        for cpus in 1 ... 4 {
+        for cpus in [1, 2, most] {
             #expect(throws: Never.self) { try DomainPlan.load(configs: files, guestNames: guests, machineCPUs: cpus) }
         }
     }
@@ -153,13 +154,16 @@ import TernCore
         #expect(plan.domains[0].config.cpus == [0, 1, 2, 3])
     }
 
-    /// Without a machine (`tern check` without --smp) no CPU beyond Tern's four can be named.
+    /// Without a machine (`tern check` without --smp) no CPU beyond those Tern runs on can be named.
     @Test func affinityBeyondTernsCPUsIsRefusedWithoutAMachine() throws {
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let pinned = try write("name = \"p\"\nkernel = \"tern:hello\"\n\ncpus = [\"1\", \"4\"]\n", to: folder, as: "p.cfg")
+        let most = TernLimits.maximumCPUs
+        let pinned = try write("name = \"p\"\nkernel = \"tern:hello\"\n\ncpus = [\"1\", \"\(most)\"]\n", to: folder, as: "p.cfg")
         let error = try #require(configError { _ = try DomainPlan.load(configs: [pinned], guestNames: guests) })
-        #expect(error.description == "\(pinned.path):4: cpus: CPU 4 is beyond the 4 CPUs Tern runs on (0...3)")
+        #expect(error.description == "\(pinned.path):4: cpus: CPU \(most) is beyond the \(most) CPUs Tern runs on (0...\(most - 1))")
+        let last = try write("name = \"p\"\nkernel = \"tern:hello\"\ncpus = \"\(most - 1)\"\n", to: folder, as: "q.cfg")
+        #expect(try DomainPlan.load(configs: [last], guestNames: guests).domains[0].config.cpus == [most - 1])
     }
 
     // MARK: Memory
@@ -234,7 +238,7 @@ import TernCore
         let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let plan = try DomainPlan.load(configs: try configs(1, in: folder), guestNames: guests)
-        let error = try #require(limitError { _ = try plan.machine(cpus: 5, modules: []) })
-        #expect(error.contains("at most 4 CPUs"))
+        let error = try #require(limitError { _ = try plan.machine(cpus: TernLimits.maximumCPUs + 1, modules: []) })
+        #expect(error.contains("at most \(TernLimits.maximumCPUs) CPUs"))
     }
 }

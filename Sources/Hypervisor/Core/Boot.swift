@@ -93,7 +93,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     if domainsAlive == 0 { log("no domains to run") }
 
     for cpu in cpus.dropFirst() {
-        let r = firmware.cpuOn(mpidr: cpu.affinity, entry: tern_secondary_entry_address(), context: UInt64(cpu.index))
+        let r = firmware.cpuOn(mpidr: cpu.affinity.raw, entry: tern_secondary_entry_address(), context: UInt64(cpu.index))
         if r != 0 {
             log { c in
                 c.s("pcpu")

@@ -30,7 +30,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
         v.blocked = .offline
         markNotSleeping(slot: v.slot)
         v.online = false
-        if v.runningOn >= 0 && v.runningOn != me { GICv3.kick(cpu: v.runningOn) }
+        if v.runningOn >= 0 && v.runningOn != me { kickCPU(v.runningOn) }
     }
     log { c in
         c.domain(d)
@@ -70,7 +70,7 @@ func crashAfterPanic(_ d: Domain) {
     lockScheduler()
     shutdownDomain(d, reason: .crash, via: "Linux panic")
     unlockScheduler()
-    GICv3.kick(cpu: thisCPUIndex())
+    kickCPU(thisCPUIndex())
 }
 
 /// SCHEDOP_watchdog for `v`'s domain: arms, pokes or stops one of its watchdogs (sched_watchdog { id,

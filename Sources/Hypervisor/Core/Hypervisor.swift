@@ -13,7 +13,9 @@ let maximumVCPUs = TernLimits.maximumVCPUs
 /// One physical CPU's own state, touched only by that CPU (and read by others under the lock).
 final class PhysicalCPU {
     let index: Int
-    let affinity: UInt64
+    let affinity: CPUAffinity
+    /// ICC_SGI1R_EL1 for the SGI that makes it reschedule.
+    let kickSGI: UInt64
     let stackTop: UInt64
     var current: VCPU?
     var online = false
@@ -25,9 +27,10 @@ final class PhysicalCPU {
     var sgiFrame: UInt64 = 0
     var virtualTimerPPIEnabled = true
 
-    init(index: Int, affinity: UInt64) {
+    init(index: Int, affinity: CPUAffinity) {
         self.index = index
         self.affinity = affinity
+        self.kickSGI = affinity.sgi(GICv3.kickSGI)
         self.stackTop = tern_stack_top(UInt64(index))
     }
 }
@@ -87,34 +90,30 @@ nonisolated(unsafe) var domainsAlive = 0
     withUnsafeMutablePointer(to: &schedulerLock) { bm_unlock_inline($0) }
 }
 
-/// The physical CPU this code runs on (QEMU virt numbers CPUs by affinity level 0), from the per-CPU
-/// table the boot fills: no lazy global, no bounds check.
+/// The physical CPU this code runs on, from the words at the top of its stack: no MPIDR decoding, no
+/// lazy global, no bounds check.
 @inline(__always) func thisCPU() -> PhysicalCPU {
     thisCPUObject.takeUnretainedValue()
 }
 
 /// This CPU's object, for borrowing without reference counting (`_withUnsafeGuaranteedRef`).
 @inline(__always) var thisCPUObject: Unmanaged<PhysicalCPU> {
-    // Filled at boot for every CPU that runs this code: read as set, without an optional's check.
-    withCPUObjectSlot(affinity: read_mpidr_el1()) { Unmanaged.fromOpaque(UnsafeRawPointer($0).load(as: UnsafeMutableRawPointer.self)) }
+    // Set at boot for every CPU that runs this code: read as set, without an optional's check.
+    Unmanaged.fromOpaque(UnsafeRawPointer(tern_this_cpu_words()).load(as: UnsafeMutableRawPointer.self))
 }
 
-/// Boot: `cpu` is the one with its affinity from now on (kept alive by `cpus`).
+/// Boot: `cpu`'s own words, at the top of its stack (kept alive by `cpus`).
 func registerCPUObject(_ cpu: PhysicalCPU) {
-    withCPUObjectSlot(affinity: cpu.affinity) { $0.pointee = Unmanaged.passUnretained(cpu).toOpaque() }
+    let words = UnsafeMutablePointer<UInt64>(bitPattern: UInt(cpu.stackTop))!
+    words[0] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(cpu).toOpaque()))
+    words[1] = UInt64(cpu.index)
 }
 
-/// The entry of tern_cpu_objects for the CPU with MPIDR affinity `affinity` (by its Aff0).
-@inline(__always) private func withCPUObjectSlot<R>(affinity: UInt64, _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> R) -> R {
-    withUnsafeMutablePointer(to: &tern_cpu_objects) { table in
-        table.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: Int(TERN_MAXIMUM_CPUS)) {
-            body($0 + Int(affinity & UInt64(TERN_MAXIMUM_CPUS - 1)))
-        }
-    }
-}
+/// Makes physical CPU `index` reschedule: an SGI to it, wherever it sits in the machine.
+@inline(__always) func kickCPU(_ index: Int) { GICv3.kick(sgi: cpus[index].kickSGI) }
 
 /// This CPU's index, without its object.
-@inline(__always) func thisCPUIndex() -> Int { Int(read_mpidr_el1() & 0xFF) }
+@inline(__always) func thisCPUIndex() -> Int { Int(truncatingIfNeeded: tern_this_cpu_words()[1]) }
 
 /// Hypervisor time in nanoseconds since boot: the scheduler's clock and Xen's "system time".
 /// Saturates at .max: a guest's timer compare value can name any tick, however far off.

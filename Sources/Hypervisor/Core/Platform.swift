@@ -12,7 +12,7 @@ struct Platform {
     var gicRedistributors = HostPhysicalAddress(0)
     var gicRedistributorsSize: UInt64 = 0
     /// MPIDR affinity of each CPU, boot CPU first as the tree lists them.
-    var cpuAffinities: [UInt64] = []
+    var cpuAffinities: [CPUAffinity] = []
     var psciUsesHVC = false
     /// The PL031 real-time clock, when the board has one: read for the time of day at boot, and given
     /// to the control domain, as Xen gives dom0 the devices it does not use itself.
@@ -51,7 +51,7 @@ struct Platform {
 
         if let cpus = root.child("cpus") {
             for cpu in cpus.children where cpu.property("device_type")?.string == utf8Bytes("cpu") {
-                if let r = cpu.reg(in: cpus).first { p.cpuAffinities.append(r.address) }
+                if let r = cpu.reg(in: cpus).first, let a = CPUAffinity(deviceTreeReg: r.address) { p.cpuAffinities.append(a) }
             }
         }
         if p.cpuAffinities.isEmpty { return (nil, .noCPUs) }

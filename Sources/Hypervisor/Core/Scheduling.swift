@@ -136,11 +136,11 @@ func wake(_ v: VCPU) {
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
     if let p = scheduler.wake(v.slot, now: t) {
-        if p != thisCPUIndex() { GICv3.kick(cpu: p) }
+        if p != thisCPUIndex() { kickCPU(p) }
     } else if let p = scheduler.preemption(for: v.slot, now: t) {
         // Its vCPU gives way at the pick the kick causes (on this CPU too: the kick is taken on the way
         // back to the guest).
-        GICv3.kick(cpu: p)
+        kickCPU(p)
     }
 }
 

@@ -29,7 +29,7 @@ private func deliverTo(_ v: VCPU) {
     }
     lockScheduler()
     if v.runningOn >= 0 {
-        GICv3.kick(cpu: v.runningOn)
+        kickCPU(v.runningOn)
     } else if v.blocked != .none {
         wake(v)
     }

@@ -132,10 +132,18 @@ void tern_secondary_entry(void);
 uint64_t tern_stack_top(uint64_t cpu);
 
 
-// Each physical CPU's own object (the hypervisor's PhysicalCPU, unretained), by MPIDR affinity 0, so
-// the trap path finds its CPU with one system register read and one load.
-#define TERN_MAXIMUM_CPUS 8
-extern void *tern_cpu_objects[TERN_MAXIMUM_CPUS];
+// Each physical CPU has a TERN_STACK_SIZE stack aligned to its size (boot.S, hypervisor.ld), whose top
+// 16 bytes are the CPU's own words: its object (the hypervisor's PhysicalCPU, unretained) and its index.
+// Code on any CPU finds them from its stack pointer in three instructions, whatever the CPU's MPIDR.
+#define TERN_MAXIMUM_CPUS 32
+#define TERN_STACK_SIZE 0x8000
+#if defined(__aarch64__)
+static inline __attribute__((always_inline)) uint64_t *tern_this_cpu_words(void) {
+    uint64_t sp;
+    __asm__("mov %0, sp" : "=r"(sp));
+    return (uint64_t *)((sp | (TERN_STACK_SIZE - 1)) - 15);
+}
+#endif
 
 // Console output, a character at a time; `tern_uart_base` is set once the DTB is read.
 extern volatile uint64_t tern_uart_base;
