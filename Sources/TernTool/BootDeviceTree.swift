@@ -85,7 +85,7 @@ public enum BootDeviceTree {
 
     /// QEMU's blob in, the boot blob out. QEMU's memory reservations and boot CPU carry over.
     public static func assemble(base: [UInt8], domains: [PlannedDomain], modules: [BootModule],
-                                xen: XenBoot? = nil) throws(TernToolError) -> [UInt8] {
+                                xen: XenBoot? = nil, edit: ((DTNode) -> Void)? = nil) throws(TernToolError) -> [UInt8] {
         let root = try parse(base)
         let result: Result<[(address: UInt64, size: UInt64)], DeviceTreeError> = base.withUnsafeBytes { buffer in
             do throws(DeviceTreeError) {
@@ -102,6 +102,7 @@ public enum BootDeviceTree {
         }) ?? 0
         addDomains(domains, modules: modules, to: root)
         if let xen { adapt(root, for: xen, domains: domains) }
+        edit?(root)
         return FlattenedDeviceTree.serialize(root, reservations: reservations, bootCPU: bootCPU)
     }
 

@@ -68,6 +68,9 @@ public struct RunOptions: Sendable {
     public var typeWhen: (@Sendable (String) -> String?)?
     /// Boot Xen 4.17 instead of Tern (for side-by-side measurement).
     public var xen: XenBoot?
+    /// Changes the boot device tree after Tern wrote it: a boot configuration no config file can
+    /// express (a hand-written or damaged one), for tests of what the hypervisor does with it.
+    public var editBootTree: (@Sendable (DTNode) -> Void)?
 
     public init(smp: Int = 2, timeout: TimeInterval = 60, extraQEMUArguments: [String] = [],
                 passStandardInput: Bool = false, workDirectory: URL? = nil,
@@ -193,7 +196,7 @@ public struct TernRunner: Sendable {
             throw .commandFailed(command: "qemu-system-aarch64 dumpdtb", status: dump.status, output: dump.output)
         }
         let blob = try BootDeviceTree.assemble(base: [UInt8](baseBlob), domains: plan.domains, modules: modules,
-                                               xen: options.xen)
+                                               xen: options.xen, edit: options.editBootTree)
         let dtb = work.appendingPathComponent("boot.dtb")
         do {
             try Data(blob).write(to: dtb)

@@ -176,9 +176,37 @@ private func enableMMU() {
 
 private func createBootDomains(_ root: DTNode) {
     guard let chosen = root.child("chosen") else { return }
+    let nodes = chosen.children.filter { $0.isCompatible("xen,domain") }
+    // Each domain's ID, as the configuration names it (else its place): all refused if any is reserved
+    // or repeated, since two domains with one ID would each receive the other's events and grants.
+    let ids = nodes.indices.map { nodes[$0].property("tern,domid")?.u32 ?? UInt32($0) }
+    if let problem = DomainIDs.check(ids) {
+        log { c in
+            c.s("the boot configuration ")
+            switch problem {
+            case .reserved(let index, let id):
+                c.s("gives domain node ")
+                c.bytes(nodes[index].name)
+                c.s(" ID ")
+                c.dec(UInt64(id))
+                c.s(", which is not below Xen's DOMID_FIRST_RESERVED (")
+                c.dec(UInt64(DomainIDs.firstReserved))
+                c.s(")")
+            case .repeated(let index, let first, let id):
+                c.s("gives domain nodes ")
+                c.bytes(nodes[first].name)
+                c.s(" and ")
+                c.bytes(nodes[index].name)
+                c.s(" the same ID ")
+                c.dec(UInt64(id))
+            }
+            c.s(": none started")
+        }
+        return
+    }
     var specs: [DomainSpec] = []
-    for node in chosen.children where node.isCompatible("xen,domain") {
-        if let spec = readDomainSpec(node, index: specs.count) { specs.append(spec) }
+    for (node, id) in zip(nodes, ids) {
+        if let spec = readDomainSpec(node, id: DomainID(UInt16(id))) { specs.append(spec) }
     }
     specs.sort { $0.id.raw < $1.id.raw }
     // A request beyond a limit is refused whole, never cut short: starting some of the domains asked

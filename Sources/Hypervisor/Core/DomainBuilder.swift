@@ -30,8 +30,8 @@ struct DomainSpec {
     var onWatchdog: DomainAction
 }
 
-/// Reads one `/chosen/domU*` node. Returns nil (and says why) for a node Tern cannot build.
-func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
+/// Reads one `/chosen/domU*` node, for domain `id`. Returns nil (and says why) for a node Tern cannot build.
+func readDomainSpec(_ node: DTNode, id: DomainID) -> DomainSpec? {
     let memoryKB = node.property("memory").flatMap { $0.u64 ?? $0.u32.map { UInt64($0) } } ?? 0
     let vcpus = Int(node.property("cpus")?.u32 ?? 1)
     var kernel: PhysicalRange?
@@ -59,7 +59,7 @@ func readDomainSpec(_ node: DTNode, index: Int) -> DomainSpec? {
         return nil
     }
     return DomainSpec(
-        id: DomainID(UInt16(node.property("tern,domid")?.u32 ?? UInt32(index))),
+        id: id,
         name: name, memoryBytes: alignUp(memoryKB * 1024, twoMiB), vcpus: vcpus,
         weight: node.property("tern,weight")?.u32 ?? 256, cap: node.property("tern,cap")?.u32 ?? 0,
         affinity: UInt64(node.property("tern,affinity")?.u32 ?? 0xFFFF_FFFF),
