@@ -123,13 +123,7 @@ final class Domain {
     /// The guest physical range its RAM occupies.
     var ram: (base: GuestPhysicalAddress, size: UInt64) { (ramBase, memory.size) }
 
-    func vcpu(affinity: UInt64) -> VCPU? {
-        let index = Int(affinity & 0xFF)
-        return affinity >> 8 & 0xFFFF == 0 && index < vcpus.count ? vcpus[index] : nil
-    }
-
     func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
-
 
     /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
     func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> UInt64? {
