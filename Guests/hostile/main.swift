@@ -157,7 +157,7 @@ func guestSecondaryMain(_ index: UInt64) {}
 /// A batch longer than one call does at EL2 goes on in continuations: each of 3000 maps (of a domain
 /// that does not exist) gets its status, and the call its result, as on Xen.
 func checkLongGrantBatch() {
-    let count = 3000, size = GrantOpLayout.mapSize
+    let count = 3000, size = MemoryLayout<GnttabMapGrantRef>.size
     let batch = UnsafeMutableRawPointer.allocate(byteCount: count * size, alignment: 8)
     let base = UInt64(UInt(bitPattern: batch))
     for i in 0 ..< count {

@@ -1,6 +1,6 @@
-// Using another domain's grants: GNTTABOP_map_grant_ref puts a granted frame into the caller's stage 2
-// at the address it names, unmap_grant_ref takes it out again, and copy moves bytes between granted
-// frames and the caller's own. The granting domain's entry (in its grant frames, which it writes too)
+// Using another domain's grants, as TernCore's GrantTableOp asks (it reads and checks the guest's
+// structures): a map puts a granted frame into the caller's stage 2 at the address it names, an unmap
+// takes it out again, and a copy moves bytes between granted frames and the caller's own. The granting domain's entry (in its grant frames, which it writes too)
 // says who may do what; GTF_reading/GTF_writing tell it the frame is in use. A domain whose frames
 // others still map keeps its memory after it dies, until the last mapping goes (as on Xen), so no
 // stage 2 ever points at memory that has been given to someone else.
@@ -67,28 +67,15 @@ private func release(_ table: DomainGrants, _ ref: UInt32, flags: UInt16) {
                           exchange: { tern_compare_exchange32(entry.raw, $0, $1) })
 }
 
-private func setStatus(_ at: VirtualAddress, _ status: GrantStatus) -> Bool {
-    GuestMemory.write(status.rawValue, to: at)
-}
+extension Domain: GrantTableHost {
+    var placedFrames: Int { grants.withLock { $0.frames.reduce(0) { $0 + ($1 == nil ? 0 : 1) } } }
 
-/// One gnttab_map_grant_ref at `op`. False only when the structure itself is out of reach.
-func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
-    var m = (UInt64(0), UInt32(0), UInt32(0), UInt16(0), Int16(0), UInt32(0), UInt64(0))
-    guard GuestMemory.read(&m, from: op) else { return false }
-    let (address, flags, ref, dom) = (GuestPhysicalAddress(m.0), m.1, m.2, m.3)
-    let status: GrantStatus
-    var handle: UInt32 = 0
-    var busAddress: UInt64 = 0
-    if flags & GrantMapFlags.hostMap == 0 || flags & GrantMapFlags.containsPTE != 0 {
-        status = .generalError              // Arm maps into the guest's physical space only
-    } else if address.raw & 0xFFF != 0 || address.raw >= 1 << 39 {
-        status = .badVirtualAddress
-    } else {
-        let readOnly = flags & GrantMapFlags.readOnly != 0
-        let granter = DomainID(dom == domidSelf ? d.id.raw : dom)
-        let result = withPinnedDomain(granter, xenPV: true) { g -> Result<UInt32, GrantStatusError> in
+    func map(_ ref: UInt32, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
+             device: Bool) -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> {
+        let d = self
+        return withPinnedDomain(granter, xenPV: true) { g -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> in
             let claimed = acquire(g, ref, by: d.id, readOnly: readOnly)
-            guard case .success(let frame) = claimed else { return claimed.map { _ in 0 } }
+            guard case .success(let frame) = claimed else { return claimed.map { _ in (0, 0) } }
             let mapped: Result<UInt32, GrantStatusError> = d.grants.withLock { table in
                 guard let h = table.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
                                                                  readOnly: readOnly)) else {
@@ -110,50 +97,57 @@ func mapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
                 }
                 return .success(h)
             }
-            guard case .success = mapped else {
+            guard case .success(let handle) = mapped else {
                 relinquish(g, ref, readOnly: readOnly)
-                return mapped
+                return mapped.map { _ in (0, 0) }
             }
             // The control domain drives devices with host addresses (it is direct-mapped for that).
-            if flags & GrantMapFlags.deviceMap != 0 && d.privileged { busAddress = frame.raw }
-            return mapped
+            return .success((handle, device && d.privileged ? frame.raw : 0))
         } ?? .failure(GrantStatusError(.badDomain))
-        switch result {
-        case .success(let h):
-            status = .okay
-            handle = h
-        case .failure(let e):
-            status = e.status
-        }
     }
-    return setStatus(op + UInt64(GrantOpLayout.mapStatus), status)
-        && GuestMemory.store32(op + UInt64(GrantOpLayout.mapHandle), status == .okay ? handle : UInt32(bitPattern: Int32(status.rawValue)))
-        && GuestMemory.write(busAddress, to: op + UInt64(GrantOpLayout.mapBusAddress))
-}
 
-/// One gnttab_unmap_grant_ref at `op`.
-func unmapGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
-    var u = (UInt64(0), UInt64(0), UInt32(0), Int16(0))
-    guard GuestMemory.read(&u, from: op) else { return false }
-    let (address, handle) = (u.0, u.2)
-    let removed: Result<Maptrack.Entry, GrantStatusError> = d.grants.withLock { table in
-        guard let e = table.maptrack.entries.indices.contains(Int(handle)) ? table.maptrack.entries[Int(handle)] : nil else {
-            return .failure(GrantStatusError(.badHandle))
+    func unmap(handle: UInt32, at address: UInt64) -> GrantStatus {
+        let d = self
+        let removed: Result<Maptrack.Entry, GrantStatusError> = grants.withLock { table in
+            guard let e = table.maptrack.entries.indices.contains(Int(handle)) ? table.maptrack.entries[Int(handle)] : nil else {
+                return .failure(GrantStatusError(.badHandle))
+            }
+            guard address == 0 || address == e.address.raw else { return .failure(GrantStatusError(.generalError)) }
+            _ = table.maptrack.remove(handle: handle)
+            _ = d.physMap.withLock { m in m.stage2.unmapPage(e.address, memory: &m.tables) }
+            return .success(e)
         }
-        guard address == 0 || address == e.address.raw else { return .failure(GrantStatusError(.generalError)) }
-        _ = table.maptrack.remove(handle: handle)
-        _ = d.physMap.withLock { m in m.stage2.unmapPage(e.address, memory: &m.tables) }
-        return .success(e)
+        switch removed {
+        case .success(let e):
+            // The caller is running here, so its VMID is the current one: this CPU's and every other's TLBs.
+            tern_tlbi_ipa_is(e.address.raw)
+            dropMapping(e)
+            return .okay
+        case .failure(let refused):
+            return refused.status
+        }
     }
-    let e: Maptrack.Entry
-    switch removed {
-    case .success(let entry): e = entry
-    case .failure(let refused): return setStatus(op + UInt64(GrantOpLayout.unmapStatus), refused.status)
+
+    func copy(from source: GrantCopyPointer, to destination: GrantCopyPointer, length: UInt64) -> GrantStatus {
+        withSide(self, source, writing: false) { from in
+            withSide(self, destination, writing: true) { to in
+                tern_copy(to.raw + destination.offset, from.raw + source.offset, length)
+                return .okay
+            }
+        }
     }
-    // The caller is running here, so its VMID is the current one: this CPU's and every other's TLBs.
-    tern_tlbi_ipa_is(e.address.raw)
-    dropMapping(e)
-    return setStatus(op + UInt64(GrantOpLayout.unmapStatus), .okay)
+
+    func flush(frame: HostPhysicalAddress, offset: UInt64, length: UInt64, invalidate: Bool) -> UInt64 {
+        let own = memory.contains(frame)
+        // Under the lock, so a mapped frame cannot be unmapped (and reused by its owner) meanwhile. An
+        // invalidate also cleans: lines that straddle the range, or belong to a frame the caller only
+        // reads, must not lose data that is not the caller's to throw away.
+        return grants.withLock { table in
+            guard own || table.maptrack.holds(frame: frame) else { return XenError.EPERM.returnValue }
+            tern_dcache_range(frame.raw + offset, length, 1, invalidate ? 1 : 0)
+            return 0
+        }
+    }
 }
 
 /// The granter's side of a mapping going away: its use count, and its entry's flags.
@@ -184,74 +178,25 @@ func dropGrantMappings(_ d: Domain) {
     }
 }
 
-/// One gnttab_copy at `op`: each side is a grant (GNTCOPY_*_gref) of another domain or a frame of the
-/// caller's own.
-func copyGrant(_ d: Domain, _ op: VirtualAddress) -> Bool {
-    var c = (UInt64(0), UInt16(0), UInt16(0), UInt32(0), UInt64(0), UInt16(0), UInt16(0), UInt32(0),
-             UInt16(0), UInt16(0), Int16(0), UInt16(0))
-    guard GuestMemory.read(&c, from: op) else { return false }
-    let length = UInt64(c.8), flags = c.9
-    let source = (frame: c.0, domid: c.1, offset: UInt64(c.2), grant: flags & GrantCopyFlags.sourceGrant != 0)
-    let dest = (frame: c.4, domid: c.5, offset: UInt64(c.6), grant: flags & GrantCopyFlags.destinationGrant != 0)
-    var status = GrantStatus.okay
-    if source.offset + length > pageSize || dest.offset + length > pageSize {
-        status = .badCopyArgument
-    } else {
-        status = withSide(d, source, writing: false) { from in
-            withSide(d, dest, writing: true) { to in
-                tern_copy(to.raw + dest.offset, from.raw + source.offset, length)
-                return .okay
-            }
-        }
-    }
-    return setStatus(op + UInt64(GrantOpLayout.copyStatus), status)
-}
-
-/// The host frame behind one side of a copy, held while `body` runs.
-private func withSide(_ d: Domain, _ side: (frame: UInt64, domid: UInt16, offset: UInt64, grant: Bool), writing: Bool,
+/// The host frame behind one side of a copy (a grant held for the copy, or the caller's own frame),
+/// given to `body`.
+private func withSide(_ d: Domain, _ side: GrantCopyPointer, writing: Bool,
                       _ body: (HostPhysicalAddress) -> GrantStatus) -> GrantStatus {
     if !side.grant {
-        guard isSelf(side.domid, d) else { return .permissionDenied }
-        guard let frame = GuestFrameNumber(guest: side.frame), let host = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
+        guard let frame = GuestFrameNumber(guest: side.frameOrRef), let host = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
             return .badPage
         }
         return body(HostPhysicalAddress(host))
     }
-    let granter = DomainID(side.domid == domidSelf ? d.id.raw : side.domid)
-    let ref = UInt32(truncatingIfNeeded: side.frame)
+    let granter = DomainID(side.domain == domidSelf ? d.id.raw : side.domain)
     return withPinnedDomain(granter, xenPV: true) { g in
-        switch acquire(g, ref, by: d.id, readOnly: !writing) {
+        switch acquire(g, side.ref, by: d.id, readOnly: !writing) {
         case .success(let f):
             let status = body(f)
-            relinquish(g, ref, readOnly: !writing)
+            relinquish(g, side.ref, readOnly: !writing)
             return status
         case .failure(let e):
             return e.status
         }
     } ?? .badDomain
-}
-
-/// GNTTABOP_cache_flush: cache maintenance for a guest that does DMA (Linux's dom0 on Arm probes it at
-/// boot and uses it for foreign pages). The address is a host one, of the caller's own RAM or of a
-/// frame it has mapped by grant; anything else is refused.
-func cacheFlush(_ d: Domain, _ op: VirtualAddress) -> UInt64 {
-    var c = (UInt64(0), UInt16(0), UInt16(0), UInt32(0))
-    guard GuestMemory.read(&c, from: op) else { return XenError.EFAULT.returnValue }
-    let (address, offset, length, what) = (c.0, UInt64(c.1), UInt64(c.2), c.3)
-    guard offset < pageSize, offset + length <= pageSize,
-          what & ~(GrantCacheOp.clean | GrantCacheOp.invalidate | GrantCacheOp.sourceGrant) == 0 else {
-        return XenError.EINVAL.returnValue
-    }
-    if length == 0 || what == 0 { return 0 }
-    guard what & GrantCacheOp.sourceGrant == 0 else { return XenError.EOPNOTSUPP.returnValue }   // as Xen: not done
-    let frame = HostPhysicalAddress(address & ~(pageSize - 1))
-    let own = d.memory.contains(frame)
-    // Under the lock, so a mapped frame cannot be unmapped (and reused by its owner) meanwhile. An
-    // invalidate also cleans: lines that straddle the range, or belong to a frame the caller only
-    // reads, must not lose data that is not the caller's to throw away.
-    return d.grants.withLock { table in
-        guard own || table.maptrack.holds(frame: frame) else { return XenError.EPERM.returnValue }
-        tern_dcache_range(frame.raw + offset, length, 1, what & GrantCacheOp.invalidate != 0 ? 1 : 0)
-        return 0
-    }
 }

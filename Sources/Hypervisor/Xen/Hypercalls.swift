@@ -66,7 +66,6 @@ private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ argument: UInt
 /// What one hypercall does at EL2 at most before it lets the guest (and the scheduler) in again: the
 /// rest is a continuation, as Xen makes one.
 let consoleBytesPerCall: UInt64 = 1024
-let grantOperationsPerCall: UInt64 = 64
 
 /// Xen's hypercall continuation on Arm: the call is made again, from its HVC, with `a1` and `a2` (what
 /// is left of its batch) in place of x1 and x2. Returns what x0 must keep: the command.

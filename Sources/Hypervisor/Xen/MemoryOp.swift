@@ -4,8 +4,6 @@
 import TernArchAsm
 import TernCore
 
-/// The most grant-table frames a domain may have (each holds 512 v1 entries).
-let maximumGrantFrames = 32
 
 func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     let d = v.domain
@@ -55,7 +53,7 @@ private func placeSharedInfo(_ d: Domain, at page: GuestPhysicalAddress) -> UInt
 /// Grant-table frame `index` is a page of the hypervisor's, mapped at `page` inside the window the
 /// device tree's hypervisor node names. A frame once placed stays where it is.
 private func placeGrantFrame(_ d: Domain, index: UInt64, at page: GuestPhysicalAddress) -> UInt64 {
-    guard index < UInt64(maximumGrantFrames) else { return XenError.EINVAL.returnValue }
+    guard index < UInt64(GrantTableOp.maximumFrames) else { return XenError.EINVAL.returnValue }
     let window = GuestLayout.grantTable.raw
     guard page.raw >= window, page.raw < window + GuestLayout.grantTableSize else { return XenError.EINVAL.returnValue }
     return d.grants.withLock { g in

@@ -180,18 +180,6 @@ public enum RunstateLayout {
     public static let updateFlag: UInt64 = 1 << 63
 }
 
-/// Sizes and field offsets of gnttab_map_grant_ref, gnttab_unmap_grant_ref and gnttab_copy on arm64.
-public enum GrantOpLayout {
-    /// host_addr u64, flags u32, ref u32, dom u16, status i16, handle u32, dev_bus_addr u64.
-    public static let mapSize = 32, mapStatus = 18, mapHandle = 20, mapBusAddress = 24
-    /// host_addr u64, dev_bus_addr u64, handle u32, status i16.
-    public static let unmapSize = 24, unmapStatus = 20
-    /// source { ref or gmfn u64, domid u16, offset u16 }, dest (the same), len u16, flags u16, status i16.
-    public static let copySize = 40, copyStatus = 36
-    /// gnttab_cache_flush: dev_bus_addr (or ref) u64, offset u16, length u16, op u32.
-    public static let cacheFlushSize = 16
-}
-
 /// platform_op commands Tern answers (xen/include/public/platform.h), and the interface version the
 /// caller must name (XENPF_INTERFACE_VERSION).
 public enum PlatformOpCommand: UInt32 { case settime64 = 62 }
