@@ -48,7 +48,7 @@ final class Domain {
     /// Dead, and its grant mappings and the other ends of its event channels let go (once).
     var detached = false
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
-    var consoleRing: UInt64 = 0
+    var consoleRing: HostPhysicalAddress?
     var consolePort: UInt32 = 0
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
     var consoleConnected = false
@@ -126,10 +126,10 @@ final class Domain {
     func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
 
     /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
-    func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> UInt64? {
+    func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> HostPhysicalAddress? {
         let base = ramBase.raw
         guard ipa.raw >= base, length <= memory.size, ipa.raw - base <= memory.size - length else { return nil }
-        return memory.base.raw + (ipa.raw - base)
+        return memory.base + (ipa.raw - base)
     }
 
     /// Called from a trap of one of its vCPUs, with no lock held: the end of a Linux panic report ends
@@ -150,8 +150,8 @@ final class Domain {
 /// A domain's event channels: its ports, and where their bits are in its memory (shared_info, or the
 /// FIFO control blocks and event array once it asks for FIFO).
 struct DomainEvents {
-    /// Host address of the page the guest named as shared_info (one of its own RAM pages); 0 until then.
-    var sharedInfo: UInt64 = 0
+    /// The page the guest named as shared_info (one of its own RAM pages), once it has.
+    var sharedInfo: HostPhysicalAddress?
     var ports = EventChannelTable()
     /// The FIFO ABI, once the guest asked for it (EVTCHNOP_init_control); nil means 2-level.
     var fifo: FIFOState?

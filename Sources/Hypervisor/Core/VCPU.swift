@@ -33,8 +33,8 @@ final class VCPU {
     /// port 0, which is never bound: Xen wakes such a poller on any event); else `notPolling`.
     var pollPort: Int32 = notPolling
     var runningOn: Int = -1
-    /// Host address of its vcpu_info (VCPUOP_register_vcpu_info); 0 until registered.
-    var vcpuInfo: UInt64 = 0
+    /// Its vcpu_info, once registered (VCPUOP_register_vcpu_info).
+    var vcpuInfo: HostPhysicalAddress?
     var pcpusUsed: UInt64 = 0
     /// Where its time went (changed under the scheduler lock), and where the guest asked to see it.
     var runstate = Runstate(.offline, at: now())

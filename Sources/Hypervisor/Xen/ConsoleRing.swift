@@ -10,7 +10,7 @@ func preparePVConsole(_ d: Domain) -> Bool {
     d.events.withLock { e in
         guard let frame = mapHypervisorFrame(d, at: MagicPages.console),
               let port = e.ports.allocate(.console) else { return false }
-        d.consoleRing = frame.raw
+        d.consoleRing = frame
         d.consolePort = port
         return true
     }
@@ -18,8 +18,7 @@ func preparePVConsole(_ d: Domain) -> Bool {
 
 /// The guest kicked its console port: print what it wrote, tell it there is room again.
 func consoleRingKick(_ d: Domain) {
-    let ring = d.consoleRing
-    guard ring != 0 else { return }
+    guard let ring = d.consoleRing?.raw else { return }
     d.consoleConnected = true
     let size = UInt32(ConsoleRingLayout.outputSize)
     var consumer = tern_load32(ring + UInt64(ConsoleRingLayout.outputConsumer))
@@ -46,8 +45,7 @@ func consoleRingKick(_ d: Domain) {
 
 /// A typed byte for a domain whose PV console is connected. False when its input ring is full.
 func consoleRingReceive(_ d: Domain, _ byte: UInt8) -> Bool {
-    let ring = d.consoleRing
-    guard ring != 0 else { return false }
+    guard let ring = d.consoleRing?.raw else { return false }
     let size = UInt32(ConsoleRingLayout.inputSize)
     let consumer = tern_load32(ring + UInt64(ConsoleRingLayout.inputConsumer))
     let producer = tern_load32(ring + UInt64(ConsoleRingLayout.inputProducer))

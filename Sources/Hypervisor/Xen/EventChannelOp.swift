@@ -9,31 +9,42 @@ import TernCore
 /// The 2-level bits of one domain, reached through its shared_info and vcpu_info pages.
 struct GuestEventBits: EventBits {
     let domain: Domain
-    let shared: UInt64
+    let shared: HostPhysicalAddress
 
-    mutating func testAndSetPending(_ port: UInt32) -> Bool {
-        tern_test_and_set_bit(shared + UInt64(SharedInfoLayout.evtchnPending), port) != 0
-    }
-    func isPending(_ port: UInt32) -> Bool { tern_test_bit(shared + UInt64(SharedInfoLayout.evtchnPending), port) != 0 }
-    func isMasked(_ port: UInt32) -> Bool { tern_test_bit(shared + UInt64(SharedInfoLayout.evtchnMask), port) != 0 }
-    mutating func testAndClearMask(_ port: UInt32) -> Bool {
-        tern_test_and_clear_bit(shared + UInt64(SharedInfoLayout.evtchnMask), port) != 0
-    }
+    private var pending: UInt64 { (shared + UInt64(SharedInfoLayout.evtchnPending)).raw }
+    private var mask: UInt64 { (shared + UInt64(SharedInfoLayout.evtchnMask)).raw }
+
+    mutating func testAndSetPending(_ port: UInt32) -> Bool { tern_test_and_set_bit(pending, port) != 0 }
+    func isPending(_ port: UInt32) -> Bool { tern_test_bit(pending, port) != 0 }
+    func isMasked(_ port: UInt32) -> Bool { tern_test_bit(mask, port) != 0 }
+    mutating func testAndClearMask(_ port: UInt32) -> Bool { tern_test_and_clear_bit(mask, port) != 0 }
     mutating func testAndSetSelector(vcpu: Int, word: UInt32) -> Bool? {
-        guard let info = vcpuInfo(vcpu) else { return nil }
-        return tern_test_and_set_bit(info + UInt64(VCPUInfoLayout.pendingSelector), word) != 0
+        guard let info = domain.vcpuInfo(vcpu, shared: shared) else { return nil }
+        return tern_test_and_set_bit((info + UInt64(VCPUInfoLayout.pendingSelector)).raw, word) != 0
     }
     mutating func testAndSetUpcallPending(vcpu: Int) -> Bool {
-        guard let info = vcpuInfo(vcpu) else { return true }
-        return tern_exchange8(info + UInt64(VCPUInfoLayout.upcallPending), 1) != 0
+        GuestUpcalls(domain: domain, shared: shared).testAndSetUpcallPending(vcpu: vcpu)
     }
+}
 
+/// Each vCPU's evtchn_upcall_pending, in its vcpu_info: what both ABIs raise.
+struct GuestUpcalls {
+    let domain: Domain
+    let shared: HostPhysicalAddress?
+
+    /// Sets the flag; true when it was set already (or the vCPU has no vcpu_info to be told through).
+    func testAndSetUpcallPending(vcpu: Int) -> Bool {
+        guard let info = domain.vcpuInfo(vcpu, shared: shared) else { return true }
+        return tern_exchange8((info + UInt64(VCPUInfoLayout.upcallPending)).raw, 1) != 0
+    }
+}
+
+extension Domain {
     /// A vCPU's vcpu_info: where it registered one, else (vCPU 0 only) the slot inside shared_info.
-    private func vcpuInfo(_ vcpu: Int) -> UInt64? {
-        guard vcpu < domain.vcpus.count else { return nil }
-        let registered = domain.vcpus[vcpu].vcpuInfo
-        if registered != 0 { return registered }
-        return vcpu == 0 ? shared + UInt64(SharedInfoLayout.vcpuInfo0) : nil
+    @inline(__always) func vcpuInfo(_ vcpu: Int, shared: HostPhysicalAddress?) -> HostPhysicalAddress? {
+        guard vcpu < vcpus.count else { return nil }
+        if let registered = vcpus[vcpu].vcpuInfo { return registered }
+        return vcpu == 0 ? shared.map { $0 + UInt64(SharedInfoLayout.vcpuInfo0) } : nil
     }
 }
 
@@ -50,7 +61,7 @@ func notifyPort(_ d: Domain, _ port: UInt32) {
         wakePollers(d, port)
         return
     }
-    guard shared != 0 else { return }
+    guard let shared else { return }
     var bits = GuestEventBits(domain: d, shared: shared)
     if TwoLevelEvents.setPending(&bits, port: port, vcpu: vcpu) {
         raiseEventUpcall(d.vcpus[vcpu])
@@ -144,8 +155,7 @@ extension Domain: EventChannelHost {
             if raise { raiseEventUpcall(d.vcpus[vcpu]) }
             return
         }
-        let shared = d.events.withLock { $0.sharedInfo }
-        guard shared != 0 else { return }
+        guard let shared = d.events.withLock({ $0.sharedInfo }) else { return }
         var bits = GuestEventBits(domain: d, shared: shared)
         if TwoLevelEvents.unmask(&bits, port: port, vcpu: vcpu) { raiseEventUpcall(d.vcpus[vcpu]) }
     }

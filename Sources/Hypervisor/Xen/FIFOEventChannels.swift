@@ -22,7 +22,7 @@ struct FIFOState {
 struct GuestFIFOMemory: FIFOEventMemory {
     let arrayPages: [HostPhysicalAddress]
     let controlBlocks: [HostPhysicalAddress?]
-    var upcalls: GuestEventBits
+    let upcalls: GuestUpcalls
 
     private func word(_ port: UInt32) -> UInt64 {
         let page = Int(port) / FIFOControlBlockLayout.wordsPerPage
@@ -53,7 +53,7 @@ func withFIFO<R>(_ d: Domain, _ body: (inout FIFOQueues, inout GuestFIFOMemory) 
     d.events.withLock { e in
         guard e.fifo != nil else { return nil }
         var memory = GuestFIFOMemory(arrayPages: e.fifo!.arrayPages, controlBlocks: e.fifo!.controlBlocks,
-                                     upcalls: GuestEventBits(domain: d, shared: e.sharedInfo))
+                                     upcalls: GuestUpcalls(domain: d, shared: e.sharedInfo))
         return body(&e.fifo!.queues, &memory)
     }
 }
@@ -74,18 +74,18 @@ func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
             // From 2-level to FIFO: ports pending in shared_info stay pending, raised again once the
             // guest gives the page their words live in.
             var state = FIFOState(vcpus: d.vcpus.count)
-            if e.sharedInfo != 0 {
+            if let shared = e.sharedInfo {
                 for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where e.ports.state(port) != .free
-                    && tern_test_bit(e.sharedInfo + UInt64(SharedInfoLayout.evtchnPending), port) != 0 {
+                    && tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port) != 0 {
                     switched.append(port)
                 }
             }
-            state.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
+            state.controlBlocks[Int(vcpu)] = block
             e.fifo = state
             d.usesFIFO = true
         } else {
             guard e.fifo!.controlBlocks[Int(vcpu)] == nil else { return nil }
-            e.fifo!.controlBlocks[Int(vcpu)] = HostPhysicalAddress(block)
+            e.fifo!.controlBlocks[Int(vcpu)] = block
         }
         return switched
     }
@@ -104,7 +104,7 @@ func fifoExpandArray(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
     let added: Bool? = d.events.withLock { e in
         guard e.fifo != nil else { return nil }
         guard e.fifo!.arrayPages.count < FIFOControlBlockLayout.maximumPages else { return false }
-        e.fifo!.arrayPages.append(HostPhysicalAddress(page))
+        e.fifo!.arrayPages.append(page)
         return true
     }
     guard let added else { return XenError.EOPNOTSUPP.returnValue }

@@ -40,7 +40,7 @@ private func claim(_ g: Domain, _ table: DomainGrants, _ ref: UInt32, by user: D
     guard let frame = g.hostAddress(ofRAM: gfn.address, length: pageSize) else {
         return .failure(GrantStatusError(.badPage))
     }
-    return .success(HostPhysicalAddress(frame))
+    return .success(frame)
 }
 
 /// Takes a use of grant `ref` of `g` for `user`: counted in g's ActiveGrants and marked in the entry
@@ -186,7 +186,7 @@ private func withSide(_ d: Domain, _ side: GrantCopyPointer, writing: Bool,
         guard let frame = GuestFrameNumber(guest: side.frameOrRef), let host = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
             return .badPage
         }
-        return body(HostPhysicalAddress(host))
+        return body(host)
     }
     let granter = DomainID(side.domain == domidSelf ? d.id.raw : side.domain)
     return withPinnedDomain(granter, xenPV: true) { g in

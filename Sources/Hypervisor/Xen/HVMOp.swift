@@ -7,7 +7,7 @@ func hvmOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     var memory = RunningGuestMemory()
     return HVMOp.handle(command, arg, &memory, isCaller: { isSelf($0, d) }) {
         HVMOp.Parameters(callbackIRQ: callbackIRQParameter(ppi: GuestLayout.eventChannelPPI),
-                         consolePFN: d.consoleRing != 0 ? MagicPages.console.frame.raw : 0,
+                         consolePFN: d.consoleRing != nil ? MagicPages.console.frame.raw : 0,
                          consoleEvtchn: UInt64(d.consolePort))
     }
 }

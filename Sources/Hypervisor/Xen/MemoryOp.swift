@@ -43,7 +43,7 @@ func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
 /// sees exactly the page it named, and nothing in its address space has to move.
 private func placeSharedInfo(_ d: Domain, at page: GuestPhysicalAddress) -> UInt64 {
     guard let host = d.hostAddress(ofRAM: page, length: pageSize) else { return XenError.EINVAL.returnValue }
-    tern_zero(host, pageSize)
+    tern_zero(host.raw, pageSize)
     tern_memory_barrier()
     d.events.withLock { $0.sharedInfo = host }
     publishWallClock(d)

@@ -21,8 +21,7 @@ func readRealTimeClock() {
 func publishWallClock(_ d: Domain) {
     let (seconds, nanoseconds) = withSpinLock(&wallClockLock) { wallClock.wall(at: d.startedAt) }
     d.events.withLock { e in
-        let s = e.sharedInfo
-        guard s != 0 else { return }
+        guard let s = e.sharedInfo?.raw else { return }
         let version = tern_load32(s + UInt64(SharedInfoLayout.wcVersion))
         tern_store32(s + UInt64(SharedInfoLayout.wcVersion), version | 1)
         tern_memory_barrier()

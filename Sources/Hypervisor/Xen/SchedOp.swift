@@ -106,8 +106,8 @@ private func isPending(_ d: Domain, _ port: UInt32) -> Bool {
     if let pending = withFIFO(d, { _, memory in memory.hasWord(port) && memory.loadWord(port) & FIFOEventWord.pending != 0 }) {
         return pending
     }
-    let shared = d.events.withLock { $0.sharedInfo }
-    return shared != 0 && tern_test_bit(shared + UInt64(SharedInfoLayout.evtchnPending), port) != 0
+    guard let shared = d.events.withLock({ $0.sharedInfo }) else { return false }
+    return tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port) != 0
 }
 
 /// The vCPU no longer polls (it returns, or was woken). Under the scheduler lock.

@@ -35,13 +35,17 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
     }
     let d = t.domain
     let registered: Bool = d.events.withLock { e in
-        if t.vcpuInfo != 0 { return false }
+        if t.vcpuInfo != nil { return false }
         // Carry over what the old place held, then say "look at everything", as Xen does, so nothing
         // that arrived before the move is lost.
-        let old = t.index == 0 && e.sharedInfo != 0 ? e.sharedInfo + UInt64(SharedInfoLayout.vcpuInfo0) : 0
-        if old != 0 { tern_copy(host, old, UInt64(VCPUInfoLayout.size)) } else { tern_zero(host, UInt64(VCPUInfoLayout.size)) }
-        tern_store64(host + UInt64(VCPUInfoLayout.pendingSelector), .max)
-        tern_store8(host + UInt64(VCPUInfoLayout.upcallPending), 1)
+        let size = UInt64(VCPUInfoLayout.size)
+        if t.index == 0, let shared = e.sharedInfo {
+            tern_copy(host.raw, (shared + UInt64(SharedInfoLayout.vcpuInfo0)).raw, size)
+        } else {
+            tern_zero(host.raw, size)
+        }
+        tern_store64((host + UInt64(VCPUInfoLayout.pendingSelector)).raw, .max)
+        tern_store8((host + UInt64(VCPUInfoLayout.upcallPending)).raw, 1)
         tern_memory_barrier()
         t.vcpuInfo = host
         return true
