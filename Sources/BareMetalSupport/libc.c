@@ -31,9 +31,6 @@ int memcmp(const void *a, const void *b, size_t n) {
 }
 size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
 
-// A ticket lock, fair under contention: the high half of the word hands out tickets, the low half is
-// the ticket being served. A waiter sleeps in WFE on its exclusive read of the served half, so the
-// unlocking store wakes it; it never retries a store, so no CPU can be starved by the others.
 // A test-and-set lock: whoever runs when it is free takes it. Not fair, but it never waits for one
 // particular CPU, which matters when Tern's own CPUs are threads of a busier host (QEMU here).
 void bm_lock(volatile uint32_t *lock) {
@@ -51,7 +48,8 @@ void bm_unlock(volatile uint32_t *lock) { __asm__ volatile("stlr wzr, [%0]" :: "
 
 // A ticket lock, fair under contention: the high half of the word hands out tickets, the low half is
 // the ticket being served. A waiter sleeps in WFE on its exclusive read of the served half, so the
-// unlocking store wakes it; it never retries a store, so no CPU can be starved by the others.
+// unlocking store wakes it. Only taking a ticket may retry (its exclusive store); once a CPU holds a
+// ticket it is served in turn, so no CPU can be starved by the others.
 void bm_ticket_lock(volatile uint32_t *lock) {
     uint32_t ticket, next, failed, served;
     __asm__ volatile(

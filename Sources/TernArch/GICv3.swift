@@ -21,6 +21,9 @@ public struct GICv3 {
         self.redistributorsSize = redistributorsSize
     }
 
+    /// GICD_TYPER.RSS: SGIs can name CPUs whose Aff0 is 16 or more (ICC_SGI1R_EL1's range selector).
+    public var supportsRangeSelector: Bool { tern_load32(distributor + 0x4) >> 26 & 1 != 0 }
+
     /// Once, on the boot CPU: affinity routing on, group 1 enabled, every SPI left disabled.
     public func initializeDistributor() {
         tern_store32(distributor + 0x0, 0)

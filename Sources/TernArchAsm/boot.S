@@ -1,7 +1,7 @@
 // Where the machine first hands control to Tern: a Linux-style Image header (so QEMU and boot
 // loaders place us and pass the DTB in x0), then just enough to reach Swift on a stack.
 #if defined(__aarch64__) && !defined(__linux__)
-#define STACK_SIZE 0x8000
+#define STACK_SIZE 0x8000            // TERN_STACK_SIZE (TernArchAsm.h); hypervisor.ld asserts it
 
     .section .text.head, "ax"
     .global _start

@@ -150,7 +150,11 @@ final class FakeGrantHost: GrantTableHost {
         put(c)
         _ = op(.copy)
         #expect(get(GnttabCopy.self, zero: c).status == GrantStatus.permissionDenied.rawValue)
-        c.destination.domid = 3                                        // the caller's own id is fine
+        c.destination.domid = 3                                        // even the caller's own id: Xen wants DOMID_SELF
+        put(c)
+        _ = op(.copy)
+        #expect(get(GnttabCopy.self, zero: c).status == GrantStatus.permissionDenied.rawValue)
+        c.destination.domid = domidSelf
         put(c)
         _ = op(.copy)
         #expect(host.copies.count == 2)

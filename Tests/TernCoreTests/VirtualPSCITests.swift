@@ -28,12 +28,14 @@ import Testing
         #expect(call(.cpu_on, 1, 0x4008_0000, 7) == .cpuOn(vcpu: 1, entry: 0x4008_0000, context: 7))
         #expect(call(.cpu_on, 2, 0x4008_0000) == Self.invalid)                // only 2 vCPUs
         #expect(call(.cpu_on, 0x100, 0x4008_0000) == Self.invalid)            // Aff1: no such vCPU
-        #expect(call(.cpu_on, 0x8000_0001, 0x4008_0000) == Self.invalid)
+        #expect(call(.cpu_on, 0x8000_0001, 0x4008_0000) == .cpuOn(vcpu: 1, entry: 0x4008_0000, context: 0))   // RES1 bit 31
+        #expect(call(.cpu_on, 0x1_0000, 0x4008_0000) == Self.invalid)         // Aff2
         #expect(call(.cpu_on, 1, 0x4008_0002) == Self.invalid)                // misaligned entry
         // The 32-bit call reads W registers: garbage above them is not the guest's argument.
         #expect(call(.cpu_on32, 0xFFFF_0000_0000_0001, 0x1_4008_0000, 0xFFFF_FFFF_0000_0009)
                 == .cpuOn(vcpu: 1, entry: 0x4008_0000, context: 9))
-        #expect(call(.cpu_on, 0xFFFF_0000_0000_0001, 0x4008_0000) == Self.invalid)
+        #expect(call(.cpu_on, 0xFF_0000_0001, 0x4008_0000) == Self.invalid)    // Aff3
+        #expect(call(.cpu_on, 0xFFFF_0000_0000_0001, 0x4008_0000) == .cpuOn(vcpu: 1, entry: 0x4008_0000, context: 0))   // above Aff3
     }
 
     @Test func affinityInfoAndTheCallsTheHypervisorCarriesOut() {

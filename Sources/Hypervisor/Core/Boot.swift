@@ -61,7 +61,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
                 redistributorsSize: platform.gicRedistributorsSize)
     gic.initializeDistributor()
 
-    for (i, affinity) in platform.cpuAffinities.prefix(maximumCPUs).enumerated() {
+    for (i, affinity) in usableCPUs().prefix(maximumCPUs).enumerated() {
         let cpu = PhysicalCPU(index: i, affinity: affinity)
         cpus.append(cpu)
         registerCPUObject(cpu)
@@ -107,6 +107,29 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     enableConsoleInput()
     lockScheduler()
     tern_enter_guest(schedule(cpus[0]), cpus[0].stackTop)
+}
+
+/// The tree's CPUs, this (boot) CPU first whatever the tree's order: it runs on stack 0 as cpus[0].
+/// A CPU whose Aff0 is 16 or more can be sent SGIs only through the GIC's range selector; without it
+/// (GICD_TYPER.RSS) such a CPU could never be kicked, so it is left off, and said so.
+private func usableCPUs() -> [CPUAffinity] {
+    // One stack and one pair of CPU words per CPU: the image reserves TERN_MAXIMUM_CPUS of them.
+    precondition(maximumCPUs <= Int(TERN_MAXIMUM_CPUS), "more CPUs than the image has stacks for")
+    let me = CPUAffinity(mpidr: read_mpidr_el1())
+    let rangeSelector = gic.supportsRangeSelector
+    var usable = [me]
+    for a in platform.cpuAffinities where a != me {
+        if a.aff0 >= 16 && !rangeSelector {
+            log { c in
+                c.s("cpu ")
+                c.hex(a.raw)
+                c.s(" left off: its Aff0 needs the GIC's range selector, which this GIC lacks")
+            }
+            continue
+        }
+        usable.append(a)
+    }
+    return usable
 }
 
 @_cdecl("tern_secondary_main")

@@ -125,6 +125,22 @@ final class Domain {
 
     func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
 
+    /// Maps one page of host memory at `page` of its address space (normal memory, never executable),
+    /// under its physMap lock; `lent`: a frame of the hypervisor's it now owns (freed with it).
+    func mapPage(_ page: GuestPhysicalAddress, to frame: HostPhysicalAddress, permissions: Permissions,
+                 lent: Bool = false) -> Bool {
+        physMap.withLock { m in
+            do throws(PageTableError) {
+                try m.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: permissions, memory: &m.tables)
+            } catch {
+                return false
+            }
+            tern_stage2_sync()
+            if lent { m.ownedFrames.append(frame) }
+            return true
+        }
+    }
+
     /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
     func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> HostPhysicalAddress? {
         let base = ramBase.raw

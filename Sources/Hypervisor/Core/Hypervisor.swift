@@ -109,8 +109,9 @@ func registerCPUObject(_ cpu: PhysicalCPU) {
     words[1] = UInt64(cpu.index)
 }
 
-/// Makes physical CPU `index` reschedule: an SGI to it, wherever it sits in the machine.
-@inline(__always) func kickCPU(_ index: Int) { GICv3.kick(sgi: cpus[index].kickSGI) }
+/// Makes physical CPU `index` reschedule: an SGI to it, wherever it sits in the machine. Out of line:
+/// inlined, its table lookup costs the trap paths that might kick (MMIO, SGIs) a register pair to save.
+@inline(never) func kickCPU(_ index: Int) { GICv3.kick(sgi: cpus[index].kickSGI) }
 
 /// This CPU's index, without its object.
 @inline(__always) func thisCPUIndex() -> Int { Int(truncatingIfNeeded: tern_this_cpu_words()[1]) }

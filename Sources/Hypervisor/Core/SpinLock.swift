@@ -13,9 +13,10 @@
 //   2. a domain's `events` (two domains' at once only in slot order, see EventChannelOp.swift);
 //   3. a domain's `grants` (the granter's alone, then the mapper's alone: never both);
 //   4. a domain's `physMap` (its stage 2 after boot, and the frames the hypervisor lent it);
-//   5. leaves, which take no other lock: a domain's vGIC (`withVGIC`: its distributor and its vCPUs'
-//      redistributors, kept beside the vCPUs because the trap path reaches them from there), its
-//      `uart`, `console` and `reports`; the frame allocator, the wall clock and the console output.
+//   5. a domain's vGIC (`withVGIC`: its distributor and its vCPUs' redistributors, kept beside the
+//      vCPUs because the trap path reaches them from there), `uart`, `console` and `reports`; the
+//      frame allocator, the wall clock, console input;
+//   6. the console output (`withConsole`), which a domain's `console` takes to print its line.
 import BareMetalSupport
 
 struct SpinLocked<State> {

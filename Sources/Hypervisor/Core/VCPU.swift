@@ -33,8 +33,16 @@ final class VCPU {
     /// port 0, which is never bound: Xen wakes such a poller on any event); else `notPolling`.
     var pollPort: Int32 = notPolling
     var runningOn: Int = -1
-    /// Its vcpu_info, once registered (VCPUOP_register_vcpu_info).
-    var vcpuInfo: HostPhysicalAddress?
+    /// Its vcpu_info, once registered (VCPUOP_register_vcpu_info). Senders on other CPUs read it without
+    /// a lock, so it is kept as one aligned word (0: none), a single-copy-atomic load and store; an
+    /// Optional's separate tag byte could be seen set before its address.
+    private var vcpuInfoWord: UInt64 = 0
+    var vcpuInfo: HostPhysicalAddress? {
+        @inline(__always) get { vcpuInfoWord == 0 ? nil : HostPhysicalAddress(vcpuInfoWord) }
+    }
+
+    /// Publishes its vcpu_info, once the page is filled (the caller's barrier orders the two).
+    func publishVCPUInfo(_ address: HostPhysicalAddress) { vcpuInfoWord = address.raw }
     var pcpusUsed: UInt64 = 0
     /// Where its time went (changed under the scheduler lock), and where the guest asked to see it.
     var runstate = Runstate(.offline, at: now())

@@ -166,7 +166,7 @@ extension Domain: EventChannelHost {
     }
 }
 
-@inline(__always) func isSelf(_ id: UInt16, _ d: Domain) -> Bool { id == domidSelf || id == d.id.raw }
+@inline(__always) func isSelf(_ id: UInt16, _ d: Domain) -> Bool { namesCaller(id, d.id) }
 
 /// A domain being released: the other ends of its interdomain channels go back to waiting for it, as
 /// Xen's evtchn_destroy leaves them, so a later send or close on them touches nothing of its successor.

@@ -81,17 +81,7 @@ extension Domain: GrantTableHost {
                                                                  readOnly: readOnly)) else {
                     return .failure(GrantStatusError(.noDeviceSpace))      // maptrack full
                 }
-                let placed = d.physMap.withLock { m in
-                    do throws(PageTableError) {
-                        try m.stage2.map(address, to: frame, size: pageSize, type: .normal,
-                                         permissions: readOnly ? [.read] : [.read, .write], memory: &m.tables)
-                    } catch {
-                        return false
-                    }
-                    tern_stage2_sync()
-                    return true
-                }
-                guard placed else {
+                guard d.mapPage(address, to: frame, permissions: readOnly ? [.read] : [.read, .write]) else {
                     _ = table.maptrack.remove(handle: h)
                     return .failure(GrantStatusError(.badVirtualAddress))
                 }

@@ -49,17 +49,7 @@ extension Domain: MemoryOpHost {
 func mapHypervisorFrame(_ d: Domain, at page: GuestPhysicalAddress) -> HostPhysicalAddress? {
     guard let frame = allocateFrames(pages: 1) else { return nil }
     tern_zero(frame.raw, pageSize)
-    let mapped = d.physMap.withLock { m in
-        do throws(PageTableError) {
-            try m.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &m.tables)
-        } catch {
-            return false
-        }
-        tern_stage2_sync()
-        m.ownedFrames.append(frame)
-        return true
-    }
-    guard mapped else {
+    guard d.mapPage(page, to: frame, permissions: [.read, .write], lent: true) else {
         freeFrames(frame, pages: 1)
         return nil
     }

@@ -47,7 +47,7 @@ private func registerVCPUInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
         tern_store64((host + UInt64(VCPUInfoLayout.pendingSelector)).raw, .max)
         tern_store8((host + UInt64(VCPUInfoLayout.upcallPending)).raw, 1)
         tern_memory_barrier()
-        t.vcpuInfo = host
+        t.publishVCPUInfo(host)
         return true
     }
     guard registered else { return XenError.EINVAL.returnValue }

@@ -135,6 +135,8 @@ uint64_t tern_stack_top(uint64_t cpu);
 // Each physical CPU has a TERN_STACK_SIZE stack aligned to its size (boot.S, hypervisor.ld), whose top
 // 16 bytes are the CPU's own words: its object (the hypervisor's PhysicalCPU, unretained) and its index.
 // Code on any CPU finds them from its stack pointer in three instructions, whatever the CPU's MPIDR.
+// (boot.S's STACK_SIZE and metal/hypervisor.ld repeat these; the linker script asserts them, and the
+// boot refuses TernLimits.maximumCPUs above TERN_MAXIMUM_CPUS.)
 #define TERN_MAXIMUM_CPUS 32
 #define TERN_STACK_SIZE 0x8000
 #if defined(__aarch64__)

@@ -380,23 +380,4 @@ public struct Scheduler: ~Copyable {
         for p in 0 ..< pcpuCount where allowed(v, on: p) { return p }
         return 0
     }
-
-    /// The slice end, or earlier if a capped domain would exhaust its budget first. Its other vCPUs may be
-    /// spending the same budget on other pCPUs, now or after their own picks, and this deadline cannot be
-    /// revised once armed, so the remainder is split between as many vCPUs as could run at once. When that
-    /// share gets small the last stretch runs to the end of the budget rather than creeping up on it in
-    /// ever shorter picks; the overshoot is bounded by that stretch.
-    @inline(__always)
-    private func deadline(for v: Int, now: UInt64) -> UInt64 {
-        let sliceEnd = now + parameters.slice
-        let d = vcpus[v].domain
-        guard domains[d].cap != 0 else { return sliceEnd }
-        // The pCPU it was just picked for is charged up to now, so it adds nothing here.
-        let spent = spentInPeriod(d, now: now)
-        let budget = capBudget(d)
-        let remaining = budget > spent ? budget - spent : 0
-        let concurrency = UInt64(max(1, min(pcpuCount, domains[d].runnableVCPUs)))
-        let step = max(remaining / concurrency, min(remaining, parameters.slice / 10), 1)
-        return min(sliceEnd, now + step)
-    }
 }

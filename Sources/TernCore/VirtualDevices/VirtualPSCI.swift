@@ -55,11 +55,12 @@ public enum VirtualPSCI {
         }
     }
 
-    /// The vCPU a target affinity names: Tern's vCPUs differ only in Aff0 (their MPIDR is
-    /// 0x80000000 | index), so any other affinity field names no vCPU.
+    /// The vCPU a target affinity names. Only MPIDR's affinity fields count (Xen masks with
+    /// MPIDR_HWID_MASK, so bit 31 and the rest are ignored); Tern's vCPUs differ only in Aff0, so a
+    /// nonzero Aff1-Aff3 names no vCPU.
     public static func vcpu(affinity: UInt64, vcpus: Int) -> Int? {
-        let index = affinity & 0xFF
-        guard affinity & ~UInt64(0xFF) == 0, index < UInt64(vcpus) else { return nil }
-        return Int(index)
+        let fields = affinity & CPUAffinity.fieldMask
+        guard fields & ~UInt64(0xFF) == 0, fields < UInt64(vcpus) else { return nil }
+        return Int(fields)
     }
 }

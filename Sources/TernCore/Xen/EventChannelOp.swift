@@ -56,7 +56,7 @@ public enum EventChannelOp {
         case .alloc_unbound:
             var request = EvtchnAllocUnbound()
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-            guard isCaller(request.dom, host) else { return XenError.EPERM.returnValue }
+            guard namesCaller(request.dom, host.caller) else { return XenError.EPERM.returnValue }
             let remote = request.remoteDom == domidSelf ? host.caller : DomainID(request.remoteDom)
             guard let port = host.withPorts({ $0.pointee.allocate(.unbound(remote: remote)) }) else {
                 return XenError.ENOSPC.returnValue
@@ -106,7 +106,7 @@ public enum EventChannelOp {
         case .status:
             var request = EvtchnStatus()
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-            guard isCaller(request.dom, host) else { return XenError.EPERM.returnValue }
+            guard namesCaller(request.dom, host.caller) else { return XenError.EPERM.returnValue }
             guard status(&request, host) else { return XenError.EINVAL.returnValue }
             return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
         case .bind_pirq, .reset, .init_control, .expand_array, .set_priority:
@@ -114,9 +114,6 @@ public enum EventChannelOp {
         }
     }
 
-    @inline(__always) static func isCaller<Host: EventChannelHost>(_ id: UInt16, _ host: Host) -> Bool {
-        id == domidSelf || id == host.caller.raw
-    }
 
     @inline(__always)
     static func send<Host: EventChannelHost>(_ port: UInt32, _ host: Host) -> UInt64 {
@@ -214,8 +211,9 @@ public enum EventChannelOp {
     }
 }
 
-// Xen's argument structures (public/event_channel.h), in its field order; EventChannelOpTests checks
-// each size and offset against the header's.
+// Xen's argument structures (public/event_channel.h), in its field order with C's padding made explicit
+// (a structure is written back whole, and implicit padding would carry whatever the stack held);
+// EventChannelOpTests checks each size and offset against the header's.
 
 /// evtchn_send, evtchn_close and evtchn_unmask: one port each.
 public struct EvtchnPort { public var port: UInt32 = 0; public init() {} }
@@ -229,6 +227,7 @@ public struct EvtchnAllocUnbound {
 
 public struct EvtchnBindInterdomain {
     public var remoteDom: UInt16 = 0
+    var padding: UInt16 = 0
     public var remotePort: UInt32 = 0
     public var localPort: UInt32 = 0
     public init() {}
@@ -257,6 +256,7 @@ public struct EvtchnStatus {
     public static let closed: UInt32 = 0, unbound: UInt32 = 1, interdomain: UInt32 = 2, pirq: UInt32 = 3
     public static let virq: UInt32 = 4, ipi: UInt32 = 5
     public var dom: UInt16 = 0
+    var padding: UInt16 = 0
     public var port: UInt32 = 0
     public var status: UInt32 = 0
     public var vcpu: UInt32 = 0

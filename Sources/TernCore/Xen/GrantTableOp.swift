@@ -60,7 +60,7 @@ public enum GrantTableOp {
             guard count == 1 else { return .done(XenError.EINVAL.returnValue) }
             var q = GnttabQuerySize()
             guard memory.read(&q, from: arg) else { return .done(XenError.EFAULT.returnValue) }
-            if isCaller(q.dom, host) {
+            if namesCaller(q.dom, host.caller) {
                 (q.frames, q.maximumFrames, q.status) = (UInt32(max(host.placedFrames, 1)), UInt32(maximumFrames),
                                                           GrantStatus.okay.rawValue)
             } else {
@@ -76,7 +76,7 @@ public enum GrantTableOp {
             // struct gnttab_get_version { domid_t dom; uint32_t version; }
             guard count == 1 else { return .done(XenError.EINVAL.returnValue) }
             guard let dom = memory.load32(arg) else { return .done(XenError.EFAULT.returnValue) }
-            guard isCaller(UInt16(truncatingIfNeeded: dom), host) else { return .done(XenError.EPERM.returnValue) }
+            guard namesCaller(UInt16(truncatingIfNeeded: dom), host.caller) else { return .done(XenError.EPERM.returnValue) }
             return .done(memory.store32(arg + 4, 1) ? 0 : XenError.EFAULT.returnValue)
         case .map_grant_ref:
             return batch(count, of: GnttabMapGrantRef.self, at: arg, &memory) { map(&$0, host) }
@@ -98,9 +98,6 @@ public enum GrantTableOp {
         }
     }
 
-    @inline(__always) static func isCaller<Host: GrantTableHost>(_ id: UInt16, _ host: Host) -> Bool {
-        id == domidSelf || id == host.caller.raw
-    }
 
     /// Runs `op` on each of `count` structures at `arg` (read whole, written back with its status)
     /// until one cannot be read or written (EFAULT) or `op` says stop; at most operationsPerCall of
@@ -161,8 +158,8 @@ extension GrantTableOp {
         let status: GrantStatus
         if source.offset + length > pageSize || destination.offset + length > pageSize {
             status = .badCopyArgument
-        } else if (!source.grant && !isCaller(source.domain, host)) || (!destination.grant && !isCaller(destination.domain, host)) {
-            status = .permissionDenied          // a frame, not a grant, must be the caller's own
+        } else if (!source.grant && source.domain != domidSelf) || (!destination.grant && destination.domain != domidSelf) {
+            status = .permissionDenied          // a frame, not a grant, is named by DOMID_SELF only, as in Xen
         } else {
             status = host.copy(from: source, to: destination, length: length)
         }
@@ -185,8 +182,9 @@ extension GrantTableOp {
     }
 }
 
-// Xen's structures (public/grant_table.h), in its field order with its padding made explicit, so each
-// type's size is C's sizeof; GrantTableOpTests checks sizes and offsets against the header.
+// Xen's structures (public/grant_table.h), in its field order with all of C's padding made explicit, so
+// each type's size is C's sizeof and no byte written back is left to chance; GrantTableOpTests checks
+// sizes and offsets against the header.
 
 /// What a batch reads: a structure that starts as zeros.
 public protocol GrantOperationStructure { init() }
@@ -243,6 +241,7 @@ public struct GnttabCacheFlush: GrantOperationStructure, Equatable {
 
 public struct GnttabQuerySize: Equatable {
     public var dom: UInt16 = 0
+    var padding0: UInt16 = 0
     public var frames: UInt32 = 0
     public var maximumFrames: UInt32 = 0
     public var status: Int16 = 0

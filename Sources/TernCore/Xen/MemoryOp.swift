@@ -22,7 +22,7 @@ public enum MemoryOp {
         case .add_to_physmap:
             var request = XenAddToPhysmap()
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-            guard isCaller(request.domid, host) else { return XenError.EPERM.returnValue }
+            guard namesCaller(request.domid, host.caller) else { return XenError.EPERM.returnValue }
             guard let page = GuestFrameNumber(guest: request.gpfn)?.address else { return XenError.EINVAL.returnValue }
             switch XenMapSpace(rawValue: request.space) {
             case .shared_info:
@@ -42,16 +42,13 @@ public enum MemoryOp {
             // The argument is a domid_t; the answer is in pages.
             var dom: UInt16 = 0
             guard memory.read(&dom, from: arg) else { return XenError.EFAULT.returnValue }
-            guard isCaller(dom, host) else { return XenError.EPERM.returnValue }
+            guard namesCaller(dom, host.caller) else { return XenError.EPERM.returnValue }
             return host.reservationPages
         default:
             return XenError.ENOSYS.returnValue
         }
     }
 
-    @inline(__always) static func isCaller<Host: MemoryOpHost>(_ id: UInt16, _ host: Host) -> Bool {
-        id == domidSelf || id == host.caller.raw
-    }
 }
 
 /// struct xen_add_to_physmap (public/memory.h) on arm64, where xen_ulong_t and xen_pfn_t are 64 bits.

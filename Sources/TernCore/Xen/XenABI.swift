@@ -103,6 +103,9 @@ public enum PSCIResult: Int64 {
 /// DOMID_SELF: "the calling domain" wherever a hypercall takes a domain id.
 public let domidSelf: UInt16 = 0x7FF0
 
+/// Whether a hypercall's domid names the calling domain: DOMID_SELF or its own id.
+@inlinable public func namesCaller(_ id: UInt16, _ caller: DomainID) -> Bool { id == domidSelf || id == caller.raw }
+
 public enum MemoryOpCommand: UInt64 {
     case increase_reservation = 0, decrease_reservation = 1, maximum_ram_page = 2
     case current_reservation = 3, maximum_reservation = 4, add_to_physmap = 7
