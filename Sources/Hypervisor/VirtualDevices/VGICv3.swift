@@ -8,14 +8,17 @@ import TernCore
 func raiseInterrupt(_ v: VCPU, _ intid: Int) {
     // For the vCPU running here (a self-IPI, its own timer or event) raising and placing it in a list
     // register is one hold of the vGIC lock.
-    if v.runningOn == thisCPUIndex() {
-        // Only its own SGIs and PPIs changed: SPIs pending for it were placed when they were raised.
-        v.domain.withVGIC { if v.redistributor.raise(intid) { placePendingInterrupts(v, shared: false) } }
-        return
-    }
+    if v.runningOn == thisCPUIndex() { return raiseInterruptHere(v, intid) }
     let deliverable = v.domain.withVGIC { v.redistributor.raise(intid) }
     guard deliverable else { return }
     deliverTo(v)
+}
+
+/// Raises an SGI or PPI for `v`, which is running on this CPU (the vCPU that trapped here): no need
+/// to find out where it is.
+@inline(__always) func raiseInterruptHere(_ v: VCPU, _ intid: Int) {
+    // Only its own SGIs and PPIs changed: SPIs pending for it were placed when they were raised.
+    v.domain.withVGIC { if v.redistributor.raise(intid) { placePendingInterrupts(v, shared: false) } }
 }
 
 /// `v` has something deliverable: put it in a list register now, or get its CPU to, or wake it.
@@ -135,7 +138,7 @@ func sendVirtualSGI(from v: VCPU, value: UInt64) {
     while targets != 0 {
         let index = targets.trailingZeroBitCount
         targets &= targets - 1
-        if index == v.index { raiseInterrupt(v, intid) } else { raiseInterrupt(d.vcpus[index], intid) }
+        if index == v.index { raiseInterruptHere(v, intid) } else { raiseInterrupt(d.vcpus[index], intid) }
     }
 }
 
