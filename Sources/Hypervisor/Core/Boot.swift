@@ -61,17 +61,19 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
                 redistributorsSize: platform.gicRedistributorsSize)
     gic.initializeDistributor()
 
-    for (i, affinity) in usableCPUs().prefix(maximumCPUs).enumerated() {
+    let usable = usableCPUs()
+    for (i, affinity) in usable.prefix(maximumCPUs).enumerated() {
         let cpu = PhysicalCPU(index: i, affinity: affinity)
         cpus.append(cpu)
         registerCPUObject(cpu)
     }
-    if platform.cpuAffinities.count > maximumCPUs {
+    if usable.count > maximumCPUs {
         log { c in
             c.s("the machine has ")
-            c.dec(platform.cpuAffinities.count)
-            c.s(" cpus; Tern runs on the first ")
+            c.dec(usable.count)
+            c.s(" usable cpus; Tern runs on ")
             c.dec(maximumCPUs)
+            c.s(" of them, the boot cpu first")
         }
     }
     allocateTables(cpus: cpus.count)
