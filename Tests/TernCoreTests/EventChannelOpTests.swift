@@ -11,6 +11,12 @@ final class FakeEventMachine {
     private(set) var consoleKicks = 0
     private(set) var unmasked: [(UInt32, Int)] = []
     private(set) var closing: [UInt32] = []
+    /// FIFO: each domain's registered control blocks (by vCPU), array pages and priorities.
+    var controlBlocks: [DomainID: [Int: HostPhysicalAddress]] = [:]
+    var arrayPages: [DomainID: [HostPhysicalAddress]] = [:]
+    var priorities: [UInt32: Int] = [:]
+    /// Every domain's RAM: 16 MiB at 0x40000000, host memory 4 GiB higher.
+    static let ram = 0x4000_0000 as UInt64 ..< 0x4100_0000
 
     func add(_ id: UInt16, vcpus: Int = 2) {
         domains[DomainID(id)] = Box()
@@ -47,6 +53,28 @@ final class FakeEventMachine {
         func kickConsole() { machine.consoleKicks += 1 }
         func unmasked(_ port: UInt32, vcpu: Int) { machine.unmasked.append((port, vcpu)) }
         func closing(_ port: UInt32) { machine.closing.append(port) }
+
+        func ram(_ address: GuestPhysicalAddress, length: UInt64) -> HostPhysicalAddress? {
+            guard FakeEventMachine.ram.contains(address.raw), address.raw + length <= FakeEventMachine.ram.upperBound else { return nil }
+            return HostPhysicalAddress(address.raw + 0x1_0000_0000)
+        }
+        func fifoRegisterControlBlock(vcpu: Int, at block: HostPhysicalAddress) -> Bool {
+            if machine.controlBlocks[caller]?[vcpu] != nil { return false }
+            machine.controlBlocks[caller, default: [:]][vcpu] = block
+            return true
+        }
+        func fifoAddArrayPage(_ page: HostPhysicalAddress) -> Bool? {
+            guard machine.controlBlocks[caller] != nil else { return nil }
+            if machine.arrayPages[caller, default: []].count == 2 { return false }
+            machine.arrayPages[caller, default: []].append(page)
+            return true
+        }
+        func fifoSetPriority(_ port: UInt32, _ priority: Int) -> Bool? {
+            guard machine.controlBlocks[caller] != nil else { return nil }
+            guard priority < 16 else { return false }
+            machine.priorities[port] = priority
+            return true
+        }
     }
 }
 
@@ -306,7 +334,8 @@ final class FakeEventMachine {
 
     @Test mutating func badPointersGetEFAULTAndChangeNothing() {
         let commands: [EventChannelOpCommand] = [.send, .unmask, .alloc_unbound, .bind_interdomain, .bind_virq,
-                                                 .bind_ipi, .bind_vcpu, .close, .status]
+                                                 .bind_ipi, .bind_vcpu, .close, .status, .init_control,
+                                                 .expand_array, .set_priority]
         for command in commands {
             let host = FakeEventMachine.Host(machine: machine, caller: DomainID(1))
             #expect(EventChannelOp.handle(command, VirtualAddress(0x9000), &memory, host) == XenError.EFAULT.returnValue)
@@ -315,6 +344,7 @@ final class FakeEventMachine {
         }
         for port in 1 ..< UInt32(EventChannelTable.maximumPorts) { #expect(machine.ports(1).state(port) == .free) }
         #expect(machine.raised.isEmpty && machine.unmasked.isEmpty && machine.closing.isEmpty)
+        #expect(machine.controlBlocks.isEmpty && machine.arrayPages.isEmpty)
     }
 
     @Test mutating func anAnswerThatCannotBeWrittenIsEFAULT() {
@@ -325,10 +355,61 @@ final class FakeEventMachine {
         #expect(EventChannelOp.handle(.alloc_unbound, VirtualAddress(0x2000), &memory, host) == XenError.EFAULT.returnValue)
     }
 
-    @Test mutating func theFIFOCommandsAndUnknownOnesAreLeftToTheHypervisor() {
+    @Test mutating func theCommandsTernLacksAreLeftToTheHypervisor() {
         let host = FakeEventMachine.Host(machine: machine, caller: DomainID(1))
-        for command in [EventChannelOpCommand.init_control, .expand_array, .set_priority, .bind_pirq, .reset] {
+        for command in [EventChannelOpCommand.bind_pirq, .reset] {
             #expect(EventChannelOp.handle(command, VirtualAddress(Self.arg), &memory, host) == nil)
         }
+    }
+
+    @Test func fifoStructuresHaveTheHeadersLayout() {
+        #expect(MemoryLayout<EvtchnInitControl>.size == 24)
+        #expect(MemoryLayout<EvtchnInitControl>.offset(of: \.offset) == 8)
+        #expect(MemoryLayout<EvtchnInitControl>.offset(of: \.vcpu) == 12)
+        #expect(MemoryLayout<EvtchnInitControl>.offset(of: \.linkBits) == Int(EvtchnInitControl.linkBitsOffset))
+        #expect(MemoryLayout<EvtchnExpandArray>.size == 8)
+        #expect(MemoryLayout<EvtchnSetPriority>.size == 8 && MemoryLayout<EvtchnSetPriority>.offset(of: \.priority) == 4)
+    }
+
+    mutating func initControl(gfn: UInt64, offset: UInt32, vcpu: UInt32, by caller: UInt16 = 1) -> (Int64, UInt8) {
+        var request = EvtchnInitControl()
+        (request.controlGFN, request.offset, request.vcpu) = (gfn, offset, vcpu)
+        let (r, after) = call(.init_control, request, by: caller)
+        return (r, after.linkBits)
+    }
+
+    @Test mutating func initControlPlacesAControlBlockInTheCallersRAM() {
+        #expect(initControl(gfn: 0x40010, offset: 64, vcpu: 1) == (0, 17))              // link_bits answered
+        #expect(machine.controlBlocks[DomainID(1)]?[1] == HostPhysicalAddress(0x1_4001_0040))
+        #expect(initControl(gfn: 0x40011, offset: 0, vcpu: 1).0 == -22)                  // that vCPU has one
+        #expect(initControl(gfn: 0x40011, offset: 0, vcpu: 2).0 == -2)                   // ENOENT: 2 vCPUs
+        #expect(initControl(gfn: 0x40011, offset: 4, vcpu: 0).0 == -22)                  // misaligned
+        #expect(initControl(gfn: 0x40011, offset: 4088, vcpu: 0).0 == -22)               // past the page
+        #expect(initControl(gfn: 0x10, offset: 0, vcpu: 0).0 == -22)                     // outside RAM
+        #expect(initControl(gfn: 1 << 36, offset: 0, vcpu: 0).0 == -22)                  // no such frame
+        #expect(machine.controlBlocks[DomainID(1)]?.count == 1)
+    }
+
+    @Test mutating func arrayPagesAndPrioritiesNeedFIFO() {
+        var expand = EvtchnExpandArray()
+        expand.arrayGFN = 0x40020
+        #expect(call(.expand_array, expand, by: 1).0 == -95)                            // EOPNOTSUPP: 2-level
+        let (_, port) = allocUnbound(by: 1, for: 2)
+        var priority = EvtchnSetPriority()
+        (priority.port, priority.priority) = (port, 3)
+        #expect(call(.set_priority, priority, by: 1).0 == -38)                          // ENOSYS: 2-level
+        _ = initControl(gfn: 0x40010, offset: 0, vcpu: 0)
+        #expect(call(.expand_array, expand, by: 1).0 == 0)
+        #expect(machine.arrayPages[DomainID(1)] == [HostPhysicalAddress(0x1_4002_0000)])
+        expand.arrayGFN = 0x50000
+        #expect(call(.expand_array, expand, by: 1).0 == -22)                            // outside RAM
+        expand.arrayGFN = 0x40021
+        _ = call(.expand_array, expand, by: 1)
+        #expect(call(.expand_array, expand, by: 1).0 == -28)                            // ENOSPC: the host is full
+        #expect(call(.set_priority, priority, by: 1).0 == 0 && machine.priorities[port] == 3)
+        priority.priority = 16
+        #expect(call(.set_priority, priority, by: 1).0 == -22)
+        (priority.port, priority.priority) = (900, 1)
+        #expect(call(.set_priority, priority, by: 1).0 == -22)                          // a free port
     }
 }

@@ -101,14 +101,8 @@ func liveDomain(_ id: DomainID) -> Domain? {
 func eventChannelOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     let d = v.domain
     guard d.xenPV, let command = EventChannelOpCommand(rawValue: command) else { return XenError.ENOSYS.returnValue }
-    switch command {
-    case .init_control: return fifoInitControl(d, arg)
-    case .expand_array: return fifoExpandArray(d, arg)
-    case .set_priority: return fifoSetPriority(d, arg)
-    default:
-        var memory = RunningGuestMemory()
-        return EventChannelOp.handle(command, arg, &memory, d) ?? XenError.ENOSYS.returnValue
-    }
+    var memory = RunningGuestMemory()
+    return EventChannelOp.handle(command, arg, &memory, d) ?? XenError.ENOSYS.returnValue
 }
 
 /// The calling domain's side of TernCore's EventChannelOp: its ports and its peers' under their events

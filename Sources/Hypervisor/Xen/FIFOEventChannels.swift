@@ -1,6 +1,7 @@
 // The FIFO event-channel ABI for a domain that asks for it (EVTCHNOP_init_control), as Linux does
-// first: its control blocks and event-array pages are pages of its own RAM, and TernCore's
-// FIFOQueues does the linking. Until then, and for guests that never ask, events are 2-level.
+// first: its control blocks and event-array pages are pages of its own RAM, TernCore's EventChannelOp
+// checks the commands' arguments and FIFOQueues does the linking; this keeps each domain's FIFO state.
+// Until then, and for guests that never ask, events are 2-level.
 import TernArchAsm
 import TernCore
 
@@ -58,70 +59,54 @@ func withFIFO<R>(_ d: Domain, _ body: (inout FIFOQueues, inout GuestFIFOMemory) 
     }
 }
 
-/// EVTCHNOP_init_control: struct { uint64_t control_gfn; uint32_t offset, vcpu; uint8_t link_bits (out); }
-func fifoInitControl(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
-    var request = (UInt64(0), UInt32(0), UInt32(0))
-    guard GuestMemory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-    let (gfn, offset, vcpu) = request
-    guard vcpu < UInt32(d.vcpus.count) else { return XenError.ENOENT.returnValue }
-    guard offset <= UInt32(pageSize) - UInt32(FIFOControlBlockLayout.size), offset & 7 == 0,
-          let frame = GuestFrameNumber(guest: gfn), let block = d.hostAddress(ofRAM: frame.address + UInt64(offset),
-                                    length: UInt64(FIFOControlBlockLayout.size)) else { return XenError.EINVAL.returnValue }
-    guard GuestMemory.write(FIFOEventWord.linkBits, to: arg + 16) else { return XenError.EFAULT.returnValue }
-    let raised: [UInt32]? = d.events.withLock { e in
-        var switched: [UInt32] = []
-        if e.fifo == nil {
-            // From 2-level to FIFO: ports pending in shared_info stay pending, raised again once the
-            // guest gives the page their words live in.
-            var state = FIFOState(vcpus: d.vcpus.count)
-            if let shared = e.sharedInfo {
-                for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where e.ports.state(port) != .free
-                    && tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port) != 0 {
-                    switched.append(port)
-                }
-            }
-            state.controlBlocks[Int(vcpu)] = block
-            e.fifo = state
-            d.usesFIFO = true
-        } else {
-            guard e.fifo!.controlBlocks[Int(vcpu)] == nil else { return nil }
-            e.fifo!.controlBlocks[Int(vcpu)] = block
-        }
-        return switched
+extension Domain {
+    func ram(_ address: GuestPhysicalAddress, length: UInt64) -> HostPhysicalAddress? {
+        hostAddress(ofRAM: address, length: length)
     }
-    guard let raised else { return XenError.EINVAL.returnValue }
-    for port in raised { notifyPort(d, port) }          // no word yet: each waits for its page
-    return 0
-}
 
-/// EVTCHNOP_expand_array: struct { uint64_t array_gfn; }: the next page of event words.
-func fifoExpandArray(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
-    var gfn: UInt64 = 0
-    guard GuestMemory.read(&gfn, from: arg) else { return XenError.EFAULT.returnValue }
-    guard let frame = GuestFrameNumber(guest: gfn), let page = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
-        return XenError.EINVAL.returnValue
-    }
-    let added: Bool? = d.events.withLock { e in
-        guard e.fifo != nil else { return nil }
-        guard e.fifo!.arrayPages.count < FIFOControlBlockLayout.maximumPages else { return false }
-        e.fifo!.arrayPages.append(page)
+    func fifoRegisterControlBlock(vcpu: Int, at block: HostPhysicalAddress) -> Bool {
+        let d = self
+        let raised: [UInt32]? = events.withLock { e in
+            var switched: [UInt32] = []
+            if e.fifo == nil {
+                // From 2-level to FIFO: ports pending in shared_info stay pending, raised again once
+                // the guest gives the page their words live in.
+                var state = FIFOState(vcpus: d.vcpus.count)
+                if let shared = e.sharedInfo {
+                    for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where e.ports.state(port) != .free
+                        && tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port) != 0 {
+                        switched.append(port)
+                    }
+                }
+                state.controlBlocks[vcpu] = block
+                e.fifo = state
+                d.usesFIFO = true
+            } else {
+                guard e.fifo!.controlBlocks[vcpu] == nil else { return nil }
+                e.fifo!.controlBlocks[vcpu] = block
+            }
+            return switched
+        }
+        guard let raised else { return false }
+        for port in raised { notifyPort(d, port) }          // no word yet: each waits for its page
         return true
     }
-    guard let added else { return XenError.EOPNOTSUPP.returnValue }
-    guard added else { return XenError.ENOSPC.returnValue }
-    // Events that fired before their word existed are raised now.
-    let waiting = withFIFO(d) { queues, memory in queues.takeWaiting(memory) } ?? []
-    for port in waiting { notifyPort(d, port) }
-    return 0
-}
 
-/// EVTCHNOP_set_priority: struct { uint32_t port, priority; }
-func fifoSetPriority(_ d: Domain, _ arg: VirtualAddress) -> UInt64 {
-    var request = (UInt32(0), UInt32(0))
-    guard GuestMemory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-    let bound = d.events.withLock { $0.ports.state(request.0).map { $0 != .free } ?? false }
-    guard bound else { return XenError.EINVAL.returnValue }
-    let set = withFIFO(d) { queues, _ in queues.setPriority(request.0, Int(request.1)) }
-    guard let set else { return XenError.ENOSYS.returnValue }
-    return set ? 0 : XenError.EINVAL.returnValue
+    func fifoAddArrayPage(_ page: HostPhysicalAddress) -> Bool? {
+        let added: Bool? = events.withLock { e in
+            guard e.fifo != nil else { return nil }
+            guard e.fifo!.arrayPages.count < FIFOControlBlockLayout.maximumPages else { return false }
+            e.fifo!.arrayPages.append(page)
+            return true
+        }
+        guard added == true else { return added }
+        // Events that fired before their word existed are raised now.
+        let waiting = withFIFO(self) { queues, memory in queues.takeWaiting(memory) } ?? []
+        for port in waiting { notifyPort(self, port) }
+        return true
+    }
+
+    func fifoSetPriority(_ port: UInt32, _ priority: Int) -> Bool? {
+        withFIFO(self) { queues, _ in queues.setPriority(port, priority) }
+    }
 }

@@ -27,6 +27,17 @@ public protocol EventChannelHost {
     func unmasked(_ port: UInt32, vcpu: Int)
     /// `port` is about to be freed: it stops being pending (FIFO), so its next binding starts clean.
     func closing(_ port: UInt32)
+
+    // The FIFO ABI, which a guest asks for with EVTCHNOP_init_control.
+    /// The host memory behind `length` bytes of the caller's RAM at `address`; nil outside its RAM.
+    func ram(_ address: GuestPhysicalAddress, length: UInt64) -> HostPhysicalAddress?
+    /// Registers `vcpu`'s control block (switching the caller to FIFO at the first); false when that
+    /// vCPU has one already.
+    func fifoRegisterControlBlock(vcpu: Int, at block: HostPhysicalAddress) -> Bool
+    /// Adds the next page of event words: nil when the caller is not on FIFO, false when it has all.
+    func fifoAddArrayPage(_ page: HostPhysicalAddress) -> Bool?
+    /// Sets a bound port's priority: nil when the caller is not on FIFO, false for a bad priority.
+    func fifoSetPriority(_ port: UInt32, _ priority: Int) -> Bool?
 }
 
 public enum EventChannelOp {
@@ -35,9 +46,8 @@ public enum EventChannelOp {
     /// DOMID_XEN: the other end of a port the hypervisor itself serves.
     public static let domidXen: UInt16 = 0x7FF2
 
-    /// The hypercall, for every command but the FIFO ABI's (init_control, expand_array, set_priority),
-    /// which the caller handles first; nil for those and for unknown commands (ENOSYS is then the
-    /// caller's to answer).
+    /// The hypercall; nil for the commands Tern does not implement (ENOSYS is then the caller's to
+    /// answer, and to report).
     @inline(__always)
     public static func handle<Memory: GuestMemoryAccess, Host: EventChannelHost>(
         _ command: EventChannelOpCommand, _ arg: VirtualAddress, _ memory: inout Memory, _ host: Host) -> UInt64? {
@@ -109,11 +119,47 @@ public enum EventChannelOp {
             guard namesCaller(request.dom, host.caller) else { return XenError.EPERM.returnValue }
             guard status(&request, host) else { return XenError.EINVAL.returnValue }
             return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
-        case .bind_pirq, .reset, .init_control, .expand_array, .set_priority:
+        case .init_control:
+            var request = EvtchnInitControl()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            return initControl(request, arg, &memory, host)
+        case .expand_array:
+            var request = EvtchnExpandArray()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            guard let frame = GuestFrameNumber(guest: request.arrayGFN),
+                  let page = host.ram(frame.address, length: pageSize) else { return XenError.EINVAL.returnValue }
+            guard let added = host.fifoAddArrayPage(page) else { return XenError.EOPNOTSUPP.returnValue }
+            return added ? 0 : XenError.ENOSPC.returnValue
+        case .set_priority:
+            var request = EvtchnSetPriority()
+            guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
+            let port = request.port
+            guard host.withPorts({ t in t.pointee.state(port).map { $0 != .free } ?? false }) else {
+                return XenError.EINVAL.returnValue
+            }
+            guard let set = host.fifoSetPriority(port, Int(request.priority)) else { return XenError.ENOSYS.returnValue }
+            return set ? 0 : XenError.EINVAL.returnValue
+        case .bind_pirq, .reset:
             return nil
         }
     }
 
+
+    /// EVTCHNOP_init_control: `vcpu`'s control block, 8-byte aligned within one page of the caller's RAM.
+    static func initControl<Memory: GuestMemoryAccess, Host: EventChannelHost>(
+        _ request: EvtchnInitControl, _ arg: VirtualAddress, _ memory: inout Memory, _ host: Host) -> UInt64 {
+        guard request.vcpu < UInt32(host.vcpuCount) else { return XenError.ENOENT.returnValue }
+        let size = UInt32(FIFOControlBlockLayout.size)
+        guard request.offset <= UInt32(pageSize) - size, request.offset & 7 == 0,
+              let frame = GuestFrameNumber(guest: request.controlGFN),
+              let block = host.ram(frame.address + UInt64(request.offset), length: UInt64(size)) else {
+            return XenError.EINVAL.returnValue
+        }
+        guard memory.write(FIFOEventWord.linkBits, to: arg + EvtchnInitControl.linkBitsOffset) else {
+            return XenError.EFAULT.returnValue
+        }
+        return host.fifoRegisterControlBlock(vcpu: Int(request.vcpu), at: block) ? 0 : XenError.EINVAL.returnValue
+    }
 
     @inline(__always)
     static func send<Host: EventChannelHost>(_ port: UInt32, _ host: Host) -> UInt64 {
@@ -249,6 +295,29 @@ public struct EvtchnBindIPI {
 public struct EvtchnBindVCPU {
     public var port: UInt32 = 0
     public var vcpu: UInt32 = 0
+    public init() {}
+}
+
+/// evtchn_init_control: the control block's frame and offset, for one vCPU; link_bits is the answer.
+public struct EvtchnInitControl {
+    /// Where link_bits is (only it is written back); the tests check it against the field.
+    public static let linkBitsOffset: UInt64 = 16
+    public var controlGFN: UInt64 = 0
+    public var offset: UInt32 = 0
+    public var vcpu: UInt32 = 0
+    public var linkBits: UInt8 = 0
+    var padding: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0)
+    public init() {}
+}
+
+public struct EvtchnExpandArray {
+    public var arrayGFN: UInt64 = 0
+    public init() {}
+}
+
+public struct EvtchnSetPriority {
+    public var port: UInt32 = 0
+    public var priority: UInt32 = 0
     public init() {}
 }
 
