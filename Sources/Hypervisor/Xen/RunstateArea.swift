@@ -67,35 +67,6 @@ extension VCPU {
     }
 }
 
-/// VCPUOP_register_runstate_memory_area: struct { guest virtual address }. The area is filled at once
-/// and kept current from then on; address 0 stops the updates.
-func registerRunstate(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
-    var address: UInt64 = 0
-    guard GuestMemory.read(&address, from: arg) else { return XenError.EFAULT.returnValue }
-    var area: RunstateArea?
-    if address != 0 {
-        // Whole words, so an update never tears one; Linux's per-CPU structure always is aligned.
-        guard address & 7 == 0 else { return XenError.EINVAL.returnValue }
-        guard let found = RunstateArea(at: VirtualAddress(address), in: t.domain.memory) else {
-            return XenError.EFAULT.returnValue
-        }
-        area = found
-    }
-    lockScheduler()
-    t.runstateArea = area
-    t.publishRunstate()
-    unlockScheduler()
-    return 0
-}
-
-/// VCPUOP_get_runstate_info: vcpu_runstate_info of vCPU `t`, as of now, into the caller's buffer.
-func runstateInfo(_ t: VCPU, _ arg: VirtualAddress) -> UInt64 {
-    lockScheduler()
-    let words = t.runstate.words(at: now())
-    unlockScheduler()
-    return GuestMemory.write(words, to: arg) ? 0 : XenError.EFAULT.returnValue
-}
-
 /// vm_assist(cmd, type): of Xen's assists, Arm has only VMASST_TYPE_runstate_update_flag.
 func vmAssist(_ command: UInt64, _ type: UInt64, _ d: Domain) -> UInt64 {
     guard type == vmAssistRunstateUpdateFlag else { return XenError.EINVAL.returnValue }
