@@ -11,7 +11,7 @@ import Testing
         _ = m.store32(VirtualAddress(arg), UInt32(dom))
         _ = m.store32(VirtualAddress(arg + 4), index)
         let r = HVMOp.handle(HVMOpCommand.get_param.rawValue, VirtualAddress(arg), &m,
-                             isCaller: { $0 == domidSelf || $0 == Self.me }, parameters: { parameters })
+                             caller: DomainID(Self.me), parameters: { parameters })
         return (Int64(bitPattern: r), m.pages[arg & ~0xFFF] == nil ? 0 : m.word64(at: arg + 8))
     }
 
@@ -38,15 +38,15 @@ import Testing
         #expect(get(HVMParam.console_pfn.rawValue, at: 0x2FF8, &ro).0 == -14)
         var none = FakeGuestMemory()
         #expect(HVMOp.handle(HVMOpCommand.get_param.rawValue, VirtualAddress(0x5000), &none,
-                             isCaller: { _ in true }, parameters: { parameters }) == XenError.EFAULT.returnValue)
+                             caller: DomainID(Self.me), parameters: { parameters }) == XenError.EFAULT.returnValue)
     }
 
     @Test func setParamIsRefusedAndOtherCommandsAreUnknown() {
         var m = FakeGuestMemory()
         m.map(0x1000)
         #expect(HVMOp.handle(HVMOpCommand.set_param.rawValue, VirtualAddress(0x1000), &m,
-                             isCaller: { _ in true }, parameters: { parameters }) == XenError.EPERM.returnValue)
+                             caller: DomainID(Self.me), parameters: { parameters }) == XenError.EPERM.returnValue)
         #expect(HVMOp.handle(7, VirtualAddress(0x1000), &m,
-                             isCaller: { _ in true }, parameters: { parameters }) == XenError.ENOSYS.returnValue)
+                             caller: DomainID(Self.me), parameters: { parameters }) == XenError.ENOSYS.returnValue)
     }
 }

@@ -160,8 +160,6 @@ extension Domain: EventChannelHost {
     }
 }
 
-@inline(__always) func isSelf(_ id: UInt16, _ d: Domain) -> Bool { namesCaller(id, d.id) }
-
 /// A domain being released: the other ends of its interdomain channels go back to waiting for it, as
 /// Xen's evtchn_destroy leaves them, so a later send or close on them touches nothing of its successor.
 /// Called under the scheduler lock.
@@ -177,11 +175,7 @@ func unbindPeers(_ d: Domain) {
     }
     for (port, remoteID, remotePort) in channels {
         for case let remote? in domains where remote.id == remoteID && remote !== d {
-            remote.events.withLock { e in
-                if e.ports.state(remotePort) == .interdomain(remote: d.id, port: port) {
-                    e.ports.set(remotePort, .unbound(remote: d.id))
-                }
-            }
+            remote.events.withLock { $0.ports.unbind(remotePort, from: d.id, port: port) }
         }
     }
 }

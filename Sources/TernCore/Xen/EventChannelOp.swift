@@ -171,7 +171,7 @@ public enum EventChannelOp {
             } else {
                 // Only if its end still names ours: a restarted domain reuses the id, not the ports.
                 let caller = host.caller
-                host.raise(remotePort, of: remote) { $0.state(remotePort) == .interdomain(remote: caller, port: port) }
+                host.raise(remotePort, of: remote) { $0.isBound(remotePort, to: caller, port: port) }
             }
             return 0
         case .console:
@@ -218,9 +218,7 @@ public enum EventChannelOp {
             // restart reused the domain id).
             let caller = host.caller
             let done: Void? = host.withPorts(pairedWith: remote) { own, peer in
-                if peer.pointee.state(remotePort) == .interdomain(remote: caller, port: port) {
-                    peer.pointee.set(remotePort, .unbound(remote: caller))
-                }
+                peer.pointee.unbind(remotePort, from: caller, port: port)
                 own.pointee.set(port, .free)
             }
             if done != nil { return 0 }

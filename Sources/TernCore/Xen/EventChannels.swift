@@ -58,6 +58,18 @@ public struct EventChannelTable: Sendable {
         notify[Int(port)] = UInt8(truncatingIfNeeded: vcpu)
     }
 
+    /// Whether `port` is the other end of `peer`'s `peerPort`: a domain restarted under the same id
+    /// reuses the id, not the ports, so an interdomain end is checked before it is acted on.
+    public func isBound(_ port: UInt32, to peer: DomainID, port peerPort: UInt32) -> Bool {
+        state(port) == .interdomain(remote: peer, port: peerPort)
+    }
+
+    /// `peer` closed (or lost) its `peerPort`: `port`, if it still is that port's other end, goes back
+    /// to waiting for `peer`, as Xen leaves it; an end that moved on stays as it is.
+    public mutating func unbind(_ port: UInt32, from peer: DomainID, port peerPort: UInt32) {
+        if isBound(port, to: peer, port: peerPort) { set(port, .unbound(remote: peer)) }
+    }
+
     /// The port bound to VIRQ `virq` for `vcpu`, if any.
     public func port(forVIRQ virq: UInt32, vcpu: Int) -> UInt32? {
         for port in 1 ..< Self.maximumPorts where states[port] == .virq(virq, vcpu: vcpu) {

@@ -31,15 +31,15 @@ public enum HVMOp {
         }
     }
 
-    /// The answer to hvm_op `command` with its argument at `arg`. `isCaller` says whether a domid
-    /// names the calling domain (DOMID_SELF or its own id); `parameters` are the caller's.
+    /// The answer to hvm_op `command` with its argument at `arg`, for the domain `caller`, whose
+    /// parameters `parameters` gives.
     public static func handle<Memory: GuestMemoryAccess>(_ command: UInt64, _ arg: VirtualAddress, _ memory: inout Memory,
-                                                         isCaller: (UInt16) -> Bool, parameters: () -> Parameters) -> UInt64 {
+                                                         caller: DomainID, parameters: () -> Parameters) -> UInt64 {
         switch HVMOpCommand(rawValue: command) {
         case .get_param:
             // struct xen_hvm_param { domid_t domid; uint32_t index; uint64_t value; }
             guard let dom = memory.load32(arg), let index = memory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
-            guard isCaller(UInt16(truncatingIfNeeded: dom)) else { return XenError.EPERM.returnValue }
+            guard namesCaller(UInt16(truncatingIfNeeded: dom), caller) else { return XenError.EPERM.returnValue }
             guard let param = HVMParam(rawValue: index) else { return XenError.EINVAL.returnValue }
             return memory.write(parameters().value(param), to: arg + 8) ? 0 : XenError.EFAULT.returnValue
         case .set_param:
