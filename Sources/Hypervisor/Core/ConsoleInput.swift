@@ -40,8 +40,8 @@ func consoleInputInterrupt() {
         }
         // One or two CTRL-a followed by something else were meant for the domain.
         if heldCtrlA > 0, focusSlot != hypervisorFocus, let d = focusedDomain() {
-            _ = withPinnedDomain(d.id) { pinned in
-                for _ in 0 ..< heldCtrlA { deliver(ctrlA, to: pinned) }
+            _ = withHeldDomain(d.id) { held in
+                for _ in 0 ..< heldCtrlA { deliver(ctrlA, to: held) }
             }
         }
         heldCtrlA = 0
@@ -51,7 +51,7 @@ func consoleInputInterrupt() {
         }
         guard let d = focusedDomain() else { continue }
         // Held while its console ring or UART is written: it may be dying on another CPU.
-        _ = withPinnedDomain(d.id) { deliver(byte, to: $0) }
+        _ = withHeldDomain(d.id) { deliver(byte, to: $0) }
     }
 }
 

@@ -38,9 +38,9 @@ final class Domain {
     /// Set (once, for good) with `events.fifo`; a plain flag the 2-level path may read without the lock.
     var usesFIFO = false
     var grants = SpinLocked(DomainGrants())
-    /// Hypercalls of other domains working on its memory right now (grant copies and maps): it is not
-    /// released while any is under way. Guarded by the scheduler lock.
-    var pins = 0
+    /// Who works on its memory right now (other domains' grant copies and maps, events to it, console
+    /// input): it is not released while any does. Changed only through `references`, with atomics.
+    var referenceCount: UInt32 = 0
     /// How many of its vCPUs poll ports right now (SCHEDOP_poll): senders look for them only when some do.
     var pollers = 0
     /// Told once that its memory outlives it, for the mappings others still hold.
@@ -124,6 +124,11 @@ final class Domain {
     var ram: (base: GuestPhysicalAddress, size: UInt64) { (ramBase, memory.size) }
 
     func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
+
+    /// Its reference count (TernCore's DomainReferences works on it).
+    var references: HostAtomicWord {
+        @inline(__always) get { withUnsafeMutablePointer(to: &referenceCount) { HostAtomicWord($0) } }
+    }
 
     /// Maps one page of host memory at `page` of its address space (normal memory, never executable),
     /// under its physMap lock; `lent`: a frame of the hypervisor's it now owns (freed with it).

@@ -116,7 +116,8 @@ func crashDomain(_ d: Domain) {
 /// whose grants others still map keeps its memory until they unmap them (or die themselves).
 func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
-    for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve && d.pins == 0 {
+    for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve
+        && DomainReferences.holders(d.references) == 0 {
         if d.xenPV && !d.detached {
             d.detached = true
             dropGrantMappings(d)
@@ -141,6 +142,9 @@ func releaseDeadDomains() {
                 c.s(": its grants are no longer mapped; memory released")
             }
         }
+        // Whoever held it a moment ago has let go, or this waits for the next pass; from here on
+        // nobody can hold it.
+        guard DomainReferences.release(d.references) else { continue }
         scheduler.removeDomain(d.slot)
         for v in d.vcpus {
             vcpuSlots[v.slot] = nil

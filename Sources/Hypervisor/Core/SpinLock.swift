@@ -9,7 +9,7 @@
 // would take most of the contention off the scheduler lock; until then it stays as it is.
 //
 // The lock order, outermost first (a CPU holding one may take only those after it):
-//   1. the scheduler lock (`lockScheduler`): domains, vCPUs, run queues, sleepers, domain pins;
+//   1. the scheduler lock (`lockScheduler`): domains, vCPUs, run queues, sleepers, the domain table;
 //   2. a domain's `events` (two domains' at once only in slot order, see EventChannelOp.swift);
 //   3. a domain's `grants` (the granter's alone, then the mapper's alone: never both);
 //   4. a domain's `physMap` (its stage 2 after boot, and the frames the hypervisor lent it);
@@ -17,6 +17,9 @@
 //      vCPUs because the trap path reaches them from there), `uart`, `console` and `reports`; the
 //      frame allocator, the wall clock, console input;
 //   6. the console output (`withConsole`), which a domain's `console` takes to print its line.
+// A domain's lifetime is no lock: whoever works on another domain's memory holds a reference to it
+// (DomainReferences, taken while the domain table is looked at under the scheduler lock, let go
+// anywhere), and its memory is released only once nobody holds it.
 import BareMetalSupport
 
 struct SpinLocked<State> {

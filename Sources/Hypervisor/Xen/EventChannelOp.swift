@@ -72,25 +72,27 @@ func notifyPort(_ d: Domain, _ port: UInt32) {
     wakePollers(d, port)
 }
 
-/// The live domain `id`, held (Domain.pins) while `body` works on its memory, so it cannot be released
-/// meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces).
-func withPinnedDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
-    lockScheduler()
-    var found: Domain?
-    for case let d? in domains where d.id == id && !d.dying && (d.xenPV || !xenPV) { found = d }
-    found?.pins += 1
-    unlockScheduler()
-    guard let d = found else { return nil }
-    defer {
-        lockScheduler()
-        d.pins -= 1
-        unlockScheduler()
-    }
+/// The live domain `id`, held (DomainReferences) while `body` works on its memory, so it cannot be
+/// released meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces). Only
+/// the look-up takes the scheduler lock (the domain table is under it); letting go takes none.
+func withHeldDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
+    guard let d = holdDomain(id, live: true, xenPV: xenPV) else { return nil }
+    defer { DomainReferences.drop(d.references) }
     return body(d)
 }
 
+/// The domain `id` (dead or alive, with `live` only alive), held: DomainReferences.drop lets go.
+func holdDomain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
+    lockScheduler()
+    defer { unlockScheduler() }
+    for case let d? in domains where d.id == id && !(live && d.dying) && (d.xenPV || !xenPV) {
+        return DomainReferences.hold(d.references) ? d : nil
+    }
+    return nil
+}
+
 /// The live domain with id `id`, for the other end of an interdomain channel (its table only: to write
-/// its memory, hold it with withPinnedDomain).
+/// its memory, hold it with withHeldDomain).
 func liveDomain(_ id: DomainID) -> Domain? {
     lockScheduler()
     defer { unlockScheduler() }
@@ -136,7 +138,7 @@ extension Domain: EventChannelHost {
 
     func raise(_ port: UInt32, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool) {
         // Held while its pages are written: it may be dying on another CPU.
-        _ = withPinnedDomain(peer) { remote in
+        _ = withHeldDomain(peer) { remote in
             if remote.events.withLock({ stillOurs($0.ports) }) { notifyPort(remote, port) }
         }
     }

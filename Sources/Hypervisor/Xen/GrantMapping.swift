@@ -73,7 +73,7 @@ extension Domain: GrantTableHost {
     func map(_ ref: UInt32, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
              device: Bool) -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> {
         let d = self
-        return withPinnedDomain(granter, xenPV: true) { g -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> in
+        return withHeldDomain(granter, xenPV: true) { g -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> in
             let claimed = acquire(g, ref, by: d.id, readOnly: readOnly)
             guard case .success(let frame) = claimed else { return claimed.map { _ in (0, 0) } }
             let mapped: Result<UInt32, GrantStatusError> = d.grants.withLock { table in
@@ -142,17 +142,11 @@ extension Domain: GrantTableHost {
 
 /// The granter's side of a mapping going away: its use count, and its entry's flags.
 private func dropMapping(_ e: Maptrack.Entry) {
-    lockScheduler()
-    var granter: Domain?
-    for case let g? in domains where g.id == e.granter { granter = g }
-    // Still held by this very mapping, so it cannot be released before its grants lock is ours.
-    granter?.pins += 1
-    unlockScheduler()
-    guard let g = granter else { return }
+    // Dead or alive: this very mapping keeps it from being released, so the hold cannot fail while
+    // the granter exists, and it lasts until its grants lock has been let go.
+    guard let g = holdDomain(e.granter, live: false) else { return }
     relinquish(g, e.ref, readOnly: e.readOnly)
-    lockScheduler()
-    g.pins -= 1
-    unlockScheduler()
+    DomainReferences.drop(g.references)
 }
 
 /// Drops every mapping a dead domain held (its stage 2 goes with it). Called under the scheduler lock.
@@ -179,7 +173,7 @@ private func withSide(_ d: Domain, _ side: GrantCopyPointer, writing: Bool,
         return body(host)
     }
     let granter = DomainID(side.domain == domidSelf ? d.id.raw : side.domain)
-    return withPinnedDomain(granter, xenPV: true) { g in
+    return withHeldDomain(granter, xenPV: true) { g in
         switch acquire(g, side.ref, by: d.id, readOnly: !writing) {
         case .success(let f):
             let status = body(f)

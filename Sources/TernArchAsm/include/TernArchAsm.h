@@ -190,6 +190,9 @@ static inline __attribute__((always_inline)) void tern_memory_barrier(void) { __
 static inline __attribute__((always_inline)) uint64_t tern_load_ordered64(uint64_t pa) {
     return __atomic_load_n((uint64_t *)(uintptr_t)pa, __ATOMIC_SEQ_CST);
 }
+static inline __attribute__((always_inline)) uint32_t tern_load_ordered32(uint64_t pa) {
+    return __atomic_load_n((uint32_t *)(uintptr_t)pa, __ATOMIC_SEQ_CST);
+}
 void tern_dcache_range(uint64_t pa, uint64_t n, int clean, int invalidate);
 void tern_zero(uint64_t dst, uint64_t n);
 
