@@ -116,19 +116,10 @@ func registerCPUObject(_ cpu: PhysicalCPU) {
 /// This CPU's index, without its object.
 @inline(__always) func thisCPUIndex() -> Int { Int(truncatingIfNeeded: tern_this_cpu_words()[1]) }
 
+/// The counter as it was read at boot (frequency and start are set once, before any CPU asks).
+@inline(__always) var systemCounter: SystemCounter {
+    SystemCounter(frequency: counterFrequency, start: CounterTicks(bootTicks))
+}
+
 /// Hypervisor time in nanoseconds since boot: the scheduler's clock and Xen's "system time".
-/// Saturates at .max: a guest's timer compare value can name any tick, however far off.
-func nanoseconds(ticks: UInt64) -> UInt64 {
-    let t = ticks &- bootTicks
-    let (whole, overflow) = (t / counterFrequency).multipliedReportingOverflow(by: 1_000_000_000)
-    if overflow { return .max }
-    let (sum, carry) = whole.addingReportingOverflow(t % counterFrequency * 1_000_000_000 / counterFrequency)
-    return carry ? .max : sum
-}
-
-func ticks(nanoseconds ns: UInt64) -> UInt64 {
-    if ns == .max { return .max }
-    return bootTicks &+ ns / 1_000_000_000 * counterFrequency + ns % 1_000_000_000 * counterFrequency / 1_000_000_000
-}
-
-@inline(__always) func now() -> UInt64 { nanoseconds(ticks: GenericTimer.now) }
+@inline(__always) func now() -> UInt64 { systemCounter.time(at: CounterTicks(GenericTimer.now)).raw }

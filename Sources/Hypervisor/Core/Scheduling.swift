@@ -115,7 +115,7 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
     if read_cntv_ctl_el0() & 3 == 1 && !v.timerInFlight {
         let cval = read_cntv_cval_el0()
         if cval <= GenericTimer.now { return false }
-        wakeAt = min(wakeAt, nanoseconds(ticks: cval))
+        wakeAt = min(wakeAt, systemCounter.time(at: CounterTicks(cval)).raw)
     }
     v.blocked = reason
     v.wakeAt = wakeAt
@@ -156,7 +156,7 @@ private func wakeSleepers(_ t: UInt64) {
         // Its saved timer is its timer only once it is off the CPU (one that has just blocked here may
         // still be on it: its live timer raises its own interrupt when it goes back in).
         let ctl = v.el1.pointee.cntv_ctl
-        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && nanoseconds(ticks: v.el1.pointee.cntv_cval) <= t {
+        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && systemCounter.time(at: CounterTicks(v.el1.pointee.cntv_cval)).raw <= t {
             v.timerInFlight = true
             _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
         }
@@ -174,7 +174,7 @@ func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
     if deadline == .max {
         GenericTimer.cancelAlarm()
     } else {
-        GenericTimer.setAlarm(at: ticks(nanoseconds: max(deadline, t)))
+        GenericTimer.setAlarm(at: systemCounter.ticks(at: Nanoseconds(max(deadline, t))).raw)
     }
 }
 
@@ -200,7 +200,7 @@ private func powerOff() -> Never {
             c.s("pcpu")
             c.dec(cpu.index)
             c.s(": idle ")
-            c.dec(nanoseconds(ticks: bootTicks &+ cpu.idleTicks) / 1_000_000)
+            c.dec(systemCounter.duration(cpu.idleTicks).raw / 1_000_000)
             c.s(" ms of ")
             c.dec(now() / 1_000_000)
             c.s(" ms")

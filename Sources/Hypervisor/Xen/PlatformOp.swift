@@ -33,26 +33,21 @@ func publishWallClock(_ d: Domain) {
     }
 }
 
-/// platform_op(struct xen_platform_op *): the control domain's; of its commands Tern has the clock.
+/// platform_op(struct xen_platform_op *): TernCore's PlatformOp reads it; the clock is set here.
 func platformOp(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
-    guard v.domain.privileged else { return XenError.EPERM.returnValue }
-    // cmd, interface_version, then the union: settime64 is secs, nsecs, mbz, system_time.
-    var op = (UInt32(0), UInt32(0), UInt64(0), UInt32(0), UInt32(0), UInt64(0))
-    guard GuestMemory.read(&op, from: arg) else { return XenError.EFAULT.returnValue }
-    guard op.1 == platformOpInterfaceVersion else { return XenError.EACCES.returnValue }
-    switch op.0 {
-    case PlatformOpCommand.settime64.rawValue:
-        guard op.4 == 0 else { return XenError.EINVAL.returnValue }
+    var memory = RunningGuestMemory()
+    switch PlatformOp.decode(arg, &memory, privileged: v.domain.privileged) {
+    case .failure(let error):
+        return error.returnValue
+    case .success(.settime64(let seconds, let nanoseconds, let systemTime)):
         let start = v.domain.startedAt
         withSpinLock(&wallClockLock) {
-            wallClock.set(seconds: op.2, nanoseconds: op.3 % 1_000_000_000, systemTime: op.5, domainStart: start)
+            wallClock.set(seconds: seconds, nanoseconds: nanoseconds, systemTime: systemTime, domainStart: start)
         }
         // Under the scheduler lock, so no domain's memory (its shared_info) is released meanwhile.
         lockScheduler()
         for case let d? in domains where d.xenPV && !d.dying { publishWallClock(d) }
         unlockScheduler()
         return 0
-    default:
-        return XenError.ENOSYS.returnValue
     }
 }

@@ -5,14 +5,30 @@ import TernArchAsm
 import TernCore
 
 func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> Resume {
+    // The yield is on the measured switch path and takes no argument: the rest, which make room for
+    // theirs, are out of its way.
+    guard command == SchedOpCommand.yield.rawValue else { return schedOpRequest(command, arg, v) }
+    v.frame.pointee.x.0 = 0
+    return yield()
+}
+
+private func yield() -> Resume {
+    lockScheduler()
+    scheduler.yield(pcpu: thisCPUIndex(), now: now())
+    return leaveCPU()
+}
+
+@inline(never) private func schedOpRequest(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> Resume {
     let f = v.frame
-    switch command {
-    case SchedOpCommand.yield.rawValue:
+    var memory = RunningGuestMemory()
+    switch SchedOp.decode(command, arg, &memory) {
+    case .failure(let error):
+        f.pointee.x.0 = error.returnValue
+        return f
+    case .success(.yield):
         f.pointee.x.0 = 0
-        lockScheduler()
-        scheduler.yield(pcpu: thisCPUIndex(), now: now())
-        return leaveCPU()
-    case SchedOpCommand.block.rawValue:
+        return yield()
+    case .success(.block):
         f.pointee.x.0 = 0
         lockScheduler()
         if !blockCurrent(v, reason: .schedBlock) {
@@ -20,76 +36,40 @@ func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> Resume {
             return f
         }
         return leaveCPU()
-    case SchedOpCommand.poll.rawValue:
-        return poll(v, arg)
-    case SchedOpCommand.watchdog.rawValue:
-        // struct sched_watchdog { uint32_t id; uint32_t timeout; }
-        var request = (UInt32(0), UInt32(0))
-        f.pointee.x.0 = GuestMemory.read(&request, from: arg)
-            ? watchdogCommand(v, id: request.0, timeout: request.1) : XenError.EFAULT.returnValue
+    case .success(.poll(let request)):
+        switch SchedOp.ports(of: request, &memory, portLimit: UInt32(EventChannelTable.maximumPorts)) {
+        case .failure(let error):
+            f.pointee.x.0 = error.returnValue
+            return f
+        case .success(let ports):
+            f.pointee.x.0 = 0
+            if request.hasTimedOut(at: now()) { return f }
+            return poll(v, ports, timeout: request.timeout)
+        }
+    case .success(.watchdog(let id, let timeout)):
+        f.pointee.x.0 = watchdogCommand(v, id: id, timeout: timeout)
         return f
-    case SchedOpCommand.shutdown.rawValue:
-        guard let raw = GuestMemory.load32(arg) else {
-            f.pointee.x.0 = XenError.EFAULT.returnValue
-            return f
-        }
-        guard let reason = ShutdownReason(rawValue: raw) else {
-            f.pointee.x.0 = XenError.EINVAL.returnValue
-            return f
-        }
+    case .success(.shutdown(let reason)):
         f.pointee.x.0 = 0
         lockScheduler()
         shutdownDomain(v.domain, reason: reason, via: "SCHEDOP_shutdown")
         return leaveCPU()
-    default:
-        f.pointee.x.0 = XenError.ENOSYS.returnValue
-        return f
     }
 }
 
 /// VCPU.pollPort when the vCPU is not polling.
 let notPolling: Int32 = .min
 
-/// Xen's limit on the ports one SCHEDOP_poll may name.
-private let maximumPolledPorts: UInt32 = 128
-
 /// SCHEDOP_poll, as Xen's do_poll: returns at once when one of the ports is already pending (masked or
 /// not) or an interrupt waits for the vCPU, else sleeps until one of the ports becomes pending (even
 /// masked: see wakePollers), an interrupt arrives, or the timeout (Xen system time; 0 = none) passes.
-/// struct sched_poll { XEN_GUEST_HANDLE(evtchn_port_t) ports; unsigned int nr_ports; uint64_t timeout; }
-private func poll(_ v: VCPU, _ arg: VirtualAddress) -> Resume {
+private func poll(_ v: VCPU, _ ports: [UInt32], timeout: UInt64) -> Resume {
     let f = v.frame
     let d = v.domain
-    var request = (UInt64(0), UInt64(0), UInt64(0))
-    guard GuestMemory.read(&request, from: arg) else {
-        f.pointee.x.0 = XenError.EFAULT.returnValue
-        return f
-    }
-    let count = UInt32(truncatingIfNeeded: request.1)
-    guard count <= maximumPolledPorts else {
-        f.pointee.x.0 = XenError.EINVAL.returnValue
-        return f
-    }
-    var ports: [UInt32] = []
-    ports.reserveCapacity(Int(count))
-    for i in 0 ..< UInt64(count) {
-        guard let port = GuestMemory.load32(VirtualAddress(request.0) + i * 4) else {
-            f.pointee.x.0 = XenError.EFAULT.returnValue
-            return f
-        }
-        guard port < UInt32(EventChannelTable.maximumPorts) else {
-            f.pointee.x.0 = XenError.EINVAL.returnValue
-            return f
-        }
-        ports.append(port)
-    }
-    let timeout = request.2
-    f.pointee.x.0 = 0
-    if timeout != 0 && timeout <= now() { return f }
     lockScheduler()
     // Announced before the ports are looked at, and a sender looks for pollers after setting a port
     // pending: one of the two sees the other, so no event slips between the look and the sleep.
-    v.pollPort = count == 1 && ports[0] != 0 ? Int32(ports[0]) : -1
+    v.pollPort = ports.count == 1 && ports[0] != 0 ? Int32(ports[0]) : -1
     d.pollers += 1
     tern_memory_barrier()
     if ports.contains(where: { isPending(d, $0) })

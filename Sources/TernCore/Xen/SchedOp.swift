@@ -1,0 +1,94 @@
+// sched_op's arguments (xen/include/public/sched.h), read and checked before the hypervisor acts: what
+// the caller asked for, or Xen's error code for a bad request. What follows (giving up the CPU,
+// sleeping, ending the domain) is the scheduler's; the watchdogs' rules are Watchdogs'.
+
+/// struct sched_shutdown { unsigned int reason; }
+public struct SchedShutdown {
+    public var reason: UInt32 = 0
+    public init() {}
+}
+
+/// struct sched_poll { XEN_GUEST_HANDLE(evtchn_port_t) ports; unsigned int nr_ports; uint64_t timeout; }
+public struct SchedPoll: Equatable {
+    public var ports: UInt64 = 0
+    public var portCount: UInt32 = 0
+    public var padding: UInt32 = 0
+    /// Xen system time (nanoseconds since boot) to give up at; 0 = never.
+    public var timeout: UInt64 = 0
+    public init() {}
+}
+
+/// struct sched_watchdog { uint32_t id; uint32_t timeout; }: timeout in seconds, 0 stops; id 0 asks
+/// for a new one.
+public struct SchedWatchdog {
+    public var id: UInt32 = 0
+    public var timeout: UInt32 = 0
+    public init() {}
+}
+
+extension SchedPoll {
+    /// Whether its timeout (Xen system time; 0 = none) had passed at `now`: the poll returns 0 at once,
+    /// as Xen's timer would fire at once.
+    @inlinable public func hasTimedOut(at now: UInt64) -> Bool { timeout != 0 && timeout <= now }
+}
+
+public enum SchedOp {
+    /// Xen's limit on the ports one SCHEDOP_poll may name (do_poll: nr_ports > 128 is -EINVAL).
+    public static let maximumPolledPorts: UInt32 = 128
+
+    /// What the caller asked. Plain values only, so the yield on the measured switch path carries
+    /// nothing to copy or free; poll's ports are read by `ports(of:)`.
+    public enum Request: Equatable {
+        case yield
+        case block
+        /// Sleep until one of its ports is pending, an interrupt arrives or its timeout passes (its
+        /// count is checked).
+        case poll(SchedPoll)
+        case watchdog(id: UInt32, timeout: UInt32)
+        case shutdown(ShutdownReason)
+    }
+
+    /// Reads and checks `command`'s argument at `arg`.
+    @inline(__always)
+    public static func decode<Memory: GuestMemoryAccess>(
+        _ command: UInt64, _ arg: VirtualAddress, _ memory: inout Memory
+    ) -> Result<Request, XenError> {
+        switch command {
+        case SchedOpCommand.yield.rawValue:
+            return .success(.yield)
+        case SchedOpCommand.block.rawValue:
+            return .success(.block)
+        case SchedOpCommand.shutdown.rawValue:
+            var request = SchedShutdown()
+            guard memory.read(&request, from: arg) else { return .failure(.EFAULT) }
+            guard let reason = ShutdownReason(rawValue: request.reason) else { return .failure(.EINVAL) }
+            return .success(.shutdown(reason))
+        case SchedOpCommand.poll.rawValue:
+            var request = SchedPoll()
+            guard memory.read(&request, from: arg) else { return .failure(.EFAULT) }
+            guard request.portCount <= maximumPolledPorts else { return .failure(.EINVAL) }
+            return .success(.poll(request))
+        case SchedOpCommand.watchdog.rawValue:
+            var request = SchedWatchdog()
+            guard memory.read(&request, from: arg) else { return .failure(.EFAULT) }
+            return .success(.watchdog(id: request.id, timeout: request.timeout))
+        default:
+            return .failure(.ENOSYS)
+        }
+    }
+
+    /// The ports a poll names, as Xen's do_poll reads them: each checked against the `portLimit` ports
+    /// the domain has as it is read.
+    public static func ports<Memory: GuestMemoryAccess>(
+        of poll: SchedPoll, _ memory: inout Memory, portLimit: UInt32
+    ) -> Result<[UInt32], XenError> {
+        var ports: [UInt32] = []
+        ports.reserveCapacity(Int(poll.portCount))
+        for i in 0 ..< UInt64(poll.portCount) {
+            guard let port = memory.load32(VirtualAddress(poll.ports &+ i * 4)) else { return .failure(.EFAULT) }
+            guard port < portLimit else { return .failure(.EINVAL) }
+            ports.append(port)
+        }
+        return .success(ports)
+    }
+}

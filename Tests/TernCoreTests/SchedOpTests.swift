@@ -1,0 +1,112 @@
+import Testing
+@testable import TernCore
+
+/// sched_op's requests as a guest makes them, hostile ones included, without a boot.
+@Suite struct SchedOpTests {
+    private let arg: UInt64 = 0x8000_0000
+    private let portList: UInt64 = 0x8000_1000
+
+    private func decode(_ command: SchedOpCommand, _ memory: inout FakeGuestMemory) -> Result<SchedOp.Request, XenError> {
+        SchedOp.decode(command.rawValue, VirtualAddress(arg), &memory)
+    }
+
+    /// A poll's request and then its ports, as the hypervisor reads them.
+    private func poll(_ memory: inout FakeGuestMemory, portLimit: UInt32 = 4096) -> Result<[UInt32], XenError> {
+        switch decode(.poll, &memory) {
+        case .success(.poll(let request)): SchedOp.ports(of: request, &memory, portLimit: portLimit)
+        case .success: .failure(.ENOSYS)
+        case .failure(let error): .failure(error)
+        }
+    }
+
+    private func pollRequest(_ ports: [UInt32], timeout: UInt64 = 0, count: UInt32? = nil) -> FakeGuestMemory {
+        var memory = FakeGuestMemory()
+        memory.map(arg)
+        memory.map(portList)
+        var poll = SchedPoll()
+        poll.ports = portList
+        poll.portCount = count ?? UInt32(ports.count)
+        poll.timeout = timeout
+        _ = memory.write(poll, to: VirtualAddress(arg))
+        for (i, p) in ports.enumerated() { _ = memory.write(p, to: VirtualAddress(portList + UInt64(i) * 4)) }
+        return memory
+    }
+
+    @Test func theStructuresAreLaidOutAsSchedH() {
+        #expect(MemoryLayout<SchedShutdown>.size == 4)
+        #expect(MemoryLayout<SchedPoll>.size == 24)
+        #expect(MemoryLayout<SchedPoll>.offset(of: \.portCount) == 8)
+        #expect(MemoryLayout<SchedPoll>.offset(of: \.timeout) == 16)
+        #expect(MemoryLayout<SchedWatchdog>.size == 8)
+        #expect(MemoryLayout<SchedWatchdog>.offset(of: \.timeout) == 4)
+    }
+
+    @Test func yieldAndBlockTakeNoArgument() {
+        var memory = FakeGuestMemory()
+        #expect(decode(.yield, &memory) == .success(.yield))
+        #expect(decode(.block, &memory) == .success(.block))
+        #expect(SchedOp.decode(99, VirtualAddress(arg), &memory) == .failure(.ENOSYS))
+        #expect(decode(.remote_shutdown, &memory) == .failure(.ENOSYS))
+    }
+
+    @Test func shutdownNamesAReasonXenKnows() {
+        var memory = FakeGuestMemory()
+        #expect(decode(.shutdown, &memory) == .failure(.EFAULT))
+        memory.map(arg)
+        _ = memory.write(UInt32(3), to: VirtualAddress(arg))
+        #expect(decode(.shutdown, &memory) == .success(.shutdown(.crash)))
+        _ = memory.write(UInt32(5), to: VirtualAddress(arg))
+        #expect(decode(.shutdown, &memory) == .failure(.EINVAL))
+    }
+
+    @Test func pollReadsItsPortsAndTimeout() {
+        var memory = pollRequest([3, 7], timeout: 5000)
+        #expect(poll(&memory) == .success([3, 7]))
+        guard case .success(.poll(let request)) = decode(.poll, &memory) else {
+            Issue.record("not a poll")
+            return
+        }
+        #expect(request.timeout == 5000 && request.portCount == 2)
+        #expect(!request.hasTimedOut(at: 4999))
+        #expect(request.hasTimedOut(at: 5000))              // returns at once, as Xen's timer would fire
+        memory = pollRequest([], timeout: 0)
+        #expect(poll(&memory) == .success([]))
+        guard case .success(.poll(let forever)) = decode(.poll, &memory) else { return }
+        #expect(!forever.hasTimedOut(at: .max))              // 0: no timeout
+    }
+
+    /// The hostile guest's poll requests: too many ports, a port beyond the domain's, a list that is
+    /// not there (whole or in part), an argument that is not there.
+    @Test func aBadPollIsRefusedWithXensCodes() {
+        var memory = pollRequest([], count: 129)
+        #expect(poll(&memory) == .failure(.EINVAL))
+        memory = pollRequest([1, 4096])
+        #expect(poll(&memory) == .failure(.EINVAL))
+        memory = pollRequest([1, 5], count: 2000)           // would run off the list's page,
+        #expect(poll(&memory) == .failure(.EINVAL))         // but over 128 is checked first
+        memory = pollRequest([1, 5], count: 128)
+        #expect(poll(&memory, portLimit: 8) == .success([1, 5] + [UInt32](repeating: 0, count: 126)))
+        var unmapped = FakeGuestMemory()
+        #expect(poll(&unmapped) == .failure(.EFAULT))
+        // The list crosses into a page with nothing behind it.
+        var crossing = FakeGuestMemory()
+        crossing.map(arg)
+        crossing.map(portList)
+        var request = SchedPoll()
+        request.ports = portList + 4096 - 8
+        request.portCount = 4
+        _ = crossing.write(request, to: VirtualAddress(arg))
+        #expect(poll(&crossing) == .failure(.EFAULT))
+    }
+
+    @Test func watchdogPassesItsIDAndTimeout() {
+        var memory = FakeGuestMemory()
+        #expect(decode(.watchdog, &memory) == .failure(.EFAULT))
+        memory.map(arg)
+        var w = SchedWatchdog()
+        w.id = 2
+        w.timeout = 30
+        _ = memory.write(w, to: VirtualAddress(arg))
+        #expect(decode(.watchdog, &memory) == .success(.watchdog(id: 2, timeout: 30)))
+    }
+}
