@@ -5,8 +5,6 @@ import BareMetalSupport
 import TernArchAsm
 import TernCore
 
-enum DomainAction: UInt32 { case destroy = 0, restart = 1, preserve = 2 }
-
 final class Domain {
     let id: DomainID
     let slot: Int
@@ -43,10 +41,6 @@ final class Domain {
     var referenceCount: UInt32 = 0
     /// How many of its vCPUs poll ports right now (SCHEDOP_poll): senders look for them only when some do.
     var pollers = 0
-    /// Told once that its memory outlives it, for the mappings others still hold.
-    var heldForGrants = false
-    /// Dead, and its grant mappings and the other ends of its event channels let go (once).
-    var detached = false
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: HostPhysicalAddress?
     var consolePort: UInt32 = 0
@@ -65,15 +59,15 @@ final class Domain {
     /// What it was built from, so `restart` can build it again.
     let spec: DomainSpec
     let firstVCPUSlot: Int
-    var dying = false
-    /// What happens once its vCPUs are off every CPU (xl's on_poweroff/on_reboot/on_crash).
-    var afterShutdown: DomainAction = .destroy
+    /// Alive, or how it was shut down and how far giving back what it held has come (under the
+    /// scheduler lock).
+    var life = DomainLife()
+    var dying: Bool { life.isDying }
     var restarts = 0
     /// Its watchdog timers (SCHEDOP_watchdog), under the scheduler lock.
     var watchdogs = Watchdogs()
     /// Hypervisor time when it started: its guest's clocks begin about then (see PlatformOp.swift).
     var startedAt: UInt64 = 0
-    var shutdownReason: ShutdownReason?
     /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:
     /// the evidence that a multi-vCPU domain really is spread across the machine.
     var pcpusUsed: UInt64 = 0
@@ -106,16 +100,6 @@ final class Domain {
         let uart = !spec.uart || devices.register(.uart, base: GuestLayout.uart, size: VirtualUART.size)
         precondition(gic && uart, "overlapping device windows")
         self.mmio = devices
-    }
-
-    func action(for reason: ShutdownReason) -> DomainAction {
-        switch reason {
-        case .poweroff: spec.onPoweroff
-        case .reboot: spec.onReboot
-        case .crash: spec.onCrash
-        case .watchdog: spec.onWatchdog
-        case .suspend: .destroy
-        }
     }
 
     var vttbr: UInt64 { vmid << 48 | stage2Root.raw }

@@ -24,10 +24,8 @@ struct DomainSpec {
     var directMapped: Bool
     /// A Linux panic banner on its console ends it as crashed (PanicWatch); on unless the config says not.
     var watchesPanic: Bool
-    var onPoweroff: DomainAction
-    var onReboot: DomainAction
-    var onCrash: DomainAction
-    var onWatchdog: DomainAction
+    /// xl's on_poweroff, on_reboot, on_crash and on_watchdog.
+    var actions: ShutdownActions
 }
 
 /// Reads one `/chosen/domU*` node, for domain `id`. Returns nil (and says why) for a node Tern cannot build.
@@ -67,10 +65,11 @@ func readDomainSpec(_ node: DTNode, id: DomainID) -> DomainSpec? {
         xenPV: node.property("xen,enhanced") != nil,
         directMapped: node.property("direct-map") != nil,
         watchesPanic: node.property("tern,ignore-panic") == nil,
-        onPoweroff: DomainAction(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
-        onReboot: DomainAction(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
-        onCrash: DomainAction(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy,
-        onWatchdog: DomainAction(rawValue: node.property("tern,on-watchdog")?.u32 ?? 0) ?? .destroy)
+        actions: ShutdownActions(
+            poweroff: AfterShutdown(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
+            reboot: AfterShutdown(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
+            crash: AfterShutdown(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy,
+            watchdog: AfterShutdown(rawValue: node.property("tern,on-watchdog")?.u32 ?? 0) ?? .destroy))
 }
 
 enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }

@@ -14,15 +14,9 @@ nonisolated(unsafe) var domainsToRelease = 0
 func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString = "") {
     guard !d.dying else { return }
     d.flushConsole()
-    // After Linux's panic banner, a restart or power-off is what `panic=N` does, not what the guest wants.
-    let afterPanic = asked != .crash && d.hasPanicked
-    let reason = afterPanic ? .crash : asked
-    d.dying = true
-    d.shutdownReason = reason
-    d.afterShutdown = d.action(for: reason)
-    if d.afterShutdown != .preserve { domainsToRelease += 1 }
-    // A domain that will be rebuilt still counts as alive, or the machine would power off meanwhile.
-    if d.afterShutdown != .restart { domainsAlive -= 1 }
+    guard let shutdown = d.life.shutDown(asked, hasPanicked: d.hasPanicked, actions: d.spec.actions) else { return }
+    if d.life.awaitsRelease { domainsToRelease += 1 }
+    if !d.life.countsAsAlive { domainsAlive -= 1 }
     let t = now()
     let me = thisCPUIndex()
     for v in d.vcpus {
@@ -35,15 +29,15 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     log { c in
         c.domain(d)
         c.s(": shutdown: ")
-        c.s(reason.name)
-        if afterPanic {
+        c.s(shutdown.reason.name)
+        if shutdown.afterPanic {
             c.s(" via Linux panic, then ")
             c.s(via)
         } else if via.utf8CodeUnitCount > 0 {
             c.s(" via ")
             c.s(via)
         }
-        switch d.afterShutdown {
+        switch shutdown.after {
         case .destroy: break
         case .restart: c.s(" (restarting)")
         case .preserve: c.s(" (preserved)")
@@ -116,17 +110,16 @@ func crashDomain(_ d: Domain) {
 /// whose grants others still map keeps its memory until they unmap them (or die themselves).
 func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
-    for case let d? in domains where d.dying && d.running == 0 && d.afterShutdown != .preserve
-        && DomainReferences.holders(d.references) == 0 {
-        if d.xenPV && !d.detached {
-            d.detached = true
+    for case let d? in domains where d.life.mayRelease(vcpusOnCPUs: d.running, holders: DomainReferences.holders(d.references)) {
+        if d.life.detach() && d.xenPV {
             dropGrantMappings(d)
             unbindPeers(d)
         }
-        let mapped = d.grants.withLock { $0.active.total }
-        if mapped > 0 {
-            if !d.heldForGrants {
-                d.heldForGrants = true
+        switch d.life.releaseStep(mapped: d.grants.withLock { $0.active.total }) {
+        case .wait:
+            continue
+        case .keepForGrants(let mapped, let announce):
+            if announce {
                 log { c in
                     c.domain(d)
                     c.s(": memory kept while other domains map ")
@@ -135,16 +128,17 @@ func releaseDeadDomains() {
                 }
             }
             continue
-        }
-        if d.heldForGrants {
-            log { c in
-                c.domain(d)
-                c.s(": its grants are no longer mapped; memory released")
+        case .release(let grantsWereHeld):
+            // Whoever held it a moment ago has let go, or this waits for the next pass; from here on
+            // nobody can hold it.
+            guard DomainReferences.release(d.references) else { continue }
+            if grantsWereHeld {
+                log { c in
+                    c.domain(d)
+                    c.s(": its grants are no longer mapped; memory released")
+                }
             }
         }
-        // Whoever held it a moment ago has let go, or this waits for the next pass; from here on
-        // nobody can hold it.
-        guard DomainReferences.release(d.references) else { continue }
         scheduler.removeDomain(d.slot)
         for v in d.vcpus {
             vcpuSlots[v.slot] = nil
@@ -189,7 +183,7 @@ func reclaimStep() -> Bool {
     let d = reclaiming[i].domain
     let done = reclaiming[i].scrubbed
     let size = min(reclaimChunk, d.memory.size - done)
-    let restarting = d.afterShutdown == .restart
+    let restarting = d.life.shutdown?.after == .restart
     unlockScheduler()
     if size > 0 && restarting {
         tern_zero((d.memory.base + done).raw, size)

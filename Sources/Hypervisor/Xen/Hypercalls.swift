@@ -1,6 +1,11 @@
 // Xen's hypercalls: `hvc #0xEA1`, number in x16, arguments in x0-x4, result in x0. Anything Tern does
 // not implement answers -ENOSYS, as Xen does for hypercalls it was built without; bad arguments get
 // Xen's error codes and never reach anything but the calling domain.
+//
+// The switch below is the hypercall table, one row per Xen number naming the interface's file. It is
+// a switch rather than an array of handlers (Xen's hypercall_table) on purpose: the compiler makes it a
+// jump table all the same, and a direct call lets xen_version's answer be inlined into the trap, where
+// an indirect one could not (the null hypercall, 130 instructions, is mostly trap entry and exit).
 import TernArch
 import TernArchAsm
 import TernCore

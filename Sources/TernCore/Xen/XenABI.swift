@@ -52,7 +52,7 @@ public enum SchedOpCommand: UInt64 {
 }
 
 /// `sched_shutdown.reason`.
-public enum ShutdownReason: UInt32 {
+public enum ShutdownReason: UInt32, Sendable {
     case poweroff = 0, reboot = 1, suspend = 2, crash = 3, watchdog = 4
     public var name: StaticString {
         switch self {
