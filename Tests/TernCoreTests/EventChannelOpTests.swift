@@ -7,14 +7,14 @@ final class FakeEventMachine {
     final class Box { var ports = EventChannelTable() }
     var domains: [DomainID: Box] = [:]
     var vcpus: [DomainID: Int] = [:]
-    private(set) var raised: [(DomainID, UInt32)] = []
+    private(set) var raised: [(DomainID, EventPort)] = []
     private(set) var consoleKicks = 0
-    private(set) var unmasked: [(UInt32, Int)] = []
-    private(set) var closing: [UInt32] = []
+    private(set) var unmasked: [(EventPort, Int)] = []
+    private(set) var closing: [EventPort] = []
     /// FIFO: each domain's registered control blocks (by vCPU), array pages and priorities.
     var controlBlocks: [DomainID: [Int: HostPhysicalAddress]] = [:]
     var arrayPages: [DomainID: [HostPhysicalAddress]] = [:]
-    var priorities: [UInt32: Int] = [:]
+    var priorities: [EventPort: Int] = [:]
     /// Every domain's RAM: 16 MiB at 0x40000000, host memory 4 GiB higher.
     static let ram = 0x4000_0000 as UInt64 ..< 0x4100_0000
 
@@ -25,7 +25,7 @@ final class FakeEventMachine {
 
     func ports(_ id: UInt16) -> EventChannelTable { domains[DomainID(id)]!.ports }
 
-    func raised(_ id: UInt16) -> [UInt32] { raised.filter { $0.0 == DomainID(id) }.map(\.1) }
+    func raised(_ id: UInt16) -> [EventPort] { raised.filter { $0.0 == DomainID(id) }.map(\.1) }
 
     struct Host: EventChannelHost {
         let machine: FakeEventMachine
@@ -43,16 +43,16 @@ final class FakeEventMachine {
             return withUnsafeMutablePointer(to: &own.ports) { a in withUnsafeMutablePointer(to: &other.ports) { b in body(a, b) } }
         }
 
-        func raise(_ port: UInt32) { machine.raised.append((caller, port)) }
+        func raise(_ port: EventPort) { machine.raised.append((caller, port)) }
 
-        func raise(_ port: UInt32, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool) {
+        func raise(_ port: EventPort, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool) {
             guard let other = machine.domains[peer], stillOurs(other.ports) else { return }
             machine.raised.append((peer, port))
         }
 
         func kickConsole() { machine.consoleKicks += 1 }
-        func unmasked(_ port: UInt32, vcpu: Int) { machine.unmasked.append((port, vcpu)) }
-        func closing(_ port: UInt32) { machine.closing.append(port) }
+        func unmasked(_ port: EventPort, vcpu: Int) { machine.unmasked.append((port, vcpu)) }
+        func closing(_ port: EventPort) { machine.closing.append(port) }
 
         func ram(_ address: GuestPhysicalAddress, length: UInt64) -> HostPhysicalAddress? {
             guard FakeEventMachine.ram.contains(address.raw), address.raw + length <= FakeEventMachine.ram.upperBound else { return nil }
@@ -69,7 +69,7 @@ final class FakeEventMachine {
             machine.arrayPages[caller, default: []].append(page)
             return true
         }
-        func fifoSetPriority(_ port: UInt32, _ priority: Int) -> Bool? {
+        func fifoSetPriority(_ port: EventPort, _ priority: Int) -> Bool? {
             guard machine.controlBlocks[caller] != nil else { return nil }
             guard priority < 16 else { return false }
             machine.priorities[port] = priority
@@ -102,20 +102,20 @@ final class FakeEventMachine {
         return (r.map { Int64(bitPattern: $0) } ?? 1, after)
     }
 
-    mutating func port(_ command: EventChannelOpCommand, _ port: UInt32, by caller: UInt16) -> Int64 {
+    mutating func port(_ command: EventChannelOpCommand, _ port: EventPort, by caller: UInt16) -> Int64 {
         var p = EvtchnPort()
         p.port = port
         return call(command, p, by: caller).0
     }
 
-    mutating func allocUnbound(by caller: UInt16, for remote: UInt16) -> (Int64, UInt32) {
+    mutating func allocUnbound(by caller: UInt16, for remote: UInt16) -> (Int64, EventPort) {
         var a = EvtchnAllocUnbound()
         (a.dom, a.remoteDom) = (domidSelf, remote)
         let (r, after) = call(.alloc_unbound, a, by: caller)
         return (r, after.port)
     }
 
-    mutating func bind(by caller: UInt16, to remote: UInt16, port remotePort: UInt32) -> (Int64, UInt32) {
+    mutating func bind(by caller: UInt16, to remote: UInt16, port remotePort: EventPort) -> (Int64, EventPort) {
         var b = EvtchnBindInterdomain()
         (b.remoteDom, b.remotePort) = (remote, remotePort)
         let (r, after) = call(.bind_interdomain, b, by: caller)
@@ -313,7 +313,7 @@ final class FakeEventMachine {
         virq.virq = 5
         let virqPort = call(.bind_virq, virq, by: 2).1.port
         let console = machine.domains[DomainID(2)]!.ports.allocate(.console)!
-        func status(_ p: UInt32, dom: UInt16 = domidSelf, by caller: UInt16 = 2) -> (Int64, EvtchnStatus) {
+        func status(_ p: EventPort, dom: UInt16 = domidSelf, by caller: UInt16 = 2) -> (Int64, EvtchnStatus) {
             var s = EvtchnStatus()
             (s.dom, s.port, s.u1) = (dom, p, 0xDEAD)
             var me = self
@@ -321,7 +321,7 @@ final class FakeEventMachine {
         }
         let interdomain = status(local)
         #expect(interdomain.0 == 0 && interdomain.1.status == EvtchnStatus.interdomain)
-        #expect(interdomain.1.u0 == 1 && interdomain.1.u1 == unbound)
+        #expect(interdomain.1.u0 == 1 && interdomain.1.u1 == unbound.raw)
         #expect(status(unbound, by: 1).0 == 0)
         #expect(status(virqPort).1.status == EvtchnStatus.virq && status(virqPort).1.u0 == 5)
         #expect(status(console).1.status == EvtchnStatus.interdomain && status(console).1.u0 == 0x7FF2)
@@ -342,7 +342,7 @@ final class FakeEventMachine {
             // A structure that runs off the end of the mapped page.
             #expect(EventChannelOp.handle(command, VirtualAddress(Self.arg + 0xFFE), &memory, host) == XenError.EFAULT.returnValue)
         }
-        for port in 1 ..< UInt32(EventChannelTable.maximumPorts) { #expect(machine.ports(1).state(port) == .free) }
+        for port in 1 ..< EventChannelTable.maximumPorts { #expect(machine.ports(1).state(EventPort(port)) == .free) }
         #expect(machine.raised.isEmpty && machine.unmasked.isEmpty && machine.closing.isEmpty)
         #expect(machine.controlBlocks.isEmpty && machine.arrayPages.isEmpty)
     }

@@ -8,10 +8,10 @@ struct FakeBits: EventBits {
     var selector: [UInt64?] = [0, 0]
     var upcall = [false, false]
 
-    mutating func testAndSetPending(_ port: UInt32) -> Bool { flip(&pending, port, to: true) }
-    func isPending(_ port: UInt32) -> Bool { pending[Int(port / 64)] & (1 << UInt64(port % 64)) != 0 }
-    func isMasked(_ port: UInt32) -> Bool { mask[Int(port / 64)] & (1 << UInt64(port % 64)) != 0 }
-    mutating func testAndClearMask(_ port: UInt32) -> Bool { flip(&mask, port, to: false) }
+    mutating func testAndSetPending(_ port: EventPort) -> Bool { flip(&pending, port.raw, to: true) }
+    func isPending(_ port: EventPort) -> Bool { pending[Int(port.raw / 64)] & (1 << UInt64(port.raw % 64)) != 0 }
+    func isMasked(_ port: EventPort) -> Bool { mask[Int(port.raw / 64)] & (1 << UInt64(port.raw % 64)) != 0 }
+    mutating func testAndClearMask(_ port: EventPort) -> Bool { flip(&mask, port.raw, to: false) }
     mutating func testAndSetSelector(vcpu: Int, word: UInt32) -> Bool? {
         guard let s = selector[vcpu] else { return nil }
         selector[vcpu] = s | 1 << UInt64(word)
@@ -76,7 +76,7 @@ struct FakeBits: EventBits {
         #expect(table.vcpu(for: 2) == 0)
         table.set(1, .free)
         #expect(table.allocate(.unbound(remote: DomainID(0))) == 1)
-        #expect(table.state(UInt32(EventChannelTable.maximumPorts)) == nil)
+        #expect(table.state(EventPort(EventChannelTable.maximumPorts)) == nil)
         table.set(0, .console)
         #expect(table.state(0) == .free)
     }

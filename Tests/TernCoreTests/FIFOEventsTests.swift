@@ -16,15 +16,15 @@ private struct FakeFIFO: FIFOEventMemory {
         self.pages = pages
     }
 
-    func hasWord(_ port: UInt32) -> Bool { Int(port) < pages * 1024 }
-    func loadWord(_ port: UInt32) -> UInt32 { words[Int(port)] }
-    mutating func compareExchangeWord(_ port: UInt32, expected: UInt32, desired: UInt32) -> UInt32 {
-        let seen = words[Int(port)]
-        if seen == expected { words[Int(port)] = desired }
+    func hasWord(_ port: EventPort) -> Bool { port.index < pages * 1024 }
+    func loadWord(_ port: EventPort) -> UInt32 { words[port.index] }
+    mutating func compareExchangeWord(_ port: EventPort, expected: UInt32, desired: UInt32) -> UInt32 {
+        let seen = words[port.index]
+        if seen == expected { words[port.index] = desired }
         return seen
     }
     func hasControlBlock(vcpu: Int) -> Bool { controlBlocks[vcpu] }
-    mutating func storeHead(vcpu: Int, priority: Int, port: UInt32) { heads[vcpu][priority] = port }
+    mutating func storeHead(vcpu: Int, priority: Int, port: EventPort) { heads[vcpu][priority] = port.raw }
     mutating func testAndSetReady(vcpu: Int, priority: Int) -> Bool {
         let was = ready[vcpu] & 1 << priority != 0
         ready[vcpu] |= 1 << priority

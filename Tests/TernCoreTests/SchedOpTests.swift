@@ -11,7 +11,7 @@ import Testing
     }
 
     /// A poll's request and then its ports, as the hypervisor reads them.
-    private func poll(_ memory: inout FakeGuestMemory, portLimit: UInt32 = 4096) -> Result<[UInt32], XenError> {
+    private func poll(_ memory: inout FakeGuestMemory, portLimit: UInt32 = 4096) -> Result<[EventPort], XenError> {
         switch decode(.poll, &memory) {
         case .success(.poll(let request)): SchedOp.ports(of: request, &memory, portLimit: portLimit)
         case .success: .failure(.ENOSYS)
@@ -85,7 +85,7 @@ import Testing
         memory = pollRequest([1, 5], count: 2000)           // would run off the list's page,
         #expect(poll(&memory) == .failure(.EINVAL))         // but over 128 is checked first
         memory = pollRequest([1, 5], count: 128)
-        #expect(poll(&memory, portLimit: 8) == .success([1, 5] + [UInt32](repeating: 0, count: 126)))
+        #expect(poll(&memory, portLimit: 8) == .success([1, 5] + [EventPort](repeating: .none, count: 126)))
         var unmapped = FakeGuestMemory()
         #expect(poll(&unmapped) == .failure(.EFAULT))
         // The list crosses into a page with nothing behind it.

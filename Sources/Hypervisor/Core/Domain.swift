@@ -43,7 +43,7 @@ final class Domain {
     var pollers = 0
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: HostPhysicalAddress?
-    var consolePort: UInt32 = 0
+    var consolePort = EventPort.none
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
     var consoleConnected = false
     /// VMASST_TYPE_runstate_update_flag: the guest reads other vCPUs' runstate areas, so rewrites are

@@ -14,10 +14,10 @@ struct GuestEventBits: EventBits {
     private var pending: UInt64 { (shared + UInt64(SharedInfoLayout.evtchnPending)).raw }
     private var mask: UInt64 { (shared + UInt64(SharedInfoLayout.evtchnMask)).raw }
 
-    mutating func testAndSetPending(_ port: UInt32) -> Bool { tern_test_and_set_bit(pending, port) != 0 }
-    func isPending(_ port: UInt32) -> Bool { tern_test_bit(pending, port) != 0 }
-    func isMasked(_ port: UInt32) -> Bool { tern_test_bit(mask, port) != 0 }
-    mutating func testAndClearMask(_ port: UInt32) -> Bool { tern_test_and_clear_bit(mask, port) != 0 }
+    mutating func testAndSetPending(_ port: EventPort) -> Bool { tern_test_and_set_bit(pending, port.raw) != 0 }
+    func isPending(_ port: EventPort) -> Bool { tern_test_bit(pending, port.raw) != 0 }
+    func isMasked(_ port: EventPort) -> Bool { tern_test_bit(mask, port.raw) != 0 }
+    mutating func testAndClearMask(_ port: EventPort) -> Bool { tern_test_and_clear_bit(mask, port.raw) != 0 }
     mutating func testAndSetSelector(vcpu: Int, word: UInt32) -> Bool? {
         guard let info = domain.vcpuInfo(vcpu, shared: shared) else { return nil }
         return tern_test_and_set_bit((info + UInt64(VCPUInfoLayout.pendingSelector)).raw, word) != 0
@@ -52,7 +52,7 @@ extension Domain {
 @inline(__always) func raiseEventUpcall(_ v: VCPU) { raiseInterrupt(v, Int(GuestLayout.eventChannelPPI)) }
 
 /// Marks `port` pending in `d` and interrupts the vCPU it is bound to if the guest should look now.
-func notifyPort(_ d: Domain, _ port: UInt32) {
+func notifyPort(_ d: Domain, _ port: EventPort) {
     let (shared, vcpu, fifo) = d.events.withLock { ($0.sharedInfo, $0.ports.vcpu(for: port), $0.fifo != nil) }
     if fifo {
         if withFIFO(d, { queues, memory in queues.setPending(&memory, port: port, vcpu: vcpu) }) == true {
@@ -134,9 +134,9 @@ extension Domain: EventChannelHost {
         }
     }
 
-    @inline(__always) func raise(_ port: UInt32) { notifyPort(self, port) }
+    @inline(__always) func raise(_ port: EventPort) { notifyPort(self, port) }
 
-    func raise(_ port: UInt32, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool) {
+    func raise(_ port: EventPort, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool) {
         // Held while its pages are written: it may be dying on another CPU.
         _ = withHeldDomain(peer) { remote in
             if remote.events.withLock({ stillOurs($0.ports) }) { notifyPort(remote, port) }
@@ -145,7 +145,7 @@ extension Domain: EventChannelHost {
 
     func kickConsole() { consoleRingKick(self) }
 
-    func unmasked(_ port: UInt32, vcpu: Int) {
+    func unmasked(_ port: EventPort, vcpu: Int) {
         let d = self
         if let raise = withFIFO(d, { queues, memory in queues.unmask(&memory, port: port, vcpu: vcpu) }) {
             if raise { raiseEventUpcall(d.vcpus[vcpu]) }
@@ -156,7 +156,7 @@ extension Domain: EventChannelHost {
         if TwoLevelEvents.unmask(&bits, port: port, vcpu: vcpu) { raiseEventUpcall(d.vcpus[vcpu]) }
     }
 
-    func closing(_ port: UInt32) {
+    func closing(_ port: EventPort) {
         // A FIFO port stops being pending before it is freed, so an event for its next binding stays.
         _ = withFIFO(self) { queues, memory in queues.close(&memory, port: port) }
     }
@@ -166,9 +166,10 @@ extension Domain: EventChannelHost {
 /// Xen's evtchn_destroy leaves them, so a later send or close on them touches nothing of its successor.
 /// Called under the scheduler lock.
 func unbindPeers(_ d: Domain) {
-    let channels: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = d.events.withLock { e in
-        var found: [(port: UInt32, remote: DomainID, remotePort: UInt32)] = []
-        for port in 1 ..< UInt32(EventChannelTable.maximumPorts) {
+    let channels: [(port: EventPort, remote: DomainID, remotePort: EventPort)] = d.events.withLock { e in
+        var found: [(port: EventPort, remote: DomainID, remotePort: EventPort)] = []
+        for index in 1 ..< EventChannelTable.maximumPorts {
+            let port = EventPort(index)
             if case .interdomain(let remote, let remotePort)? = e.ports.state(port), remote != d.id {
                 found.append((port, remote, remotePort))
             }

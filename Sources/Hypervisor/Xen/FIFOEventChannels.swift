@@ -25,21 +25,21 @@ struct GuestFIFOMemory: FIFOEventMemory {
     let controlBlocks: [HostPhysicalAddress?]
     let upcalls: GuestUpcalls
 
-    private func word(_ port: UInt32) -> UInt64 {
-        let page = Int(port) / FIFOControlBlockLayout.wordsPerPage
-        return arrayPages[page].raw + UInt64(Int(port) % FIFOControlBlockLayout.wordsPerPage * 4)
+    private func word(_ port: EventPort) -> UInt64 {
+        let page = port.index / FIFOControlBlockLayout.wordsPerPage
+        return arrayPages[page].raw + UInt64(port.index % FIFOControlBlockLayout.wordsPerPage * 4)
     }
 
-    func hasWord(_ port: UInt32) -> Bool { Int(port) / FIFOControlBlockLayout.wordsPerPage < arrayPages.count }
-    func loadWord(_ port: UInt32) -> UInt32 { tern_load32(word(port)) }
-    mutating func compareExchangeWord(_ port: UInt32, expected: UInt32, desired: UInt32) -> UInt32 {
+    func hasWord(_ port: EventPort) -> Bool { port.index / FIFOControlBlockLayout.wordsPerPage < arrayPages.count }
+    func loadWord(_ port: EventPort) -> UInt32 { tern_load32(word(port)) }
+    mutating func compareExchangeWord(_ port: EventPort, expected: UInt32, desired: UInt32) -> UInt32 {
         tern_compare_exchange32(word(port), expected, desired)
     }
     func hasControlBlock(vcpu: Int) -> Bool { vcpu < controlBlocks.count && controlBlocks[vcpu] != nil }
-    mutating func storeHead(vcpu: Int, priority: Int, port: UInt32) {
+    mutating func storeHead(vcpu: Int, priority: Int, port: EventPort) {
         guard let cb = controlBlocks[vcpu] else { return }
         tern_memory_barrier()               // the event's LINKED is visible before the head names it
-        tern_store32(cb.raw + UInt64(FIFOControlBlockLayout.head + 4 * priority), port)
+        tern_store32(cb.raw + UInt64(FIFOControlBlockLayout.head + 4 * priority), port.raw)
     }
     mutating func testAndSetReady(vcpu: Int, priority: Int) -> Bool {
         guard let cb = controlBlocks[vcpu] else { return true }
@@ -66,16 +66,16 @@ extension Domain {
 
     func fifoRegisterControlBlock(vcpu: Int, at block: HostPhysicalAddress) -> Bool {
         let d = self
-        let raised: [UInt32]? = events.withLock { e in
-            var switched: [UInt32] = []
+        let raised: [EventPort]? = events.withLock { e in
+            var switched: [EventPort] = []
             if e.fifo == nil {
                 // From 2-level to FIFO: ports pending in shared_info stay pending, raised again once
                 // the guest gives the page their words live in.
                 var state = FIFOState(vcpus: d.vcpus.count)
                 if let shared = e.sharedInfo {
-                    for port in 1 ..< UInt32(EventChannelTable.maximumPorts) where e.ports.state(port) != .free
-                        && tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port) != 0 {
-                        switched.append(port)
+                    for index in 1 ..< EventChannelTable.maximumPorts where e.ports.state(EventPort(index)) != .free
+                        && tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, UInt32(index)) != 0 {
+                        switched.append(EventPort(index))
                     }
                 }
                 state.controlBlocks[vcpu] = block
@@ -106,7 +106,7 @@ extension Domain {
         return true
     }
 
-    func fifoSetPriority(_ port: UInt32, _ priority: Int) -> Bool? {
+    func fifoSetPriority(_ port: EventPort, _ priority: Int) -> Bool? {
         withFIFO(self) { queues, _ in queues.setPriority(port, priority) }
     }
 }

@@ -8,6 +8,6 @@ func hvmOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     return HVMOp.handle(command, arg, &memory, caller: d.id) {
         HVMOp.Parameters(callbackIRQ: callbackIRQParameter(ppi: GuestLayout.eventChannelPPI),
                          consolePFN: d.consoleRing != nil ? MagicPages.console.frame.raw : 0,
-                         consoleEvtchn: UInt64(d.consolePort))
+                         consoleEvtchn: UInt64(d.consolePort.raw))
     }
 }

@@ -63,13 +63,13 @@ let notPolling: Int32 = .min
 /// SCHEDOP_poll, as Xen's do_poll: returns at once when one of the ports is already pending (masked or
 /// not) or an interrupt waits for the vCPU, else sleeps until one of the ports becomes pending (even
 /// masked: see wakePollers), an interrupt arrives, or the timeout (Xen system time; 0 = none) passes.
-private func poll(_ v: VCPU, _ ports: [UInt32], timeout: UInt64) -> Resume {
+private func poll(_ v: VCPU, _ ports: [EventPort], timeout: UInt64) -> Resume {
     let f = v.frame
     let d = v.domain
     lockScheduler()
     // Announced before the ports are looked at, and a sender looks for pollers after setting a port
     // pending: one of the two sees the other, so no event slips between the look and the sleep.
-    v.pollPort = ports.count == 1 && ports[0] != 0 ? Int32(ports[0]) : -1
+    v.pollPort = ports.count == 1 && ports[0] != .none ? Int32(ports[0].raw) : -1
     d.pollers += 1
     tern_memory_barrier()
     if ports.contains(where: { isPending(d, $0) })
@@ -82,12 +82,12 @@ private func poll(_ v: VCPU, _ ports: [UInt32], timeout: UInt64) -> Resume {
 }
 
 /// Whether `port` of `d` is pending in whichever ABI the domain uses.
-private func isPending(_ d: Domain, _ port: UInt32) -> Bool {
+private func isPending(_ d: Domain, _ port: EventPort) -> Bool {
     if let pending = withFIFO(d, { _, memory in memory.hasWord(port) && memory.loadWord(port) & FIFOEventWord.pending != 0 }) {
         return pending
     }
     guard let shared = d.events.withLock({ $0.sharedInfo }) else { return false }
-    return tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port) != 0
+    return tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port.raw) != 0
 }
 
 /// The vCPU no longer polls (it returns, or was woken). Under the scheduler lock.
@@ -101,14 +101,14 @@ func stopPolling(_ v: VCPU) {
 /// several ports) wakes, whether the port is masked or not. One load when nobody polls: an ordered load
 /// (LDAR), which the atomic that set the port pending cannot pass, as the poller's barrier keeps its
 /// count ahead of its look at the ports.
-@inline(__always) func wakePollers(_ d: Domain, _ port: UInt32) {
+@inline(__always) func wakePollers(_ d: Domain, _ port: EventPort) {
     let pollers = withUnsafeMutablePointer(to: &d.pollers) { tern_load_ordered64(UInt64(UInt(bitPattern: $0))) }
     if pollers != 0 { wakePollersOf(d, port) }
 }
 
-@inline(never) private func wakePollersOf(_ d: Domain, _ port: UInt32) {
+@inline(never) private func wakePollersOf(_ d: Domain, _ port: EventPort) {
     lockScheduler()
-    for v in d.vcpus where v.blocked == .poll && (v.pollPort == -1 || v.pollPort == Int32(port)) {
+    for v in d.vcpus where v.blocked == .poll && (v.pollPort == -1 || v.pollPort == Int32(port.raw)) {
         wake(v)
     }
     unlockScheduler()

@@ -17,16 +17,16 @@ public protocol EventChannelHost {
                                _ body: (_ own: UnsafeMutablePointer<EventChannelTable>,
                                         _ peer: UnsafeMutablePointer<EventChannelTable>) -> R) -> R?
     /// The caller's `port` fired: mark it pending and interrupt its vCPU if the guest should look.
-    func raise(_ port: UInt32)
+    func raise(_ port: EventPort)
     /// `port` of the other domain `peer` fired, if `stillOurs` says so of its ports (asked under its
     /// lock while it is held alive); nothing when it is gone.
-    func raise(_ port: UInt32, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool)
+    func raise(_ port: EventPort, of peer: DomainID, if stillOurs: (EventChannelTable) -> Bool)
     /// The guest kicked the console port, whose other end is the hypervisor.
     func kickConsole()
     /// `port` was unmasked: deliver it to `vcpu` if it is pending (2-level bits or FIFO queues).
-    func unmasked(_ port: UInt32, vcpu: Int)
+    func unmasked(_ port: EventPort, vcpu: Int)
     /// `port` is about to be freed: it stops being pending (FIFO), so its next binding starts clean.
-    func closing(_ port: UInt32)
+    func closing(_ port: EventPort)
 
     // The FIFO ABI, which a guest asks for with EVTCHNOP_init_control.
     /// The host memory behind `length` bytes of the caller's RAM at `address`; nil outside its RAM.
@@ -37,7 +37,7 @@ public protocol EventChannelHost {
     /// Adds the next page of event words: nil when the caller is not on FIFO, false when it has all.
     func fifoAddArrayPage(_ page: HostPhysicalAddress) -> Bool?
     /// Sets a bound port's priority: nil when the caller is not on FIFO, false for a bad priority.
-    func fifoSetPriority(_ port: UInt32, _ priority: Int) -> Bool?
+    func fifoSetPriority(_ port: EventPort, _ priority: Int) -> Bool?
 }
 
 public enum EventChannelOp {
@@ -55,7 +55,7 @@ public enum EventChannelOp {
         case .send:
             // evtchn_send is one aligned word: the fast load, on the path the event-channel benchmark times.
             guard let port = memory.load32(arg) else { return XenError.EFAULT.returnValue }
-            return self.send(port, host)
+            return self.send(EventPort(port), host)
         case .unmask:
             var unmask = EvtchnPort()
             guard memory.read(&unmask, from: arg) else { return XenError.EFAULT.returnValue }
@@ -82,7 +82,7 @@ public enum EventChannelOp {
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
             guard request.virq < virqCount, request.vcpu < UInt32(host.vcpuCount) else { return XenError.EINVAL.returnValue }
             let (virq, vcpu) = (request.virq, Int(request.vcpu))
-            let port: UInt32? = host.withPorts { t in
+            let port: EventPort? = host.withPorts { t in
                 if t.pointee.port(forVIRQ: virq, vcpu: vcpu) != nil { return nil }
                 return t.pointee.allocate(.virq(virq, vcpu: vcpu), vcpu: vcpu)
             }
@@ -162,7 +162,7 @@ public enum EventChannelOp {
     }
 
     @inline(__always)
-    static func send<Host: EventChannelHost>(_ port: UInt32, _ host: Host) -> UInt64 {
+    static func send<Host: EventChannelHost>(_ port: EventPort, _ host: Host) -> UInt64 {
         guard let state = host.withPorts({ $0.pointee.state(port) }) else { return XenError.EINVAL.returnValue }
         switch state {
         case .interdomain(let remote, let remotePort):
@@ -193,7 +193,7 @@ public enum EventChannelOp {
         let remote = request.remoteDom == domidSelf ? caller : DomainID(request.remoteDom)
         let remotePort = request.remotePort
         // The remote port must have been allocated for us; both ends then name each other.
-        let bound: UInt32?? = host.withPorts(pairedWith: remote) { own, peer in
+        let bound: EventPort?? = host.withPorts(pairedWith: remote) { own, peer in
             guard peer.pointee.state(remotePort) == .unbound(remote: caller) else { return nil }
             guard let port = own.pointee.allocate(.interdomain(remote: remote, port: remotePort)) else { return nil }
             peer.pointee.set(remotePort, .interdomain(remote: caller, port: port))
@@ -207,7 +207,7 @@ public enum EventChannelOp {
         return 0
     }
 
-    static func close<Host: EventChannelHost>(_ port: UInt32, _ host: Host) -> UInt64 {
+    static func close<Host: EventChannelHost>(_ port: EventPort, _ host: Host) -> UInt64 {
         // The console port is the hypervisor's end, and stays.
         guard let state = host.withPorts({ $0.pointee.state(port) }), state != .free, state != .console else {
             return XenError.EINVAL.returnValue
@@ -242,7 +242,7 @@ public enum EventChannelOp {
             request.u0 = UInt32(remote.raw)
         case .interdomain(let remote, let remotePort):
             request.status = EvtchnStatus.interdomain
-            (request.u0, request.u1) = (UInt32(remote.raw), remotePort)
+            (request.u0, request.u1) = (UInt32(remote.raw), remotePort.raw)
         case .virq(let n, _):
             request.status = EvtchnStatus.virq
             request.u0 = n
@@ -260,38 +260,38 @@ public enum EventChannelOp {
 // EventChannelOpTests checks each size and offset against the header's.
 
 /// evtchn_send, evtchn_close and evtchn_unmask: one port each.
-public struct EvtchnPort { public var port: UInt32 = 0; public init() {} }
+public struct EvtchnPort { public var port = EventPort.none; public init() {} }
 
 public struct EvtchnAllocUnbound {
     public var dom: UInt16 = 0
     public var remoteDom: UInt16 = 0
-    public var port: UInt32 = 0
+    public var port = EventPort.none
     public init() {}
 }
 
 public struct EvtchnBindInterdomain {
     public var remoteDom: UInt16 = 0
     var padding: UInt16 = 0
-    public var remotePort: UInt32 = 0
-    public var localPort: UInt32 = 0
+    public var remotePort = EventPort.none
+    public var localPort = EventPort.none
     public init() {}
 }
 
 public struct EvtchnBindVIRQ {
     public var virq: UInt32 = 0
     public var vcpu: UInt32 = 0
-    public var port: UInt32 = 0
+    public var port = EventPort.none
     public init() {}
 }
 
 public struct EvtchnBindIPI {
     public var vcpu: UInt32 = 0
-    public var port: UInt32 = 0
+    public var port = EventPort.none
     public init() {}
 }
 
 public struct EvtchnBindVCPU {
-    public var port: UInt32 = 0
+    public var port = EventPort.none
     public var vcpu: UInt32 = 0
     public init() {}
 }
@@ -314,7 +314,7 @@ public struct EvtchnExpandArray {
 }
 
 public struct EvtchnSetPriority {
-    public var port: UInt32 = 0
+    public var port = EventPort.none
     public var priority: UInt32 = 0
     public init() {}
 }
@@ -324,7 +324,7 @@ public struct EvtchnStatus {
     public static let virq: UInt32 = 4, ipi: UInt32 = 5
     public var dom: UInt16 = 0
     var padding: UInt16 = 0
-    public var port: UInt32 = 0
+    public var port = EventPort.none
     public var status: UInt32 = 0
     public var vcpu: UInt32 = 0
     /// The union: unbound's dom, interdomain's dom and port, virq's number.

@@ -29,13 +29,13 @@ public enum FIFOControlBlockLayout {
 /// The guest memory the protocol works on, atomically.
 public protocol FIFOEventMemory {
     /// Whether `port` has an event word (its array page was given).
-    func hasWord(_ port: UInt32) -> Bool
-    func loadWord(_ port: UInt32) -> UInt32
+    func hasWord(_ port: EventPort) -> Bool
+    func loadWord(_ port: EventPort) -> UInt32
     /// Stores `desired` if the word still holds `expected`; returns what it held.
-    mutating func compareExchangeWord(_ port: UInt32, expected: UInt32, desired: UInt32) -> UInt32
+    mutating func compareExchangeWord(_ port: EventPort, expected: UInt32, desired: UInt32) -> UInt32
     /// Whether `vcpu` has registered its control block.
     func hasControlBlock(vcpu: Int) -> Bool
-    mutating func storeHead(vcpu: Int, priority: Int, port: UInt32)
+    mutating func storeHead(vcpu: Int, priority: Int, port: EventPort)
     /// Sets READY bit `priority` of `vcpu`; returns its previous value.
     mutating func testAndSetReady(vcpu: Int, priority: Int) -> Bool
     /// Sets the vCPU's upcall-pending flag (vcpu_info); returns its previous value.
@@ -45,7 +45,7 @@ public protocol FIFOEventMemory {
 /// The hypervisor's side of one domain's queues: each queue's tail, and each port's priority, last
 /// queue and whether it fired before it had a word.
 public struct FIFOQueues: Sendable {
-    private var tails: [UInt32]
+    private var tails: [EventPort]
     private var vcpus: Int
     private var priority: [UInt8]
     private var lastQueue: [UInt16]
@@ -53,7 +53,7 @@ public struct FIFOQueues: Sendable {
 
     public init(vcpus: Int, ports: Int) {
         self.vcpus = vcpus
-        tails = [UInt32](repeating: 0, count: vcpus * FIFOControlBlockLayout.priorities)
+        tails = [EventPort](repeating: .none, count: vcpus * FIFOControlBlockLayout.priorities)
         priority = [UInt8](repeating: UInt8(FIFOControlBlockLayout.defaultPriority), count: ports)
         lastQueue = [UInt16](repeating: UInt16(FIFOControlBlockLayout.defaultPriority), count: ports)
         waiting = [Bool](repeating: false, count: ports)
@@ -62,48 +62,48 @@ public struct FIFOQueues: Sendable {
     private func queue(vcpu: Int, priority: Int) -> Int { vcpu * FIFOControlBlockLayout.priorities + priority }
 
     /// A port (re)bound: default priority, no queue history.
-    public mutating func reset(_ port: UInt32) {
-        guard Int(port) < priority.count else { return }
-        priority[Int(port)] = UInt8(FIFOControlBlockLayout.defaultPriority)
-        waiting[Int(port)] = false
+    public mutating func reset(_ port: EventPort) {
+        guard port.index < priority.count else { return }
+        priority[port.index] = UInt8(FIFOControlBlockLayout.defaultPriority)
+        waiting[port.index] = false
     }
 
     /// A port closed: not pending any more (the guest skips it if it is still queued), and its next
     /// binding starts afresh.
-    public mutating func close<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32) {
+    public mutating func close<Memory: FIFOEventMemory>(_ memory: inout Memory, port: EventPort) {
         reset(port)
-        guard Int(port) < priority.count, memory.hasWord(port) else { return }
+        guard port.index < priority.count, memory.hasWord(port) else { return }
         _ = Self.update(&memory, port) { $0 & FIFOEventWord.pending != 0 ? $0 & ~FIFOEventWord.pending : nil }
     }
 
     /// SharedWord.update on `port`'s event word.
-    private static func update<Memory: FIFOEventMemory>(_ memory: inout Memory, _ port: UInt32,
+    private static func update<Memory: FIFOEventMemory>(_ memory: inout Memory, _ port: EventPort,
                                                         _ change: (UInt32) -> UInt32?) -> UInt32? {
         SharedWord.update(memory.loadWord(port), change) { memory.compareExchangeWord(port, expected: $0, desired: $1) }
     }
 
     /// EVTCHNOP_set_priority.
-    public mutating func setPriority(_ port: UInt32, _ p: Int) -> Bool {
-        guard Int(port) < priority.count, p >= 0, p < FIFOControlBlockLayout.priorities else { return false }
-        priority[Int(port)] = UInt8(p)
+    public mutating func setPriority(_ port: EventPort, _ p: Int) -> Bool {
+        guard port.index < priority.count, p >= 0, p < FIFOControlBlockLayout.priorities else { return false }
+        priority[port.index] = UInt8(p)
         return true
     }
 
     /// Ports that fired before their word existed and now have one: to be raised again.
-    public mutating func takeWaiting<Memory: FIFOEventMemory>(_ memory: Memory) -> [UInt32] {
-        var ready: [UInt32] = []
-        for port in 1 ..< waiting.count where waiting[port] && memory.hasWord(UInt32(port)) {
+    public mutating func takeWaiting<Memory: FIFOEventMemory>(_ memory: Memory) -> [EventPort] {
+        var ready: [EventPort] = []
+        for port in 1 ..< waiting.count where waiting[port] && memory.hasWord(EventPort(port)) {
             waiting[port] = false
-            ready.append(UInt32(port))
+            ready.append(EventPort(port))
         }
         return ready
     }
 
     /// Port `port` fired for `vcpu`. Returns true when that vCPU must be interrupted.
-    public mutating func setPending<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32, vcpu: Int) -> Bool {
-        guard Int(port) < priority.count, vcpu < vcpus else { return false }
+    public mutating func setPending<Memory: FIFOEventMemory>(_ memory: inout Memory, port: EventPort, vcpu: Int) -> Bool {
+        guard port.index < priority.count, vcpu < vcpus else { return false }
         guard memory.hasWord(port) else {
-            waiting[Int(port)] = true
+            waiting[port.index] = true
             return false
         }
         guard Self.update(&memory, port, { $0 & FIFOEventWord.pending == 0 ? $0 | FIFOEventWord.pending : nil }) != nil else {
@@ -113,8 +113,8 @@ public struct FIFOQueues: Sendable {
     }
 
     /// EVTCHNOP_unmask: the guest cleared MASKED (or asks for it) while the event was pending.
-    public mutating func unmask<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32, vcpu: Int) -> Bool {
-        guard Int(port) < priority.count, vcpu < vcpus, memory.hasWord(port) else { return false }
+    public mutating func unmask<Memory: FIFOEventMemory>(_ memory: inout Memory, port: EventPort, vcpu: Int) -> Bool {
+        guard port.index < priority.count, vcpu < vcpus, memory.hasWord(port) else { return false }
         guard let before = Self.update(&memory, port, { $0 & FIFOEventWord.masked != 0 ? $0 & ~FIFOEventWord.masked : nil }),
               before & FIFOEventWord.pending != 0 else { return false }
         return link(&memory, port: port, vcpu: vcpu)
@@ -122,23 +122,23 @@ public struct FIFOQueues: Sendable {
 
     /// Appends a pending, unmasked, unlinked event to its queue. The caller serializes calls for one
     /// domain (the guest's own changes to the words are what the atomics are for).
-    private mutating func link<Memory: FIFOEventMemory>(_ memory: inout Memory, port: UInt32, vcpu: Int) -> Bool {
+    private mutating func link<Memory: FIFOEventMemory>(_ memory: inout Memory, port: EventPort, vcpu: Int) -> Bool {
         guard memory.loadWord(port) & (FIFOEventWord.masked | FIFOEventWord.linked) == 0 else { return false }
         // A guest must not unmask before its control block is there: such an event is dropped.
         guard memory.hasControlBlock(vcpu: vcpu) else { return false }
         guard let before = Self.update(&memory, port, { $0 & FIFOEventWord.linked == 0 ? $0 | FIFOEventWord.linked : nil }),
               before & FIFOEventWord.linked == 0 else { return false }
-        let p = Int(priority[Int(port)])
+        let p = Int(priority[port.index])
         let q = queue(vcpu: vcpu, priority: p)
         // Where the event was queued last: if it was that queue's tail, that queue is empty by now,
         // and its stale tail must not be linked to (it may sit in another queue soon).
-        let old = Int(lastQueue[Int(port)])
-        if old < tails.count && tails[old] == port { tails[old] = 0 }
-        lastQueue[Int(port)] = UInt16(q)
+        let old = Int(lastQueue[port.index])
+        if old < tails.count && tails[old] == port { tails[old] = .none }
+        lastQueue[port.index] = UInt16(q)
 
         var linked = false
         let tail = tails[q]
-        if tail != 0 && memory.hasWord(tail) { linked = Self.setLink(&memory, tail: tail, to: port) }
+        if tail != .none && memory.hasWord(tail) { linked = Self.setLink(&memory, tail: tail, to: port) }
         if !linked { memory.storeHead(vcpu: vcpu, priority: p, port: port) }
         tails[q] = port
         guard !linked, !memory.testAndSetReady(vcpu: vcpu, priority: p) else { return false }
@@ -147,10 +147,10 @@ public struct FIFOQueues: Sendable {
 
     /// Sets the tail's LINK to `port` if the tail is still LINKED (else the guest has consumed it and
     /// the queue is empty). The guest may set or clear MASKED meanwhile; BUSY stops it unmasking.
-    private static func setLink<Memory: FIFOEventMemory>(_ memory: inout Memory, tail: UInt32, to port: UInt32) -> Bool {
+    private static func setLink<Memory: FIFOEventMemory>(_ memory: inout Memory, tail: EventPort, to port: EventPort) -> Bool {
         func attempt(_ w: UInt32) -> (done: Bool, linked: Bool, seen: UInt32) {
             guard w & FIFOEventWord.linked != 0 else { return (true, false, w) }
-            let desired = (w & ~(FIFOEventWord.busy | FIFOEventWord.linkMask)) | port
+            let desired = (w & ~(FIFOEventWord.busy | FIFOEventWord.linkMask)) | port.raw
             let seen = memory.compareExchangeWord(tail, expected: w, desired: desired)
             return (seen == w, seen == w, seen)
         }
@@ -172,7 +172,7 @@ public struct FIFOQueues: Sendable {
         return true          // as Xen: the guest kept changing the word; the event is dropped
     }
 
-    private static func clearBusy<Memory: FIFOEventMemory>(_ memory: inout Memory, _ port: UInt32) {
+    private static func clearBusy<Memory: FIFOEventMemory>(_ memory: inout Memory, _ port: EventPort) {
         _ = update(&memory, port) { $0 & FIFOEventWord.busy != 0 ? $0 & ~FIFOEventWord.busy : nil }
     }
 }

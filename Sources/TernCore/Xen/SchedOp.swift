@@ -81,13 +81,13 @@ public enum SchedOp {
     /// the domain has as it is read.
     public static func ports<Memory: GuestMemoryAccess>(
         of poll: SchedPoll, _ memory: inout Memory, portLimit: UInt32
-    ) -> Result<[UInt32], XenError> {
-        var ports: [UInt32] = []
+    ) -> Result<[EventPort], XenError> {
+        var ports: [EventPort] = []
         ports.reserveCapacity(Int(poll.portCount))
         for i in 0 ..< UInt64(poll.portCount) {
             guard let port = memory.load32(VirtualAddress(poll.ports &+ i * 4)) else { return .failure(.EFAULT) }
             guard port < portLimit else { return .failure(.EINVAL) }
-            ports.append(port)
+            ports.append(EventPort(port))
         }
         return .success(ports)
     }
