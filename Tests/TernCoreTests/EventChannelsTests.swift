@@ -31,6 +31,14 @@ struct FakeBits: EventBits {
 }
 
 @Suite struct EventChannelsTests {
+    /// A port is the uint32_t of Xen's structures; port 0 means none.
+    @Test func aPortIsXensEvtchnPortT() {
+        #expect(MemoryLayout<EventPort>.size == 4 && MemoryLayout<EventPort>.alignment == 4)
+        #expect(EventPort.none.raw == 0 && EventPort(1023).index == 1023)
+        var table = EventChannelTable()
+        #expect(table.allocate(.console) == EventPort(1))         // never port 0
+    }
+
     @Test func firstEventOnAPortRaisesTheUpcallOnce() {
         var bits = FakeBits()
         #expect(TwoLevelEvents.setPending(&bits, port: 70, vcpu: 1))

@@ -5,6 +5,15 @@ struct GrantAccessTests {
     let backend = DomainID(2)
     func header(_ flags: UInt16, _ domid: UInt16) -> UInt32 { UInt32(flags) | UInt32(domid) << 16 }
 
+    /// A reference names an entry of 8 bytes, 512 to a grant frame; it is the uint32_t of Xen's structures.
+    @Test func aGrantRefNamesItsFrameAndEntry() {
+        #expect(MemoryLayout<GrantRef>.size == 4)
+        #expect(GrantRef(0).frameIndex == 0 && GrantRef(0).offsetInFrame == 0)
+        #expect(GrantRef(511).frameIndex == 0 && GrantRef(511).offsetInFrame == 4088)
+        #expect(GrantRef(513).frameIndex == 1 && GrantRef(513).offsetInFrame == 8)
+        #expect(GrantRef(.max).frameIndex == Int(UInt32.max) / 512)
+    }
+
     @Test func aWritableGrantIsMarkedReadingAndWriting() throws {
         let h = header(GrantFlags.permitAccess, 2)
         let claimed = try GrantAccess.claim(header: h, by: backend, readOnly: false, mark: true).get()

@@ -5,7 +5,7 @@ import Testing
 final class FakeGrantHost: GrantTableHost {
     let caller = DomainID(3)
     var placedFrames = 0
-    var maps: [(ref: UInt32, granter: DomainID, address: GuestPhysicalAddress, readOnly: Bool, device: Bool)] = []
+    var maps: [(ref: GrantRef, granter: DomainID, address: GuestPhysicalAddress, readOnly: Bool, device: Bool)] = []
     var mapAnswer: Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> = .success((7, 0))
     var unmaps: [(handle: UInt32, address: UInt64)] = []
     var unmapAnswer = GrantStatus.okay
@@ -13,7 +13,7 @@ final class FakeGrantHost: GrantTableHost {
     var flushes: [(HostPhysicalAddress, UInt64, UInt64, Bool)] = []
     var flushAnswer: UInt64 = 0
 
-    func map(_ ref: UInt32, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
+    func map(_ ref: GrantRef, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
              device: Bool) -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> {
         maps.append((ref, granter, address, readOnly, device))
         return mapAnswer

@@ -8,16 +8,16 @@ import TernArchAsm
 import TernCore
 
 /// Host address of grant entry `ref` in a table; nil when its frame was never placed.
-private func entryAddress(_ table: DomainGrants, _ ref: UInt32) -> HostPhysicalAddress? {
-    let frame = Int(ref) / GrantAccess.entriesPerFrame
+private func entryAddress(_ table: DomainGrants, _ ref: GrantRef) -> HostPhysicalAddress? {
+    let frame = ref.frameIndex
     guard frame < table.frames.count, let placed = table.frames[frame] else { return nil }
-    return placed.host + UInt64(Int(ref) % GrantAccess.entriesPerFrame * GrantAccess.entrySize)
+    return placed.host + ref.offsetInFrame
 }
 
 /// Claims entry `ref` of `g` for `user` (compare-and-swap against the guest's own updates) and returns
 /// the host address of the granted frame, which must be g's RAM; sets GTF_reading (and GTF_writing).
 /// `table` is g's, under its grants lock.
-private func claim(_ g: Domain, _ table: DomainGrants, _ ref: UInt32, by user: DomainID,
+private func claim(_ g: Domain, _ table: DomainGrants, _ ref: GrantRef, by user: DomainID,
                    readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
     guard let entry = entryAddress(table, ref) else { return .failure(GrantStatusError(.badGrantRef)) }
     var refused: GrantStatusError?
@@ -46,7 +46,7 @@ private func claim(_ g: Domain, _ table: DomainGrants, _ ref: UInt32, by user: D
 /// Takes a use of grant `ref` of `g` for `user`: counted in g's ActiveGrants and marked in the entry
 /// (GTF_reading, and GTF_writing unless read-only) for as long as it lasts, as Xen does for maps and
 /// copies alike, so the granter cannot end the grant under it. Returns the granted frame.
-private func acquire(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
+private func acquire(_ g: Domain, _ ref: GrantRef, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
     g.grants.withLock { table in
         table.active.add(ref, readOnly: readOnly)
         let r = claim(g, table, ref, by: user, readOnly: readOnly)
@@ -56,12 +56,12 @@ private func acquire(_ g: Domain, _ ref: UInt32, by user: DomainID, readOnly: Bo
 }
 
 /// Gives back a use taken with `acquire`.
-private func relinquish(_ g: Domain, _ ref: UInt32, readOnly: Bool) {
+private func relinquish(_ g: Domain, _ ref: GrantRef, readOnly: Bool) {
     g.grants.withLock { table in release(table, ref, flags: table.active.remove(ref, readOnly: readOnly)) }
 }
 
 /// Clears `flags` in entry `ref` (those no mapping needs any more) of a table under its grants lock.
-private func release(_ table: DomainGrants, _ ref: UInt32, flags: UInt16) {
+private func release(_ table: DomainGrants, _ ref: GrantRef, flags: UInt16) {
     guard flags != 0, let entry = entryAddress(table, ref) else { return }
     _ = SharedWord.update(tern_load32(entry.raw), { $0 & UInt32(flags) != 0 ? $0 & ~UInt32(flags) : nil },
                           exchange: { tern_compare_exchange32(entry.raw, $0, $1) })
@@ -70,7 +70,7 @@ private func release(_ table: DomainGrants, _ ref: UInt32, flags: UInt16) {
 extension Domain: GrantTableHost {
     var placedFrames: Int { grants.withLock { $0.frames.reduce(0) { $0 + ($1 == nil ? 0 : 1) } } }
 
-    func map(_ ref: UInt32, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
+    func map(_ ref: GrantRef, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
              device: Bool) -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> {
         let d = self
         return withHeldDomain(granter, xenPV: true) { g -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> in

@@ -69,19 +69,19 @@ public struct GrantStatusError: Error, Equatable, Sendable {
 /// must say, and whether the domain's memory must outlive the domain (it does while any is mapped).
 public struct ActiveGrants: Sendable {
     /// Few grants are mapped at once (a ring, a console page), so a short list serves.
-    private var uses: [(ref: UInt32, readers: Int, writers: Int)] = []
+    private var uses: [(ref: GrantRef, readers: Int, writers: Int)] = []
     public private(set) var total = 0
 
     public init() {}
 
-    public mutating func add(_ ref: UInt32, readOnly: Bool) {
+    public mutating func add(_ ref: GrantRef, readOnly: Bool) {
         let i = uses.firstIndex { $0.ref == ref } ?? { uses.append((ref, 0, 0)); return uses.count - 1 }()
         if readOnly { uses[i].readers += 1 } else { uses[i].writers += 1 }
         total += 1
     }
 
     /// Drops one use; returns the flags no longer true of the entry (to clear in it).
-    public mutating func remove(_ ref: UInt32, readOnly: Bool) -> UInt16 {
+    public mutating func remove(_ ref: GrantRef, readOnly: Bool) -> UInt16 {
         guard let i = uses.firstIndex(where: { $0.ref == ref }) else { return 0 }
         if readOnly { uses[i].readers = max(uses[i].readers - 1, 0) } else { uses[i].writers = max(uses[i].writers - 1, 0) }
         total = max(total - 1, 0)
@@ -99,13 +99,13 @@ public struct ActiveGrants: Sendable {
 public struct Maptrack: Sendable {
     public struct Entry: Equatable, Sendable {
         public var granter: DomainID
-        public var ref: UInt32
+        public var ref: GrantRef
         /// The granted frame, in host memory.
         public var frame: HostPhysicalAddress
         /// Where the frame appears in the mapping domain's address space.
         public var address: GuestPhysicalAddress
         public var readOnly: Bool
-        public init(granter: DomainID, ref: UInt32, frame: HostPhysicalAddress, address: GuestPhysicalAddress, readOnly: Bool) {
+        public init(granter: DomainID, ref: GrantRef, frame: HostPhysicalAddress, address: GuestPhysicalAddress, readOnly: Bool) {
             self.granter = granter
             self.ref = ref
             self.frame = frame

@@ -11,7 +11,7 @@ public protocol GrantTableHost {
     var placedFrames: Int { get }
     /// Maps grant `ref` of `granter` at `address` of the caller's own address space (page aligned,
     /// inside its IPA space). The handle, and the frame's bus address when one is due.
-    func map(_ ref: UInt32, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
+    func map(_ ref: GrantRef, of granter: DomainID, at address: GuestPhysicalAddress, readOnly: Bool,
              device: Bool) -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError>
     /// Unmaps the mapping `handle` (at `address`, when not 0).
     func unmap(handle: UInt32, at address: UInt64) -> GrantStatus
@@ -26,7 +26,7 @@ public protocol GrantTableHost {
 public struct GrantCopyPointer: Equatable, Sendable {
     /// A grant reference of `domain`, or (not a grant) a frame number of the caller's.
     public var grant: Bool
-    public var ref: UInt32 { UInt32(truncatingIfNeeded: frameOrRef) }
+    public var ref: GrantRef { GrantRef(UInt32(truncatingIfNeeded: frameOrRef)) }
     public var frameOrRef: UInt64
     public var domain: UInt16
     public var offset: UInt64
@@ -192,7 +192,7 @@ public protocol GrantOperationStructure { init() }
 public struct GnttabMapGrantRef: GrantOperationStructure, Equatable {
     public var hostAddress: UInt64 = 0
     public var flags: UInt32 = 0
-    public var ref: UInt32 = 0
+    public var ref: GrantRef = 0
     public var dom: UInt16 = 0
     public var status: Int16 = 0
     public var handle: UInt32 = 0
