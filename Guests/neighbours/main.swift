@@ -101,26 +101,12 @@ func guestMain(_ dtb: UInt64) {
     let pingPongMs = Timer.milliseconds - pingPongStart
     if Timer.ticks >= from { fail("the ping-pong ended after the measured window began") }
     let end = from + seconds * Timer.frequency
-    var x: UInt64 = 0x9E37_79B9_7F4A_7C15
-    _ = work(until: from, &x)
-    let units = work(until: end, &x)
-    _ = work(until: end + Timer.frequency / 2, &x)
-    print("neighbours: d\(me) with d\(peer): \(rounds) rounds in \(pingPongMs) ms, work=\(units) check=\(x & 0xFF)")
+    var work = Work()
+    work.run(until: from)
+    let units = work.run(until: end)
+    work.run(until: end + Timer.frequency / 2)
+    print("neighbours: d\(me) with d\(peer): \(rounds) rounds in \(pingPongMs) ms, work=\(units) check=\(work.state & 0xFF)")
     Xen.shutdown(.poweroff)
-}
-
-/// Units of work (256 rounds of xorshift each) done before the counter reaches `end`.
-func work(until end: UInt64, _ x: inout UInt64) -> UInt64 {
-    var units: UInt64 = 0
-    while Timer.ticks < end {
-        for _ in 0 ..< 256 {
-            x ^= x << 13
-            x ^= x >> 7
-            x ^= x << 17
-        }
-        units += 1
-    }
-    return units
 }
 
 /// One vCPU only: a second would never be started.

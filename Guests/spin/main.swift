@@ -3,6 +3,7 @@
 // to one CPU measure the scheduler's fairness from the inside. With `vcpus=N` in its arguments it keeps
 // N vCPUs busy: a load for other domains to share the machine with.
 import GuestKit
+import TernCore
 
 @_cdecl("guest_main")
 func guestMain(_ dtb: UInt64) {
@@ -16,38 +17,19 @@ func guestMain(_ dtb: UInt64) {
         for i in 1 ... helpers { _ = PSCI.startVCPU(i) }
     }
     print("spin: working for \(seconds) s")
-    let (units, x, gap) = work(until: end)
+    var work = Work()
+    work.run(until: end)
     if helpers > 0 { for i in 1 ... helpers { while PSCI.isOn(i) { Xen.yield() } } }
-    print("spin: work=\(units) check=\(x & 0xFF)")
-    // The longest time the counter moved between two units of work: how long this vCPU was kept
-    // from its CPU at a stretch.
-    if args.integer("gaps", default: 0) != 0 { print("spin: longest gap \(gap * 1_000_000 / Timer.frequency) us") }
+    print("spin: work=\(work.units) check=\(work.state & 0xFF)")
+    if args.integer("gaps", default: 0) != 0 { print("spin: longest gap \(work.longestGap * 1_000_000 / Timer.frequency) us") }
     Xen.shutdown(.poweroff)
 }
 
 nonisolated(unsafe) var spinEnd: UInt64 = 0
 
-func work(until end: UInt64) -> (units: UInt64, check: UInt64, longestGap: UInt64) {
-    var units: UInt64 = 0
-    var x: UInt64 = 0x9E37_79B9_7F4A_7C15
-    var last = Timer.ticks
-    var longest: UInt64 = 0
-    while last < end {
-        for _ in 0 ..< 256 {
-            x ^= x << 13
-            x ^= x >> 7
-            x ^= x << 17
-        }
-        units += 1
-        let t = Timer.ticks
-        longest = max(longest, t - last)
-        last = t
-    }
-    return (units, x, longest)
-}
-
 @_cdecl("guest_secondary_main")
 func guestSecondaryMain(_ index: UInt64) {
-    _ = work(until: spinEnd)
+    var work = Work()
+    work.run(until: spinEnd)
     PSCI.stopThisVCPU()
 }
