@@ -44,6 +44,7 @@ struct BenchCommand: ParsableCommand {
                                         xen: xen.flatMap { fileSize($0.binary) }.map { [Double($0)] } ?? []))
         comparison.append(try ReclaimBenchmark.run(runner: runner, runs: runs, progress: { printError($0) }))
         comparison += try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
+        comparison += try LockContentionBenchmark.run(runner: runner, progress: { printError($0) })
         let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
 
         let date = ISO8601DateFormatter().string(from: Date())

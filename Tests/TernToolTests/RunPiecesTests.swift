@@ -92,3 +92,18 @@ import Testing
         #expect(layout.hypervisorImage.path.hasSuffix(".build-metal/images/hypervisor.bin"))
     }
 }
+
+@Suite struct LockContentionTests {
+    @Test func theWaitShareIsTheCPUsWaitsOverTheirTime() throws {
+        let lines = [
+            "(tern) all domains have ended; powering off",
+            "(tern) pcpu0: idle 0 ms of 1000 ms, waited 10000 us for the scheduler lock (30 times)",
+            "(tern) pcpu1: idle 5 ms of 1000 ms, waited 30000 us for the scheduler lock (40 times)",
+            "(d0) pcpu-ish guest line: idle of nothing",
+        ]
+        let share = try #require(LockContentionBenchmark.waitShare(lines: lines))
+        #expect(abs(share - 2.0) < 1e-9)                     // 40 ms of 2000 ms
+        #expect(LockContentionBenchmark.waitShare(lines: ["(tern) pcpu0: idle 3 ms of 9 ms"]) == nil)
+        #expect(LockContentionBenchmark.waitShare(lines: []) == nil)
+    }
+}

@@ -16,6 +16,18 @@ static inline __attribute__((always_inline)) void bm_ticket_unlock(volatile uint
     uint16_t served = *(volatile uint16_t *)lock;
     __asm__ volatile("stlrh %w0, [%1]" :: "r"((uint32_t)(uint16_t)(served + 1)), "r"(lock) : "memory");
 }
+// One attempt at a test-and-set lock, inline: nonzero when it was taken. The caller that fails waits
+// in bm_lock, out of line, where it can count how long.
+static inline __attribute__((always_inline)) int bm_trylock_inline(volatile uint32_t *lock) {
+    uint32_t tmp, one = 1;
+    __asm__ volatile(
+        "   ldaxr %w0, [%1]\n"
+        "   cbnz  %w0, 1f\n"
+        "   stxr  %w0, %w2, [%1]\n"
+        "1:\n"
+        : "=&r"(tmp) : "r"(lock), "r"(one) : "memory");
+    return tmp == 0;
+}
 // bm_unlock without the call, for the measured paths (inlining it everywhere costs the trap path
 // registers).
 static inline __attribute__((always_inline)) void bm_unlock_inline(volatile uint32_t *lock) {

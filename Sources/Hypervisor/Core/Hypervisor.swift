@@ -21,6 +21,9 @@ final class PhysicalCPU {
     var online = false
     var idleSince: UInt64 = 0
     var idleTicks: UInt64 = 0
+    /// How long, and how many times, it waited for the scheduler lock.
+    var lockWaitTicks: UInt64 = 0
+    var lockWaits: UInt64 = 0
     var busySince: UInt64 = 0
     /// Its redistributor's SGI/PPI frame, and whether the virtual timer's PPI is enabled there (it is
     /// not while the running vCPU's timer interrupt is in the guest's hands: see VTimer.swift).
@@ -82,8 +85,21 @@ nonisolated(unsafe) var domainsAlive = 0
     }
 }
 
-@inline(__always) func lockScheduler() {
-    withUnsafeMutablePointer(to: &schedulerLock) { bm_lock($0) }
+/// Out of line, as bm_lock was: inlined, its attempt costs the trap paths that might lock registers.
+@inline(never) func lockScheduler() {
+    withUnsafeMutablePointer(to: &schedulerLock) { lock in
+        if bm_trylock_inline(lock) == 0 { waitForScheduler(lock) }
+    }
+}
+
+/// The scheduler lock is taken: wait, and count how long, so a run says what one lock for every CPU
+/// costs (the power-off lines, and `make bench`'s scaling rows).
+@inline(never) private func waitForScheduler(_ lock: UnsafeMutablePointer<UInt32>) {
+    let start = GenericTimer.now
+    bm_lock(lock)
+    let cpu = thisCPU()
+    cpu.lockWaitTicks &+= GenericTimer.now &- start
+    cpu.lockWaits &+= 1
 }
 
 @inline(__always) func unlockScheduler() {

@@ -203,7 +203,11 @@ private func powerOff() -> Never {
             c.dec(systemCounter.duration(cpu.idleTicks).raw / 1_000_000)
             c.s(" ms of ")
             c.dec(now() / 1_000_000)
-            c.s(" ms")
+            c.s(" ms, waited ")
+            c.dec(systemCounter.duration(cpu.lockWaitTicks).raw / 1_000)
+            c.s(" us for the scheduler lock (")
+            c.dec(cpu.lockWaits)
+            c.s(" times)")
         }
     }
     firmware.systemOff()
