@@ -73,13 +73,13 @@ public enum BootDeviceTree {
         cpus.map { $0.reduce(UInt32(0)) { $0 | UInt32(1) << UInt32($1) } }
     }
 
-    /// The hypervisor's DomainAction numbering. It has no separate rename-restart: the old domain is gone
-    /// either way, so it restarts.
+    /// What the hypervisor reads from `tern,on-*` (TernCore's AfterShutdown). It has no separate
+    /// rename-restart: the old domain is gone either way, so it restarts.
     public static func actionCode(_ action: ShutdownAction) -> UInt32 {
         switch action {
-        case .destroy: 0
-        case .restart, .renameRestart: 1
-        case .preserve: 2
+        case .destroy: AfterShutdown.destroy.rawValue
+        case .restart, .renameRestart: AfterShutdown.restart.rawValue
+        case .preserve: AfterShutdown.preserve.rawValue
         }
     }
 

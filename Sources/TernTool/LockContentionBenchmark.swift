@@ -26,7 +26,10 @@ public enum LockContentionBenchmark {
                 return file
             }
             let r = try runner.run(configs: configs, options: RunOptions(smp: cpus, timeout: 150), onLine: { _ in })
-            let share = waitShare(lines: r.lines)
+            // A run whose guests did not all finish their ping-pong and work measured something else.
+            let finished = r.allPoweredOff && !r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") }
+            if !finished { progress("64 domains on \(cpus) CPUs did not all finish: no lock row") }
+            let share = finished ? waitShare(lines: r.lines) : nil
             progress("scheduler lock, 64 domains on \(cpus) CPUs: \(share.map { String(format: "%.2f", $0) } ?? "-") % of CPU time waiting")
             rows.append(ComparisonRow(metric: "Waiting for the scheduler lock, 64 domains on \(cpus) CPUs, % of CPU time",
                                       unit: "%", tern: share.map { [$0] } ?? [], xen: []))

@@ -58,34 +58,47 @@ private final class SharedAtomicWord: AtomicWord, Sendable {
 
     /// Four threads hold and let go while a fifth tries to release: the release succeeds only at a moment
     /// nobody holds the domain, and every hold after it fails (a holder that saw the mark while it held
-    /// would be a use of released memory).
+    /// would be a use of released memory). The releaser starts once the holders are well under way, and
+    /// the holders go on until they have seen the release, so the two always overlap.
     @Test func holdersRacingARelease() async {
         final class Race: Sendable {
             let word = SharedAtomicWord()
+            let held = Atomic<Int>(0)
+            let refused = Atomic<Int>(0)
             let sawReleasedWhileHolding = Atomic<Int>(0)
             let holdsAfterRelease = Atomic<Int>(0)
             let released = Atomic<Bool>(false)
         }
         let race = Race()
         await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while race.held.load(ordering: .relaxed) < 1000 { await Task.yield() }
+                while !DomainReferences.release(race.word) {}
+                race.released.store(true, ordering: .sequentiallyConsistent)
+            }
             for _ in 0 ..< 4 {
                 group.addTask {
-                    for _ in 0 ..< 20_000 {
+                    var afterRelease = 0
+                    while afterRelease < 100 {
                         let wasReleased = race.released.load(ordering: .sequentiallyConsistent)
-                        guard DomainReferences.hold(race.word) else { continue }
+                        if wasReleased { afterRelease += 1 }
+                        guard DomainReferences.hold(race.word) else {
+                            race.refused.add(1, ordering: .relaxed)
+                            continue
+                        }
+                        race.held.add(1, ordering: .relaxed)
                         if wasReleased { race.holdsAfterRelease.add(1, ordering: .relaxed) }
                         if DomainReferences.isReleased(race.word) { race.sawReleasedWhileHolding.add(1, ordering: .relaxed) }
                         DomainReferences.drop(race.word)
+                        if race.held.load(ordering: .relaxed) % 64 == 0 { await Task.yield() }
                     }
                 }
-            }
-            group.addTask {
-                while !DomainReferences.release(race.word) {}
-                race.released.store(true, ordering: .sequentiallyConsistent)
             }
         }
         #expect(DomainReferences.isReleased(race.word))
         #expect(DomainReferences.holders(race.word) == 0)
+        #expect(race.held.load(ordering: .relaxed) >= 1000)
+        #expect(race.refused.load(ordering: .relaxed) >= 400)         // each holder saw the release
         #expect(race.sawReleasedWhileHolding.load(ordering: .relaxed) == 0)
         #expect(race.holdsAfterRelease.load(ordering: .relaxed) == 0)
     }

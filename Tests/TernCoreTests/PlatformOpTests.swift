@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func settime64IsLaidOutAsPlatformH() {
-        #expect(MemoryLayout<XenPlatformOpSettime64>.size == 32)
+        #expect(MemoryLayout<XenPlatformOpSettime64>.size == 136)             // sizeof(struct xen_platform_op)
         #expect(MemoryLayout<XenPlatformOpSettime64>.offset(of: \.seconds) == 8)
         #expect(MemoryLayout<XenPlatformOpSettime64>.offset(of: \.mbz) == 20)
         #expect(MemoryLayout<XenPlatformOpSettime64>.offset(of: \.systemTime) == 24)
@@ -34,19 +34,28 @@ import Testing
     @Test func theControlDomainSetsTheClock() {
         var memory = request()
         #expect(decode(&memory) == .success(.settime64(seconds: 1_790_000_000, nanoseconds: 5, systemTime: 42)))
-        memory = request(nanoseconds: 2_000_000_007)       // nanoseconds past a second are cut, as before
-        #expect(decode(&memory) == .success(.settime64(seconds: 1_790_000_000, nanoseconds: 7, systemTime: 42)))
+        memory = request(nanoseconds: 2_000_000_007)       // added whole, as Xen's do_settime does
+        #expect(decode(&memory) == .success(.settime64(seconds: 1_790_000_000, nanoseconds: 2_000_000_007, systemTime: 42)))
     }
 
     @Test func everyoneElseAndEveryBadRequestGetsXensCode() {
         var memory = request()
         #expect(decode(&memory, privileged: false) == .failure(.EPERM))
+        // Xen's order: a bad pointer or version is said before the privilege.
         var nothing = FakeGuestMemory()
-        #expect(decode(&nothing) == .failure(.EFAULT))
+        #expect(decode(&nothing, privileged: false) == .failure(.EFAULT))
         memory = request(version: platformOpInterfaceVersion - 1)
-        #expect(decode(&memory) == .failure(.EACCES))
-        memory = request(command: 61)                       // XENPF_settime32: not Tern's
+        #expect(decode(&memory, privileged: false) == .failure(.EACCES))
+        memory = request(command: 17)                       // XENPF_settime32: not Tern's
         #expect(decode(&memory) == .failure(.ENOSYS))
+        // The structure is 136 bytes: one that runs off its page is not there.
+        var cut = FakeGuestMemory()
+        cut.map(arg)
+        var op = XenPlatformOpSettime64()
+        (op.command, op.interfaceVersion) = (62, platformOpInterfaceVersion)
+        _ = cut.write(op.command, to: VirtualAddress(arg + 4096 - 64))
+        _ = cut.write(op.interfaceVersion, to: VirtualAddress(arg + 4096 - 60))
+        #expect(PlatformOp.decode(VirtualAddress(arg + 4096 - 64), &cut, privileged: true) == .failure(.EFAULT))
         memory = request(mbz: 1)
         #expect(decode(&memory) == .failure(.EINVAL))
     }

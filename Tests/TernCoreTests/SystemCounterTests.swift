@@ -31,9 +31,11 @@ import Testing
         let c = SystemCounter(frequency: 62_500_000, start: CounterTicks(5))
         #expect(c.time(at: CounterTicks(.max)) == .never)
         #expect(c.time(at: CounterTicks(UInt64(1) << 62)) == .never)
-        // Below the start (a compare value already passed at boot) is far in the future too, as the
-        // difference wraps: the hypervisor never fires such a timer early.
-        #expect(c.time(at: CounterTicks(4)) == .never)
+        #expect(c.deadline(at: CounterTicks(.max)) == .never)
+        // A compare value below the start (one a guest set in the past) is due already, not far off.
+        #expect(c.deadline(at: CounterTicks(4)) == Nanoseconds(0))
+        #expect(c.deadline(at: CounterTicks(0)) == Nanoseconds(0))
+        #expect(c.deadline(at: CounterTicks(5 + 62_500_000)) == Nanoseconds(1_000_000_000))
         #expect(c.ticks(at: .never) == CounterTicks(.max))
         let ghz = SystemCounter(frequency: 1_000_000_000, start: CounterTicks(0))
         #expect(ghz.time(at: CounterTicks(.max - 1)) == Nanoseconds(.max - 1))

@@ -30,5 +30,14 @@ struct WallClockTests {
         #expect(c.atBoot == nil)
         c.set(seconds: .max, nanoseconds: 0, systemTime: 0, domainStart: 0)
         #expect(c.atBoot == nil)
+        c.set(seconds: UInt64.max / 1_000_000_000 - 1, nanoseconds: .max, systemTime: 0, domainStart: 0)
+        #expect(c.atBoot == nil)                             // past 64 bits of nanoseconds
+    }
+
+    /// Nanoseconds past a second carry into the seconds, as Xen's do_settime adds them.
+    @Test func nanosecondsPastASecondCarry() {
+        var c = WallClock()
+        c.set(seconds: 1_800_000_000, nanoseconds: 2_500_000_000, systemTime: 0, domainStart: 0)
+        #expect(c.wall(at: 0) == (1_800_000_002, 500_000_000))
     }
 }

@@ -110,7 +110,8 @@ func crashDomain(_ d: Domain) {
 /// whose grants others still map keeps its memory until they unmap them (or die themselves).
 func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
-    for case let d? in domains where d.life.mayRelease(vcpusOnCPUs: d.running, holders: DomainReferences.holders(d.references)) {
+    for case let d? in domains where d.dying
+        && d.life.mayRelease(vcpusOnCPUs: d.running, holders: DomainReferences.holders(d.references)) {
         if d.life.detach() && d.xenPV {
             dropGrantMappings(d)
             unbindPeers(d)

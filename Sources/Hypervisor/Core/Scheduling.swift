@@ -115,7 +115,7 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
     if read_cntv_ctl_el0() & 3 == 1 && !v.timerInFlight {
         let cval = read_cntv_cval_el0()
         if cval <= GenericTimer.now { return false }
-        wakeAt = min(wakeAt, systemCounter.time(at: CounterTicks(cval)).raw)
+        wakeAt = min(wakeAt, systemCounter.deadline(at: CounterTicks(cval)).raw)
     }
     v.blocked = reason
     v.wakeAt = wakeAt
@@ -156,7 +156,7 @@ private func wakeSleepers(_ t: UInt64) {
         // Its saved timer is its timer only once it is off the CPU (one that has just blocked here may
         // still be on it: its live timer raises its own interrupt when it goes back in).
         let ctl = v.el1.pointee.cntv_ctl
-        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && systemCounter.time(at: CounterTicks(v.el1.pointee.cntv_cval)).raw <= t {
+        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && systemCounter.deadline(at: CounterTicks(v.el1.pointee.cntv_cval)).raw <= t {
             v.timerInFlight = true
             _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
         }

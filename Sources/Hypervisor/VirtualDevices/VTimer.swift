@@ -140,5 +140,5 @@ func syncPhysicalTimer(_ v: VCPU, now t: UInt64) {
 }
 
 @inline(never) private func armedPhysicalTimerDeadline(_ v: VCPU) -> UInt64 {
-    v.physicalTimer.deadline(now: GenericTimer.now).map { systemCounter.time(at: CounterTicks($0)).raw } ?? .max
+    v.physicalTimer.deadline(now: GenericTimer.now).map { systemCounter.deadline(at: CounterTicks($0)).raw } ?? .max
 }

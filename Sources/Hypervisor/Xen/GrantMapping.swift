@@ -142,9 +142,12 @@ extension Domain: GrantTableHost {
 
 /// The granter's side of a mapping going away: its use count, and its entry's flags.
 private func dropMapping(_ e: Maptrack.Entry) {
-    // Dead or alive: this very mapping keeps it from being released, so the hold cannot fail while
-    // the granter exists, and it lasts until its grants lock has been let go.
-    guard let g = holdDomain(e.granter, live: false) else { return }
+    // Dead or alive: this very mapping keeps it from being released (it is kept for its mapped
+    // grants), so the hold cannot fail, and it lasts until its grants lock has been let go.
+    guard let g = holdDomain(e.granter, live: false) else {
+        log("grant unmap: the granter is gone while mapped; its entry stays marked")
+        return
+    }
     relinquish(g, e.ref, readOnly: e.readOnly)
     DomainReferences.drop(g.references)
 }

@@ -30,10 +30,16 @@ public struct SystemCounter: Sendable {
         self.start = start
     }
 
-    /// Hypervisor time at counter value `ticks`; `.never` when that is beyond what 64 bits of
-    /// nanoseconds hold (a guest's compare value far in the future).
+    /// Hypervisor time at counter value `ticks`, which is the counter as read since boot (never below
+    /// `start`: on the hot paths, so not checked); `.never` when beyond what 64 bits of nanoseconds hold.
     @inlinable public func time(at ticks: CounterTicks) -> Nanoseconds {
         Nanoseconds(saturating: ticks.raw &- start.raw, frequency: frequency)
+    }
+
+    /// When a timer whose compare value is `compare` is due: a value a guest wrote, so anything. One
+    /// below the start is due already (time 0); one too far off for 64 bits of nanoseconds, `.never`.
+    @inlinable public func deadline(at compare: CounterTicks) -> Nanoseconds {
+        compare < start ? Nanoseconds(0) : time(at: compare)
     }
 
     /// How long `count` ticks last.

@@ -3,7 +3,8 @@
 // the domain for as long as it works; a dead domain's memory is released only when nobody holds it,
 // and once released it can no longer be held. The count and the released mark share one word, so
 // "not released, so one more holder" and "nobody holds it, so released" are each one compare-and-swap
-// and cannot interleave. Holding and dropping take no lock.
+// and cannot interleave. The count takes no lock; finding the domain to hold is the caller's (the
+// hypervisor looks it up in its domain table, under the scheduler lock).
 
 public enum DomainReferences {
     /// Set for good once the domain's memory is being released (Xen's DOMAIN_DESTROYED).

@@ -1,7 +1,8 @@
 // The seam for host memory that several CPUs change at once: a 32-bit word read and changed only with
-// atomics. In the hypervisor it is a word in a Domain (or in a page a guest shares) changed with LDAR
-// and CAS; in host tests a plain variable, or a real atomic shared by threads. Logic that must be
-// right under races (reference counts, words a guest changes too) is written against it.
+// atomics, and only by the hypervisor's CPUs (a word a guest changes too goes through SharedWord, whose
+// retries are bounded). In the hypervisor it is a word in a Domain changed with LDAR and CAS; in host
+// tests a plain variable, or a real atomic shared by threads. Logic that must be right under races
+// (reference counts) is written against it.
 
 public protocol AtomicWord {
     /// The word as it is now (an ordered load).

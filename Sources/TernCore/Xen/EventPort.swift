@@ -4,7 +4,7 @@
 public struct EventPort: Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral {
     public var raw: UInt32
     @inlinable public init(_ raw: UInt32) { self.raw = raw }
-    @inlinable public init(_ index: Int) { raw = UInt32(truncatingIfNeeded: index) }
+    @inlinable public init(_ index: Int) { raw = UInt32(index) }
     /// A port written as a number (port 3, as a guest names it).
     @inlinable public init(integerLiteral value: UInt32) { raw = value }
     /// Port 0, which guests take to mean "no port"; never handed out.

@@ -61,6 +61,8 @@ public enum SchedOp {
         case SchedOpCommand.shutdown.rawValue:
             var request = SchedShutdown()
             guard memory.read(&request, from: arg) else { return .failure(.EFAULT) }
+            // Xen hands any reason to its toolstack; Tern has nobody to decide about one it does not
+            // know (soft_reset, 5, among them), so it refuses it.
             guard let reason = ShutdownReason(rawValue: request.reason) else { return .failure(.EINVAL) }
             return .success(.shutdown(reason))
         case SchedOpCommand.poll.rawValue:
@@ -77,15 +79,18 @@ public enum SchedOp {
         }
     }
 
-    /// The ports a poll names, as Xen's do_poll reads them: each checked against the `portLimit` ports
-    /// the domain has as it is read.
+    /// The ports a poll names, each checked against the `portLimit` ports the domain has as it is read
+    /// (a list need not be aligned, as Xen copies it). Unlike Xen's do_poll, which returns 0 at the
+    /// first pending port without reading the rest, every port is read and checked before any is
+    /// looked at: the hypervisor looks only after it has announced the poller.
     public static func ports<Memory: GuestMemoryAccess>(
         of poll: SchedPoll, _ memory: inout Memory, portLimit: UInt32
     ) -> Result<[EventPort], XenError> {
         var ports: [EventPort] = []
         ports.reserveCapacity(Int(poll.portCount))
         for i in 0 ..< UInt64(poll.portCount) {
-            guard let port = memory.load32(VirtualAddress(poll.ports &+ i * 4)) else { return .failure(.EFAULT) }
+            var port: UInt32 = 0
+            guard memory.read(&port, from: VirtualAddress(poll.ports &+ i * 4)) else { return .failure(.EFAULT) }
             guard port < portLimit else { return .failure(.EINVAL) }
             ports.append(EventPort(port))
         }

@@ -26,7 +26,11 @@ public struct WallClock: Sendable {
     /// XENPF_settime64 from a domain whose monotonic clock read zero at hypervisor time `start`:
     /// `systemTime` is that clock when the wall clock read `seconds`.`nanoseconds`.
     public mutating func set(seconds: UInt64, nanoseconds: UInt32, systemTime: UInt64, domainStart start: UInt64) {
+        // Nanoseconds past a second carry into it, as Xen's do_settime adds them; a time beyond 64 bits
+        // of nanoseconds is ignored.
         guard seconds < UInt64.max / 1_000_000_000 else { return }
-        set(wall: seconds * 1_000_000_000 + UInt64(nanoseconds), at: start &+ systemTime)
+        let (wall, overflow) = (seconds * 1_000_000_000).addingReportingOverflow(UInt64(nanoseconds))
+        guard !overflow else { return }
+        set(wall: wall, at: start &+ systemTime)
     }
 }
