@@ -72,7 +72,7 @@ func guestMain(_ dtb: UInt64) {
 /// The PV interfaces: every structure comes from guest memory and every frame number names guest
 /// memory, so each is tried unmapped, out of range and on behalf of someone else.
 func xenPVChecks(unmapped: UInt64) {
-    let EPERM: Int64 = -1, ENOENT: Int64 = -2, EFAULT: Int64 = -14, EINVAL: Int64 = -22
+    let EPERM: Int64 = -1, ENOENT: Int64 = -2, EFAULT: Int64 = -14, EINVAL: Int64 = -22, EACCES: Int64 = -13
     var buffer: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     func call(_ h: Hypercall, _ command: UInt64, _ words: (UInt64, UInt64, UInt64, UInt64), extra: UInt64 = 0) -> Int64 {
         buffer = words
@@ -147,8 +147,15 @@ func xenPVChecks(unmapped: UInt64) {
     // vm_assist(cmd, type): Arm has only runstate_update_flag (5).
     expect("vm_assist type 3", Xen.call(.vm_assist, 0, 3), EINVAL)
     expect("vm_assist command 7", Xen.call(.vm_assist, 7, 5), -38)
-    // platform_op is the control domain's.
-    expect("platform_op from a domU", Xen.call(.platform_op, GuestLayout.ram.raw), EPERM)
+    // platform_op is the control domain's; as on Xen, a bad structure is said before that.
+    var settime = XenPlatformOpSettime64()
+    (settime.command, settime.interfaceVersion) = (PlatformOpCommand.settime64.rawValue, platformOpInterfaceVersion)
+    let asked = withUnsafeMutablePointer(to: &settime) { Xen.call(.platform_op, UInt64(UInt(bitPattern: $0))) }
+    expect("platform_op settime64 from a domU", asked, EPERM)
+    settime.interfaceVersion = 0
+    let oldVersion = withUnsafeMutablePointer(to: &settime) { Xen.call(.platform_op, UInt64(UInt(bitPattern: $0))) }
+    expect("platform_op of another interface version", oldVersion, EACCES)
+    expect("platform_op from unmapped", Xen.call(.platform_op, unmapped), EFAULT)
 }
 
 @_cdecl("guest_secondary_main")

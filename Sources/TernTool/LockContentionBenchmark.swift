@@ -14,17 +14,7 @@ public enum LockContentionBenchmark {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-contention-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: folder) }
-            let configs = try (0 ..< 64).map { i in
-                let file = folder.appendingPathComponent(String(format: "n%02d.cfg", i))
-                try Data("""
-                    name = "n\(i)"
-                    kernel = "tern:neighbours"
-                    memory = 16
-                    extra = "id=\(i) peer=\(i ^ 1) rounds=100 seconds=3 from=20"
-
-                    """.utf8).write(to: file)
-                return file
-            }
+            let configs = try neighbourConfigs(count: 64, in: folder)
             let r = try runner.run(configs: configs, options: RunOptions(smp: cpus, timeout: 150), onLine: { _ in })
             // A run whose guests did not all finish their ping-pong and work measured something else.
             let finished = r.allPoweredOff && !r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") }
@@ -35,6 +25,22 @@ public enum LockContentionBenchmark {
                                       unit: "%", tern: share.map { [$0] } ?? [], xen: []))
         }
         return rows
+    }
+
+    /// `count` domains of the neighbours guest in pairs (d0 with d1, ...): 100 rounds of ping-pong,
+    /// then 3 s of timed work from 20 s after boot. The configs are written into `folder`.
+    public static func neighbourConfigs(count: Int, in folder: URL) throws -> [URL] {
+        try (0 ..< count).map { i in
+            let file = folder.appendingPathComponent(String(format: "n%02d.cfg", i))
+            try Data("""
+                name = "n\(i)"
+                kernel = "tern:neighbours"
+                memory = 16
+                extra = "id=\(i) peer=\(i ^ 1) rounds=100 seconds=3 from=20"
+
+                """.utf8).write(to: file)
+            return file
+        }
     }
 
     /// The CPUs' waits for the scheduler lock as a percentage of their time, from the lines Tern prints

@@ -14,17 +14,7 @@ extension BootTests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let count = 64
-        let configs = try (0 ..< count).map { i in
-            let file = folder.appendingPathComponent(String(format: "n%02d.cfg", i))
-            try Data("""
-                name = "n\(i)"
-                kernel = "tern:neighbours"
-                memory = 16
-                extra = "id=\(i) peer=\(i ^ 1) rounds=100 seconds=3 from=20"
-
-                """.utf8).write(to: file)
-            return file
-        }
+        let configs = try LockContentionBenchmark.neighbourConfigs(count: count, in: folder)
         let r = try runner.run(configs: configs, smp: 4, timeout: 150)
         #expect(r.allPoweredOff, "\(r.lines.filter { !$0.isEmpty && !$0.hasSuffix(") ") }.suffix(40).joined(separator: "\n"))")
         #expect(!r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") || $0.contains("HYPERVISOR FAULT") })
