@@ -109,9 +109,11 @@ final class Domain {
 
     func withVGIC<R>(_ body: () -> R) -> R { withSpinLock(&vgicLock, body) }
 
-    /// Its reference count (TernCore's DomainReferences works on it).
-    var references: HostAtomicWord {
-        @inline(__always) get { withUnsafeMutablePointer(to: &referenceCount) { HostAtomicWord($0) } }
+    /// Runs `body` on its reference count, for TernCore's DomainReferences (the word's address is
+    /// used only inside, where it is valid).
+    @inline(__always) @discardableResult
+    func withReferences<R>(_ body: (HostAtomicWord) -> R) -> R {
+        withUnsafeMutablePointer(to: &referenceCount) { body(HostAtomicWord($0)) }
     }
 
     /// Maps one page of host memory at `page` of its address space (normal memory, never executable),

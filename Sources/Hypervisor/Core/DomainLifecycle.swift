@@ -111,7 +111,7 @@ func crashDomain(_ d: Domain) {
 func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
     for case let d? in domains where d.dying
-        && d.life.mayRelease(vcpusOnCPUs: d.running, holders: DomainReferences.holders(d.references)) {
+        && d.life.mayRelease(vcpusOnCPUs: d.running, holders: d.withReferences { DomainReferences.holders($0) }) {
         if d.life.detach() && d.xenPV {
             dropGrantMappings(d)
             unbindPeers(d)
@@ -132,7 +132,7 @@ func releaseDeadDomains() {
         case .release(let grantsWereHeld):
             // Whoever held it a moment ago has let go, or this waits for the next pass; from here on
             // nobody can hold it.
-            guard DomainReferences.release(d.references) else { continue }
+            guard d.withReferences({ DomainReferences.release($0) }) else { continue }
             if grantsWereHeld {
                 log { c in
                     c.domain(d)

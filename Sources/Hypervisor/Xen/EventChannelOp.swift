@@ -77,7 +77,7 @@ func notifyPort(_ d: Domain, _ port: EventPort) {
 /// the look-up takes the scheduler lock (the domain table is under it); letting go takes none.
 func withHeldDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
     guard let d = holdDomain(id, live: true, xenPV: xenPV) else { return nil }
-    defer { DomainReferences.drop(d.references) }
+    defer { d.withReferences { DomainReferences.drop($0) } }
     return body(d)
 }
 
@@ -86,7 +86,7 @@ func holdDomain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
     lockScheduler()
     defer { unlockScheduler() }
     for case let d? in domains where d.id == id && !(live && d.dying) && (d.xenPV || !xenPV) {
-        return DomainReferences.hold(d.references) ? d : nil
+        return d.withReferences { DomainReferences.hold($0) } ? d : nil
     }
     return nil
 }

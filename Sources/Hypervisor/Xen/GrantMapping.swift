@@ -149,7 +149,7 @@ private func dropMapping(_ e: Maptrack.Entry) {
         return
     }
     relinquish(g, e.ref, readOnly: e.readOnly)
-    DomainReferences.drop(g.references)
+    g.withReferences { DomainReferences.drop($0) }
 }
 
 /// Drops every mapping a dead domain held (its stage 2 goes with it). Called under the scheduler lock.
