@@ -123,3 +123,56 @@ import Testing
         #expect(decode(.watchdog, &memory) == .success(.watchdog(id: 2, timeout: 30)))
     }
 }
+
+/// SCHEDOP_poll's protocol against a fake vCPU: the announcement comes before any look at the ports,
+/// and a poll that returns at once ends its polling; one that sleeps leaves that to its waker.
+@Suite struct SchedPollTests {
+    final class Host: SchedPollHost {
+        var pending: Set<EventPort> = []
+        var interruptWaiting = false
+        var calls: [String] = []
+        func beginPolling(only port: EventPort?) { calls.append("begin \(port.map { String($0.raw) } ?? "several")") }
+        func isPending(_ port: EventPort) -> Bool {
+            calls.append("look \(port.raw)")
+            return pending.contains(port)
+        }
+        func sleep(until deadline: UInt64?) -> Bool {
+            calls.append("sleep \(deadline.map(String.init) ?? "forever")")
+            return !interruptWaiting
+        }
+        func endPolling() { calls.append("end") }
+    }
+
+    @Test func aPendingPortReturnsAtOnce() {
+        let host = Host()
+        host.pending = [7]
+        #expect(SchedOp.poll([3, 7, 9], timeout: 0, host) == .returnNow)
+        #expect(host.calls == ["begin several", "look 3", "look 7", "end"])
+    }
+
+    @Test func nothingPendingSleepsUntilTheTimeout() {
+        let host = Host()
+        #expect(SchedOp.poll([5], timeout: 2_000, host) == .sleeps)
+        #expect(host.calls == ["begin 5", "look 5", "sleep 2000"])     // its waker ends the polling
+        let forever = Host()
+        #expect(SchedOp.poll([], timeout: 0, forever) == .sleeps)
+        #expect(forever.calls == ["begin several", "sleep forever"])
+    }
+
+    @Test func aWaitingInterruptReturnsAtOnce() {
+        let host = Host()
+        host.interruptWaiting = true
+        #expect(SchedOp.poll([4, 6], timeout: 0, host) == .returnNow)
+        #expect(host.calls == ["begin several", "look 4", "look 6", "sleep forever", "end"])
+    }
+
+    /// Port 0 is "no port": a poll of it alone waits for any event, as one of several ports does.
+    @Test func whoAnEventWakes() {
+        let host = Host()
+        _ = SchedOp.poll([0], timeout: 0, host)
+        #expect(host.calls.first == "begin several")
+        #expect(SchedOp.pollerWakes(polling: 5, fired: 5))
+        #expect(!SchedOp.pollerWakes(polling: 5, fired: 6))
+        #expect(SchedOp.pollerWakes(polling: nil, fired: 6))
+    }
+}

@@ -60,29 +60,34 @@ private func yield() -> Resume {
 /// VCPU.pollPort when the vCPU is not polling.
 let notPolling: Int32 = .min
 
-/// SCHEDOP_poll, as Xen's do_poll: returns at once when one of the ports is already pending (masked or
-/// not) or an interrupt waits for the vCPU, else sleeps until one of the ports becomes pending (even
-/// masked: see wakePollers), an interrupt arrives, or the timeout (Xen system time; 0 = none) passes.
+/// SCHEDOP_poll: TernCore's SchedOp.poll decides, under the scheduler lock, with the vCPU as its host.
 private func poll(_ v: VCPU, _ ports: [EventPort], timeout: UInt64) -> Resume {
-    let f = v.frame
-    let d = v.domain
     lockScheduler()
-    // Announced before the ports are looked at, and a sender looks for pollers after setting a port
-    // pending: one of the two sees the other, so no event slips between the look and the sleep.
-    v.pollPort = ports.count == 1 && ports[0] != .none ? Int32(ports[0].raw) : -1
-    d.pollers += 1
-    tern_memory_barrier()
-    if ports.contains(where: { isPending(d, $0) })
-        || !blockCurrent(v, reason: .poll, pollDeadline: timeout == 0 ? .max : timeout) {
-        stopPolling(v)
+    switch SchedOp.poll(ports, timeout: timeout, v) {
+    case .returnNow:
         unlockScheduler()
-        return f
+        return v.frame
+    case .sleeps:
+        return leaveCPU()
     }
-    return leaveCPU()
+}
+
+extension VCPU: SchedPollHost {
+    func beginPolling(only port: EventPort?) {
+        pollPort = port.map { Int32(bitPattern: $0.raw) } ?? -1
+        domain.pollers += 1
+        tern_memory_barrier()
+    }
+
+    func isPending(_ port: EventPort) -> Bool { isPortPending(domain, port) }
+
+    func sleep(until deadline: UInt64?) -> Bool { blockCurrent(self, reason: .poll, pollDeadline: deadline ?? .max) }
+
+    func endPolling() { stopPolling(self) }
 }
 
 /// Whether `port` of `d` is pending in whichever ABI the domain uses.
-private func isPending(_ d: Domain, _ port: EventPort) -> Bool {
+private func isPortPending(_ d: Domain, _ port: EventPort) -> Bool {
     if let pending = withFIFO(d, { _, memory in memory.hasWord(port) && memory.loadWord(port) & FIFOEventWord.pending != 0 }) {
         return pending
     }
@@ -108,7 +113,8 @@ func stopPolling(_ v: VCPU) {
 
 @inline(never) private func wakePollersOf(_ d: Domain, _ port: EventPort) {
     lockScheduler()
-    for v in d.vcpus where v.blocked == .poll && (v.pollPort == -1 || v.pollPort == Int32(port.raw)) {
+    for v in d.vcpus where v.blocked == .poll
+        && SchedOp.pollerWakes(polling: v.pollPort == -1 ? nil : EventPort(UInt32(bitPattern: v.pollPort)), fired: port) {
         wake(v)
     }
     unlockScheduler()

@@ -97,3 +97,52 @@ public enum SchedOp {
         return .success(ports)
     }
 }
+
+/// What SCHEDOP_poll needs from the hypervisor, for the calling vCPU; every call is made with the
+/// scheduler lock held.
+public protocol SchedPollHost {
+    /// The vCPU polls `only` that port (nil: several, or none). Visible to senders, with a full barrier,
+    /// before any port is looked at: a sender looks for pollers after setting its port pending, so one
+    /// of the two sees the other, and no event slips between the look and the sleep.
+    func beginPolling(only port: EventPort?)
+    /// Whether `port` is pending (masked or not) in whichever event ABI the domain uses.
+    func isPending(_ port: EventPort) -> Bool
+    /// Puts the vCPU to sleep until an event on a polled port, an interrupt or `deadline` (Xen system
+    /// time; nil: none). False when an interrupt already waits for it: it carries on at once.
+    func sleep(until deadline: UInt64?) -> Bool
+    /// The vCPU no longer polls.
+    func endPolling()
+}
+
+extension SchedOp {
+    public enum PollOutcome: Equatable, Sendable {
+        /// Return 0 to the guest now: a port was pending, or an interrupt waits.
+        case returnNow
+        /// The vCPU sleeps; it leaves the CPU, and whoever wakes it ends its polling.
+        case sleeps
+    }
+
+    /// SCHEDOP_poll with its ports read and checked, as Xen's do_poll: returns at once when one of
+    /// them is already pending or an interrupt waits for the vCPU, else sleeps until one becomes
+    /// pending, an interrupt arrives or `timeout` (0: none) passes.
+    public static func poll<Host: SchedPollHost>(_ ports: [EventPort], timeout: UInt64, _ host: Host) -> PollOutcome {
+        host.beginPolling(only: ports.count == 1 && ports[0] != .none ? ports[0] : nil)
+        // A plain loop: `contains(where:)` with this closure crashes the embedded compiler (6.3).
+        var pending = false
+        for port in ports where host.isPending(port) {
+            pending = true
+            break
+        }
+        if pending || !host.sleep(until: timeout == 0 ? nil : timeout) {
+            host.endPolling()
+            return .returnNow
+        }
+        return .sleeps
+    }
+
+    /// Xen's evtchn_check_pollers: a vCPU polling `polled` (nil: several ports) is woken by an event on
+    /// `fired`, masked or not.
+    @inlinable public static func pollerWakes(polling polled: EventPort?, fired: EventPort) -> Bool {
+        polled == nil || polled == fired
+    }
+}
