@@ -17,7 +17,7 @@ public enum LockContentionBenchmark {
             let configs = try neighbourConfigs(count: 64, in: folder)
             let r = try runner.run(configs: configs, options: RunOptions(smp: cpus, timeout: 150), onLine: { _ in })
             // A run whose guests did not all finish their ping-pong and work measured something else.
-            let finished = r.allPoweredOff && !r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") }
+            let finished = r.allPoweredOff && !r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") || $0.contains("HYPERVISOR FAULT") }
             if !finished { progress("64 domains on \(cpus) CPUs did not all finish: no lock row") }
             let share = finished ? waitShare(lines: r.lines) : nil
             progress("scheduler lock, 64 domains on \(cpus) CPUs: \(share.map { String(format: "%.2f", $0) } ?? "-") % of CPU time waiting")

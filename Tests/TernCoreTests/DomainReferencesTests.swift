@@ -56,7 +56,7 @@ private final class SharedAtomicWord: AtomicWord, Sendable {
         #expect(DomainReferences.holders(w) == DomainReferences.released - 1)
     }
 
-    /// Four threads hold and let go while a fifth tries to release: the release succeeds only at a moment
+    /// Four tasks hold and let go while a fifth tries to release: the release succeeds only at a moment
     /// nobody holds the domain, and every hold after it fails (a holder that saw the mark while it held
     /// would be a use of released memory). The releaser starts once the holders are well under way, and
     /// the holders go on until they have seen the release, so the two always overlap.
@@ -78,8 +78,10 @@ private final class SharedAtomicWord: AtomicWord, Sendable {
             }
             for _ in 0 ..< 4 {
                 group.addTask {
-                    var afterRelease = 0
+                    var afterRelease = 0, tries = 0
                     while afterRelease < 100 {
+                        tries += 1
+                        if tries % 64 == 0 { await Task.yield() }
                         let wasReleased = race.released.load(ordering: .sequentiallyConsistent)
                         if wasReleased { afterRelease += 1 }
                         guard DomainReferences.hold(race.word) else {
@@ -90,7 +92,6 @@ private final class SharedAtomicWord: AtomicWord, Sendable {
                         if wasReleased { race.holdsAfterRelease.add(1, ordering: .relaxed) }
                         if DomainReferences.isReleased(race.word) { race.sawReleasedWhileHolding.add(1, ordering: .relaxed) }
                         DomainReferences.drop(race.word)
-                        if race.held.load(ordering: .relaxed) % 64 == 0 { await Task.yield() }
                     }
                 }
             }

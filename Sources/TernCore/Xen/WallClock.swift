@@ -24,7 +24,8 @@ public struct WallClock: Sendable {
     }
 
     /// XENPF_settime64 from a domain whose monotonic clock read zero at hypervisor time `start`:
-    /// `systemTime` is that clock when the wall clock read `seconds`.`nanoseconds`.
+    /// `systemTime` is that clock when the wall clock read `seconds` s + `nanoseconds` ns (which may
+    /// pass a second).
     public mutating func set(seconds: UInt64, nanoseconds: UInt32, systemTime: UInt64, domainStart start: UInt64) {
         // Nanoseconds past a second carry into it, as Xen's do_settime adds them; a time beyond 64 bits
         // of nanoseconds is ignored.
