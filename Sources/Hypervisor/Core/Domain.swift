@@ -37,7 +37,7 @@ final class Domain {
     var usesFIFO = false
     var grants = SpinLocked(DomainGrants())
     /// Who works on its memory right now (other domains' grant copies and maps, events to it, console
-    /// input): it is not released while any does. Changed only through `references`, with atomics.
+    /// input): it is not released while any does. Changed only through `withReferences`, with atomics.
     var referenceCount: UInt32 = 0
     /// How many of its vCPUs poll ports right now (SCHEDOP_poll): senders look for them only when some do.
     var pollers = 0

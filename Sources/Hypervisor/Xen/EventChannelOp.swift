@@ -85,10 +85,8 @@ func withHeldDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> 
 func holdDomain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
     lockScheduler()
     defer { unlockScheduler() }
-    for case let d? in domains where d.id == id && !(live && d.dying) && (d.xenPV || !xenPV) {
-        return d.withReferences { DomainReferences.hold($0) } ? d : nil
-    }
-    return nil
+    guard let d = domain(id, live: live, xenPV: xenPV) else { return nil }
+    return d.withReferences { DomainReferences.hold($0) } ? d : nil
 }
 
 /// The live domain with id `id`, for the other end of an interdomain channel (its table only: to write
@@ -96,7 +94,13 @@ func holdDomain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
 func liveDomain(_ id: DomainID) -> Domain? {
     lockScheduler()
     defer { unlockScheduler() }
-    for case let d? in domains where d.id == id && !d.dying { return d }
+    return domain(id, live: true)
+}
+
+/// The domain `id` in the domain table (with `live`, not dying; with `xenPV`, one with Xen's PV
+/// interfaces). Under the scheduler lock.
+private func domain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
+    for case let d? in domains where d.id == id && !(live && d.dying) && (d.xenPV || !xenPV) { return d }
     return nil
 }
 
