@@ -75,7 +75,8 @@ import Testing
             Issue.record("not a poll")
             return
         }
-        #expect(!forever.hasTimedOut(at: .max))              // 0: no timeout
+        #expect(!forever.hasTimedOut(at: .never))           // 0: no timeout
+        #expect(forever.deadline == nil && request.deadline == 5000)
         // A list need not be aligned.
         var unaligned = FakeGuestMemory()
         unaligned.map(arg)
@@ -136,8 +137,8 @@ import Testing
             calls.append("look \(port.raw)")
             return pending.contains(port)
         }
-        func sleep(until deadline: UInt64?) -> Bool {
-            calls.append("sleep \(deadline.map(String.init) ?? "forever")")
+        func sleep(until deadline: Nanoseconds?) -> Bool {
+            calls.append("sleep \(deadline.map { String($0.raw) } ?? "forever")")
             return !interruptWaiting
         }
         func endPolling() { calls.append("end") }
@@ -146,30 +147,30 @@ import Testing
     @Test func aPendingPortReturnsAtOnce() {
         let host = Host()
         host.pending = [7]
-        #expect(SchedOp.poll([3, 7, 9], timeout: 0, host) == .returnNow)
+        #expect(SchedOp.poll([3, 7, 9], until: nil, host) == .returnNow)
         #expect(host.calls == ["begin several", "look 3", "look 7", "end"])
     }
 
     @Test func nothingPendingSleepsUntilTheTimeout() {
         let host = Host()
-        #expect(SchedOp.poll([5], timeout: 2_000, host) == .sleeps)
+        #expect(SchedOp.poll([5], until: 2_000, host) == .sleeps)
         #expect(host.calls == ["begin 5", "look 5", "sleep 2000"])     // its waker ends the polling
         let forever = Host()
-        #expect(SchedOp.poll([], timeout: 0, forever) == .sleeps)
+        #expect(SchedOp.poll([], until: nil, forever) == .sleeps)
         #expect(forever.calls == ["begin several", "sleep forever"])
     }
 
     @Test func aWaitingInterruptReturnsAtOnce() {
         let host = Host()
         host.interruptWaiting = true
-        #expect(SchedOp.poll([4, 6], timeout: 0, host) == .returnNow)
+        #expect(SchedOp.poll([4, 6], until: nil, host) == .returnNow)
         #expect(host.calls == ["begin several", "look 4", "look 6", "sleep forever", "end"])
     }
 
     /// Port 0 is "no port": a poll of it alone waits for any event, as one of several ports does.
     @Test func whoAnEventWakes() {
         let host = Host()
-        _ = SchedOp.poll([0], timeout: 0, host)
+        _ = SchedOp.poll([0], until: nil, host)
         #expect(host.calls.first == "begin several")
         #expect(SchedOp.pollerWakes(polling: 5, fired: 5))
         #expect(!SchedOp.pollerWakes(polling: 5, fired: 6))

@@ -33,7 +33,7 @@ private struct Simulation: ~Copyable {
     }
 
     mutating func vcpu(_ v: Int, domain d: Int, affinity mask: UInt64 = ~0, wake: Bool = true) {
-        scheduler.addVCPU(v, domain: d, affinity: mask, now: now)
+        scheduler.addVCPU(v, domain: d, affinity: mask, now: Nanoseconds(now))
         affinity[v] = mask
         domainOf[v] = d
         if wake { self.wake(v) }
@@ -41,7 +41,7 @@ private struct Simulation: ~Copyable {
 
     mutating func wake(_ v: Int) {
         lastPicked[v] = now
-        if let p = scheduler.wake(v, now: now) {
+        if let p = scheduler.wake(v, now: Nanoseconds(now)) {
             #expect(affinity[v]! & (1 << UInt64(p)) != 0)
             #expect(onPCPU[p] == nil)
             dispatch(p)
@@ -51,14 +51,14 @@ private struct Simulation: ~Copyable {
     mutating func block(_ v: Int) {
         let p = onPCPU.firstIndex(of: v)
         if let p { leave(p) }
-        scheduler.block(v, now: now)
+        scheduler.block(v, now: Nanoseconds(now))
         let runnable = scheduler.isRunnable(v)      // #expect takes no noncopyable operand
         #expect(!runnable)
         if let p { dispatch(p) }
     }
 
     mutating func yield(pcpu p: Int) {
-        scheduler.yield(pcpu: p, now: now)
+        scheduler.yield(pcpu: p, now: Nanoseconds(now))
         dispatch(p)
     }
 
@@ -80,7 +80,7 @@ private struct Simulation: ~Copyable {
     mutating func dispatch(_ p: Int) {
         let previous = onPCPU[p]
         account(p)
-        let v = scheduler.pick(pcpu: p, now: now)
+        let v = scheduler.pick(pcpu: p, now: Nanoseconds(now))
         picks.append((p, v))
         #expect(scheduler.running(on: p) == v)
         if v != previous {
@@ -96,7 +96,7 @@ private struct Simulation: ~Copyable {
                 #expect(onPCPU[q] != v, "vCPU \(v) picked on pCPU \(p) while running on \(q)")
                 #expect(scheduler.running(on: q) != v)
             }
-            #expect(scheduler.deadline(pcpu: p).map { $0 > now } == true)
+            #expect(scheduler.deadline(pcpu: p).map { $0.raw > now } == true)
         }
         onPCPU[p] = v
         since[p] = now
@@ -107,7 +107,7 @@ private struct Simulation: ~Copyable {
         while true {
             var next: (time: UInt64, pcpu: Int)?
             for p in onPCPU.indices {
-                guard let t = scheduler.deadline(pcpu: p) else { continue }
+                guard let t = scheduler.deadline(pcpu: p)?.raw else { continue }
                 if next == nil || t < next!.time { next = (t, p) }
             }
             guard let event = next, event.time <= end else { break }
@@ -159,7 +159,7 @@ private struct SeededRandom: RandomNumberGenerator {
         #expect(within(b, 2 * a, percent: 2), "ran \(a) vs \(b)")
         #expect(sim.picks.allSatisfy { $0.pcpu == 0 || $0.vcpu == nil })
         // The scheduler's own accounting agrees, up to the stretch still running.
-        #expect(sim.scheduler.consumed(domain: 0) + sim.scheduler.consumed(domain: 1) + 10 * ms >= 10 * second)
+        #expect(sim.scheduler.consumed(domain: 0).raw + sim.scheduler.consumed(domain: 1).raw + 10 * ms >= 10 * second)
     }
 
     /// Time the pCPU spent scrubbing for the hypervisor is charged to nobody: the vCPU it held pays
@@ -170,12 +170,12 @@ private struct SeededRandom: RandomNumberGenerator {
         s.addVCPU(0, domain: 0, affinity: 1, now: 0)
         _ = s.wake(0, now: 0)
         #expect(s.pick(pcpu: 0, now: 0) == 0)
-        s.hypervisorWork(pcpu: 0, from: 2 * ms, to: 9 * ms)
-        #expect(s.pick(pcpu: 0, now: 10 * ms) == 0)
-        #expect(s.consumed(domain: 0) == 3 * ms)
+        s.hypervisorWork(pcpu: 0, from: .milliseconds(2), to: .milliseconds(9))
+        #expect(s.pick(pcpu: 0, now: .milliseconds(10)) == 0)
+        #expect(s.consumed(domain: 0).raw == 3 * ms)
         // With no vCPU on the pCPU there is nobody to charge, and nothing breaks.
         var idle = Scheduler(pcpus: 1)
-        idle.hypervisorWork(pcpu: 0, from: 0, to: ms)
+        idle.hypervisorWork(pcpu: 0, from: 0, to: .milliseconds(1))
         #expect(idle.running(on: 0) == nil)
     }
 
@@ -248,16 +248,16 @@ private struct SeededRandom: RandomNumberGenerator {
         sim.vcpu(2, domain: 2, wake: false)  // never woken
         sim.run(until: 1 * second + 3 * ms)
         sim.block(1)
-        let charged = sim.scheduler.consumed(domain: 1)
+        let charged = sim.scheduler.consumed(domain: 1).raw
         let measured = sim.ran[1] ?? 0
         #expect(charged == measured)
         sim.run(until: 3 * second)
         sim.block(0)
-        #expect(sim.scheduler.consumed(domain: 1) == charged)
-        #expect(sim.scheduler.consumed(domain: 2) == 0)
-        #expect(sim.scheduler.consumed(domain: 0) == 3 * second - charged)
+        #expect(sim.scheduler.consumed(domain: 1).raw == charged)
+        #expect(sim.scheduler.consumed(domain: 2).raw == 0)
+        #expect(sim.scheduler.consumed(domain: 0).raw == 3 * second - charged)
         #expect(sim.scheduler.running(on: 0) == nil)
-        #expect(sim.scheduler.deadline(pcpu: 0) == nil)
+        #expect(sim.scheduler.deadline(pcpu: 0)?.raw == nil)
     }
 
     @Test func wakingSleeperDoesNotMonopolise() {
@@ -313,7 +313,7 @@ private struct SeededRandom: RandomNumberGenerator {
         sim.now += 1000
         sim.yield(pcpu: 0)
         #expect(sim.onPCPU[0] == 0)
-        #expect(sim.scheduler.consumed(domain: 0) == 1000)
+        #expect(sim.scheduler.consumed(domain: 0).raw == 1000)
     }
 
     @Test func affinityIsHonoured() {
@@ -346,12 +346,12 @@ private struct SeededRandom: RandomNumberGenerator {
         #expect(s.pick(pcpu: 1, now: 0) == 0)
         #expect(s.pick(pcpu: 0, now: 0) == 1)
         #expect(s.wake(3, now: 0) == nil)  // nobody idle
-        s.block(1, now: 5 * ms)
-        #expect(s.pick(pcpu: 0, now: 5 * ms) == 2)
-        s.block(2, now: 6 * ms)
-        s.block(3, now: 6 * ms)
-        #expect(s.pick(pcpu: 0, now: 6 * ms) == nil)
-        #expect(s.wake(3, now: 7 * ms) == 0)
+        s.block(1, now: .milliseconds(5))
+        #expect(s.pick(pcpu: 0, now: .milliseconds(5)) == 2)
+        s.block(2, now: .milliseconds(6))
+        s.block(3, now: .milliseconds(6))
+        #expect(s.pick(pcpu: 0, now: .milliseconds(6)) == nil)
+        #expect(s.wake(3, now: .milliseconds(7)) == 0)
     }
 
     @Test func everyRunnableVCPURunsWithinABoundedWait() {
@@ -368,7 +368,7 @@ private struct SeededRandom: RandomNumberGenerator {
 
     @Test func stressNeverRunsAVCPUTwiceAndKeepsStateConsistent() {
         var random = SeededRandom(state: 42)
-        var sim = Simulation(pcpus: 2, parameters: SchedulerParameters(slice: 3 * ms, capPeriod: 10 * ms))
+        var sim = Simulation(pcpus: 2, parameters: SchedulerParameters(slice: .milliseconds(3), capPeriod: .milliseconds(10)))
         sim.domain(0, weight: 256)
         sim.domain(1, weight: 64, cap: 30)
         sim.domain(2, weight: 1000)
@@ -396,8 +396,8 @@ private struct SeededRandom: RandomNumberGenerator {
         sim.settle()
         // The scheduler's accounting matches the simulation's, up to the stretches still running.
         for d in 0..<3 {
-            #expect(sim.scheduler.consumed(domain: d) <= sim.ranByDomain(d))
-            #expect(sim.scheduler.consumed(domain: d) + 2 * 3 * ms >= sim.ranByDomain(d))
+            #expect(sim.scheduler.consumed(domain: d).raw <= sim.ranByDomain(d))
+            #expect(sim.scheduler.consumed(domain: d).raw + 2 * 3 * ms >= sim.ranByDomain(d))
         }
     }
 
@@ -415,7 +415,7 @@ private struct SeededRandom: RandomNumberGenerator {
         sim.onPCPU[0] = nil
         sim.run(until: 100 * ms)
         #expect(sim.onPCPU[0] == 1)
-        #expect(sim.scheduler.consumed(domain: 0) == 0)
+        #expect(sim.scheduler.consumed(domain: 0).raw == 0)
     }
 }
 
@@ -432,7 +432,7 @@ private func schedulerWithADomainPerVCPU(pcpus: Int, affinities: [UInt64]) -> Sc
 @Suite struct SchedulerScalingTests {
     /// 64 equal domains on one pCPU: each gets its 1/64th, and the queue never holds more than them.
     @Test func sixtyFourDomainsShareOnePCPUEqually() {
-        var sim = Simulation(pcpus: 1, parameters: SchedulerParameters(slice: 1 * ms))
+        var sim = Simulation(pcpus: 1, parameters: SchedulerParameters(slice: .milliseconds(1)))
         for d in 0 ..< 64 {
             sim.domain(d)
             sim.vcpu(d, domain: d)
@@ -505,7 +505,7 @@ private func schedulerWithADomainPerVCPU(pcpus: Int, affinities: [UInt64]) -> Sc
         #expect(s.wake(1, now: 500_000) == nil)
         #expect(s.preemption(for: 1, now: 500_000) == 0)
         #expect(s.pick(pcpu: 0, now: 500_000) == 0)
-        #expect(s.deadline(pcpu: 0) == 1_000_000)
+        #expect(s.deadline(pcpu: 0)?.raw == 1_000_000)
         #expect(s.pick(pcpu: 0, now: 1_000_000) == 1)
         // The spinner, ahead while the sleeper has run less than it did, does not get it back by the same rule.
         #expect(s.preemption(for: 0, now: 1_500_000) == nil)

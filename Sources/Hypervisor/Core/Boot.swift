@@ -83,7 +83,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     createBootDomains(root)
     log { c in
         c.s("boot done in ")
-        c.dec(now() / 1000)
+        c.dec(now().raw / 1000)
         c.s(" us: ")
         c.dec(domainsAlive)
         c.s(" domains, ")

@@ -37,9 +37,9 @@ private func dumpVCPUs() {
                     c.s(" on pcpu")
                     c.dec(v.runningOn)
                 }
-                if v.wakeAt != .max {
+                if v.wakeAt != .never {
                     c.s(" wake in ")
-                    c.dec(Int(v.wakeAt) - Int(t))
+                    c.dec(Int(v.wakeAt.raw) - Int(t.raw))
                     c.s(" ns")
                 }
                 // Xen's runstate, in ms: where its time went (runnable is what another vCPU took).

@@ -67,7 +67,7 @@ final class Domain {
     /// Its watchdog timers (SCHEDOP_watchdog), under the scheduler lock.
     var watchdogs = Watchdogs()
     /// Hypervisor time when it started: its guest's clocks begin about then (see PlatformOp.swift).
-    var startedAt: UInt64 = 0
+    var startedAt: Nanoseconds = 0
     /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:
     /// the evidence that a multi-vCPU domain really is spread across the machine.
     var pcpusUsed: UInt64 = 0

@@ -53,7 +53,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
         c.s(", at most ")
         c.dec(d.maximumConcurrent)
         c.s(" vcpus at once, cpu time ")
-        c.dec(scheduler.consumed(domain: d.slot) / 1_000_000)
+        c.dec(scheduler.consumed(domain: d.slot).raw / 1_000_000)
         c.s(" ms")
     }
 }
@@ -84,12 +84,12 @@ func watchdogCommand(_ v: VCPU, id: UInt32, timeout: UInt32) -> UInt64 {
 }
 
 private func updateNextWatchdog() {
-    nextWatchdog = .max
-    for case let d? in domains where !d.dying { nextWatchdog = min(nextWatchdog, d.watchdogs.next ?? .max) }
+    nextWatchdog = .never
+    for case let d? in domains where !d.dying { nextWatchdog = min(nextWatchdog, d.watchdogs.next ?? .never) }
 }
 
 /// Shuts down every domain whose watchdog ran out (on_watchdog decides what follows), as Xen does.
-func fireWatchdogs(_ t: UInt64) {
+func fireWatchdogs(_ t: Nanoseconds) {
     for case let d? in domains where !d.dying && d.watchdogs.hasFired(at: t) {
         log { c in
             c.domain(d)

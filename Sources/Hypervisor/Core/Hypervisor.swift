@@ -138,4 +138,4 @@ func registerCPUObject(_ cpu: PhysicalCPU) {
 }
 
 /// Hypervisor time in nanoseconds since boot: the scheduler's clock and Xen's "system time".
-@inline(__always) func now() -> UInt64 { systemCounter.time(at: CounterTicks(GenericTimer.now)).raw }
+@inline(__always) func now() -> Nanoseconds { systemCounter.time(at: CounterTicks(GenericTimer.now)) }

@@ -7,8 +7,8 @@ import TernCore
 
 nonisolated(unsafe) private var poweringOff = false
 /// The earliest deadline of any live domain's watchdog, so the switch path checks one number.
-nonisolated(unsafe) var nextWatchdog: UInt64 = .max
-@inline(__always) func markSleeping(_ v: VCPU) { sleepers.set(v.slot, key: v.wakeAt, tie: 0) }
+nonisolated(unsafe) var nextWatchdog = Nanoseconds.never
+@inline(__always) func markSleeping(_ v: VCPU) { sleepers.set(v.slot, key: v.wakeAt.raw, tie: 0) }
 @inline(__always) func markNotSleeping(slot: Int) { sleepers.remove(slot) }
 
 /// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
@@ -60,7 +60,7 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
 }
 
 /// Puts `v` on `cpu`, saving whatever ran there before.
-private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
+private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: Nanoseconds) {
     if let old = cpu.current {
         if old === v {
             flushPendingInterrupts(v)       // a kick may have been about an interrupt for it
@@ -86,7 +86,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: UInt64) {
     flushPendingInterrupts(v)
 }
 
-private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
+private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
     v.enterRunstate(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
     // A timer interrupt the guest has just finished leaves with its list register freed, not as a
     // maintenance interrupt that nobody would take while no vCPU is loaded here.
@@ -102,7 +102,7 @@ private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: UInt64) {
 
 /// The running vCPU waits (WFI, SCHEDOP_block or poll) unless an interrupt is already waiting for it.
 /// Returns false when it should simply continue, with what it waits for in its list registers.
-func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -> Bool {
+func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: Nanoseconds = .never) -> Bool {
     // Its domain was shut down while it waited for the lock: it is offline already, and leaves.
     guard !v.domain.dying else { return true }
     timerInterruptsDeactivated(v)           // a timer still due after the guest handled it is pending again
@@ -115,11 +115,11 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: UInt64 = .max) -
     if read_cntv_ctl_el0() & 3 == 1 && !v.timerInFlight {
         let cval = read_cntv_cval_el0()
         if cval <= GenericTimer.now { return false }
-        wakeAt = min(wakeAt, systemCounter.deadline(at: CounterTicks(cval)).raw)
+        wakeAt = min(wakeAt, systemCounter.deadline(at: CounterTicks(cval)))
     }
     v.blocked = reason
     v.wakeAt = wakeAt
-    if wakeAt != .max { markSleeping(v) }
+    if wakeAt != .never { markSleeping(v) }
     v.pollDeadline = pollDeadline
     scheduler.block(v.slot, now: now())
     return true
@@ -130,9 +130,9 @@ func wake(_ v: VCPU) {
     guard v.blocked != .none, v.online, !v.domain.dying else { return }
     v.blocked = .none
     stopPolling(v)
-    v.wakeAt = .max
+    v.wakeAt = .never
     markNotSleeping(slot: v.slot)
-    v.pollDeadline = .max
+    v.pollDeadline = .never
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
     if let p = scheduler.wake(v.slot, now: t) {
@@ -146,8 +146,8 @@ func wake(_ v: VCPU) {
 
 /// Wakes every blocked vCPU whose virtual timer or poll timeout has come: the sleepers are a heap by
 /// wake-up time, so this looks at the due ones only.
-private func wakeSleepers(_ t: UInt64) {
-    while let due = sleepers.first, due.key <= t {
+private func wakeSleepers(_ t: Nanoseconds) {
+    while let due = sleepers.first, due.key <= t.raw {
         sleepers.remove(due.slot)               // woken below, or of a dying domain that never wakes
         guard let v = vcpuSlots[due.slot] else { continue }
         if v.pollDeadline <= t {
@@ -156,7 +156,7 @@ private func wakeSleepers(_ t: UInt64) {
         // Its saved timer is its timer only once it is off the CPU (one that has just blocked here may
         // still be on it: its live timer raises its own interrupt when it goes back in).
         let ctl = v.el1.pointee.cntv_ctl
-        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && systemCounter.deadline(at: CounterTicks(v.el1.pointee.cntv_cval)).raw <= t {
+        if v.runningOn < 0 && ctl & 3 == 1 && !v.timerInFlight && systemCounter.deadline(at: CounterTicks(v.el1.pointee.cntv_cval)) <= t {
             v.timerInFlight = true
             _ = v.domain.withVGIC { v.redistributor.raise(Int(GuestLayout.virtualTimerPPI)) }
         }
@@ -167,14 +167,14 @@ private func wakeSleepers(_ t: UInt64) {
 
 /// Sets `cpu`'s one alarm for the earliest of its slice end, a watchdog, a sleeper's wake-up and the
 /// running vCPU's emulated physical timer.
-func armAlarm(_ cpu: PhysicalCPU, now t: UInt64) {
-    var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .max, nextWatchdog)
+func armAlarm(_ cpu: PhysicalCPU, now t: Nanoseconds) {
+    var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .never, nextWatchdog)
     if let v = cpu.current { deadline = min(deadline, physicalTimerDeadline(v)) }
-    if let sleeper = sleepers.first { deadline = min(deadline, sleeper.key) }
-    if deadline == .max {
+    if let sleeper = sleepers.first { deadline = min(deadline, Nanoseconds(sleeper.key)) }
+    if deadline == .never {
         GenericTimer.cancelAlarm()
     } else {
-        GenericTimer.setAlarm(at: systemCounter.ticks(at: Nanoseconds(max(deadline, t))).raw)
+        GenericTimer.setAlarm(at: systemCounter.ticks(at: max(deadline, t)).raw)
     }
 }
 
@@ -202,7 +202,7 @@ private func powerOff() -> Never {
             c.s(": idle ")
             c.dec(systemCounter.duration(cpu.idleTicks).raw / 1_000_000)
             c.s(" ms of ")
-            c.dec(now() / 1_000_000)
+            c.dec(now().raw / 1_000_000)
             c.s(" ms, waited ")
             c.dec(systemCounter.duration(cpu.lockWaitTicks).raw / 1_000)
             c.s(" us for the scheduler lock (")

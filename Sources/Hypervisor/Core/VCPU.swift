@@ -27,8 +27,8 @@ final class VCPU {
     var online = false
     var blocked: BlockReason = .offline
     /// When a blocked vCPU must be woken (ns of hypervisor time): its virtual timer or a poll timeout.
-    var wakeAt: UInt64 = .max
-    var pollDeadline: UInt64 = .max
+    var wakeAt = Nanoseconds.never
+    var pollDeadline = Nanoseconds.never
     /// While it polls (SCHEDOP_poll): the one port it waits for, or -1 for any port (several ports, or
     /// port 0, which is never bound: Xen wakes such a poller on any event); else `notPolling`.
     var pollPort: Int32 = notPolling

@@ -134,11 +134,11 @@ func syncPhysicalTimer(_ v: VCPU, now t: UInt64) {
     }
 }
 
-/// When `v`'s physical timer will next fire, in hypervisor nanoseconds (.max: not armed).
-@inline(__always) func physicalTimerDeadline(_ v: VCPU) -> UInt64 {
-    v.physicalTimer.control & EmulatedTimer.enable == 0 ? .max : armedPhysicalTimerDeadline(v)
+/// When `v`'s physical timer will next fire (.never: not armed).
+@inline(__always) func physicalTimerDeadline(_ v: VCPU) -> Nanoseconds {
+    v.physicalTimer.control & EmulatedTimer.enable == 0 ? .never : armedPhysicalTimerDeadline(v)
 }
 
-@inline(never) private func armedPhysicalTimerDeadline(_ v: VCPU) -> UInt64 {
-    v.physicalTimer.deadline(now: GenericTimer.now).map { systemCounter.deadline(at: CounterTicks($0)).raw } ?? .max
+@inline(never) private func armedPhysicalTimerDeadline(_ v: VCPU) -> Nanoseconds {
+    v.physicalTimer.deadline(now: GenericTimer.now).map { systemCounter.deadline(at: CounterTicks($0)) } ?? .never
 }

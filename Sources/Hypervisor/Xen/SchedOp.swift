@@ -44,7 +44,7 @@ private func yield() -> Resume {
         case .success(let ports):
             f.pointee.x.0 = 0
             if request.hasTimedOut(at: now()) { return f }
-            return poll(v, ports, timeout: request.timeout)
+            return poll(v, ports, until: request.deadline)
         }
     case .success(.watchdog(let id, let timeout)):
         f.pointee.x.0 = watchdogCommand(v, id: id, timeout: timeout)
@@ -61,9 +61,9 @@ private func yield() -> Resume {
 let notPolling: Int32 = .min
 
 /// SCHEDOP_poll: TernCore's SchedOp.poll decides, under the scheduler lock, with the vCPU as its host.
-private func poll(_ v: VCPU, _ ports: [EventPort], timeout: UInt64) -> Resume {
+private func poll(_ v: VCPU, _ ports: [EventPort], until deadline: Nanoseconds?) -> Resume {
     lockScheduler()
-    switch SchedOp.poll(ports, timeout: timeout, v) {
+    switch SchedOp.poll(ports, until: deadline, v) {
     case .returnNow:
         unlockScheduler()
         return v.frame
@@ -81,7 +81,7 @@ extension VCPU: SchedPollHost {
 
     func isPending(_ port: EventPort) -> Bool { isPortPending(domain, port) }
 
-    func sleep(until deadline: UInt64?) -> Bool { blockCurrent(self, reason: .poll, pollDeadline: deadline ?? .max) }
+    func sleep(until deadline: Nanoseconds?) -> Bool { blockCurrent(self, reason: .poll, pollDeadline: deadline ?? .never) }
 
     func endPolling() { stopPolling(self) }
 }

@@ -11,11 +11,17 @@ public struct CounterTicks: Comparable, Sendable {
 }
 
 /// Hypervisor time: nanoseconds since boot. `.never` (all ones) is a deadline that does not come.
-public struct Nanoseconds: Comparable, Sendable {
+public struct Nanoseconds: Comparable, Sendable, ExpressibleByIntegerLiteral {
     public var raw: UInt64
     @inlinable public init(_ raw: UInt64) { self.raw = raw }
+    @inlinable public init(integerLiteral raw: UInt64) { self.raw = raw }
     @inlinable public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
     public static let never = Nanoseconds(.max)
+
+    @inlinable public static func milliseconds(_ count: UInt64) -> Nanoseconds { Nanoseconds(count * 1_000_000) }
+    @inlinable public static func seconds(_ count: UInt64) -> Nanoseconds { Nanoseconds(count * 1_000_000_000) }
+    /// Wraps as the counter does; a deadline that may be `.never` is clamped by its caller.
+    @inlinable public static func + (a: Self, b: Self) -> Self { Nanoseconds(a.raw &+ b.raw) }
 }
 
 public struct SystemCounter: Sendable {

@@ -4,7 +4,8 @@
 // proportion to their weights; a cap additionally limits a domain to a share of each fixed period even
 // when the CPU would otherwise idle.
 //
-// This is policy only. The hypervisor owns the clock (passed in as nanoseconds), the timers (it arms one
+// This is policy only. The hypervisor owns the clock (passed in as Nanoseconds; plain UInt64 inside,
+// where the arithmetic is), the timers (it arms one
 // for `deadline(pcpu:)` after every `pick`) and the lock (every pCPU calls in under it). Domains and vCPUs
 // are slot indices chosen by the caller, below the capacities given at creation.
 //
@@ -19,13 +20,14 @@
 
 public struct SchedulerParameters: Sendable {
     /// How long a vCPU runs before its pCPU reconsiders; also the most credit a sleeper may bank.
-    public var slice: UInt64 = 10_000_000
+    public var slice: Nanoseconds
     /// The window over which caps are enforced.
-    public var capPeriod: UInt64 = 30_000_000
+    public var capPeriod: Nanoseconds
     /// How long a vCPU runs before a woken one may take its pCPU (Xen's sched_ratelimit_us, 1 ms).
-    public var minimumRun: UInt64 = 1_000_000
+    public var minimumRun: Nanoseconds
 
-    public init(slice: UInt64 = 10_000_000, capPeriod: UInt64 = 30_000_000, minimumRun: UInt64 = 1_000_000) {
+    public init(slice: Nanoseconds = .milliseconds(10), capPeriod: Nanoseconds = .milliseconds(30),
+                minimumRun: Nanoseconds = .milliseconds(1)) {
         self.slice = slice
         self.capPeriod = capPeriod
         self.minimumRun = minimumRun
@@ -130,7 +132,7 @@ public struct Scheduler: ~Copyable {
     public init(parameters: SchedulerParameters = .init(), pcpus: Int,
                 domains: Int = TernLimits.maximumDomains, vcpus: Int = TernLimits.maximumVCPUs) {
         precondition(pcpus > 0 && pcpus <= 64 && domains > 0 && vcpus > 0)
-        precondition(parameters.slice > 0 && parameters.capPeriod > 0)
+        precondition(parameters.slice.raw > 0 && parameters.capPeriod.raw > 0)
         self.parameters = parameters
         domainCapacity = domains
         vcpuCapacity = vcpus
@@ -158,7 +160,8 @@ public struct Scheduler: ~Copyable {
     // MARK: - Becoming runnable and not
 
     /// Returns an idle pCPU the vCPU may run on, for the caller to kick out of its idle loop.
-    public mutating func wake(_ v: Int, now: UInt64) -> Int? {
+    public mutating func wake(_ v: Int, now: Nanoseconds) -> Int? {
+        let now = now.raw
         guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .blocked else { return nil }
         let d = vcpus[v].domain
         if domains[d].runnableVCPUs == 0 { catchUp(d) }
@@ -181,7 +184,8 @@ public struct Scheduler: ~Copyable {
     /// the pick there sees it; the caller kicks the pCPU, whose pick switches at once or, if its vCPU
     /// has not yet run `minimumRun`, when it has.
     /// nil: it waits for a pick as usual (a capped domain out of budget always does).
-    public mutating func preemption(for v: Int, now: UInt64) -> Int? {
+    public mutating func preemption(for v: Int, now: Nanoseconds) -> Int? {
+        let now = now.raw
         guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting,
               !isThrottled(vcpus[v].domain, now: now) else { return nil }
         let behind = domains[vcpus[v].domain].virtualTime
@@ -192,7 +196,7 @@ public struct Scheduler: ~Copyable {
             guard pcpus[p].current != nil else { continue }
             let ahead = runningVirtualTime(pcpu: p, now: now)
             guard ahead > behind else { continue }
-            let ready = now >= pcpus[p].pickedAt + parameters.minimumRun
+            let ready = now >= pcpus[p].pickedAt + parameters.minimumRun.raw
             if target == nil || ready && !best.ready || ready == best.ready && ahead > best.ahead {
                 target = p
                 best = (ready, ahead)
@@ -229,7 +233,7 @@ public struct Scheduler: ~Copyable {
             }
         }
         guard let floor else { return }
-        let lead = parameters.slice * Scheduler.weightUnit / domains[d].weight
+        let lead = parameters.slice.raw * Scheduler.weightUnit / domains[d].weight
         let target = floor > lead ? floor - lead : 0
         if domains[d].virtualTime < target {
             domains[d].virtualTime = target
@@ -238,7 +242,8 @@ public struct Scheduler: ~Copyable {
     }
 
     /// A running vCPU leaves its pCPU idle with an expired deadline; the caller picks there next.
-    public mutating func block(_ v: Int, now: UInt64) {
+    public mutating func block(_ v: Int, now: Nanoseconds) {
+        let now = now.raw
         guard v >= 0 && v < vcpuCapacity else { return }
         switch vcpus[v].state {
         case .absent, .blocked: return
@@ -258,14 +263,15 @@ public struct Scheduler: ~Copyable {
     /// The outgoing vCPU is charged and goes back among the waiting, then the best candidate is chosen:
     /// the one whose domain has the least virtual time, then the one that has waited longest, then the
     /// lowest slot (so the result never depends on queue order).
-    public mutating func pick(pcpu p: Int, now: UInt64) -> Int? {
+    public mutating func pick(pcpu p: Int, now: Nanoseconds) -> Int? {
+        let now = now.raw
         pcpus[p].kicked = false
         let previous = pcpus[p].current
         // Xen's ratelimit: a pick before its deadline (a kick: someone woke) leaves a vCPU that has
         // run less than `minimumRun` where it is, and comes back when it has.
         if let v = previous, !pcpus[p].yielded, let due = pcpus[p].deadline, due > now,
-           now < pcpus[p].pickedAt + parameters.minimumRun {
-            pcpus[p].deadline = min(due, pcpus[p].pickedAt + parameters.minimumRun)
+           now < pcpus[p].pickedAt + parameters.minimumRun.raw {
+            pcpus[p].deadline = min(due, pcpus[p].pickedAt + parameters.minimumRun.raw)
             return v
         }
         var yielder: Int?
@@ -298,7 +304,7 @@ public struct Scheduler: ~Copyable {
         guard let chosen = best else {
             // A throttled domain becomes eligible again at the next period, and nothing else will make
             // this pCPU look again.
-            pcpus[p].deadline = throttledHere ? periodStart(now) + parameters.capPeriod : nil
+            pcpus[p].deadline = throttledHere ? periodStart(now) + parameters.capPeriod.raw : nil
             return nil
         }
         if chosen != yielder { dequeue(chosen) }
@@ -349,14 +355,15 @@ public struct Scheduler: ~Copyable {
 
     /// The pCPU did the hypervisor's own work from `start` to `end` (scrubbing a dead domain's memory):
     /// its vCPU is charged up to `start` and not for that time.
-    public mutating func hypervisorWork(pcpu p: Int, from start: UInt64, to end: UInt64) {
+    public mutating func hypervisorWork(pcpu p: Int, from start: Nanoseconds, to end: Nanoseconds) {
         guard pcpus[p].current != nil else { return }
-        charge(pcpu: p, now: start)
-        pcpus[p].chargedUntil = max(pcpus[p].chargedUntil, end)
+        charge(pcpu: p, now: start.raw)
+        pcpus[p].chargedUntil = max(pcpus[p].chargedUntil, end.raw)
     }
 
     /// The caller picks on this pCPU next; the yielder is charged for what it used and steps aside once.
-    public mutating func yield(pcpu p: Int, now: UInt64) {
+    public mutating func yield(pcpu p: Int, now: Nanoseconds) {
+        let now = now.raw
         guard pcpus[p].current != nil else { return }
         charge(pcpu: p, now: now)
         pcpus[p].yielded = true

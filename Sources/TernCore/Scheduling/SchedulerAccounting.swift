@@ -34,12 +34,12 @@ extension Scheduler {
 
     @inline(__always)
     func periodStart(_ now: UInt64) -> UInt64 {
-        now - now % parameters.capPeriod
+        now - now % parameters.capPeriod.raw
     }
 
     @inline(__always)
     func capBudget(_ d: Int) -> UInt64 {
-        domains[d].cap * parameters.capPeriod / 100
+        domains[d].cap * parameters.capPeriod.raw / 100
     }
 
     @inline(__always)
@@ -77,7 +77,7 @@ extension Scheduler {
     /// ever shorter picks; the overshoot is bounded by that stretch.
     @inline(__always)
     func deadline(for v: Int, now: UInt64) -> UInt64 {
-        let sliceEnd = now + parameters.slice
+        let sliceEnd = now + parameters.slice.raw
         let d = vcpus[v].domain
         guard domains[d].cap != 0 else { return sliceEnd }
         // The pCPU it was just picked for is charged up to now, so it adds nothing here.
@@ -85,7 +85,7 @@ extension Scheduler {
         let budget = capBudget(d)
         let remaining = budget > spent ? budget - spent : 0
         let concurrency = UInt64(max(1, min(pcpuCount, domains[d].runnableVCPUs)))
-        let step = max(remaining / concurrency, min(remaining, parameters.slice / 10), 1)
+        let step = max(remaining / concurrency, min(remaining, parameters.slice.raw / 10), 1)
         return min(sliceEnd, now + step)
     }
 }

@@ -21,12 +21,12 @@ extension Scheduler {
     }
 
     /// The vCPU starts blocked: it has no context to run until the caller wakes it.
-    public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: UInt64) {
+    public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: Nanoseconds) {
         precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)
         let machine: UInt64 = pcpuCount == 64 ? ~0 : (1 << UInt64(pcpuCount)) - 1
         precondition(affinity & machine != 0, "no pCPU the vCPU may run on")
         if vcpus[v].state != .absent { removeVCPU(v) }
-        vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now)
+        vcpus[v] = VCPU(state: .blocked, domain: domain, affinity: affinity, waitingSince: now.raw)
         vcpus[v].queue = firstAllowed(v)
     }
 

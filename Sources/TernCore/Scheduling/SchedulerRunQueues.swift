@@ -28,7 +28,7 @@ extension Scheduler {
 
     /// When the caller must call `pick` on this pCPU again; nil means only a wake (kick) can change
     /// anything there. A time at or before now means at once.
-    public func deadline(pcpu: Int) -> UInt64? { pcpus[pcpu].deadline }
+    public func deadline(pcpu: Int) -> Nanoseconds? { pcpus[pcpu].deadline.map { Nanoseconds($0) } }
 
     public func isRunnable(_ v: Int) -> Bool {
         guard v >= 0 && v < vcpuCapacity else { return false }
@@ -39,8 +39,8 @@ extension Scheduler {
     }
 
     /// Run time charged so far; the current stretch on a pCPU is added at its next pick, block or yield.
-    public func consumed(domain: Int) -> UInt64 {
-        domain >= 0 && domain < domainCapacity ? domains[domain].consumed : 0
+    public func consumed(domain: Int) -> Nanoseconds {
+        Nanoseconds(domain >= 0 && domain < domainCapacity ? domains[domain].consumed : 0)
     }
 
     /// vCPUs waiting in `pcpu`'s queue.

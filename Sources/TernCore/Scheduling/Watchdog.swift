@@ -4,8 +4,8 @@
 
 public struct Watchdogs: Sendable {
     public static let count = 2
-    /// When each fires, in nanoseconds of hypervisor time; nil when not in use.
-    public private(set) var deadlines: [UInt64?] = [nil, nil]
+    /// When each fires; nil when not in use.
+    public private(set) var deadlines: [Nanoseconds?] = [nil, nil]
 
     public init() {}
 
@@ -19,8 +19,8 @@ public struct Watchdogs: Sendable {
     /// sched_watchdog { id, timeout } at time `now`: id 0 arms a free one and returns its id; a
     /// nonzero id pokes that one with a new timeout, or stops it when the timeout is 0. Returns the id
     /// for the first, 0 for the others.
-    public mutating func command(id: UInt32, timeout seconds: UInt32, now: UInt64) -> Result<UInt32, Failure> {
-        let deadline = now &+ UInt64(seconds) * 1_000_000_000
+    public mutating func command(id: UInt32, timeout seconds: UInt32, now: Nanoseconds) -> Result<UInt32, Failure> {
+        let deadline = now + .seconds(UInt64(seconds))
         if id == 0 {
             guard let free = deadlines.firstIndex(where: { $0 == nil }) else { return .failure(.noneFree) }
             deadlines[free] = deadline
@@ -33,8 +33,8 @@ public struct Watchdogs: Sendable {
     }
 
     /// The earliest deadline of those in use.
-    public var next: UInt64? { deadlines.compactMap { $0 }.min() }
+    public var next: Nanoseconds? { deadlines.compactMap { $0 }.min() }
 
     /// True when one has run out by `now`.
-    public func hasFired(at now: UInt64) -> Bool { next.map { $0 <= now } ?? false }
+    public func hasFired(at now: Nanoseconds) -> Bool { next.map { $0 <= now } ?? false }
 }

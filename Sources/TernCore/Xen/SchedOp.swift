@@ -29,7 +29,10 @@ public struct SchedWatchdog {
 extension SchedPoll {
     /// Whether its timeout (Xen system time; 0 = none) had passed at `now`: the poll returns 0 at once,
     /// as Xen's timer would fire at once.
-    @inlinable public func hasTimedOut(at now: UInt64) -> Bool { timeout != 0 && timeout <= now }
+    @inlinable public func hasTimedOut(at now: Nanoseconds) -> Bool { timeout != 0 && timeout <= now.raw }
+
+    /// When the poll gives up; nil: never.
+    @inlinable public var deadline: Nanoseconds? { timeout == 0 ? nil : Nanoseconds(timeout) }
 }
 
 public enum SchedOp {
@@ -109,7 +112,7 @@ public protocol SchedPollHost {
     func isPending(_ port: EventPort) -> Bool
     /// Puts the vCPU to sleep until an event on a polled port, an interrupt or `deadline` (Xen system
     /// time; nil: none). False when an interrupt already waits for it: it carries on at once.
-    func sleep(until deadline: UInt64?) -> Bool
+    func sleep(until deadline: Nanoseconds?) -> Bool
     /// The vCPU no longer polls.
     func endPolling()
 }
@@ -124,8 +127,8 @@ extension SchedOp {
 
     /// SCHEDOP_poll with its ports read and checked, as Xen's do_poll: returns at once when one of
     /// them is already pending or an interrupt waits for the vCPU, else sleeps until one becomes
-    /// pending, an interrupt arrives or `timeout` (0: none) passes.
-    public static func poll<Host: SchedPollHost>(_ ports: [EventPort], timeout: UInt64, _ host: Host) -> PollOutcome {
+    /// pending, an interrupt arrives or `deadline` (nil: none) passes.
+    public static func poll<Host: SchedPollHost>(_ ports: [EventPort], until deadline: Nanoseconds?, _ host: Host) -> PollOutcome {
         host.beginPolling(only: ports.count == 1 && ports[0] != .none ? ports[0] : nil)
         // A plain loop: `contains(where:)` with this closure crashes the embedded compiler (6.3).
         var pending = false
@@ -133,7 +136,7 @@ extension SchedOp {
             pending = true
             break
         }
-        if pending || !host.sleep(until: timeout == 0 ? nil : timeout) {
+        if pending || !host.sleep(until: deadline) {
             host.endPolling()
             return .returnNow
         }
