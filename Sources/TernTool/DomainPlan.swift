@@ -51,13 +51,13 @@ public struct DomainPlan: Sendable {
         if configs.count > TernLimits.maximumDomains {
             let first = TernLimits.maximumDomains + 1
             throw .config(ConfigError(file: displayName(configs[first - 1]), line: 0, field: nil,
-                                      message: "config \(first) of \(configs.count): Tern runs at most \(TernLimits.maximumDomains) domains"))
+                                      message: "config \(first) of \(configs.count): Tern runs at most \(TernLimits.maximumDomains) domains "
+                                          + "(the machine's 8-bit VMIDs tell no more apart)"))
         }
         let cpus = machineCPUs ?? TernLimits.maximumCPUs
         var domains: [PlannedDomain] = []
         var warnings: [String] = []
         var names: [String: String] = [:]
-        var vcpus = 0
         for (id, url) in configs.enumerated() {
             let shown = displayName(url)
             let text: String
@@ -94,11 +94,6 @@ public struct DomainPlan: Sendable {
                 throw fail("cpus", machineCPUs == nil
                     ? "CPU \(missing) is beyond the \(cpus) CPUs Tern runs on (\(range))"
                     : "CPU \(missing) is not on the machine, which has \(cpus) CPU\(cpus == 1 ? "" : "s") (\(range), --smp \(cpus))")
-            }
-            vcpus += config.vcpus
-            if vcpus > TernLimits.maximumVCPUs {
-                throw fail("vcpus", "the domains' vCPUs come to \(vcpus) with this one's \(config.vcpus); "
-                           + "Tern runs at most \(TernLimits.maximumVCPUs) vCPUs in all")
             }
             var domain = PlannedDomain(id: id, config: config, configFile: url, kernel: kernel, ramdisk: ramdisk)
             domain.memoryLine = keyLine("memory", in: text)

@@ -42,4 +42,20 @@ extension BootTests {
                 "\(reserved.lines.suffix(10).joined(separator: "\n"))")
         #expect(!reserved.lines.contains { $0.hasPrefix("(d0)") || $0.hasPrefix("(d1)") })
     }
+
+    /// Each live domain needs its own VMID, and QEMU's Cortex-A57 has 8-bit ones: a boot configuration
+    /// of 256 domains (which no set of configs can ask for: the tool refuses it first) starts nothing.
+    @Test func moreDomainsThanVMIDsStartNothing() throws {
+        let r = try run(["hello", "hello-psci"], editing: { root in
+            guard let chosen = root.child("chosen"), let node = chosen.child("domU1") else { return }
+            for id in 2 ..< 256 {
+                let copy = DTNode(name: Array("domU\(id)".utf8), properties: node.properties, children: node.children)
+                copy.set("tern,domid", u32: UInt32(id))
+                chosen.addChild(copy)
+            }
+        }, stopWhen: { $0.contains("none started") })
+        #expect(r.lines.contains("(tern) the boot configuration asks for 256 domains; this CPU's 8-bit VMIDs tell at most 255 apart: none started"),
+                "\(r.lines.suffix(10).joined(separator: "\n"))")
+        #expect(!r.lines.contains { $0.hasPrefix("(d0)") || $0.hasPrefix("(d1)") })
+    }
 }

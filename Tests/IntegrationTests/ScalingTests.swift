@@ -2,6 +2,7 @@
 // domains on 4 CPUs.
 import Foundation
 import Testing
+import TernCore
 import TernTool
 
 extension BootTests {
@@ -28,6 +29,29 @@ extension BootTests {
         #expect(work.count == count, "domains that reported: \(work.keys.sorted())")
         let most = work.values.max() ?? 0, least = work.values.min() ?? 0
         #expect(least > 0 && most / least < 2, "work from \(least) to \(most)")
+    }
+}
+
+extension BootTests {
+    /// As many domains as the Cortex-A57's 8-bit VMIDs tell apart (255), each in its own VMID (the last
+    /// one's is 255) and table slot: the hypervisor's tables grow from their boot size to hold them, and
+    /// every one says hello and powers off.
+    @Test func theMostDomainsTheVMIDsAllowAllRun() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-most-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let count = TernLimits.maximumDomains
+        #expect(count == 255)
+        let configs = try (0 ..< count).map { i in
+            let url = folder.appendingPathComponent("d\(i).cfg")
+            try "name = \"h\(i)\"\nkernel = \"tern:hello\"\nmemory = 4\n".write(to: url, atomically: true, encoding: .utf8)
+            return url
+        }
+        let r = try runner.run(configs: configs, smp: 2, timeout: 120)
+        #expect(r.allPoweredOff, "\(r.lines.filter { !$0.isEmpty }.suffix(20).joined(separator: "\n"))")
+        let done = (0 ..< count).filter { d in r.lines.contains { $0.hasPrefix("(d\(d)) hello:") && $0.contains("done, powering off") } }
+        #expect(done.count == count, "domains that finished: \(done.count)")
+        #expect(r.lines.contains { $0.hasPrefix("(tern) boot done in ") && $0.contains(": 255 domains, 2 pcpus") })
     }
 }
 

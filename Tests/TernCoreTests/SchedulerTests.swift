@@ -21,8 +21,8 @@ private struct Simulation: ~Copyable {
     var longestStretch: [Int: UInt64] = [:]
     var picks: [(pcpu: Int, vcpu: Int?)] = []
 
-    init(pcpus: Int, parameters: SchedulerParameters = .init()) {
-        scheduler = Scheduler(parameters: parameters, pcpus: pcpus)
+    init(pcpus: Int, parameters: SchedulerParameters = .init(), domains: Int = 128, vcpus: Int = 512) {
+        scheduler = Scheduler(parameters: parameters, pcpus: pcpus, domains: domains, vcpus: vcpus)
         onPCPU = Array(repeating: nil, count: pcpus)
         since = Array(repeating: 0, count: pcpus)
         stretchStart = Array(repeating: 0, count: pcpus)
@@ -177,6 +177,31 @@ private struct SeededRandom: RandomNumberGenerator {
         var idle = Scheduler(pcpus: 1)
         idle.hypervisorWork(pcpu: 0, from: 0, to: .milliseconds(1))
         #expect(idle.running(on: 0) == nil)
+    }
+
+    /// Tables grown while vCPUs run and wait (as the hypervisor grows them for a new domain): the
+    /// schedule carries on, and a domain in a new slot gets its share.
+    @Test func growingTheTablesKeepsTheSchedule() {
+        var sim = Simulation(pcpus: 2, domains: 4, vcpus: 4)
+        for d in 0..<3 {
+            sim.domain(d)
+            sim.vcpu(d, domain: d)
+        }
+        sim.run(until: 1 * second)
+        sim.scheduler.grow(domains: 40, vcpus: 100)
+        #expect(sim.scheduler.domainCapacity == 40 && sim.scheduler.vcpuCapacity == 100)
+        sim.scheduler.grow(domains: 8, vcpus: 8)             // smaller: nothing changes
+        #expect(sim.scheduler.domainCapacity == 40 && sim.scheduler.vcpuCapacity == 100)
+        sim.domain(39)
+        sim.vcpu(99, domain: 39)
+        let before = (0..<3).map { sim.ran[$0] ?? 0 }
+        sim.run(until: 9 * second)
+        sim.settle()
+        // 8 s of two pCPUs among four domains.
+        for (i, v) in [0, 1, 2, 99].enumerated() {
+            let ran = (sim.ran[v] ?? 0) - (i < 3 ? before[i] : 0)
+            #expect(within(ran, 4 * second, percent: 3), "vCPU \(v) ran \(ran)")
+        }
     }
 
     @Test func equalDomainsShareTwoPCPUsEqually() {

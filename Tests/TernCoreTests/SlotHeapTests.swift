@@ -57,4 +57,21 @@ import Testing
         #expect(heap.count == 1)
         #expect(heap.first?.key == 0)
     }
+
+    /// More slots, and everything already in stays in, in order.
+    @Test func growsKeepingItsEntries() {
+        var heap = SlotHeap(capacity: 4)
+        for slot in 0 ..< 4 { heap.set(slot, key: UInt64(10 - slot), tie: 0) }
+        heap.grow(to: 2)                // smaller: nothing changes
+        #expect(heap.capacity == 4)
+        heap.grow(to: 10)
+        #expect(heap.capacity == 10 && heap.count == 4)
+        #expect(!heap.contains(9) && heap.entry(2)?.key == 8)
+        heap.set(9, key: 1, tie: 0)
+        heap.set(5, key: 8, tie: 0)
+        heap.remove(1)
+        var order: [Int] = []
+        while let e = heap.removeFirst() { order.append(e.slot) }
+        #expect(order == [9, 3, 2, 5, 0])
+    }
 }

@@ -76,6 +76,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
             c.s(" of them, the boot cpu first")
         }
     }
+    vmids = VMIDs(mmfr1: read_id_aa64mmfr1_el1())
     allocateTables(cpus: cpus.count)
     prepareCPU(cpus[0])
 
@@ -145,7 +146,7 @@ func ternSecondaryMain(_ index: UInt64) -> Never {
 /// Per-CPU EL2 setup: traps, stage-2 format, the GIC's CPU interfaces, timers.
 private func prepareCPU(_ cpu: PhysicalCPU) {
     write_hcr_el2(hcr)
-    write_vtcr_el2(Stage2Table<PhysicalTableMemory>.vtcr)
+    write_vtcr_el2(Stage2Table<PhysicalTableMemory>.vtcr | vmids.vtcrBits)
     write_cptr_el2(0x33FF)
     write_vpidr_el2(read_midr_el1())
     GenericTimer.configureForGuests()
@@ -236,21 +237,19 @@ private func createBootDomains(_ root: DTNode) {
     specs.sort { $0.id.raw < $1.id.raw }
     // A request beyond a limit is refused whole, never cut short: starting some of the domains asked
     // for would leave the others silently missing.
-    let vcpusAsked = specs.reduce(0) { $0 + $1.vcpus }
-    guard specs.count <= maximumDomains, vcpusAsked <= maximumVCPUs else {
+    guard specs.count <= vmids.domainLimit else {
         log { c in
             c.s("the boot configuration asks for ")
             c.dec(specs.count)
-            c.s(" domains with ")
-            c.dec(vcpusAsked)
-            c.s(" vcpus; Tern runs at most ")
-            c.dec(maximumDomains)
-            c.s(" domains and ")
-            c.dec(maximumVCPUs)
-            c.s(" vcpus: none started")
+            c.s(" domains; this CPU's ")
+            c.dec(vmids.bits)
+            c.s("-bit VMIDs tell at most ")
+            c.dec(vmids.domainLimit)
+            c.s(" apart: none started")
         }
         return
     }
+    growTables(domains: specs.count, vcpus: specs.reduce(0) { $0 + $1.vcpus })
     var nextVCPU = 0
     for (slot, spec) in specs.enumerated() {
         let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)

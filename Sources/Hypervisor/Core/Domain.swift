@@ -82,7 +82,7 @@ final class Domain {
         self.slot = slot
         self.name = spec.name
         self.privileged = spec.id == .zero
-        self.vmid = UInt64(slot + 1)
+        self.vmid = vmids.vmid(slot: slot)
         self.memory = memory
         self.ramBase = ramBase
         self.physMap = SpinLocked(PhysMap(stage2: stage2, tables: tables))

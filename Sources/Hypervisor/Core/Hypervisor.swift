@@ -7,8 +7,8 @@ import TernCore
 
 let ternVersion: StaticString = "0.1.0"
 let maximumCPUs = TernLimits.maximumCPUs
-let maximumDomains = TernLimits.maximumDomains
-let maximumVCPUs = TernLimits.maximumVCPUs
+/// The CPU's VMID width, read at boot: how many domains can live at once.
+nonisolated(unsafe) var vmids = VMIDs.cortexA57
 
 /// One physical CPU's own state, touched only by that CPU (and read by others under the lock).
 final class PhysicalCPU {
@@ -42,9 +42,10 @@ nonisolated(unsafe) var platform = Platform()
 nonisolated(unsafe) var firmware = Firmware(usesHVC: false)
 nonisolated(unsafe) var gic = GICv3(distributor: HostPhysicalAddress(0), redistributors: HostPhysicalAddress(0), redistributorsSize: 0)
 nonisolated(unsafe) var cpus: [PhysicalCPU] = []
-// The domain and vCPU tables and the scheduler's state are allocated once at boot and never resized.
-// They live behind plain pointers: a global Swift array or struct with an initializer is set up lazily,
-// behind a check on every access, and the switch path reads these several times.
+// The domain and vCPU tables and the scheduler's state start small at boot and grow (growTables) to
+// what the domains ask. They live behind plain pointers: a global Swift array or struct with an
+// initializer is set up lazily, behind a check on every access, and the switch path reads these
+// several times.
 nonisolated(unsafe) var domains = UnsafeMutableBufferPointer<Domain?>(start: nil, count: 0)
 nonisolated(unsafe) var vcpuSlots = UnsafeMutableBufferPointer<VCPU?>(start: nil, count: 0)
 nonisolated(unsafe) private var schedulerState: UnsafeMutablePointer<Scheduler>?
@@ -59,16 +60,53 @@ nonisolated(unsafe) private var sleepersState: UnsafeMutablePointer<SlotHeap>?
     _modify { yield &sleepersState.unsafelyUnwrapped.pointee }
 }
 
-/// Boot: the tables, sized for Tern's limits, and the scheduler for `cpus` physical CPUs.
+/// Each vCPU slot's register frame, allocated when the slot is first used and kept for good: the frame
+/// a CPU last ran (its TPIDR_EL2) is never freed memory, even once that vCPU has been destroyed.
+nonisolated(unsafe) private var vcpuFrames = UnsafeMutableBufferPointer<UnsafeMutablePointer<tern_frame>?>(start: nil, count: 0)
+
+/// Boot: small tables, and the scheduler for `cpus` physical CPUs.
 func allocateTables(cpus: Int) {
-    domains = .allocate(capacity: maximumDomains)
+    let initialDomains = 16, initialVCPUs = 64
+    domains = .allocate(capacity: initialDomains)
     domains.initialize(repeating: nil)
-    vcpuSlots = .allocate(capacity: maximumVCPUs)
+    vcpuSlots = .allocate(capacity: initialVCPUs)
     vcpuSlots.initialize(repeating: nil)
+    vcpuFrames = .allocate(capacity: initialVCPUs)
+    vcpuFrames.initialize(repeating: nil)
     schedulerState = .allocate(capacity: 1)
-    schedulerState!.initialize(to: Scheduler(pcpus: cpus, domains: maximumDomains, vcpus: maximumVCPUs))
+    schedulerState!.initialize(to: Scheduler(pcpus: cpus, domains: initialDomains, vcpus: initialVCPUs))
     sleepersState = .allocate(capacity: 1)
-    sleepersState!.initialize(to: SlotHeap(capacity: maximumVCPUs))
+    sleepersState!.initialize(to: SlotHeap(capacity: initialVCPUs))
+}
+
+/// Room in every table for domain slots below `domainSlots` and vCPU slots below `vcpuSlotCount`, at
+/// least doubling what is there, so a run of creations copies little. With the scheduler lock held
+/// (every reader of the tables holds it), or at boot before other CPUs run.
+func growTables(domains domainSlots: Int, vcpus vcpuSlotCount: Int) {
+    if domainSlots > domains.count { domains = grown(domains, to: max(domainSlots, 2 * domains.count)) }
+    if vcpuSlotCount > vcpuSlots.count {
+        let count = max(vcpuSlotCount, 2 * vcpuSlots.count)
+        vcpuSlots = grown(vcpuSlots, to: count)
+        vcpuFrames = grown(vcpuFrames, to: count)
+        sleepers.grow(to: count)
+    }
+    scheduler.grow(domains: domains.count, vcpus: vcpuSlots.count)
+}
+
+private func grown<T>(_ table: UnsafeMutableBufferPointer<T?>, to count: Int) -> UnsafeMutableBufferPointer<T?> {
+    let larger = UnsafeMutableBufferPointer<T?>.allocate(capacity: count)
+    _ = larger.moveInitialize(fromContentsOf: table)
+    larger[table.count...].initialize(repeating: nil)
+    table.deallocate()
+    return larger
+}
+
+/// The register frame of vCPU slot `slot` (below the tables' size), zeroed.
+func vcpuFrame(slot: Int) -> UnsafeMutablePointer<tern_frame> {
+    let frame = vcpuFrames[slot] ?? .allocate(capacity: 1)
+    vcpuFrames[slot] = frame
+    frame.initialize(to: tern_frame())
+    return frame
 }
 nonisolated(unsafe) var schedulerLock: UInt32 = 0
 nonisolated(unsafe) var counterFrequency: UInt64 = 62_500_000

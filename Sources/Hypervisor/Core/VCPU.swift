@@ -10,9 +10,6 @@ let spsrEL1hMasked: UInt64 = 0x3C5
 
 enum BlockReason { case none, wfi, schedBlock, poll, offline }
 
-/// One register frame per scheduler slot, allocated once at boot.
-nonisolated(unsafe) var vcpuFrames = UnsafeMutablePointer<tern_frame>.allocate(capacity: maximumVCPUs)
-
 final class VCPU {
     // Strong: the cycle with Domain.vcpus is broken when the domain is released.
     let domain: Domain
@@ -58,10 +55,7 @@ final class VCPU {
         self.domain = domain
         self.index = index
         self.slot = slot
-        // A scheduler slot keeps its frame for good, so the frame a CPU last ran (its TPIDR_EL2) is never
-        // freed memory, even once that vCPU has been destroyed.
-        frame = vcpuFrames.advanced(by: slot)
-        frame.pointee = tern_frame()
+        frame = vcpuFrame(slot: slot)
         el1 = .allocate(capacity: 1)
         el1.initialize(to: tern_el1_state())
         fp = .allocate(capacity: 1)

@@ -2,11 +2,10 @@
 public enum TernLimits {
     /// Physical CPUs the hypervisor brings up (QEMU's -smp, `tern run --smp`).
     public static let maximumCPUs = 32
-    /// Domains, one per config file. The tables are a pointer a slot, and the scheduler's costs per
-    /// switch do not grow with the count (its run queues are heaps), so this is far from a hard wall.
-    public static let maximumDomains = 128
-    /// vCPUs over all domains together.
-    public static let maximumVCPUs = 512
+    /// Domains, one per config file: as many as the VMIDs of `tern run`'s machine tell apart (see
+    /// VMIDs). The hypervisor's tables grow to what is asked; nothing else stops it short of memory,
+    /// which the tool checks too.
+    public static let maximumDomains = VMIDs.cortexA57.domainLimit
     /// vCPUs of one domain (its config's "vcpus").
     public static let maximumVCPUsPerDomain = 8
 }

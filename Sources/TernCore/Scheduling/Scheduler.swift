@@ -117,20 +117,20 @@ public struct Scheduler: ~Copyable {
     static let longestCharge: UInt64 = 1 << 50
 
     let parameters: SchedulerParameters
-    public let domainCapacity: Int
-    public let vcpuCapacity: Int
+    public internal(set) var domainCapacity: Int
+    public internal(set) var vcpuCapacity: Int
     public let pcpuCount: Int
-    let domains: UnsafeMutablePointer<Domain>
-    let vcpus: UnsafeMutablePointer<VCPU>
+    var domains: UnsafeMutablePointer<Domain>
+    var vcpus: UnsafeMutablePointer<VCPU>
     let pcpus: UnsafeMutablePointer<PCPU>
     /// Each pCPU's waiting vCPUs, keyed by their domain's virtual time when queued, then waiting time.
     let queues: UnsafeMutablePointer<SlotHeap>
     /// Room for the throttled vCPUs a pick sets aside while it looks past them.
-    let setAside: UnsafeMutablePointer<Int>
+    var setAside: UnsafeMutablePointer<Int>
 
-    /// Slots are below `domains` and `vcpus`; `pcpus` is at most 64 (affinity is a 64-bit mask).
-    public init(parameters: SchedulerParameters = .init(), pcpus: Int,
-                domains: Int = TernLimits.maximumDomains, vcpus: Int = TernLimits.maximumVCPUs) {
+    /// Slots are below `domains` and `vcpus` until `grow` makes room for more; `pcpus` is at most 64
+    /// (affinity is a 64-bit mask).
+    public init(parameters: SchedulerParameters = .init(), pcpus: Int, domains: Int = 16, vcpus: Int = 64) {
         precondition(pcpus > 0 && pcpus <= 64 && domains > 0 && vcpus > 0)
         precondition(parameters.slice.raw > 0 && parameters.capPeriod.raw > 0)
         self.parameters = parameters

@@ -20,6 +20,29 @@ extension Scheduler {
         domains[d] = Domain()
     }
 
+    /// Room for domain slots below `domains` and vCPU slots below `vcpus` (smaller values are ignored):
+    /// the tables are copied into larger ones, so the caller holds whatever lock it calls in under.
+    public mutating func grow(domains newDomains: Int, vcpus newVCPUs: Int) {
+        if newDomains > domainCapacity {
+            let larger = UnsafeMutablePointer<Domain>.allocate(capacity: newDomains)
+            larger.moveInitialize(from: domains, count: domainCapacity)
+            (larger + domainCapacity).initialize(repeating: Domain(), count: newDomains - domainCapacity)
+            domains.deallocate()
+            domains = larger
+            domainCapacity = newDomains
+        }
+        guard newVCPUs > vcpuCapacity else { return }
+        let larger = UnsafeMutablePointer<VCPU>.allocate(capacity: newVCPUs)
+        larger.moveInitialize(from: vcpus, count: vcpuCapacity)
+        (larger + vcpuCapacity).initialize(repeating: VCPU(), count: newVCPUs - vcpuCapacity)
+        vcpus.deallocate()
+        vcpus = larger
+        setAside.deallocate()
+        setAside = .allocate(capacity: newVCPUs)
+        for p in 0 ..< pcpuCount { queues[p].grow(to: newVCPUs) }
+        vcpuCapacity = newVCPUs
+    }
+
     /// The vCPU starts blocked: it has no context to run until the caller wakes it.
     public mutating func addVCPU(_ v: Int, domain: Int, affinity: UInt64, now: Nanoseconds) {
         precondition(v >= 0 && v < vcpuCapacity && domain >= 0 && domain < domainCapacity && domains[domain].present)

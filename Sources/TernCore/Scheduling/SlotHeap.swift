@@ -1,8 +1,8 @@
 // A binary min-heap of small slot numbers, each with a key, that also finds a slot's place in it: the
 // run queues (ordered by virtual time) and the sleepers (ordered by wake-up time) are both this. Every
 // operation is O(log n) or better, so what the scheduler does per switch stays flat however many
-// domains there are. Storage is allocated once for `capacity` slots (no growth, no copy-on-write
-// checks on the switch path).
+// domains there are. Storage is plain pointers for `capacity` slots (no copy-on-write checks on the
+// switch path), grown only when the owner asks for more slots.
 
 public struct SlotHeap: ~Copyable {
     /// Ordered by `key`, then `tie`, then `slot`: the order never depends on insertion order.
@@ -24,11 +24,11 @@ public struct SlotHeap: ~Copyable {
         }
     }
 
-    public let capacity: Int
+    public private(set) var capacity: Int
     public private(set) var count = 0
-    private let entries: UnsafeMutablePointer<Entry>
+    private var entries: UnsafeMutablePointer<Entry>
     /// Each slot's index in `entries` plus one; 0 when it is not in the heap.
-    private let positions: UnsafeMutablePointer<Int32>
+    private var positions: UnsafeMutablePointer<Int32>
 
     public init(capacity: Int) {
         precondition(capacity > 0 && capacity < Int(Int32.max))
@@ -41,6 +41,22 @@ public struct SlotHeap: ~Copyable {
     deinit {
         entries.deallocate()
         positions.deallocate()
+    }
+
+    /// Room for slots below `newCapacity`; every entry stays where it is. A smaller capacity is ignored.
+    public mutating func grow(to newCapacity: Int) {
+        guard newCapacity > capacity else { return }
+        precondition(newCapacity < Int(Int32.max))
+        let newEntries = UnsafeMutablePointer<Entry>.allocate(capacity: newCapacity)
+        newEntries.moveInitialize(from: entries, count: count)
+        let newPositions = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
+        newPositions.moveInitialize(from: positions, count: capacity)
+        (newPositions + capacity).initialize(repeating: 0, count: newCapacity - capacity)
+        entries.deallocate()
+        positions.deallocate()
+        entries = newEntries
+        positions = newPositions
+        capacity = newCapacity
     }
 
     public var isEmpty: Bool { count == 0 }
