@@ -106,16 +106,19 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: Nanoseconds = .n
     // Its domain was shut down while it waited for the lock: it is offline already, and leaves.
     guard !v.domain.dying else { return true }
     timerInterruptsDeactivated(v)           // a timer still due after the guest handled it is pending again
-    if hasPendingInterrupt(v) {
+    let virtualTimer = Blocking.VirtualTimer(control: read_cntv_ctl_el0(), compare: CounterTicks(read_cntv_cval_el0()),
+                                             inFlight: v.timerInFlight)
+    let wakeAt: Nanoseconds
+    switch Blocking.decide(interruptWaiting: hasPendingInterrupt(v), virtualTimer: virtualTimer,
+                           physicalTimer: physicalTimerDeadline(v), poll: pollDeadline,
+                           counterNow: CounterTicks(GenericTimer.now), counter: systemCounter) {
+    case .interruptWaiting:
         flushPendingInterrupts(v)
         return false
-    }
-    // Its timers wake it: the virtual one unless its interrupt is already in the guest's hands.
-    var wakeAt = min(pollDeadline, physicalTimerDeadline(v))
-    if read_cntv_ctl_el0() & 3 == 1 && !v.timerInFlight {
-        let cval = read_cntv_cval_el0()
-        if cval <= GenericTimer.now { return false }
-        wakeAt = min(wakeAt, systemCounter.deadline(at: CounterTicks(cval)))
+    case .timerDue:
+        return false
+    case .sleep(let time):
+        wakeAt = time
     }
     v.blocked = reason
     v.wakeAt = wakeAt
