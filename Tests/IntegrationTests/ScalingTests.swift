@@ -33,9 +33,9 @@ extension BootTests {
 }
 
 extension BootTests {
-    /// As many domains as the Cortex-A57's 8-bit VMIDs tell apart (255), each in its own VMID (the last
-    /// one's is 255) and table slot: the hypervisor's tables grow from their boot size to hold them, and
-    /// every one says hello and powers off.
+    /// As many domains as the Cortex-A57's 8-bit VMIDs tell apart (255: every VMID but 0, which tags
+    /// none): the hypervisor's tables grow from their boot size to hold them, and every one says hello
+    /// and powers off.
     @Test func theMostDomainsTheVMIDsAllowAllRun() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-most-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -21,7 +21,7 @@ private struct Simulation: ~Copyable {
     var longestStretch: [Int: UInt64] = [:]
     var picks: [(pcpu: Int, vcpu: Int?)] = []
 
-    init(pcpus: Int, parameters: SchedulerParameters = .init(), domains: Int = 128, vcpus: Int = 512) {
+    init(pcpus: Int, parameters: SchedulerParameters = .init(), domains: Int = 255, vcpus: Int = 2040) {
         scheduler = Scheduler(parameters: parameters, pcpus: pcpus, domains: domains, vcpus: vcpus)
         onPCPU = Array(repeating: nil, count: pcpus)
         since = Array(repeating: 0, count: pcpus)
@@ -592,5 +592,19 @@ private func schedulerWithADomainPerVCPU(pcpus: Int, affinities: [UInt64]) -> Sc
         #expect(s.pick(pcpu: 1, now: 12_500_000) == 1)
         #expect(s.wake(3, now: 13_000_000) == nil)
         #expect(s.preemption(for: 3, now: 13_000_000) == nil)
+    }
+}
+
+@Suite struct SchedulerAllocationTests {
+    /// What the hypervisor checks against its heap's largest block before it grows the tables: it
+    /// grows with the slots, and covers each table the scheduler allocates.
+    @Test func theLargestAllocationCoversEveryTable() {
+        let small = Scheduler.largestAllocation(domains: 1, vcpus: 1)
+        #expect(small >= MemoryLayout<SlotHeap.Entry>.stride && small >= MemoryLayout<Scheduler.VCPU>.stride)
+        let perVCPU = max(MemoryLayout<Scheduler.VCPU>.stride, MemoryLayout<SlotHeap.Entry>.stride)
+        #expect(Scheduler.largestAllocation(domains: 1, vcpus: 1000) == 1000 * perVCPU)
+        #expect(Scheduler.largestAllocation(domains: 100_000, vcpus: 1) == 100_000 * MemoryLayout<Scheduler.Domain>.stride)
+        // Tern's most on the Cortex-A57 (255 domains of 8 vCPUs) is far from a 2 MiB block.
+        #expect(Scheduler.largestAllocation(domains: 255, vcpus: 2040) < 1 << 21)
     }
 }

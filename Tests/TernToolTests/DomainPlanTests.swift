@@ -116,7 +116,7 @@ import TernCore
         let files = try FileManager.default.contentsOfDirectory(atPath: examples.path)
             .filter { $0.hasSuffix(".cfg") && $0 != "broken.cfg" }.sorted()
         #expect(files.count >= 8)
-        // In runs of at most 16, the most one plan may hold.
+        // In runs of at most TernLimits.maximumDomains, the most one plan may hold.
         let domains = try stride(from: 0, to: files.count, by: TernLimits.maximumDomains).flatMap { start in
             try DomainPlan.load(configs: files[start ..< min(start + TernLimits.maximumDomains, files.count)]
                                     .map { examples.appendingPathComponent($0) },

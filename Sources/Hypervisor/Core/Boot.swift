@@ -145,6 +145,21 @@ func ternSecondaryMain(_ index: UInt64) -> Never {
 
 /// Per-CPU EL2 setup: traps, stage-2 format, the GIC's CPU interfaces, timers.
 private func prepareCPU(_ cpu: PhysicalCPU) {
+    // The boot CPU's VMID width holds for every CPU: one with fewer bits would treat VTCR.VS as
+    // reserved and give domains past slot 254 each other's TLB entries.
+    let own = VMIDs(mmfr1: read_id_aa64mmfr1_el1())
+    if own.bits < vmids.bits {
+        log { c in
+            c.s("pcpu")
+            c.dec(cpu.index)
+            c.s(" has ")
+            c.dec(own.bits)
+            c.s("-bit VMIDs, fewer than the boot cpu's ")
+            c.dec(vmids.bits)
+            c.s("; it stays off")
+        }
+        while true { tern_wfi() }
+    }
     write_hcr_el2(hcr)
     write_vtcr_el2(Stage2Table<PhysicalTableMemory>.vtcr | vmids.vtcrBits)
     write_cptr_el2(0x33FF)
@@ -249,7 +264,17 @@ private func createBootDomains(_ root: DTNode) {
         }
         return
     }
-    growTables(domains: specs.count, vcpus: specs.reduce(0) { $0 + $1.vcpus })
+    let vcpusAsked = specs.reduce(0) { $0 + $1.vcpus }
+    guard growTables(domains: specs.count, vcpus: vcpusAsked) else {
+        log { c in
+            c.s("the boot configuration asks for ")
+            c.dec(specs.count)
+            c.s(" domains with ")
+            c.dec(vcpusAsked)
+            c.s(" vcpus; the scheduler's tables for them would not fit the heap's largest block: none started")
+        }
+        return
+    }
     var nextVCPU = 0
     for (slot, spec) in specs.enumerated() {
         let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)

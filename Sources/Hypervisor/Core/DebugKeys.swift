@@ -39,7 +39,7 @@ private func dumpVCPUs() {
                 }
                 if v.wakeAt != .never {
                     c.s(" wake in ")
-                    c.dec(Int(v.wakeAt.raw) - Int(t.raw))
+                    c.dec(Int(bitPattern: UInt(v.wakeAt.raw &- t.raw)))     // a far deadline shows as it wraps, never traps
                     c.s(" ns")
                 }
                 // Xen's runstate, in ms: where its time went (runnable is what another vCPU took).

@@ -79,18 +79,27 @@ func allocateTables(cpus: Int) {
     sleepersState!.initialize(to: SlotHeap(capacity: initialVCPUs))
 }
 
+/// The largest block the heap hands out: its regions are 4 MiB, each added one with its class map at
+/// its start, and a block is aligned to its power-of-two size (libc.c).
+let heapLargestBlock = 1 << 21
+
 /// Room in every table for domain slots below `domainSlots` and vCPU slots below `vcpuSlotCount`, at
-/// least doubling what is there, so a run of creations copies little. With the scheduler lock held
-/// (every reader of the tables holds it), or at boot before other CPUs run.
-func growTables(domains domainSlots: Int, vcpus vcpuSlotCount: Int) {
-    if domainSlots > domains.count { domains = grown(domains, to: max(domainSlots, 2 * domains.count)) }
-    if vcpuSlotCount > vcpuSlots.count {
-        let count = max(vcpuSlotCount, 2 * vcpuSlots.count)
-        vcpuSlots = grown(vcpuSlots, to: count)
-        vcpuFrames = grown(vcpuFrames, to: count)
-        sleepers.grow(to: count)
+/// least doubling what is there, so a run of creations copies little. False, with nothing changed,
+/// when a table would be larger than the heap's largest block. With the scheduler lock held (every
+/// reader of the tables holds it), or at boot before other CPUs run.
+func growTables(domains domainSlots: Int, vcpus vcpuSlotCount: Int) -> Bool {
+    let domainCount = domainSlots > domains.count ? max(domainSlots, 2 * domains.count) : domains.count
+    let vcpuCount = vcpuSlotCount > vcpuSlots.count ? max(vcpuSlotCount, 2 * vcpuSlots.count) : vcpuSlots.count
+    // The scheduler's tables are the largest: a pointer, or a frame pointer, a slot is less than theirs.
+    guard Scheduler.largestAllocation(domains: domainCount, vcpus: vcpuCount) <= heapLargestBlock else { return false }
+    if domainCount > domains.count { domains = grown(domains, to: domainCount) }
+    if vcpuCount > vcpuSlots.count {
+        vcpuSlots = grown(vcpuSlots, to: vcpuCount)
+        vcpuFrames = grown(vcpuFrames, to: vcpuCount)
+        sleepers.grow(to: vcpuCount)
     }
-    scheduler.grow(domains: domains.count, vcpus: vcpuSlots.count)
+    scheduler.grow(domains: domainCount, vcpus: vcpuCount)
+    return true
 }
 
 private func grown<T>(_ table: UnsafeMutableBufferPointer<T?>, to count: Int) -> UnsafeMutableBufferPointer<T?> {

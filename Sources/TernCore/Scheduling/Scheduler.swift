@@ -5,9 +5,9 @@
 // when the CPU would otherwise idle.
 //
 // This is policy only. The hypervisor owns the clock (passed in as Nanoseconds; plain UInt64 inside,
-// where the arithmetic is), the timers (it arms one
-// for `deadline(pcpu:)` after every `pick`) and the lock (every pCPU calls in under it). Domains and vCPUs
-// are slot indices chosen by the caller, below the capacities given at creation.
+// where the arithmetic is), the timers (it arms one for `deadline(pcpu:)` after every `pick`) and the
+// lock (every pCPU calls in under it). Domains and vCPUs are slot indices chosen by the caller, below
+// the capacities given at creation or by `grow`.
 //
 // Each pCPU has a run queue, a heap ordered by domain virtual time, so a pick costs O(pCPUs + log n)
 // however many domains there are. A queue keeps each vCPU's virtual time as of when it was queued; a

@@ -20,6 +20,13 @@ extension Scheduler {
         domains[d] = Domain()
     }
 
+    /// The largest single allocation `grow` (or `init`) makes for these capacities, in bytes: the
+    /// caller's heap must have a block this large.
+    public static func largestAllocation(domains: Int, vcpus: Int) -> Int {
+        max(domains * MemoryLayout<Domain>.stride,
+            vcpus * max(MemoryLayout<VCPU>.stride, MemoryLayout<SlotHeap.Entry>.stride, MemoryLayout<Int>.stride))
+    }
+
     /// Room for domain slots below `domains` and vCPU slots below `vcpus` (smaller values are ignored):
     /// the tables are copied into larger ones, so the caller holds whatever lock it calls in under.
     public mutating func grow(domains newDomains: Int, vcpus newVCPUs: Int) {
