@@ -7,9 +7,11 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 setup:
 	@scripts/setup.sh
 
-# Debian's arm64 kernel and a busybox initramfs for the Linux guests (cached in .cache/linux).
+# Debian's arm64 kernel and a busybox initramfs for the Linux guests, and Xen 4.17's toolstack from
+# Debian in a control-domain initramfs (cached in .cache/linux).
 linux: setup
 	@scripts/fetch-linux.sh
+	@scripts/fetch-toolstack.sh
 
 build: setup
 	$(SWIFT) build --product tern

@@ -156,6 +156,22 @@ func xenPVChecks(unmapped: UInt64) {
     let oldVersion = withUnsafeMutablePointer(to: &settime) { Xen.call(.platform_op, UInt64(UInt(bitPattern: $0))) }
     expect("platform_op of another interface version", oldVersion, EACCES)
     expect("platform_op from unmapped", Xen.call(.platform_op, unmapped), EFAULT)
+    // sysctl and domctl are the control domain's too (Xen's dummy XSM policy), after the same checks.
+    var sysctl = XenSysctl()
+    (sysctl.command, sysctl.interfaceVersion) = (SysctlCommand.getdomaininfolist.rawValue, sysctlInterfaceVersion)
+    let listed = withUnsafeMutablePointer(to: &sysctl) { Xen.call(.sysctl, UInt64(UInt(bitPattern: $0))) }
+    expect("sysctl getdomaininfolist from a domU", listed, EPERM)
+    sysctl.interfaceVersion = 0x14
+    let oldSysctl = withUnsafeMutablePointer(to: &sysctl) { Xen.call(.sysctl, UInt64(UInt(bitPattern: $0))) }
+    expect("sysctl of another interface version", oldSysctl, EACCES)
+    expect("sysctl from unmapped", Xen.call(.sysctl, unmapped), EFAULT)
+    var domctl = XenDomctl()
+    (domctl.command, domctl.interfaceVersion) = (DomctlCommand.getdomaininfo.rawValue, domctlInterfaceVersion)
+    let asked0 = withUnsafeMutablePointer(to: &domctl) { Xen.call(.domctl, UInt64(UInt(bitPattern: $0))) }
+    expect("domctl getdomaininfo of dom0 from a domU", asked0, EPERM)
+    domctl.command = 1                                      // createdomain
+    let created = withUnsafeMutablePointer(to: &domctl) { Xen.call(.domctl, UInt64(UInt(bitPattern: $0))) }
+    expect("domctl createdomain from a domU", created, EPERM)
 }
 
 @_cdecl("guest_secondary_main")

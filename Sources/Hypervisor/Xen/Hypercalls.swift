@@ -33,6 +33,10 @@ func hypercall(_ v: VCPU) -> Resume {
         result = hvmOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
     case Hypercall.platform_op.rawValue:
         result = platformOp(VirtualAddress(f.pointee.x.0), v)
+    case Hypercall.sysctl.rawValue:
+        result = sysctl(VirtualAddress(f.pointee.x.0), v)
+    case Hypercall.domctl.rawValue:
+        result = domctl(VirtualAddress(f.pointee.x.0), v)
     case Hypercall.vm_assist.rawValue:
         result = vmAssist(f.pointee.x.0, f.pointee.x.1, v.domain)
     default:

@@ -13,6 +13,8 @@ public enum Hypercall: UInt64 {
     case event_channel_op = 32
     case physdev_op = 33
     case hvm_op = 34
+    case sysctl = 35
+    case domctl = 36
 }
 
 /// The immediate of `hvc` that marks a Xen hypercall (the number itself travels in x16).

@@ -1,0 +1,50 @@
+// sysctl and domctl: TernCore's Sysctl and Domctl decide; the hypervisor tells them about the machine
+// and its domains.
+import TernCore
+
+func sysctl(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+    var memory = RunningGuestMemory()
+    return Sysctl.perform(arg, &memory, privileged: v.domain.privileged, HypervisorToolstack())?.returnValue ?? 0
+}
+
+func domctl(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+    var memory = RunningGuestMemory()
+    return Domctl.perform(arg, &memory, privileged: v.domain.privileged, HypervisorToolstack())?.returnValue ?? 0
+}
+
+struct HypervisorToolstack: ToolstackHost {
+    var machine: MachineSummary {
+        let total = platform.ram.reduce(0) { $0 + $1.size } / pageSize
+        let end = platform.ram.reduce(0) { max($0, $1.end.raw) }
+        return MachineSummary(cpus: cpus.reduce(0) { $0 + ($1.online ? 1 : 0) }, counterFrequency: counterFrequency,
+                              totalPages: total, freePages: UInt64(withSpinLock(&framesLock) { frames.freePages }),
+                              maxFrame: end / pageSize - 1)
+    }
+
+    func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
+}
+
+/// Walks the domain table under the scheduler lock, which guards it and the vCPUs' states.
+private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary] {
+    var found: [DomainSummary] = []
+    lockScheduler()
+    for case let d? in domains where d.id.raw >= first.raw {
+        var online = 0, blocked = 0
+        for v in d.vcpus where v.online {
+            online += 1
+            if v.blocked != .none { blocked += 1 }
+        }
+        // Scheduler lock, then the domain's events: the lock order's way.
+        let sharedInfo = d.xenPV ? d.events.withLock { $0.sharedInfo?.raw ?? 0 } : 0
+        found.append(DomainSummary(
+            id: d.id, dying: d.dying, shutdownReason: d.life.shutdown.map { $0.reason.rawValue },
+            running: d.running > 0, allBlocked: blocked == online, pages: d.memory.size / pageSize,
+            maxPages: d.memory.size / pageSize, sharedInfoFrame: sharedInfo / pageSize,
+            cpuTime: scheduler.consumed(domain: d.slot), onlineVCPUs: online, vcpus: d.vcpus.count,
+            spis: UInt32(VirtualDistributor.spiCount)))
+    }
+    unlockScheduler()
+    // Xen keeps its domains in ID order; Tern's table is by slot.
+    found.sort { $0.id.raw < $1.id.raw }
+    return Array(found.prefix(limit))
+}

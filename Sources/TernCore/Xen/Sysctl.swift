@@ -1,0 +1,235 @@
+// sysctl (xen/include/public/sysctl.h at XEN_SYSCTL_INTERFACE_VERSION 0x15): the control domain's
+// questions about the machine, as `xl info` and `xl list` ask them through libxc. Xen's order: the
+// copy of the structure (-EFAULT), its interface version (-EACCES), then the caller's privilege (the
+// dummy XSM policy: the control domain only, -EPERM); a command Tern does not have is -ENOSYS. The
+// structure goes back whole, as Xen copies it back.
+
+public let sysctlInterfaceVersion: UInt32 = 0x15
+
+public enum SysctlCommand: UInt32 {
+    case readconsole = 1, physinfo = 3, schedID = 4, getdomaininfolist = 6, cputopoinfo = 16, numainfo = 17, cpupoolOp = 18
+}
+
+/// struct xen_sysctl: cmd, interface_version, and a 128-byte union (8-byte aligned).
+public struct XenSysctl {
+    public var command: UInt32 = 0
+    public var interfaceVersion: UInt32 = 0
+    var union: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    public init() {}
+
+    /// The union read as one of its members.
+    public func payload<T>(as: T.Type) -> T {
+        precondition(MemoryLayout<T>.size <= 128)
+        return withUnsafeBytes(of: union) { $0.loadUnaligned(as: T.self) }
+    }
+
+    public mutating func setPayload<T>(_ value: T) {
+        precondition(MemoryLayout<T>.size <= 128)
+        withUnsafeMutableBytes(of: &union) { $0.storeBytes(of: value, as: T.self) }
+    }
+}
+
+/// struct xen_sysctl_physinfo (112 bytes).
+public struct SysctlPhysinfo {
+    public var threadsPerCore: UInt32 = 0
+    public var coresPerSocket: UInt32 = 0
+    public var cpus: UInt32 = 0
+    public var maxCPUID: UInt32 = 0
+    public var nodes: UInt32 = 0
+    public var maxNodeID: UInt32 = 0
+    public var cpuKHz: UInt32 = 0
+    public var capabilities: UInt32 = 0
+    public var archCapabilities: UInt32 = 0
+    var pad: UInt32 = 0
+    public var totalPages: UInt64 = 0
+    public var freePages: UInt64 = 0
+    public var scrubPages: UInt64 = 0
+    public var outstandingPages: UInt64 = 0
+    public var maxFrame: UInt64 = 0
+    public var hardwareCapabilities: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0, 0, 0, 0, 0)
+    public init() {}
+
+    /// XEN_SYSCTL_PHYSCAP_hvm, _hap and _gnttab_v1: what Xen 4.17 on Arm without an IOMMU reports.
+    public static let armCapabilities: UInt32 = 1 << 0 | 1 << 3 | 1 << 8
+}
+
+/// struct xen_sysctl_getdomaininfolist (24 bytes).
+public struct SysctlGetDomainInfoList {
+    public var firstDomain: UInt16 = 0
+    var pad: UInt16 = 0
+    public var maxDomains: UInt32 = 0
+    public var buffer: UInt64 = 0
+    public var domainCount: UInt32 = 0
+    var tailPad: UInt32 = 0
+    public init() {}
+}
+
+/// struct xen_sysctl_cputopoinfo and struct xen_sysctl_numainfo (their handles are 64-bit).
+public struct SysctlCPUTopologyInfo {
+    public var cpuCount: UInt32 = 0
+    var pad: UInt32 = 0
+    public var topology: UInt64 = 0
+    public init() {}
+}
+
+public struct SysctlNUMAInfo {
+    public var nodeCount: UInt32 = 0
+    var pad: UInt32 = 0
+    public var memoryInfo: UInt64 = 0
+    public var distance: UInt64 = 0
+    public init() {}
+}
+
+/// struct xen_sysctl_cpupool_op (40 bytes), its cpumap a struct xenctl_bitmap.
+public struct SysctlCPUPoolOp {
+    public var operation: UInt32 = 0
+    public var pool: UInt32 = 0
+    public var schedulerID: UInt32 = 0
+    public var domain: UInt32 = 0
+    public var cpu: UInt32 = 0
+    public var domainCount: UInt32 = 0
+    public var cpumap: UInt64 = 0
+    public var cpumapBits: UInt32 = 0
+    var pad: UInt32 = 0
+    public init() {}
+
+    public static let info: UInt32 = 3, freeInfo: UInt32 = 7
+    /// XEN_SYSCTL_CPUPOOL_PAR_ANY.
+    public static let anyPool: UInt32 = .max
+}
+
+/// The machine as the toolstack sees it.
+public struct MachineSummary: Equatable, Sendable {
+    public var cpus: Int
+    public var counterFrequency: UInt64
+    public var totalPages: UInt64
+    public var freePages: UInt64
+    /// The highest RAM frame number.
+    public var maxFrame: UInt64
+
+    public init(cpus: Int, counterFrequency: UInt64, totalPages: UInt64, freePages: UInt64, maxFrame: UInt64) {
+        self.cpus = cpus
+        self.counterFrequency = counterFrequency
+        self.totalPages = totalPages
+        self.freePages = freePages
+        self.maxFrame = maxFrame
+    }
+}
+
+/// What sysctl and domctl need from the hypervisor.
+public protocol ToolstackHost {
+    var machine: MachineSummary { get }
+    /// The domains whose IDs are `first` or above, in ID order, at most `limit` of them.
+    func domains(from first: DomainID, limit: Int) -> [DomainSummary]
+}
+
+public enum Sysctl {
+    /// XEN_SCHEDULER_CREDIT2, Xen 4.17's default: weights and caps, as Tern's scheduler has them.
+    public static let schedulerID: UInt32 = 6
+    /// XEN_INVALID_*_ID and the distance of a node to itself (ACPI SLIT's local distance).
+    static let invalid: UInt32 = .max
+    static let localDistance: UInt32 = 10
+
+    /// Carries out the request at `arg` and writes the answer back; nil when done, else Xen's error.
+    public static func perform<Memory: GuestMemoryAccess, Host: ToolstackHost>(
+        _ arg: VirtualAddress, _ memory: inout Memory, privileged: Bool, _ host: Host
+    ) -> XenError? {
+        var op = XenSysctl()
+        guard memory.read(&op, from: arg) else { return .EFAULT }
+        guard op.interfaceVersion == sysctlInterfaceVersion else { return .EACCES }
+        guard privileged else { return .EPERM }
+        switch SysctlCommand(rawValue: op.command) {
+        case .physinfo:
+            op.setPayload(physinfo(host.machine))
+        case .schedID:
+            op.setPayload(schedulerID)
+        case .getdomaininfolist:
+            var list = op.payload(as: SysctlGetDomainInfoList.self)
+            let found = host.domains(from: DomainID(list.firstDomain), limit: Int(list.maxDomains))
+            for (i, d) in found.enumerated() {
+                let at = VirtualAddress(list.buffer &+ UInt64(i * MemoryLayout<XenDomainInfo>.stride))
+                guard memory.write(XenDomainInfo(d), to: at) else { return .EFAULT }
+            }
+            list.domainCount = UInt32(found.count)
+            op.setPayload(list)
+        case .cputopoinfo:
+            var info = op.payload(as: SysctlCPUTopologyInfo.self)
+            let cpus = UInt32(host.machine.cpus)
+            if info.topology != 0 {
+                // Every CPU core 0 of socket 0 in node 0, as Xen on Arm reports them.
+                for cpu in 0 ..< min(info.cpuCount, cpus) {
+                    let entry: (UInt32, UInt32, UInt32) = (0, 0, 0)
+                    guard memory.write(entry, to: VirtualAddress(info.topology &+ UInt64(cpu) * 12)) else {
+                        return .EFAULT
+                    }
+                }
+            }
+            // Whether asked for the count, cut short or given room: the machine's count.
+            info.cpuCount = cpus
+            op.setPayload(info)
+        case .numainfo:
+            var info = op.payload(as: SysctlNUMAInfo.self)
+            if info.nodeCount > 0 && info.memoryInfo != 0 {
+                let machine = host.machine
+                let sizes: (UInt64, UInt64) = (machine.totalPages << 12, machine.freePages << 12)
+                guard memory.write(sizes, to: VirtualAddress(info.memoryInfo)) else { return .EFAULT }
+            }
+            if info.nodeCount > 0 && info.distance != 0 {
+                guard memory.write(localDistance, to: VirtualAddress(info.distance)) else { return .EFAULT }
+            }
+            info.nodeCount = 1
+            op.setPayload(info)
+        case .cpupoolOp:
+            // One pool, 0, with every CPU and every domain in it, as Xen boots without cpupools set up.
+            var pool = op.payload(as: SysctlCPUPoolOp.self)
+            let cpus = host.machine.cpus
+            switch pool.operation {
+            case SysctlCPUPoolOp.info:
+                guard pool.pool == SysctlCPUPoolOp.anyPool || pool.pool == 0 else { return .ENOENT }
+                pool.pool = 0
+                pool.schedulerID = schedulerID
+                pool.domainCount = UInt32(host.domains(from: DomainID(0), limit: Int(DomainIDs.firstReserved)).count)
+                guard writeCPUMap(cpus: cpus, to: pool.cpumap, bits: pool.cpumapBits, &memory) else { return .EFAULT }
+            case SysctlCPUPoolOp.freeInfo:
+                guard writeCPUMap(cpus: 0, to: pool.cpumap, bits: pool.cpumapBits, &memory) else { return .EFAULT }
+            default:
+                return .ENOSYS
+            }
+            op.setPayload(pool)
+        case .readconsole, nil:
+            return .ENOSYS
+        }
+        guard memory.write(op, to: arg) else { return .EFAULT }
+        return nil
+    }
+
+    /// A xenctl_bitmap of `bits` bits at `map` with CPUs 0 ..< `cpus` set, as Xen's
+    /// cpumask_to_xenctl_bitmap writes it: every byte the caller has room for, zero past the machine.
+    static func writeCPUMap<Memory: GuestMemoryAccess>(cpus: Int, to map: UInt64, bits: UInt32, _ memory: inout Memory) -> Bool {
+        for i in 0 ..< (Int(bits) + 7) / 8 {
+            let set = max(0, min(8, cpus - 8 * i))
+            let byte = UInt8(truncatingIfNeeded: (1 << set) - 1)
+            guard memory.write(byte, to: VirtualAddress(map &+ UInt64(i))) else { return false }
+        }
+        return true
+    }
+
+    /// XEN_SYSCTL_physinfo as Xen 4.17 on Arm fills it: one thread per core, one core per socket
+    /// (its Arm topology), one node, the timer's frequency as cpu_khz.
+    public static func physinfo(_ m: MachineSummary) -> SysctlPhysinfo {
+        var p = SysctlPhysinfo()
+        p.threadsPerCore = 1
+        p.coresPerSocket = 1
+        p.cpus = UInt32(m.cpus)
+        p.maxCPUID = UInt32(m.cpus - 1)
+        p.nodes = 1
+        p.maxNodeID = 0
+        p.cpuKHz = UInt32(truncatingIfNeeded: m.counterFrequency / 1000)
+        p.capabilities = SysctlPhysinfo.armCapabilities
+        p.totalPages = m.totalPages
+        p.freePages = m.freePages
+        p.maxFrame = m.maxFrame
+        return p
+    }
+}

@@ -1,0 +1,68 @@
+// Xen 4.17's own toolstack from Debian (xen-utils-4.17: xl, libxl, xenstored, xenconsoled,
+// xen-init-dom0), unmodified, in a Linux control domain on Tern (scripts/fetch-toolstack.sh builds
+// its initramfs). Each test asserts what the tools print inside dom0.
+import Foundation
+import Testing
+import TernTool
+
+/// Fetches the toolstack and builds dom0's initramfs once per test process (a no-op when cached).
+enum ToolstackAssets {
+    static let ready: Result<Void, Error> = Result {
+        try LinuxAssets.require()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let script = Process()
+        script.executableURL = root.appendingPathComponent("scripts/fetch-toolstack.sh")
+        script.currentDirectoryURL = root
+        try script.run()
+        script.waitUntilExit()
+        guard script.terminationStatus == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "scripts/fetch-toolstack.sh failed"])
+        }
+    }
+
+    static func require() throws { try ready.get() }
+}
+
+extension BootTests {
+    /// dom0's toolstack starts as on Xen (xenstored, xen-init-dom0 naming Domain-0 in xenstore,
+    /// xenconsoled), then `xl info` describes the machine from sysctl physinfo, sched_id, cputopoinfo,
+    /// numainfo and cpupool_op, and `xl list` lists both domains from getdomaininfolist: dom0 running
+    /// with its 512 MiB and 2 vCPUs, and a sleeping domU (not yet named: that needs init-dom0less).
+    @Test func xlInfoAndListRunInALinuxDom0() throws {
+        try ToolstackAssets.require()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-xl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sleeper = folder.appendingPathComponent("sleeper.cfg")
+        try "name = \"sleeper\"\nkernel = \"tern:idle\"\nmemory = 32\nextra = \"waits=40 ms=200\"\n"
+            .write(to: sleeper, atomically: true, encoding: .utf8)
+        let r = try runner.run(configs: [example("xl-dom0"), sleeper], smp: 2, timeout: 150)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(log)")
+        #expect(out.contains("(d0) TERN-DOM0: capabilities: control_d"), "\(log)")
+        #expect(out.contains("(d0) TERN-DOM0: xenstored exit 0"))
+        #expect(out.contains("(d0) TERN-DOM0: xen-init-dom0 exit 0"), "\(log)")
+        #expect(out.contains("(d0) TERN-DOM0: xenconsoled exit 0"))
+        // xl info, as on Xen 4.17 on Arm (one thread per core, one node).
+        for line in ["nr_cpus                : 2", "max_cpu_id             : 1", "nr_nodes               : 1",
+                     "cores_per_socket       : 1", "threads_per_core       : 1", "cpu_mhz                : 62.500",
+                     "virt_caps              : hvm hap gnttab-v1", "xen_version            : 4.17-tern",
+                     "xen_scheduler          : credit2"] {
+            #expect(out.contains("(d0) \(line)"), "missing \(line)\n\(log)")
+        }
+        #expect(out.contains { $0.hasPrefix("(d0) total_memory           : ") })
+        #expect(out.contains { $0.hasPrefix("(d0) free_memory            : ") })
+        // xl list: name, ID, MiB, vCPUs, state (r: running, b: blocked), CPU seconds.
+        let dom0 = try #require(out.first { $0.hasPrefix("(d0) Domain-0 ") }, "\(log)")
+        let fields = dom0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        #expect(Array(fields.dropFirst().prefix(5)) == ["Domain-0", "0", "512", "2", "r-----"], "\(dom0)")
+        let domU = try #require(out.first { $0.hasPrefix("(d0) (null) ") }, "\(log)")
+        let columns = domU.replacingOccurrences(of: "\t", with: " ").split(separator: " ").map(String.init)
+        #expect(Array(columns.dropFirst().prefix(5)) == ["(null)", "1", "32", "1", "-b----"], "\(domU)")
+        // Every command ran to its end and said so.
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == ["(d0) TERN-DOM0-STATUS: 0", "(d0) TERN-DOM0-STATUS: 0"], "\(log)")
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+}

@@ -1,0 +1,257 @@
+import Testing
+@testable import TernCore
+
+/// The toolstack's sysctl and domctl as libxc sends them (offsets from Xen 4.17's headers, measured
+/// with clang on aarch64), and as a domU or a bad pointer would.
+@Suite struct SysctlTests {
+    private let arg: UInt64 = 0x8000_0000
+    private let list: UInt64 = 0x9000_0000
+
+    struct Host: ToolstackHost {
+        var machine = MachineSummary(cpus: 2, counterFrequency: 62_500_000, totalPages: 262_144,
+                                     freePages: 100_000, maxFrame: 0x7FFFF)
+        var all: [DomainSummary] = [
+            DomainSummary(id: DomainID(0), running: true, pages: 131_072, maxPages: 131_072, cpuTime: 5_000_000,
+                          onlineVCPUs: 2, vcpus: 2),
+            DomainSummary(id: DomainID(3), shutdownReason: 0, allBlocked: true, pages: 8192, maxPages: 8192, vcpus: 1),
+            DomainSummary(id: DomainID(7), dying: true, pages: 512, maxPages: 512),
+        ]
+        func domains(from first: DomainID, limit: Int) -> [DomainSummary] {
+            Array(all.filter { $0.id.raw >= first.raw }.prefix(limit))
+        }
+    }
+
+    private func sysctl(_ command: UInt32, version: UInt32 = sysctlInterfaceVersion,
+                        _ fill: (inout XenSysctl) -> Void = { _ in }) -> FakeGuestMemory {
+        var memory = FakeGuestMemory()
+        memory.map(arg)
+        var op = XenSysctl()
+        op.command = command
+        op.interfaceVersion = version
+        fill(&op)
+        _ = memory.write(op, to: VirtualAddress(arg))
+        return memory
+    }
+
+    private func perform(_ memory: inout FakeGuestMemory, privileged: Bool = true, host: Host = Host()) -> XenError? {
+        Sysctl.perform(VirtualAddress(arg), &memory, privileged: privileged, host)
+    }
+
+    private func answer(_ memory: FakeGuestMemory) -> XenSysctl {
+        var op = XenSysctl()
+        var m = memory
+        _ = m.read(&op, from: VirtualAddress(arg))
+        return op
+    }
+
+    @Test func structuresAreLaidOutAsXen417() {
+        #expect(MemoryLayout<XenSysctl>.size == 136)
+        #expect(MemoryLayout<SysctlPhysinfo>.size == 112)
+        #expect(MemoryLayout<SysctlPhysinfo>.offset(of: \.totalPages) == 40)
+        #expect(MemoryLayout<SysctlPhysinfo>.offset(of: \.maxFrame) == 72)
+        #expect(MemoryLayout<SysctlPhysinfo>.offset(of: \.hardwareCapabilities) == 80)
+        #expect(MemoryLayout<SysctlGetDomainInfoList>.size == 24)
+        #expect(MemoryLayout<SysctlGetDomainInfoList>.offset(of: \.maxDomains) == 4)
+        #expect(MemoryLayout<SysctlGetDomainInfoList>.offset(of: \.buffer) == 8)
+        #expect(MemoryLayout<SysctlGetDomainInfoList>.offset(of: \.domainCount) == 16)
+        #expect(MemoryLayout<XenDomainInfo>.size == 120)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.flags) == 4)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.totalPages) == 8)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.cpuTime) == 56)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.onlineVCPUs) == 64)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.handle) == 76)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.cpupool) == 92)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.guestAddressBits) == 96)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.gicVersion) == 104)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.spis) == 108)
+        #expect(MemoryLayout<XenDomainInfo>.offset(of: \.clockFrequency) == 112)
+        #expect(MemoryLayout<XenDomctl>.size == 144)
+    }
+
+    /// Xen's order: the copy, the version, the privilege, the command.
+    @Test func badRequestsGetXensErrors() {
+        var memory = sysctl(SysctlCommand.physinfo.rawValue, version: 0x14)
+        #expect(perform(&memory) == .EACCES)
+        memory = sysctl(SysctlCommand.physinfo.rawValue)
+        #expect(perform(&memory, privileged: false) == .EPERM)
+        memory = sysctl(SysctlCommand.physinfo.rawValue, version: 0x14)
+        #expect(perform(&memory, privileged: false) == .EACCES)
+        memory = sysctl(99)
+        #expect(perform(&memory) == .ENOSYS)
+        #expect(perform(&memory, privileged: false) == .EPERM)
+        var unmapped = FakeGuestMemory()
+        #expect(Sysctl.perform(VirtualAddress(arg), &unmapped, privileged: true, Host()) == .EFAULT)
+        // A structure that runs off its page is not read at all.
+        var cut = FakeGuestMemory()
+        cut.map(arg)
+        #expect(Sysctl.perform(VirtualAddress(arg + 4096 - 100), &cut, privileged: true, Host()) == .EFAULT)
+    }
+
+    @Test func physinfoDescribesTheMachineAsXenOnArmDoes() {
+        var memory = sysctl(SysctlCommand.physinfo.rawValue)
+        #expect(perform(&memory) == nil)
+        let p = answer(memory).payload(as: SysctlPhysinfo.self)
+        #expect(p.cpus == 2 && p.maxCPUID == 1 && p.threadsPerCore == 1 && p.coresPerSocket == 1)
+        #expect(p.nodes == 1 && p.maxNodeID == 0)
+        #expect(p.cpuKHz == 62_500)
+        #expect(p.totalPages == 262_144 && p.freePages == 100_000 && p.maxFrame == 0x7FFFF)
+        #expect(p.capabilities == 1 << 0 | 1 << 3 | 1 << 8)        // hvm, hap, gnttab_v1
+        #expect(answer(memory).command == SysctlCommand.physinfo.rawValue)
+    }
+
+    @Test func theSchedulerIsCredit2() {
+        var memory = sysctl(SysctlCommand.schedID.rawValue)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: UInt32.self) == 6)
+    }
+
+    private func infoList(first: UInt16, max: UInt32, mapped: Bool = true) -> FakeGuestMemory {
+        var memory = sysctl(SysctlCommand.getdomaininfolist.rawValue) { op in
+            var l = SysctlGetDomainInfoList()
+            l.firstDomain = first
+            l.maxDomains = max
+            l.buffer = list
+            op.setPayload(l)
+        }
+        if mapped { memory.map(list) }
+        return memory
+    }
+
+    private func entry(_ memory: FakeGuestMemory, _ i: Int) -> XenDomainInfo {
+        var info = XenDomainInfo()
+        var m = memory
+        _ = m.read(&info, from: VirtualAddress(list + UInt64(i * 120)))
+        return info
+    }
+
+    @Test func getdomaininfolistListsDomainsFromTheFirstAsked() {
+        var memory = infoList(first: 0, max: 10)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: SysctlGetDomainInfoList.self).domainCount == 3)
+        let dom0 = entry(memory, 0)
+        #expect(dom0.domain == 0 && dom0.totalPages == 131_072 && dom0.onlineVCPUs == 2 && dom0.maxVCPUID == 1)
+        #expect(dom0.flags == XenDomainInfo.hvmGuest | XenDomainInfo.hap | XenDomainInfo.running)
+        #expect(dom0.cpuTime == 5_000_000 && dom0.gicVersion == 2 && dom0.guestAddressBits == 39)
+        let shutDown = entry(memory, 1)
+        #expect(shutDown.domain == 3)
+        // Shut down with reason 0 (poweroff), every vCPU waiting.
+        #expect(shutDown.flags == XenDomainInfo.hvmGuest | XenDomainInfo.hap | XenDomainInfo.shutdown | XenDomainInfo.blocked)
+        #expect(entry(memory, 2).flags & XenDomainInfo.dying != 0)
+
+        memory = infoList(first: 1, max: 1)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: SysctlGetDomainInfoList.self).domainCount == 1)
+        #expect(entry(memory, 0).domain == 3)
+        memory = infoList(first: 8, max: 10)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: SysctlGetDomainInfoList.self).domainCount == 0)
+        // A buffer with nothing behind it.
+        memory = infoList(first: 0, max: 10, mapped: false)
+        #expect(perform(&memory) == .EFAULT)
+    }
+
+    @Test func theShutdownReasonTravelsInTheFlags() {
+        let info = XenDomainInfo(DomainSummary(id: DomainID(2), shutdownReason: 1))     // reboot
+        #expect(info.flags >> XenDomainInfo.shutdownShift & 0xFF == 1)
+    }
+
+    @Test func topologyAndNUMAAreOneNodeOfSingleCoreCPUs() {
+        var memory = sysctl(SysctlCommand.cputopoinfo.rawValue)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: SysctlCPUTopologyInfo.self).cpuCount == 2)    // a null handle: the count
+        memory = sysctl(SysctlCommand.cputopoinfo.rawValue) { op in
+            var t = SysctlCPUTopologyInfo()
+            t.cpuCount = 8
+            t.topology = list
+            op.setPayload(t)
+        }
+        memory.map(list)
+        memory.fill(list, count: 96)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: SysctlCPUTopologyInfo.self).cpuCount == 2)
+        #expect(memory.bytes(at: list, count: 24) == [UInt8](repeating: 0, count: 24))
+        #expect(memory.bytes(at: list + 24, count: 1) == [0xEE])            // no more than the machine's
+
+        memory = sysctl(SysctlCommand.numainfo.rawValue) { op in
+            var n = SysctlNUMAInfo()
+            n.nodeCount = 4
+            n.memoryInfo = list
+            n.distance = list + 64
+            op.setPayload(n)
+        }
+        memory.map(list)
+        #expect(perform(&memory) == nil)
+        #expect(answer(memory).payload(as: SysctlNUMAInfo.self).nodeCount == 1)
+        #expect(memory.word64(at: list) == 262_144 << 12 && memory.word64(at: list + 8) == 100_000 << 12)
+        #expect(memory.bytes(at: list + 64, count: 4) == [10, 0, 0, 0])
+    }
+
+    // MARK: domctl
+
+    private func domctl(_ command: UInt32, domain: UInt16, version: UInt32 = domctlInterfaceVersion) -> FakeGuestMemory {
+        var memory = FakeGuestMemory()
+        memory.map(arg)
+        var op = XenDomctl()
+        op.command = command
+        op.interfaceVersion = version
+        op.domain = domain
+        _ = memory.write(op, to: VirtualAddress(arg))
+        return memory
+    }
+
+    /// Xen 4.17's getdomaininfo: the first domain at or above the ID, echoed in the domain field.
+    @Test func getdomaininfoAnswersForTheFirstDomainFromTheID() {
+        var memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 4)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == nil)
+        var op = XenDomctl()
+        _ = memory.read(&op, from: VirtualAddress(arg))
+        #expect(op.domain == 7 && op.payload(as: XenDomainInfo.self).domain == 7)
+        memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 8)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == .ESRCH)
+        // A domU: no such domain first, then no privilege.
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: false, Host()) == .ESRCH)
+        memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: false, Host()) == .EPERM)
+        memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0, version: 0x14)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == .EACCES)
+        memory = domctl(1, domain: 0)                                       // createdomain, not yet
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == .ENOSYS)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: false, Host()) == .EPERM)
+    }
+}
+
+extension SysctlTests {
+    /// One pool (0) with every CPU and domain, Xen's boot state: xl's cpupool-list and the default pool
+    /// libxl looks up for every new domain.
+    @Test func theOneCPUPoolHoldsEveryCPUAndDomain() {
+        #expect(MemoryLayout<SysctlCPUPoolOp>.size == 40)
+        #expect(MemoryLayout<SysctlCPUPoolOp>.offset(of: \.domainCount) == 20)
+        #expect(MemoryLayout<SysctlCPUPoolOp>.offset(of: \.cpumap) == 24)
+        #expect(MemoryLayout<SysctlCPUPoolOp>.offset(of: \.cpumapBits) == 32)
+        func request(_ operation: UInt32, pool: UInt32, bits: UInt32) -> FakeGuestMemory {
+            var memory = sysctl(SysctlCommand.cpupoolOp.rawValue) { op in
+                var p = SysctlCPUPoolOp()
+                p.operation = operation
+                p.pool = pool
+                p.cpumap = list
+                p.cpumapBits = bits
+                op.setPayload(p)
+            }
+            memory.map(list)
+            memory.fill(list, count: 8)
+            return memory
+        }
+        var memory = request(SysctlCPUPoolOp.info, pool: SysctlCPUPoolOp.anyPool, bits: 16)
+        #expect(perform(&memory) == nil)
+        let pool = answer(memory).payload(as: SysctlCPUPoolOp.self)
+        #expect(pool.pool == 0 && pool.schedulerID == 6 && pool.domainCount == 3)
+        #expect(memory.bytes(at: list, count: 3) == [0b11, 0, 0xEE])           // 16 bits: two bytes, CPUs 0 and 1
+        memory = request(SysctlCPUPoolOp.info, pool: 1, bits: 8)
+        #expect(perform(&memory) == .ENOENT)
+        memory = request(SysctlCPUPoolOp.freeInfo, pool: 0, bits: 8)
+        #expect(perform(&memory) == nil)
+        #expect(memory.bytes(at: list, count: 2) == [0, 0xEE])                // no CPU outside the pool
+        memory = request(1, pool: 0, bits: 8)                                  // create: not yet
+        #expect(perform(&memory) == .ENOSYS)
+    }
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Fetches Xen 4.17's own toolstack as Debian ships it for arm64 (xen-utils-4.17: xl, libxl, libxenctrl,
+# the C xenstored, xenconsoled, xen-init-dom0, init-dom0less; xenstore-utils) and the libraries it
+# needs, with apt-get download and no install, and builds a control-domain initramfs around it and
+# the Xen modules of Debian's kernel. Needs scripts/fetch-linux.sh's kernel package first.
+# Output: .cache/linux/initrd-xl.cpio.gz (git-ignored). Idempotent; rebuilt when this script changes.
+# Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc and xenfs, mounts /proc/xen,
+# starts xenstored, runs xen-init-dom0, starts xenconsoled, then runs what `tern.run=` on the kernel
+# command line names: commands separated by '+', with '_' for a space (tern.run=xl_info+xl_list),
+# each echoed and followed by its exit status; then powers off (tern.after=shell: a shell on hvc0).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
+OUT=$CACHE/initrd-xl.cpio.gz
+TS=$CACHE/toolstack
+export DEBIAN_FRONTEND=noninteractive
+
+kdeb=$(ls "$CACHE"/debs/linux-image-*_arm64.deb 2>/dev/null | head -1)
+[ -n "$kdeb" ] && [ -s "$CACHE/busybox" ] || { echo "fetch-toolstack: run scripts/fetch-linux.sh first" >&2; exit 1; }
+if [ -s "$OUT" ] && [ "$OUT" -nt "$0" ] && [ "$OUT" -nt "$kdeb" ]; then
+    echo "fetch-toolstack: $(cat "$TS/versions" 2>/dev/null | paste -sd';')"
+    ls -l "$OUT"; exit 0
+fi
+command -v readelf >/dev/null && command -v cpio >/dev/null || {
+    apt-get update -qq; apt-get install -y -qq --no-install-recommends binutils cpio; }
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    apt-get update -qq
+fi
+
+# The packages: the tools, then every library package they depend on, transitively. Only libraries
+# are followed (python3, which pygrub wants, and the like are not needed by xl and the daemons); the
+# ELF check below says if a library is missing.
+rm -rf "$TS"
+mkdir -p "$TS/debs" "$TS/root"
+chmod 777 "$TS/debs"    # apt-get download runs as _apt where it can
+want="xen-utils-4.17:arm64 xenstore-utils:arm64"
+seen=""
+queue=$want
+while [ -n "$queue" ]; do
+    set -- $queue; p=$1; shift; queue="$*"
+    case " $seen " in *" $p "*) continue ;; esac
+    seen="$seen $p"
+    for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+               --no-enhances "$p" 2>/dev/null | awk '/^ *(Pre)?Depends: [^<]/{print $2}'); do
+        d=${d%:any}; case $d in *:*) ;; *) d=$d:arm64 ;; esac
+        case $d in lib*:arm64|zlib1g:arm64) case $d in libpython*|libperl*) ;; *) queue="$queue $d" ;; esac ;; esac
+    done
+done
+(cd "$TS/debs" && for p in $seen; do apt-get download -qq "$p"; done)
+for d in "$TS"/debs/*.deb; do dpkg-deb -x "$d" "$TS/root"; done
+(cd "$TS/debs" && for d in *.deb; do dpkg-deb -f "$d" Package Version | paste -sd' '; done) > "$TS/versions"
+
+st=$(mktemp -d)
+trap 'rm -rf "$st" "$st.cpio"' EXIT
+mkdir -p "$st"/{bin,dev,proc,sys,tmp,root,lib/modules,etc/xen,var/lib/xen,var/lib/xenstored,var/log/xen,var/run/xen,run/xen}
+cp "$CACHE/busybox" "$st/bin/busybox"
+bin=/usr/lib/xen-4.17/bin
+tools="$bin/xl $bin/xenstored $bin/xenconsoled $bin/xen-init-dom0 $bin/init-dom0less $bin/xenconsole
+       $bin/xenstore-control /usr/bin/xenstore-ls /usr/bin/xenstore-read /usr/bin/xenstore-write
+       /usr/bin/xenstore-list /usr/bin/xenstore-rm /usr/bin/xenstore-exists"
+# Each tool and, transitively, every shared library it needs, at the path Debian puts it (the
+# loader's default search covers the multiarch directories).
+libdirs="lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu"
+copy() { mkdir -p "$st/$(dirname "$1")"; cp -a "$TS/root/$1" "$st/$1"
+         [ -L "$TS/root/$1" ] && copy "$(dirname "$1")/$(readlink "$TS/root/$1")" || true; }
+needed=""
+pending=""
+for t in $tools; do t=${t#/}; [ -e "$TS/root/$t" ] || { echo "fetch-toolstack: $t missing" >&2; exit 1; }
+    copy "$t"; pending="$pending $t"; done
+copy lib/ld-linux-aarch64.so.1
+while [ -n "$pending" ]; do
+    set -- $pending; f=$1; shift; pending="$*"
+    for lib in $(readelf -d "$st/$f" 2>/dev/null | awk '/NEEDED/{gsub(/[\[\]]/,"",$5); print $5}'); do
+        case " $needed " in *" $lib "*) continue ;; esac
+        needed="$needed $lib"
+        found=""
+        for dir in $libdirs; do [ -e "$TS/root/$dir/$lib" ] && found=$dir/$lib && break; done
+        [ -n "$found" ] || { echo "fetch-toolstack: $lib (needed by $f) is in no fetched package" >&2; exit 1; }
+        copy "$found"; pending="$pending $found"
+    done
+done
+ln -s $bin/xl "$st/bin/xl"
+# xl reads it at every start; Debian's is all comments, so the defaults hold either way.
+echo "# xl.conf: Xen's defaults (see xl.conf(5))" > "$st/etc/xen/xl.conf"
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do
+    dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
+    [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-toolstack: $m.ko not in $kdeb" >&2; exit 1; }
+done
+cat > "$st/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/usr/bin:/usr/lib/xen-4.17/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /run
+mkdir -p /run/xen /run/xenstored
+run= after=poweroff
+for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};; esac; done
+echo
+echo "TERN-DOM0-USERSPACE-UP"
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do insmod /lib/modules/$m.ko || echo "TERN-DOM0: insmod $m failed"; done
+mkdir -p /proc/xen
+mount -t xenfs xenfs /proc/xen
+echo "TERN-DOM0: capabilities: $(cat /proc/xen/capabilities)"
+xenstored --pid-file /run/xenstored.pid; echo "TERN-DOM0: xenstored exit $?"
+xen-init-dom0; echo "TERN-DOM0: xen-init-dom0 exit $?"
+xenconsoled --pid-file=/run/xenconsoled.pid; echo "TERN-DOM0: xenconsoled exit $?"
+old=$IFS; IFS=+
+for c in $run; do
+    cmd=$(echo "$c" | tr _ ' ')
+    echo "TERN-DOM0-RUN: $cmd"
+    IFS=$old; sh -c "$cmd" 2>&1; status=$?; IFS=+
+    echo "TERN-DOM0-STATUS: $status"
+done
+IFS=$old
+echo "TERN-DOM0-DONE"
+case $after in
+    shell) exec /bin/sh ;;
+    *) poweroff -f ;;
+esac
+INIT
+chmod 755 "$st/init"
+mknod -m 600 "$st/dev/console" c 5 1
+find "$st" -exec touch -h -d @0 {} +
+(cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible -R 0:0) > "$st.cpio"
+gzip -9 -n < "$st.cpio" > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+rm -rf "$TS/root"
+echo "fetch-toolstack: $(paste -sd';' "$TS/versions")"
+ls -l "$OUT"
