@@ -172,6 +172,20 @@ func xenPVChecks(unmapped: UInt64) {
     domctl.command = 1                                      // createdomain
     let created = withUnsafeMutablePointer(to: &domctl) { Xen.call(.domctl, UInt64(UInt(bitPattern: $0))) }
     expect("domctl createdomain from a domU", created, EPERM)
+    // multicall: each entry's result in its entry; sched_op, which would leave the CPU, is not batched.
+    var entries: [(op: UInt64, result: UInt64, args: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))] = [
+        (Hypercall.xen_version.rawValue, 1, (0, 0, 0, 0, 0, 0)),
+        (Hypercall.memory_op.rawValue, 1, (MemoryOpCommand.get_sharing_freed_pages.rawValue, 0, 0, 0, 0, 0)),
+        (Hypercall.sysctl.rawValue, 1, (unmapped, 0, 0, 0, 0, 0)),
+        (Hypercall.sched_op.rawValue, 1, (SchedOpCommand.yield.rawValue, 0, 0, 0, 0, 0)),
+    ]
+    let batched = entries.withUnsafeMutableBufferPointer { Xen.call(.multicall, UInt64(UInt(bitPattern: $0.baseAddress!)), 4) }
+    expect("multicall of four", batched, 0)
+    expect("multicall's xen_version", Int64(bitPattern: entries[0].result), Int64(xenMajor << 16 | xenMinor))
+    expect("multicall's sharing counter", Int64(bitPattern: entries[1].result), 0)
+    expect("multicall's sysctl from unmapped", Int64(bitPattern: entries[2].result), EFAULT)
+    expect("multicall's sched_op", Int64(bitPattern: entries[3].result), -38)
+    expect("multicall from unmapped", Xen.call(.multicall, unmapped, 1), EFAULT)
 }
 
 @_cdecl("guest_secondary_main")

@@ -28,8 +28,9 @@ extension BootTests {
     /// dom0's toolstack starts as on Xen (xenstored, xen-init-dom0 naming Domain-0 in xenstore,
     /// xenconsoled), then `xl info` describes the machine from sysctl physinfo, sched_id, cputopoinfo,
     /// numainfo and cpupool_op, and `xl list` lists both domains from getdomaininfolist: dom0 running
-    /// with its 512 MiB and 2 vCPUs, and a sleeping domU (not yet named: that needs init-dom0less).
-    @Test func xlInfoAndListRunInALinuxDom0() throws {
+    /// with its 512 MiB and 2 vCPUs, and a sleeping domU (not yet named: that needs init-dom0less);
+    /// `xl dmesg` reads Tern's console history (sysctl readconsole), without dom0's own lines, as on Xen.
+    @Test func xlInfoListAndDmesgRunInALinuxDom0() throws {
         try ToolstackAssets.require()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-xl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -61,8 +62,13 @@ extension BootTests {
         let domU = try #require(out.first { $0.hasPrefix("(d0) (null) ") }, "\(log)")
         let columns = domU.replacingOccurrences(of: "\t", with: " ").split(separator: " ").map(String.init)
         #expect(Array(columns.dropFirst().prefix(5)) == ["(null)", "1", "32", "1", "-b----"], "\(domU)")
+        // xl dmesg: Tern's lines as it printed them, and the domU's; none of dom0's.
+        let dmesg = out.drop { $0 != "(d0) TERN-DOM0-RUN: xl dmesg" }
+        #expect(dmesg.contains { $0.hasPrefix("(d0) (tern) Tern 0.1.0 hypervisor (Xen 4.17 guest ABI) at EL2") }, "\(log)")
+        #expect(dmesg.contains { $0.hasPrefix("(d0) (tern) boot done in ") && $0.contains(": 2 domains, 2 pcpus") })
+        #expect(!dmesg.contains { $0.hasPrefix("(d0) (d0) ") })
         // Every command ran to its end and said so.
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == ["(d0) TERN-DOM0-STATUS: 0", "(d0) TERN-DOM0-STATUS: 0"], "\(log)")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 3), "\(log)")
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 }

@@ -78,4 +78,11 @@ import Testing
         #expect(MemoryOp.handle(MemoryOpCommand.current_reservation.rawValue, VirtualAddress(Self.arg + 0xFFF), &memory, host)
                 == XenError.EFAULT.returnValue)                            // a domid_t straddling the page's end
     }
+
+    /// xl info's sharing lines: nothing is shared on Arm, whatever the argument (Xen ignores it).
+    @Test mutating func sharingCountersAreZero() {
+        for command in [MemoryOpCommand.get_sharing_freed_pages, .get_sharing_shared_pages] {
+            #expect(MemoryOp.handle(command.rawValue, VirtualAddress(0), &memory, host) == 0)
+        }
+    }
 }

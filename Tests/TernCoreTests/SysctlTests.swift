@@ -19,6 +19,16 @@ import Testing
         func domains(from first: DomainID, limit: Int) -> [DomainSummary] {
             Array(all.filter { $0.id.raw >= first.raw }.prefix(limit))
         }
+        func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
+                         _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
+            // "(tern) up\n" from position 40, in two pieces as a wrapped ring gives it.
+            let text = Array("(tern) up\n".utf8)
+            guard max >= 10 else { return (0, 40) }
+            let ok = text.withUnsafeBufferPointer { all in
+                copy(0, UnsafeBufferPointer(rebasing: all[0 ..< 4])) && copy(4, UnsafeBufferPointer(rebasing: all[4...]))
+            }
+            return ok ? (10, 50) : nil
+        }
     }
 
     private func sysctl(_ command: UInt32, version: UInt32 = sysctlInterfaceVersion,
@@ -184,6 +194,34 @@ import Testing
         #expect(answer(memory).payload(as: SysctlNUMAInfo.self).nodeCount == 1)
         #expect(memory.word64(at: list) == 262_144 << 12 && memory.word64(at: list + 8) == 100_000 << 12)
         #expect(memory.bytes(at: list + 64, count: 4) == [10, 0, 0, 0])
+    }
+
+    /// xl dmesg: the history's bytes land in the caller's buffer, count and index come back.
+    @Test func readconsoleCopiesTheHistoryOut() {
+        #expect(MemoryLayout<SysctlReadConsole>.size == 24)
+        #expect(MemoryLayout<SysctlReadConsole>.offset(of: \.index) == 4)
+        #expect(MemoryLayout<SysctlReadConsole>.offset(of: \.buffer) == 8)
+        #expect(MemoryLayout<SysctlReadConsole>.offset(of: \.count) == 16)
+        func request(count: UInt32, mapped: Bool = true) -> FakeGuestMemory {
+            var memory = sysctl(SysctlCommand.readconsole.rawValue) { op in
+                var r = SysctlReadConsole()
+                r.buffer = list + 4090                   // the text crosses into the next page
+                r.count = count
+                op.setPayload(r)
+            }
+            if mapped {
+                memory.map(list)
+                memory.map(list + 4096)
+            }
+            return memory
+        }
+        var memory = request(count: 100)
+        #expect(perform(&memory) == nil)
+        let answered = answer(memory).payload(as: SysctlReadConsole.self)
+        #expect(answered.count == 10 && answered.index == 50)
+        #expect(memory.bytes(at: list + 4090, count: 10) == Array("(tern) up\n".utf8))
+        memory = request(count: 100, mapped: false)
+        #expect(perform(&memory) == .EFAULT)
     }
 
     // MARK: domctl

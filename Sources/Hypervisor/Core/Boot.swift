@@ -16,6 +16,7 @@ private let hcr: UInt64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 9 | 
 func ternMain(_ dtbAddress: UInt64) -> Never {
     bootTicks = GenericTimer.now
     counterFrequency = GenericTimer.frequency
+    startConsoleHistory()
     log { c in
         c.s("Tern ")
         c.s(ternVersion)

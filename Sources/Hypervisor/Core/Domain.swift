@@ -142,7 +142,7 @@ final class Domain {
     /// Called from a trap of one of its vCPUs, with no lock held: the end of a Linux panic report ends
     /// the domain here.
     func consoleWrite(_ bytes: UnsafeBufferPointer<UInt8>) {
-        let panicEnded = console.withLock { $0.write(bytes, domain: id) }
+        let panicEnded = console.withLock { $0.write(bytes, domain: id, kept: !privileged) }
         if panicEnded && spec.watchesPanic { crashAfterPanic(self) }
     }
 
@@ -150,7 +150,7 @@ final class Domain {
     var hasPanicked: Bool { spec.watchesPanic && console.withLock { $0.panic.hasBegun } }
 
     func flushConsole() {
-        console.withLock { if !$0.isEmpty { $0.flush(domain: id) } }
+        console.withLock { if !$0.isEmpty { $0.flush(domain: id, kept: !privileged) } }
     }
 }
 

@@ -33,6 +33,8 @@ func hypercall(_ v: VCPU) -> Resume {
         result = hvmOp(f.pointee.x.0, VirtualAddress(f.pointee.x.1), v)
     case Hypercall.platform_op.rawValue:
         result = platformOp(VirtualAddress(f.pointee.x.0), v)
+    case Hypercall.multicall.rawValue:
+        result = multicall(VirtualAddress(f.pointee.x.0), f.pointee.x.1, v)
     case Hypercall.sysctl.rawValue:
         result = sysctl(VirtualAddress(f.pointee.x.0), v)
     case Hypercall.domctl.rawValue:
@@ -49,10 +51,11 @@ func hypercall(_ v: VCPU) -> Resume {
 
 /// Says once per domain which hypercall it wanted and did not get: the first thing to look at when a
 /// guest misbehaves under Tern but not under Xen.
-private func reportUnimplemented(_ d: Domain, _ number: UInt64, _ argument: UInt64) {
-    // platform_op, sysctl and domctl take one structure whose first field is the command.
-    let inStructure = number == 7 || number == 35 || number == 36
-    let command = inStructure ? GuestMemory.load32(VirtualAddress(argument)).map { UInt64($0) } : argument
+func reportUnimplemented(_ d: Domain, _ number: UInt64, _ argument: UInt64) {
+    // platform_op, xsm_op, sysctl and domctl take one structure whose first field is the command;
+    // multicall's first argument is its list.
+    let inStructure = number == 7 || number == 27 || number == 35 || number == 36
+    let command = number == 13 ? nil : inStructure ? GuestMemory.load32(VirtualAddress(argument)).map { UInt64($0) } : argument
     let key = number << 32 | (command ?? 0xFFFF_FFFF) & 0xFFFF_FFFF
     let first = d.reports.withLock { r in
         if r.keys.contains(key) || r.keys.count >= 32 { return false }

@@ -22,6 +22,11 @@ struct HypervisorToolstack: ToolstackHost {
     }
 
     func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
+
+    func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
+                     _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
+        readConsoleHistory(max: max, from: index, incremental: incremental, clear: clear, copy)
+    }
 }
 
 /// Walks the domain table under the scheduler lock, which guards it and the vCPUs' states.

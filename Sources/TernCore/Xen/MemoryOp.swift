@@ -44,6 +44,9 @@ public enum MemoryOp {
             guard memory.read(&dom, from: arg) else { return XenError.EFAULT.returnValue }
             guard namesCaller(dom, host.caller) else { return XenError.EPERM.returnValue }
             return host.reservationPages
+        case .get_sharing_freed_pages, .get_sharing_shared_pages:
+            // Memory sharing is x86's; Xen on Arm counts nothing shared (`xl info`'s sharing lines).
+            return 0
         default:
             return XenError.ENOSYS.returnValue
         }

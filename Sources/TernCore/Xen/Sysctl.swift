@@ -30,6 +30,18 @@ public struct XenSysctl {
     }
 }
 
+/// struct xen_sysctl_readconsole (24 bytes).
+public struct SysctlReadConsole {
+    public var clear: UInt8 = 0
+    public var incremental: UInt8 = 0
+    var pad: UInt16 = 0
+    public var index: UInt32 = 0
+    public var buffer: UInt64 = 0
+    public var count: UInt32 = 0
+    var tailPad: UInt32 = 0
+    public init() {}
+}
+
 /// struct xen_sysctl_physinfo (112 bytes).
 public struct SysctlPhysinfo {
     public var threadsPerCore: UInt32 = 0
@@ -122,6 +134,9 @@ public protocol ToolstackHost {
     var machine: MachineSummary { get }
     /// The domains whose IDs are `first` or above, in ID order, at most `limit` of them.
     func domains(from first: DomainID, limit: Int) -> [DomainSummary]
+    /// The hypervisor's console history, read as ConsoleHistory.read does.
+    func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
+                     _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)?
 }
 
 public enum Sysctl {
@@ -197,7 +212,17 @@ public enum Sysctl {
                 return .ENOSYS
             }
             op.setPayload(pool)
-        case .readconsole, nil:
+        case .readconsole:
+            var read = op.payload(as: SysctlReadConsole.self)
+            let buffer = read.buffer
+            guard let (count, next) = host.readConsole(
+                max: read.count, from: read.index, incremental: read.incremental != 0, clear: read.clear != 0,
+                { offset, piece in memory.copy(to: VirtualAddress(buffer &+ UInt64(offset)), from: UnsafeRawPointer(piece.baseAddress!), count: piece.count) }
+            ) else { return .EFAULT }
+            read.count = count
+            read.index = next
+            op.setPayload(read)
+        case nil:
             return .ENOSYS
         }
         guard memory.write(op, to: arg) else { return .EFAULT }

@@ -13,6 +13,8 @@ public enum Hypercall: UInt64 {
     case event_channel_op = 32
     case physdev_op = 33
     case hvm_op = 34
+    case multicall = 13
+    case xsm_op = 27
     case sysctl = 35
     case domctl = 36
 }
@@ -111,6 +113,7 @@ public let domidSelf: UInt16 = 0x7FF0
 public enum MemoryOpCommand: UInt64 {
     case increase_reservation = 0, decrease_reservation = 1, maximum_ram_page = 2
     case current_reservation = 3, maximum_reservation = 4, add_to_physmap = 7
+    case get_sharing_freed_pages = 18, get_sharing_shared_pages = 19
 }
 
 /// `xen_add_to_physmap.space`.
