@@ -32,13 +32,7 @@ extension BootTests {
     /// `xl dmesg` reads Tern's console history (sysctl readconsole), without dom0's own lines, as on Xen.
     @Test func xlInfoListAndDmesgRunInALinuxDom0() throws {
         try ToolstackAssets.require()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-xl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let sleeper = folder.appendingPathComponent("sleeper.cfg")
-        try "name = \"sleeper\"\nkernel = \"tern:idle\"\nmemory = 32\nextra = \"waits=40 ms=200\"\n"
-            .write(to: sleeper, atomically: true, encoding: .utf8)
-        let r = try runner.run(configs: [example("xl-dom0"), sleeper], smp: 2, timeout: 150)
+        let r = try runner.run(configs: [example("xl-dom0"), example("sleeper")], smp: 2, timeout: 150)
         let out = linuxLines(r, 0)
         let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
         #expect(r.allPoweredOff, "\(log)")
