@@ -65,4 +65,66 @@ extension BootTests {
         #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 3), "\(log)")
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
+
+    /// A control domain like examples/xl-dom0.cfg whose init runs `commands` (tern.run's spelling),
+    /// in a temporary file the caller removes.
+    func toolstackDom0(running commands: String) throws -> URL {
+        let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-xl-dom0-\(UUID().uuidString).cfg")
+        try """
+            name = "xl-dom0"
+            kernel = "\(cache.path)/Image"
+            ramdisk = "\(cache.path)/initrd-xl.cpio.gz"
+            memory = 512
+            vcpus = 2
+            extra = "console=hvc0 earlycon=xenboot rdinit=/init tern.run=\(commands)"
+            """.write(to: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    /// xl pause stops a domU (domctl pausedomain): xl list shows it paused, and its timer waits end
+    /// late by the time it was held; xl unpause lets it run on, and it finishes.
+    @Test func xlPausesAndUnpausesADomU() throws {
+        try ToolstackAssets.require()
+        let dom0 = try toolstackDom0(running: "xl_pause_1+xl_list+sleep_3+xl_list+xl_unpause_1+xl_list")
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0, example("sleeper")], smp: 2, timeout: 150)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 6), "\(log)")
+        let states = out.filter { $0.hasPrefix("(d0) (null) ") }.map {
+            $0.replacingOccurrences(of: "\t", with: " ").split(separator: " ").map(String.init)[5]
+        }
+        // Paused (p) twice over, before and after the 3 s, and not running; blocked (b) as on Xen while
+        // its timer wait is not over. Then blocked in its next wait, or running.
+        #expect(states.count == 3, "\(log)")
+        #expect(states.prefix(2).allSatisfy { $0 == "--p---" || $0 == "-bp---" }, "\(states)")
+        #expect(states.last.map { $0 == "-b----" || $0 == "r-----" } == true, "\(states)")
+        // 80 waits of 200 ms take 16 s; held for at least the 3 s of the pause, they take longer.
+        let idle = try #require(r.lines.first { $0.hasPrefix("(d1) idle: 80 waits of 200 ms took ") }, "\(r.lines.suffix(20).joined(separator: "\n"))")
+        let took = Int(idle.split(separator: " ")[8]) ?? 0
+        #expect(took >= 19_000, "\(idle)")
+    }
+
+    /// xl destroy ends a domU whatever its config says (domctl destroydomain): Tern says so, releases
+    /// it, and xl list no longer shows it. The domU never finishes its waits.
+    @Test func xlDestroysADomU() throws {
+        try ToolstackAssets.require()
+        let dom0 = try toolstackDom0(running: "xl_list+xl_destroy_1+sleep_1+xl_list")
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0, example("sleeper")], smp: 2, timeout: 150)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 4), "\(log)")
+        #expect(r.lines.contains("(tern) d1 (sleeper): shutdown: destroyed by the control domain"), "\(r.lines.suffix(30).joined(separator: "\n"))")
+        // Listed before; gone after, so released: a domain leaves the table only when its memory goes back.
+        let listings = out.split { $0.hasPrefix("(d0) TERN-DOM0-RUN: ") }
+        let before = listings.first { $0.contains { $0.hasPrefix("(d0) Domain-0 ") } }
+        #expect(before?.contains { $0.hasPrefix("(d0) (null) ") } == true, "\(log)")
+        let last = try #require(listings.last)
+        #expect(last.contains { $0.hasPrefix("(d0) Domain-0 ") } && !last.contains { $0.hasPrefix("(d0) (null) ") }, "\(log)")
+        #expect(!r.lines.contains { $0.hasPrefix("(d1) idle: 80 waits") })
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
 }

@@ -77,3 +77,53 @@ import Testing
         #expect(step == .release(grantsWereHeld: true))
     }
 }
+
+@Suite struct ControllerPauseTests {
+    @Test func pausesNestUpTo255() {
+        var p = ControllerPause()
+        #expect(!p.isPaused)
+        #expect(p.pause() == .success(true))            // it stops here
+        #expect(p.pause() == .success(false))
+        #expect(p.unpause() == .success(false))
+        #expect(p.unpause() == .success(true))          // and runs again here
+        #expect(p.unpause() == .failure(.EINVAL))
+        for _ in 0 ..< 255 { _ = p.pause() }
+        #expect(p.pause() == .failure(.EOVERFLOW) && p.count == 255)
+    }
+}
+
+@Suite struct DomainDestroyTests {
+    private let actions = ShutdownActions(poweroff: .destroy, reboot: .restart, crash: .preserve, watchdog: .destroy)
+
+    @Test func aLiveDomainIsDestroyedOnce() {
+        var life = DomainLife()
+        let lifeDestroyed = life.destroy()
+        #expect(lifeDestroyed)
+        #expect(life.isDying && life.awaitsRelease && !life.countsAsAlive)
+        #expect(life.shutdown?.destroyed == true)
+        let destroyedAgain = life.destroy()
+        #expect(!destroyedAgain)                                    // already on its way out
+        let again = life.shutDown(.reboot, hasPanicked: false, actions: actions)
+        #expect(again == nil)
+    }
+
+    /// xl destroy is how a preserved domain is let go, and it stops a restart.
+    @Test func aPreservedOrRestartingDomainIsReleasedInstead() {
+        var preserved = DomainLife()
+        _ = preserved.shutDown(.crash, hasPanicked: false, actions: actions)
+        #expect(!preserved.awaitsRelease)
+        let preservedDestroyed = preserved.destroy()
+        #expect(preservedDestroyed)
+        #expect(preserved.awaitsRelease && preserved.shutdown?.reason == .crash)
+        var restarting = DomainLife()
+        _ = restarting.shutDown(.reboot, hasPanicked: false, actions: actions)
+        #expect(restarting.countsAsAlive)
+        let restartingDestroyed = restarting.destroy()
+        #expect(restartingDestroyed)
+        #expect(!restarting.countsAsAlive && restarting.awaitsRelease)
+        var powered = DomainLife()
+        _ = powered.shutDown(.poweroff, hasPanicked: false, actions: actions)
+        let poweredDestroyed = powered.destroy()
+        #expect(!poweredDestroyed)                                 // released anyway
+    }
+}

@@ -16,8 +16,32 @@ import Testing
             DomainSummary(id: DomainID(3), shutdownReason: 0, allBlocked: true, pages: 8192, maxPages: 8192, vcpus: 1),
             DomainSummary(id: DomainID(7), dying: true, pages: 512, maxPages: 512),
         ]
+        final class Pauses { var of: [UInt16: ControllerPause] = [:] }
+        let pauses = Pauses()
         func domains(from first: DomainID, limit: Int) -> [DomainSummary] {
-            Array(all.filter { $0.id.raw >= first.raw }.prefix(limit))
+            Array(all.filter { $0.id.raw >= first.raw }.prefix(limit)).map { d in
+                var d = d
+                d.paused = pauses.of[d.id.raw]?.isPaused ?? false
+                return d
+            }
+        }
+        final class Destroyed { var ids: [UInt16] = [] }
+        let destroyed = Destroyed()
+        func destroy(_ id: DomainID) -> XenError? {
+            destroyed.ids.append(id.raw)
+            return nil
+        }
+        func pause(_ id: DomainID) -> XenError? {
+            var p = pauses.of[id.raw] ?? ControllerPause()
+            defer { pauses.of[id.raw] = p }
+            if case .failure(let e) = p.pause() { return e }
+            return nil
+        }
+        func unpause(_ id: DomainID) -> XenError? {
+            var p = pauses.of[id.raw] ?? ControllerPause()
+            defer { pauses.of[id.raw] = p }
+            if case .failure(let e) = p.unpause() { return e }
+            return nil
         }
         func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                          _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
@@ -160,6 +184,11 @@ import Testing
         #expect(perform(&memory) == .EFAULT)
     }
 
+    @Test func aDomainWithoutOnlineVCPUsIsNeitherRunningNorBlocked() {
+        let info = XenDomainInfo(DomainSummary(id: DomainID(2), running: false, allBlocked: true, onlineVCPUs: 0))
+        #expect(info.flags == XenDomainInfo.hvmGuest | XenDomainInfo.hap)
+    }
+
     @Test func theShutdownReasonTravelsInTheFlags() {
         let info = XenDomainInfo(DomainSummary(id: DomainID(2), shutdownReason: 1))     // reboot
         #expect(info.flags >> XenDomainInfo.shutdownShift & 0xFF == 1)
@@ -240,21 +269,21 @@ import Testing
     /// Xen 4.17's getdomaininfo: the first domain at or above the ID, echoed in the domain field.
     @Test func getdomaininfoAnswersForTheFirstDomainFromTheID() {
         var memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 4)
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == nil)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == nil)
         var op = XenDomctl()
         _ = memory.read(&op, from: VirtualAddress(arg))
         #expect(op.domain == 7 && op.payload(as: XenDomainInfo.self).domain == 7)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 8)
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == .ESRCH)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == .ESRCH)
         // A domU: no such domain first, then no privilege.
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: false, Host()) == .ESRCH)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .ESRCH)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0)
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: false, Host()) == .EPERM)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .EPERM)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0, version: 0x14)
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == .EACCES)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == .EACCES)
         memory = domctl(1, domain: 0)                                       // createdomain, not yet
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: true, Host()) == .ENOSYS)
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, privileged: false, Host()) == .EPERM)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == .ENOSYS)
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .EPERM)
     }
 }
 
@@ -291,5 +320,44 @@ extension SysctlTests {
         #expect(memory.bytes(at: list, count: 2) == [0, 0xEE])                // no CPU outside the pool
         memory = request(1, pool: 0, bits: 8)                                  // create: not yet
         #expect(perform(&memory) == .ENOSYS)
+    }
+}
+
+extension SysctlTests {
+    /// xl pause / unpause: nested pauses, Xen's errors, and the paused flag xl list shows as 'p'.
+    @Test func pausesNestAndShowInTheDomainInfo() {
+        let host = Host()
+        func domctl(_ command: DomctlCommand, _ domain: UInt16, privileged: Bool = true) -> XenError? {
+            var memory = self.domctl(command.rawValue, domain: domain)
+            return Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: privileged, host)
+        }
+        func pausedFlag(_ id: UInt16) -> Bool {
+            host.domains(from: DomainID(id), limit: 1).map { XenDomainInfo($0).flags & XenDomainInfo.paused != 0 } == [true]
+        }
+        #expect(domctl(.pausedomain, 3) == nil && pausedFlag(3))
+        #expect(domctl(.pausedomain, 3) == nil)
+        #expect(domctl(.unpausedomain, 3) == nil && pausedFlag(3))           // one pause still outstanding
+        #expect(domctl(.unpausedomain, 3) == nil && !pausedFlag(3))
+        #expect(domctl(.unpausedomain, 3) == .EINVAL)                       // none outstanding
+        #expect(domctl(.pausedomain, 0) == .EINVAL)                         // itself
+        #expect(domctl(.pausedomain, 4) == .ESRCH)                          // no domain 4 (7 is not it)
+        #expect(domctl(.pausedomain, 3, privileged: false) == .EPERM)
+        for _ in 0 ..< 255 { _ = domctl(.pausedomain, 7) }
+        #expect(domctl(.pausedomain, 7) == .EOVERFLOW)
+    }
+}
+
+extension SysctlTests {
+    @Test func destroyIsTheControlDomainsForAnotherDomain() {
+        let host = Host()
+        func destroy(_ domain: UInt16, privileged: Bool = true) -> XenError? {
+            var memory = domctl(DomctlCommand.destroydomain.rawValue, domain: domain)
+            return Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: privileged, host)
+        }
+        #expect(destroy(7) == nil)                  // a dying domain too: xl destroy lets go of it
+        #expect(destroy(4) == .ESRCH)
+        #expect(destroy(3, privileged: false) == .EPERM)
+        #expect(destroy(0) == .EINVAL)
+        #expect(host.destroyed.ids == [7])
     }
 }

@@ -30,6 +30,7 @@ private func dumpVCPUs() {
                 case .none: c.s(v.runningOn >= 0 ? " running" : " runnable")
                 case .wfi: c.s(" blocked(wfi)")
                 case .schedBlock: c.s(" blocked(sched_op block)")
+                case .paused: c.s(" paused")
                 case .poll: c.s(" blocked(poll)")
                 case .offline: c.s(" down")
                 }

@@ -66,6 +66,8 @@ final class Domain {
     var restarts = 0
     /// Its watchdog timers (SCHEDOP_watchdog), under the scheduler lock.
     var watchdogs = Watchdogs()
+    /// The toolstack's pauses (xl pause), under the scheduler lock.
+    var controllerPause = ControllerPause()
     /// Hypervisor time when it started: its guest's clocks begin about then (see PlatformOp.swift).
     var startedAt: Nanoseconds = 0
     /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:

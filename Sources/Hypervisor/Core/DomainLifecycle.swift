@@ -17,15 +17,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     guard let shutdown = d.life.shutDown(asked, hasPanicked: d.hasPanicked, actions: d.spec.actions) else { return }
     if d.life.awaitsRelease { domainsToRelease += 1 }
     if !d.life.countsAsAlive { domainsAlive -= 1 }
-    let t = now()
-    let me = thisCPUIndex()
-    for v in d.vcpus {
-        scheduler.block(v.slot, now: t)
-        v.blocked = .offline
-        markNotSleeping(slot: v.slot)
-        v.online = false
-        if v.runningOn >= 0 && v.runningOn != me { kickCPU(v.runningOn) }
-    }
+    stopVCPUs(d)
     log { c in
         c.domain(d)
         c.s(": shutdown: ")
@@ -55,6 +47,37 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
         c.s(" vcpus at once, cpu time ")
         c.dec(scheduler.consumed(domain: d.slot).raw / 1_000_000)
         c.s(" ms")
+    }
+}
+
+/// Takes every vCPU of a domain that has just died off the CPUs and out of the queues for good.
+private func stopVCPUs(_ d: Domain) {
+    let t = now()
+    let me = thisCPUIndex()
+    for v in d.vcpus {
+        scheduler.block(v.slot, now: t)
+        v.blocked = .offline
+        markNotSleeping(slot: v.slot)
+        v.online = false
+        if v.runningOn >= 0 && v.runningOn != me { kickCPU(v.runningOn) }
+    }
+}
+
+/// The control domain destroys `d` (domctl destroydomain, `xl destroy`): a live domain dies whatever
+/// its config says, a preserved or restarting one is released. Its memory goes back once it is off
+/// every CPU and nobody holds it, as after any death.
+func destroyDomain(_ d: Domain) {
+    lockScheduler()
+    defer { unlockScheduler() }
+    let wasDying = d.dying, awaited = d.life.awaitsRelease, alive = d.life.countsAsAlive
+    d.flushConsole()
+    guard d.life.destroy() else { return }
+    if d.life.awaitsRelease && !awaited { domainsToRelease += 1 }
+    if alive && !d.life.countsAsAlive { domainsAlive -= 1 }
+    if !wasDying { stopVCPUs(d) }
+    log { c in
+        c.domain(d)
+        c.s(wasDying ? ": released by the control domain" : ": shutdown: destroyed by the control domain")
     }
 }
 

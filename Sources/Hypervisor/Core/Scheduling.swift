@@ -87,7 +87,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: Nanoseconds) {
 }
 
 private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
-    v.enterRunstate(v.blocked == .none ? .runnable : v.blocked == .offline ? .offline : .blocked, at: t)
+    v.enterRunstate(v.blocked.runstate, at: t)
     // A timer interrupt the guest has just finished leaves with its list register freed, not as a
     // maintenance interrupt that nobody would take while no vCPU is loaded here.
     timerInterruptsDeactivated(v)
@@ -131,11 +131,9 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: Nanoseconds = .n
 /// Something a blocked vCPU waits for has happened.
 func wake(_ v: VCPU) {
     guard v.blocked != .none, v.online, !v.domain.dying else { return }
+    guard !v.domain.controllerPause.isPaused else { return parkPaused(v) }
     v.blocked = .none
-    stopPolling(v)
-    v.wakeAt = .never
-    markNotSleeping(slot: v.slot)
-    v.pollDeadline = .never
+    endWait(v)
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
     if let p = scheduler.wake(v.slot, now: t) {
@@ -145,6 +143,51 @@ func wake(_ v: VCPU) {
         // back to the guest).
         kickCPU(p)
     }
+}
+
+@inline(__always) private func endWait(_ v: VCPU) {
+    stopPolling(v)
+    v.wakeAt = .never
+    markNotSleeping(slot: v.slot)
+    v.pollDeadline = .never
+}
+
+/// In a paused domain what the vCPU waited for has come: it waits for the unpause instead.
+@inline(never) private func parkPaused(_ v: VCPU) {
+    v.blocked = .paused
+    endWait(v)
+}
+
+/// The toolstack pauses `d` (domctl pausedomain; not the caller's own domain): its runnable vCPUs
+/// leave the run queues, and one on a CPU is kicked off it.
+func pauseDomain(_ d: Domain) -> XenError? {
+    lockScheduler()
+    defer { unlockScheduler() }
+    switch d.controllerPause.pause() {
+    case .failure(let error): return error
+    case .success(false): return nil
+    case .success(true): break
+    }
+    let t = now()
+    for v in d.vcpus where v.online && v.blocked == .none {
+        v.blocked = .paused
+        scheduler.block(v.slot, now: t)
+        if v.runningOn >= 0 { kickCPU(v.runningOn) } else { v.enterRunstate(.offline, at: t) }
+    }
+    return nil
+}
+
+/// The last outstanding pause of `d` ends: its vCPUs whose waits ended meanwhile run again.
+func unpauseDomain(_ d: Domain) -> XenError? {
+    lockScheduler()
+    defer { unlockScheduler() }
+    switch d.controllerPause.unpause() {
+    case .failure(let error): return error
+    case .success(false): return nil
+    case .success(true): break
+    }
+    for v in d.vcpus where v.blocked == .paused { wake(v) }
+    return nil
 }
 
 /// Wakes every blocked vCPU whose virtual timer or poll timeout has come: the sleepers are a heap by

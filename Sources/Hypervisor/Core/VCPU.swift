@@ -8,7 +8,20 @@ let sctlrEL1Reset: UInt64 = 0x30D0_0800
 /// SPSR for entering EL1h with all exceptions masked.
 let spsrEL1hMasked: UInt64 = 0x3C5
 
-enum BlockReason { case none, wfi, schedBlock, poll, offline }
+/// Why a vCPU is not runnable; `paused`: its domain is paused by the toolstack, and it runs at the unpause.
+enum BlockReason {
+    case none, wfi, schedBlock, poll, offline, paused
+
+    /// Where a vCPU off its CPU for this reason spends its time: a paused one is offline, as Xen counts
+    /// it (not runnable, and not waiting for an event). A switch, so the compiler makes it a table.
+    var runstate: Runstate.State {
+        switch self {
+        case .none: .runnable
+        case .wfi, .schedBlock, .poll: .blocked
+        case .offline, .paused: .offline
+        }
+    }
+}
 
 final class VCPU {
     // Strong: the cycle with Domain.vcpus is broken when the domain is released.

@@ -9,7 +9,7 @@ func sysctl(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
 
 func domctl(_ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     var memory = RunningGuestMemory()
-    return Domctl.perform(arg, &memory, privileged: v.domain.privileged, HypervisorToolstack())?.returnValue ?? 0
+    return Domctl.perform(arg, &memory, caller: v.domain.id, privileged: v.domain.privileged, HypervisorToolstack())?.returnValue ?? 0
 }
 
 struct HypervisorToolstack: ToolstackHost {
@@ -22,6 +22,16 @@ struct HypervisorToolstack: ToolstackHost {
     }
 
     func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
+
+    func destroy(_ id: DomainID) -> XenError? {
+        guard let d = holdDomain(id, live: false) else { return .ESRCH }
+        defer { d.withReferences { DomainReferences.drop($0) } }
+        destroyDomain(d)
+        return nil
+    }
+
+    func pause(_ id: DomainID) -> XenError? { withHeldDomain(id) { pauseDomain($0) } ?? .ESRCH }
+    func unpause(_ id: DomainID) -> XenError? { withHeldDomain(id) { unpauseDomain($0) } ?? .ESRCH }
 
     func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                      _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
@@ -37,12 +47,13 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
         var online = 0, blocked = 0
         for v in d.vcpus where v.online {
             online += 1
-            if v.blocked != .none { blocked += 1 }
+            // Xen's VPF_blocked: waiting for an event; a paused vCPU whose wait is over is not.
+            if v.blocked != .none && v.blocked != .paused { blocked += 1 }
         }
         // Scheduler lock, then the domain's events: the lock order's way.
         let sharedInfo = d.xenPV ? d.events.withLock { $0.sharedInfo?.raw ?? 0 } : 0
         found.append(DomainSummary(
-            id: d.id, dying: d.dying, shutdownReason: d.life.shutdown.map { $0.reason.rawValue },
+            id: d.id, dying: d.dying, shutdownReason: d.life.shutdown.map { $0.reason.rawValue }, paused: d.controllerPause.isPaused,
             running: d.running > 0, allBlocked: blocked == online, pages: d.memory.size / pageSize,
             maxPages: d.memory.size / pageSize, sharedInfoFrame: sharedInfo / pageSize,
             cpuTime: scheduler.consumed(domain: d.slot), onlineVCPUs: online, vcpus: d.vcpus.count,

@@ -43,6 +43,8 @@ public struct DomainLife: Sendable {
         public var after: AfterShutdown
         /// The guest asked for something else, after a panic banner: it counts as a crash.
         public var afterPanic: Bool
+        /// The control domain destroyed it (domctl destroydomain), whatever the guest did.
+        public var destroyed = false
     }
 
     /// How it was shut down; nil while it lives.
@@ -69,6 +71,20 @@ public struct DomainLife: Sendable {
         shutdown = Shutdown(reason: reason, after: actions.action(for: reason), afterPanic: afterPanic)
         isDying = true
         return shutdown
+    }
+
+    /// The control domain destroys it (`xl destroy`): a live domain dies, and one that was shut down
+    /// but preserved or restarting is released instead. False when it is already on its way out.
+    public mutating func destroy() -> Bool {
+        if let s = shutdown {
+            guard s.after != .destroy else { return false }
+            shutdown?.after = .destroy
+            shutdown?.destroyed = true
+            return true
+        }
+        shutdown = Shutdown(reason: .poweroff, after: .destroy, afterPanic: false, destroyed: true)
+        isDying = true
+        return true
     }
 
     /// What the release pass does with a domain now.

@@ -89,7 +89,8 @@ extension XenDomainInfo {
     public static let ternGuestAddressBits: UInt8 = 39
 
     /// Xen's getdomaininfo for `d`. As on Xen for Arm, every domain is an HVM guest with hardware
-    /// paging; "running" when a vCPU is on a CPU, "blocked" when every online vCPU waits.
+    /// paging; "running" when a vCPU is on a CPU, "blocked" when every online vCPU waits (for an
+    /// event: a paused one that is not waiting does not count), neither without online vCPUs.
     public init(_ d: DomainSummary) {
         self.init()
         domain = d.id.raw
@@ -99,8 +100,8 @@ extension XenDomainInfo {
             f |= XenDomainInfo.shutdown | (reason & 0xFF) << XenDomainInfo.shutdownShift
         }
         if d.paused { f |= XenDomainInfo.paused }
-        if d.running { f |= XenDomainInfo.running }
-        if d.allBlocked && !d.running { f |= XenDomainInfo.blocked }
+        if d.onlineVCPUs > 0 && d.running { f |= XenDomainInfo.running }
+        if d.onlineVCPUs > 0 && d.allBlocked && !d.running { f |= XenDomainInfo.blocked }
         flags = f
         totalPages = d.pages
         maxPages = d.maxPages

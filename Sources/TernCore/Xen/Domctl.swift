@@ -7,7 +7,7 @@
 public let domctlInterfaceVersion: UInt32 = 0x15
 
 public enum DomctlCommand: UInt32 {
-    case getdomaininfo = 5
+    case destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5
 }
 
 /// struct xen_domctl: cmd, interface_version, domain, padding, and a 128-byte union (8-byte aligned).
@@ -33,7 +33,7 @@ public struct XenDomctl {
 
 public enum Domctl {
     public static func perform<Memory: GuestMemoryAccess, Host: ToolstackHost>(
-        _ arg: VirtualAddress, _ memory: inout Memory, privileged: Bool, _ host: Host
+        _ arg: VirtualAddress, _ memory: inout Memory, caller: DomainID, privileged: Bool, _ host: Host
     ) -> XenError? {
         var op = XenDomctl()
         guard memory.read(&op, from: arg) else { return .EFAULT }
@@ -44,6 +44,23 @@ public enum Domctl {
             guard privileged else { return .EPERM }
             op.setPayload(XenDomainInfo(d))
             op.domain = d.id.raw
+        case .destroydomain:
+            let id = DomainID(op.domain)
+            guard host.domains(from: id, limit: 1).first?.id == id else { return .ESRCH }
+            guard privileged else { return .EPERM }
+            // Tern's own rule: the control domain ends itself through SCHEDOP_shutdown.
+            guard id != caller else { return .EINVAL }
+            return host.destroy(id)
+        case .pausedomain, .unpausedomain:
+            let id = DomainID(op.domain)
+            guard host.domains(from: id, limit: 1).first?.id == id else { return .ESRCH }
+            guard privileged else { return .EPERM }
+            // Nothing to copy back: Xen answers these in the return value alone.
+            if op.command == DomctlCommand.pausedomain.rawValue {
+                guard id != caller else { return .EINVAL }          // a domain may not pause itself
+                return host.pause(id)
+            }
+            return host.unpause(id)
         case nil:
             guard privileged else { return .EPERM }
             return .ENOSYS

@@ -134,6 +134,11 @@ public protocol ToolstackHost {
     var machine: MachineSummary { get }
     /// The domains whose IDs are `first` or above, in ID order, at most `limit` of them.
     func domains(from first: DomainID, limit: Int) -> [DomainSummary]
+    /// The control domain destroys domain `id` (which exists, and is not the caller), dying or not.
+    func destroy(_ id: DomainID) -> XenError?
+    /// The toolstack's pause of domain `id` (which exists, and is not the caller): nil when done.
+    func pause(_ id: DomainID) -> XenError?
+    func unpause(_ id: DomainID) -> XenError?
     /// The hypervisor's console history, read as ConsoleHistory.read does.
     func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                      _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)?

@@ -24,7 +24,7 @@ public let xenHypercallImmediate: UInt64 = 0xEA1
 
 /// Negative errno values as Xen returns them in x0.
 public enum XenError: Int64, Error {
-    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38, ENODATA = 61, EOPNOTSUPP = 95
+    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38, ENODATA = 61, EOVERFLOW = 75, EOPNOTSUPP = 95
     @inlinable public var returnValue: UInt64 { UInt64(bitPattern: -rawValue) }
 }
 
