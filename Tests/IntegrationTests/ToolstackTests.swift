@@ -29,7 +29,8 @@ extension BootTests {
     /// xenconsoled), then `xl info` describes the machine from sysctl physinfo, sched_id, cputopoinfo,
     /// numainfo and cpupool_op, and `xl list` lists both domains from getdomaininfolist: dom0 running
     /// with its 512 MiB and 2 vCPUs, and a sleeping domU (not yet named: that needs init-dom0less);
-    /// `xl dmesg` reads Tern's console history (sysctl readconsole), without dom0's own lines, as on Xen.
+    /// `xl dmesg` reads Tern's console history (sysctl readconsole), without dom0's own lines, as on Xen;
+    /// `xl vcpu-list` shows every vCPU.
     @Test func xlInfoListAndDmesgRunInALinuxDom0() throws {
         try ToolstackAssets.require()
         let r = try runner.run(configs: [example("xl-dom0"), example("sleeper")], smp: 2, timeout: 150)
@@ -61,8 +62,16 @@ extension BootTests {
         #expect(dmesg.contains { $0.hasPrefix("(d0) (tern) Tern 0.1.0 hypervisor (Xen 4.17 guest ABI) at EL2") }, "\(log)")
         #expect(dmesg.contains { $0.hasPrefix("(d0) (tern) boot done in ") && $0.contains(": 2 domains, 2 pcpus") })
         #expect(!dmesg.contains { $0.hasPrefix("(d0) (d0) ") })
+        // xl vcpu-list (domctl getvcpuinfo, getvcpuaffinity): dom0's two vCPUs and the domU's one, each
+        // on a CPU of the machine, none pinned.
+        let vcpus = out.drop { $0 != "(d0) TERN-DOM0-RUN: xl vcpu-list" }
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            .filter { $0.count >= 10 && ($0[1] == "Domain-0" || $0[1] == "(null)") }
+        #expect(vcpus.map { Array($0[1 ... 3]) } == [["Domain-0", "0", "0"], ["Domain-0", "0", "1"], ["(null)", "1", "0"]], "\(log)")
+        #expect(vcpus.allSatisfy { ["0", "1"].contains($0[4]) && Array($0.suffix(3)) == ["all", "/", "all"] }, "\(vcpus)")
+        #expect(vcpus.last?[5] == "-b-", "\(vcpus)")                  // the domU waits on its timer
         // Every command ran to its end and said so.
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 3), "\(log)")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 4), "\(log)")
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 

@@ -25,6 +25,11 @@ import Testing
                 return d
             }
         }
+        func vcpu(_ id: DomainID, _ index: Int) -> VCPUSummary? {
+            guard id.raw == 0, index < 2 else { return nil }
+            return VCPUSummary(online: true, blocked: index == 1, running: index == 0, cpuTime: Nanoseconds(UInt64(index + 1) * 1000),
+                               cpu: index, affinity: index == 0 ? 0b11 : 0b10)
+        }
         final class Destroyed { var ids: [UInt16] = [] }
         let destroyed = Destroyed()
         func destroy(_ id: DomainID) -> XenError? {
@@ -359,5 +364,52 @@ extension SysctlTests {
         #expect(destroy(3, privileged: false) == .EPERM)
         #expect(destroy(0) == .EINVAL)
         #expect(host.destroyed.ids == [7])
+    }
+}
+
+extension SysctlTests {
+    /// xl vcpu-list: each vCPU's state, time and CPU, and its hard affinity (soft is every CPU).
+    @Test func vcpuInfoAndAffinityAreXens() {
+        #expect(MemoryLayout<DomctlGetVCPUInfo>.size == 24)
+        #expect(MemoryLayout<DomctlGetVCPUInfo>.offset(of: \.cpuTime) == 8)
+        #expect(MemoryLayout<DomctlGetVCPUInfo>.offset(of: \.cpu) == 16)
+        #expect(MemoryLayout<DomctlVCPUAffinity>.size == 40)
+        #expect(MemoryLayout<DomctlVCPUAffinity>.offset(of: \.hardMap) == 8)
+        #expect(MemoryLayout<DomctlVCPUAffinity>.offset(of: \.softMap) == 24)
+        let host = Host()
+        func ask(_ command: DomctlCommand, domain: UInt16 = 0, _ fill: (inout XenDomctl) -> Void) -> (XenError?, XenDomctl, FakeGuestMemory) {
+            var memory = domctl(command.rawValue, domain: domain)
+            var op = XenDomctl()
+            _ = memory.read(&op, from: VirtualAddress(arg))
+            fill(&op)
+            _ = memory.write(op, to: VirtualAddress(arg))
+            memory.map(list)
+            memory.fill(list, count: 8)
+            let error = Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, host)
+            _ = memory.read(&op, from: VirtualAddress(arg))
+            return (error, op, memory)
+        }
+        let (error, op, _) = ask(.getvcpuinfo) { $0.setPayload(UInt32(1)) }
+        #expect(error == nil)
+        let info = op.payload(as: DomctlGetVCPUInfo.self)
+        #expect(info.vcpu == 1 && info.online == 1 && info.blocked == 1 && info.running == 0 && info.cpuTime == 2000 && info.cpu == 1)
+        // Domain 0 has 2 vCPUs (its summary): vCPU 2 is past them; domain 3's vCPU 0 the host lacks.
+        #expect(ask(.getvcpuinfo) { $0.setPayload(UInt32(2)) }.0 == .EINVAL)
+        #expect(ask(.getvcpuinfo, domain: 3) { $0.setPayload(UInt32(0)) }.0 == .ESRCH)
+        let (affinityError, _, memory) = ask(.getvcpuaffinity) { op in
+            var a = DomctlVCPUAffinity()
+            a.vcpu = 1
+            a.flags = DomctlVCPUAffinity.hard | DomctlVCPUAffinity.soft
+            (a.hardMap, a.hardBits) = (list, 8)
+            (a.softMap, a.softBits) = (list + 4, 16)
+            op.setPayload(a)
+        }
+        #expect(affinityError == nil)
+        #expect(memory.bytes(at: list, count: 7) == [0b10, 0xEE, 0xEE, 0xEE, 0b11, 0, 0xEE])
+        #expect(ask(.getvcpuaffinity) { op in
+            var a = DomctlVCPUAffinity()
+            a.flags = 4                                         // neither hard nor soft
+            op.setPayload(a)
+        }.0 == .EINVAL)
     }
 }

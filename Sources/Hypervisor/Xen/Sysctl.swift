@@ -23,6 +23,19 @@ struct HypervisorToolstack: ToolstackHost {
 
     func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
 
+    func vcpu(_ id: DomainID, _ index: Int) -> VCPUSummary? {
+        withHeldDomain(id) { d -> VCPUSummary? in
+            guard index < d.vcpus.count else { return nil }
+            let v = d.vcpus[index]
+            lockScheduler()
+            defer { unlockScheduler() }
+            let (pcpu, affinity) = scheduler.placement(of: v.slot)
+            return VCPUSummary(online: v.online, blocked: v.blocked != .none && v.blocked != .paused && v.blocked != .offline,
+                               running: v.runningOn >= 0, cpuTime: Nanoseconds(v.runstate.words(at: now()).2),
+                               cpu: v.runningOn >= 0 ? v.runningOn : pcpu, affinity: affinity)
+        } ?? nil
+    }
+
     func destroy(_ id: DomainID) -> XenError? {
         guard let d = holdDomain(id, live: false) else { return .ESRCH }
         defer { d.withReferences { DomainReferences.drop($0) } }

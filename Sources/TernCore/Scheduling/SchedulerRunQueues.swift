@@ -26,6 +26,12 @@ extension Scheduler {
 
     public func running(on pcpu: Int) -> Int? { pcpus[pcpu].current }
 
+    /// The pCPU a vCPU runs on, waits for, or last ran on (Xen's v->processor), and the ones it may use.
+    public func placement(of v: Int) -> (pcpu: Int, affinity: UInt64) {
+        guard v >= 0 && v < vcpuCapacity else { return (0, 0) }
+        return (vcpus[v].queue, vcpus[v].affinity)
+    }
+
     /// When the caller must call `pick` on this pCPU again; nil means only a wake (kick) can change
     /// anything there. A time at or before now means at once.
     public func deadline(pcpu: Int) -> Nanoseconds? { pcpus[pcpu].deadline.map { Nanoseconds($0) } }

@@ -7,7 +7,8 @@
 public let domctlInterfaceVersion: UInt32 = 0x15
 
 public enum DomctlCommand: UInt32 {
-    case destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5
+    case destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5, getvcpuinfo = 14
+    case getvcpuaffinity = 25
 }
 
 /// struct xen_domctl: cmd, interface_version, domain, padding, and a 128-byte union (8-byte aligned).
@@ -31,6 +32,56 @@ public struct XenDomctl {
     }
 }
 
+/// struct xen_domctl_getvcpuinfo (24 bytes).
+public struct DomctlGetVCPUInfo {
+    public var vcpu: UInt32 = 0
+    public var online: UInt8 = 0
+    public var blocked: UInt8 = 0
+    public var running: UInt8 = 0
+    var pad: UInt8 = 0
+    public var cpuTime: UInt64 = 0
+    public var cpu: UInt32 = 0
+    var tailPad: UInt32 = 0
+    public init() {}
+}
+
+/// struct xen_domctl_vcpuaffinity (40 bytes): two xenctl_bitmaps.
+public struct DomctlVCPUAffinity {
+    public var vcpu: UInt32 = 0
+    public var flags: UInt32 = 0
+    public var hardMap: UInt64 = 0
+    public var hardBits: UInt32 = 0
+    var hardPad: UInt32 = 0
+    public var softMap: UInt64 = 0
+    public var softBits: UInt32 = 0
+    var softPad: UInt32 = 0
+    public init() {}
+
+    public static let hard: UInt32 = 1 << 0, soft: UInt32 = 1 << 1
+}
+
+/// One vCPU as the toolstack sees it.
+public struct VCPUSummary: Equatable, Sendable {
+    public var online: Bool
+    /// Waiting for an event (Xen's VPF_blocked).
+    public var blocked: Bool
+    public var running: Bool
+    public var cpuTime: Nanoseconds
+    /// The CPU it runs on, or last ran on.
+    public var cpu: Int
+    /// The CPUs it may run on (its hard affinity), bit n for CPU n.
+    public var affinity: UInt64
+
+    public init(online: Bool, blocked: Bool, running: Bool, cpuTime: Nanoseconds, cpu: Int, affinity: UInt64) {
+        self.online = online
+        self.blocked = blocked
+        self.running = running
+        self.cpuTime = cpuTime
+        self.cpu = cpu
+        self.affinity = affinity
+    }
+}
+
 public enum Domctl {
     public static func perform<Memory: GuestMemoryAccess, Host: ToolstackHost>(
         _ arg: VirtualAddress, _ memory: inout Memory, caller: DomainID, privileged: Bool, _ host: Host
@@ -51,6 +102,35 @@ public enum Domctl {
             // Tern's own rule: the control domain ends itself through SCHEDOP_shutdown.
             guard id != caller else { return .EINVAL }
             return host.destroy(id)
+        case .getvcpuinfo, .getvcpuaffinity:
+            let id = DomainID(op.domain)
+            guard let d = host.domains(from: id, limit: 1).first, d.id == id else { return .ESRCH }
+            guard privileged else { return .EPERM }
+            // Xen's order: a vCPU number past the domain's is -EINVAL; one it has not is -ESRCH.
+            let index = op.payload(as: UInt32.self)
+            guard index < UInt32(d.vcpus) else { return .EINVAL }
+            guard let v = host.vcpu(id, Int(index)) else { return .ESRCH }
+            if op.command == DomctlCommand.getvcpuinfo.rawValue {
+                var info = DomctlGetVCPUInfo()
+                info.vcpu = index
+                info.online = v.online ? 1 : 0
+                info.blocked = v.blocked ? 1 : 0
+                info.running = v.running ? 1 : 0
+                info.cpuTime = v.cpuTime.raw
+                info.cpu = UInt32(v.cpu)
+                op.setPayload(info)
+            } else {
+                let affinity = op.payload(as: DomctlVCPUAffinity.self)
+                guard affinity.flags & (DomctlVCPUAffinity.hard | DomctlVCPUAffinity.soft) != 0 else { return .EINVAL }
+                // Tern has no soft affinity: every CPU, as Xen's default.
+                let all: UInt64 = host.machine.cpus >= 64 ? ~0 : (1 << UInt64(host.machine.cpus)) - 1
+                if affinity.flags & DomctlVCPUAffinity.hard != 0 {
+                    guard Sysctl.writeCPUMap(affinity.hardMap, bits: affinity.hardBits, mask: v.affinity, &memory) else { return .EFAULT }
+                }
+                if affinity.flags & DomctlVCPUAffinity.soft != 0 {
+                    guard Sysctl.writeCPUMap(affinity.softMap, bits: affinity.softBits, mask: all, &memory) else { return .EFAULT }
+                }
+            }
         case .pausedomain, .unpausedomain:
             let id = DomainID(op.domain)
             guard host.domains(from: id, limit: 1).first?.id == id else { return .ESRCH }

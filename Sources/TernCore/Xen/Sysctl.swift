@@ -134,6 +134,8 @@ public protocol ToolstackHost {
     var machine: MachineSummary { get }
     /// The domains whose IDs are `first` or above, in ID order, at most `limit` of them.
     func domains(from first: DomainID, limit: Int) -> [DomainSummary]
+    /// vCPU `index` of domain `id`; nil when it has none such.
+    func vcpu(_ id: DomainID, _ index: Int) -> VCPUSummary?
     /// The control domain destroys domain `id` (which exists, and is not the caller), dying or not.
     func destroy(_ id: DomainID) -> XenError?
     /// The toolstack's pause of domain `id` (which exists, and is not the caller): nil when done.
@@ -234,12 +236,16 @@ public enum Sysctl {
         return nil
     }
 
-    /// A xenctl_bitmap of `bits` bits at `map` with CPUs 0 ..< `cpus` set, as Xen's
-    /// cpumask_to_xenctl_bitmap writes it: every byte the caller has room for, zero past the machine.
+    /// A xenctl_bitmap of `bits` bits at `map` with CPUs 0 ..< `cpus` set.
     static func writeCPUMap<Memory: GuestMemoryAccess>(cpus: Int, to map: UInt64, bits: UInt32, _ memory: inout Memory) -> Bool {
+        writeCPUMap(map, bits: bits, mask: cpus >= 64 ? ~0 : (1 << UInt64(cpus)) - 1, &memory)
+    }
+
+    /// A xenctl_bitmap of `bits` bits at `map` holding `mask` (bit n for CPU n), as Xen's
+    /// cpumask_to_xenctl_bitmap writes it: every byte the caller has room for, zero past the mask.
+    static func writeCPUMap<Memory: GuestMemoryAccess>(_ map: UInt64, bits: UInt32, mask: UInt64, _ memory: inout Memory) -> Bool {
         for i in 0 ..< (Int(bits) + 7) / 8 {
-            let set = max(0, min(8, cpus - 8 * i))
-            let byte = UInt8(truncatingIfNeeded: (1 << set) - 1)
+            let byte = i < 8 ? UInt8(truncatingIfNeeded: mask >> UInt64(8 * i)) : 0
             guard memory.write(byte, to: VirtualAddress(map &+ UInt64(i))) else { return false }
         }
         return true
