@@ -204,6 +204,22 @@ private struct SeededRandom: RandomNumberGenerator {
         }
     }
 
+    /// xl sched-credit2 on a running domain: from then on the shares follow the new weights.
+    @Test func newParametersTakeEffectWhileRunning() {
+        var sim = Simulation(pcpus: 1)
+        for d in 0..<2 {
+            sim.domain(d)
+            sim.vcpu(d, domain: d)
+        }
+        sim.run(until: 1 * second)
+        sim.scheduler.setParameters(1, weight: 768, cap: 0)
+        let before = (sim.ran[0] ?? 0, sim.ran[1] ?? 0)
+        sim.run(until: 9 * second)
+        sim.settle()
+        let light = (sim.ran[0] ?? 0) - before.0, heavy = (sim.ran[1] ?? 0) - before.1
+        #expect(within(heavy, 6 * second, percent: 3) && within(light, 2 * second, percent: 5), "\(heavy) : \(light)")
+    }
+
     @Test func equalDomainsShareTwoPCPUsEqually() {
         var sim = Simulation(pcpus: 2)
         for d in 0..<3 {

@@ -30,6 +30,10 @@ import Testing
             return VCPUSummary(online: true, blocked: index == 1, running: index == 0, cpuTime: Nanoseconds(UInt64(index + 1) * 1000),
                                cpu: index, affinity: index == 0 ? 0b11 : 0b10)
         }
+        final class Parameters { var of: [UInt16: (weight: UInt32, cap: UInt32)] = [:] }
+        let parameters = Parameters()
+        func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32) { parameters.of[id.raw] ?? (256, 0) }
+        func setSchedulerParameters(_ id: DomainID, weight: UInt32, cap: UInt32) { parameters.of[id.raw] = (weight, cap) }
         final class Destroyed { var ids: [UInt16] = [] }
         let destroyed = Destroyed()
         func destroy(_ id: DomainID) -> XenError? {
@@ -411,5 +415,37 @@ extension SysctlTests {
             a.flags = 4                                         // neither hard nor soft
             op.setPayload(a)
         }.0 == .EINVAL)
+    }
+}
+
+extension SysctlTests {
+    /// xl sched-credit2: get and set a domain's weight and cap, as credit2 takes them.
+    @Test func credit2ParametersAreTheDomainsWeightAndCap() {
+        #expect(MemoryLayout<DomctlSchedulerOp>.offset(of: \.weight) == 8)
+        #expect(MemoryLayout<DomctlSchedulerOp>.offset(of: \.cap) == 10)
+        let host = Host()
+        func schedulerOp(_ command: UInt32, domain: UInt16 = 3, scheduler: UInt32 = 6, weight: UInt16 = 0,
+                         cap: UInt16 = 0) -> (XenError?, DomctlSchedulerOp) {
+            var memory = domctl(DomctlCommand.schedulerOp.rawValue, domain: domain)
+            var op = XenDomctl()
+            _ = memory.read(&op, from: VirtualAddress(arg))
+            var request = DomctlSchedulerOp()
+            (request.schedulerID, request.command, request.weight, request.cap) = (scheduler, command, weight, cap)
+            op.setPayload(request)
+            _ = memory.write(op, to: VirtualAddress(arg))
+            let error = Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, host)
+            _ = memory.read(&op, from: VirtualAddress(arg))
+            return (error, op.payload(as: DomctlSchedulerOp.self))
+        }
+        let first = schedulerOp(DomctlSchedulerOp.getinfo)
+        #expect(first.0 == nil && first.1.weight == 256 && first.1.cap == 0)
+        #expect(schedulerOp(DomctlSchedulerOp.putinfo, weight: 512, cap: 50).0 == nil)
+        let after = schedulerOp(DomctlSchedulerOp.getinfo)
+        #expect(after.1.weight == 512 && after.1.cap == 50)
+        #expect(schedulerOp(DomctlSchedulerOp.putinfo, weight: 0, cap: 0).0 == nil)      // weight kept, cap gone
+        #expect(host.parameters.of[3]! == (512, 0))
+        #expect(schedulerOp(DomctlSchedulerOp.putinfo, cap: 101).0 == .EINVAL)          // 1 vCPU: 100% at most
+        #expect(schedulerOp(DomctlSchedulerOp.getinfo, scheduler: 5).0 == .EINVAL)      // credit is not its scheduler
+        #expect(schedulerOp(3).0 == .EINVAL)                                            // per-vCPU parameters
     }
 }

@@ -23,6 +23,24 @@ struct HypervisorToolstack: ToolstackHost {
 
     func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
 
+    func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32) {
+        withHeldDomain(id) { d in
+            lockScheduler()
+            defer { unlockScheduler() }
+            return (d.weight, d.cap)
+        } ?? (0, 0)
+    }
+
+    func setSchedulerParameters(_ id: DomainID, weight: UInt32, cap: UInt32) {
+        _ = withHeldDomain(id) { d in
+            lockScheduler()
+            defer { unlockScheduler() }
+            d.weight = weight
+            d.cap = cap
+            scheduler.setParameters(d.slot, weight: weight, cap: cap)
+        }
+    }
+
     func vcpu(_ id: DomainID, _ index: Int) -> VCPUSummary? {
         withHeldDomain(id) { d -> VCPUSummary? in
             guard index < d.vcpus.count else { return nil }

@@ -10,6 +10,14 @@ extension Scheduler {
         domains[d] = Domain(present: true, weight: UInt64(max(weight, 1)), cap: UInt64(cap))
     }
 
+    /// A new weight and cap for a domain already here (`xl sched-credit2`): its virtual time stays,
+    /// so it neither gains nor loses what it has had; the new rates count from its next charge.
+    public mutating func setParameters(_ d: Int, weight: UInt32, cap: UInt32) {
+        guard d >= 0 && d < domainCapacity, domains[d].present else { return }
+        domains[d].weight = UInt64(max(weight, 1))
+        domains[d].cap = UInt64(cap)
+    }
+
     /// Leaves any pCPU that was running one of its vCPUs idle with an expired deadline, so the caller
     /// picks again there.
     public mutating func removeDomain(_ d: Int) {

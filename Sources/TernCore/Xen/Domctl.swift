@@ -8,7 +8,7 @@ public let domctlInterfaceVersion: UInt32 = 0x15
 
 public enum DomctlCommand: UInt32 {
     case destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5, getvcpuinfo = 14
-    case getvcpuaffinity = 25
+    case schedulerOp = 16, getvcpuaffinity = 25
 }
 
 /// struct xen_domctl: cmd, interface_version, domain, padding, and a 128-byte union (8-byte aligned).
@@ -58,6 +58,17 @@ public struct DomctlVCPUAffinity {
     public init() {}
 
     public static let hard: UInt32 = 1 << 0, soft: UInt32 = 1 << 1
+}
+
+/// struct xen_domctl_scheduler_op with credit2's parameters in its union (which is 8-byte aligned).
+public struct DomctlSchedulerOp {
+    public var schedulerID: UInt32 = 0
+    public var command: UInt32 = 0
+    public var weight: UInt16 = 0
+    public var cap: UInt16 = 0
+    public init() {}
+
+    public static let putinfo: UInt32 = 0, getinfo: UInt32 = 1
 }
 
 /// One vCPU as the toolstack sees it.
@@ -130,6 +141,27 @@ public enum Domctl {
                 if affinity.flags & DomctlVCPUAffinity.soft != 0 {
                     guard Sysctl.writeCPUMap(affinity.softMap, bits: affinity.softBits, mask: all, &memory) else { return .EFAULT }
                 }
+            }
+        case .schedulerOp:
+            let id = DomainID(op.domain)
+            guard let d = host.domains(from: id, limit: 1).first, d.id == id else { return .ESRCH }
+            guard privileged else { return .EPERM }
+            var request = op.payload(as: DomctlSchedulerOp.self)
+            // Xen's sched_adjust and credit2's csched2_dom_cntl: the domain's scheduler, domain-wide
+            // parameters only; a weight or cap of 0 leaves the weight, and removes the cap.
+            guard request.schedulerID == Sysctl.schedulerID else { return .EINVAL }
+            let now = host.schedulerParameters(id)
+            switch request.command {
+            case DomctlSchedulerOp.getinfo:
+                request.weight = UInt16(truncatingIfNeeded: now.weight)
+                request.cap = UInt16(truncatingIfNeeded: now.cap)
+                op.setPayload(request)
+            case DomctlSchedulerOp.putinfo:
+                guard UInt32(request.cap) <= 100 * UInt32(d.vcpus) else { return .EINVAL }
+                host.setSchedulerParameters(id, weight: request.weight == 0 ? now.weight : UInt32(request.weight),
+                                            cap: UInt32(request.cap))
+            default:
+                return .EINVAL
             }
         case .pausedomain, .unpausedomain:
             let id = DomainID(op.domain)

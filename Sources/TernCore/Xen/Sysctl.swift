@@ -134,6 +134,9 @@ public protocol ToolstackHost {
     var machine: MachineSummary { get }
     /// The domains whose IDs are `first` or above, in ID order, at most `limit` of them.
     func domains(from first: DomainID, limit: Int) -> [DomainSummary]
+    /// Domain `id`'s weight and cap (percent of a CPU, 0: none), and new ones for it.
+    func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32)
+    func setSchedulerParameters(_ id: DomainID, weight: UInt32, cap: UInt32)
     /// vCPU `index` of domain `id`; nil when it has none such.
     func vcpu(_ id: DomainID, _ index: Int) -> VCPUSummary?
     /// The control domain destroys domain `id` (which exists, and is not the caller), dying or not.
