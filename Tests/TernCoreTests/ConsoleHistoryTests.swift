@@ -32,6 +32,8 @@ import Testing
         #expect(first == ("abcd", 4))
         #expect(read(&h, from: first.next, incremental: true) == ("ef", 6))
         #expect(read(&h, from: 6, incremental: true) == ("", 6))
+        // An index past the newest byte reads nothing made up: from the oldest, as on Xen.
+        #expect(read(&h, from: 40, incremental: true) == ("abcdef", 6))
         // An index older than what is held starts at the oldest byte, as on Xen.
         write(&h, "0123456789abcdef")
         #expect(read(&h, from: 2, incremental: true).text == "0123456789abcdef")

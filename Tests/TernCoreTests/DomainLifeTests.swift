@@ -100,7 +100,7 @@ import Testing
         let lifeDestroyed = life.destroy()
         #expect(lifeDestroyed)
         #expect(life.isDying && life.awaitsRelease && !life.countsAsAlive)
-        #expect(life.shutdown?.destroyed == true)
+        #expect(life.shutdown?.destroyed == true && life.shutdown?.byGuest == false)
         let destroyedAgain = life.destroy()
         #expect(!destroyedAgain)                                    // already on its way out
         let again = life.shutDown(.reboot, hasPanicked: false, actions: actions)
@@ -114,7 +114,7 @@ import Testing
         #expect(!preserved.awaitsRelease)
         let preservedDestroyed = preserved.destroy()
         #expect(preservedDestroyed)
-        #expect(preserved.awaitsRelease && preserved.shutdown?.reason == .crash)
+        #expect(preserved.awaitsRelease && preserved.shutdown?.reason == .crash && preserved.shutdown?.byGuest == true)
         var restarting = DomainLife()
         _ = restarting.shutDown(.reboot, hasPanicked: false, actions: actions)
         #expect(restarting.countsAsAlive)

@@ -52,8 +52,11 @@ import Testing
             if case .failure(let e) = p.unpause() { return e }
             return nil
         }
+        final class ConsoleReads { var asked: [(max: UInt32, index: UInt32, incremental: Bool, clear: Bool)] = [] }
+        let consoleReads = ConsoleReads()
         func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                          _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
+            consoleReads.asked.append((max, index, incremental, clear))
             // "(tern) up\n" from position 40, in two pieces as a wrapped ring gives it.
             let text = Array("(tern) up\n".utf8)
             guard max >= 10 else { return (0, 40) }
@@ -231,7 +234,7 @@ import Testing
         #expect(perform(&memory) == nil)
         #expect(answer(memory).payload(as: SysctlNUMAInfo.self).nodeCount == 1)
         #expect(memory.word64(at: list) == 262_144 << 12 && memory.word64(at: list + 8) == 100_000 << 12)
-        #expect(memory.bytes(at: list + 64, count: 4) == [10, 0, 0, 0])
+        #expect(memory.bytes(at: list + 64, count: 4) == [20, 0, 0, 0])
     }
 
     /// xl dmesg: the history's bytes land in the caller's buffer, count and index come back.
@@ -245,6 +248,7 @@ import Testing
                 var r = SysctlReadConsole()
                 r.buffer = list + 4090                   // the text crosses into the next page
                 r.count = count
+                (r.index, r.incremental, r.clear) = (33, 1, 1)
                 op.setPayload(r)
             }
             if mapped {
@@ -254,7 +258,11 @@ import Testing
             return memory
         }
         var memory = request(count: 100)
-        #expect(perform(&memory) == nil)
+        let host = Host()
+        #expect(perform(&memory, host: host) == nil)
+        // The request's fields reach the history as they were asked.
+        #expect(host.consoleReads.asked.count == 1)
+        #expect(host.consoleReads.asked.first.map { $0.max == 100 && $0.index == 33 && $0.incremental && $0.clear } == true)
         let answered = answer(memory).payload(as: SysctlReadConsole.self)
         #expect(answered.count == 10 && answered.index == 50)
         #expect(memory.bytes(at: list + 4090, count: 10) == Array("(tern) up\n".utf8))
@@ -284,8 +292,8 @@ import Testing
         #expect(op.domain == 7 && op.payload(as: XenDomainInfo.self).domain == 7)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 8)
         #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == .ESRCH)
-        // A domU: no such domain first, then no privilege.
-        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .ESRCH)
+        // A domU: no privilege, whether or not there is such a domain.
+        #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .EPERM)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0)
         #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .EPERM)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0, version: 0x14)

@@ -250,7 +250,7 @@ func ternSchedule() -> UnsafeMutablePointer<tern_frame> {
 @_cdecl("tern_fatal")
 func ternFatal(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> Never {
     let esr = read_esr_el2()
-    withConsole { c in
+    withConsoleAfterFault { c in
         c.s("\n(tern) HYPERVISOR FAULT: ")
         c.s(ExceptionClass.name(esr >> 26 & 0x3F))
         c.s(" (kind ")

@@ -1,6 +1,7 @@
 // Everything the hypervisor and its domains print goes through one UART, a whole line at a time under
 // one lock, so lines from two CPUs never interleave. Domain output is prefixed "(dN) " as Xen does.
 import BareMetalSupport
+import TernArch
 import TernArchAsm
 import TernCore
 
@@ -93,6 +94,22 @@ struct ConsoleLine {
         body(ConsoleLine())
         keepingLine = true
     }
+}
+
+/// For the fault report: the console lock if it comes within 100 ms, and the lines without it if not
+/// (this CPU may have faulted holding it, inside a line or a console read), so a fault never hangs
+/// unreported.
+func withConsoleAfterFault(_ body: (ConsoleLine) -> Void) {
+    let start = GenericTimer.now
+    let locked = withUnsafeMutablePointer(to: &consoleLock) { lock in
+        while GenericTimer.now &- start < counterFrequency / 10 {
+            if bm_trylock_inline(lock) != 0 { return true }
+        }
+        return false
+    }
+    keepingLine = true
+    body(ConsoleLine())
+    if locked { withUnsafeMutablePointer(to: &consoleLock) { bm_unlock($0) } }
 }
 
 /// One line from the hypervisor itself. Out of line: the trap paths that report something carry a

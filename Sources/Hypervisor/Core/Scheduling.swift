@@ -159,14 +159,20 @@ func wake(_ v: VCPU) {
 }
 
 /// The toolstack pauses `d` (domctl pausedomain; not the caller's own domain): its runnable vCPUs
-/// leave the run queues, and one on a CPU is kicked off it.
+/// leave the run queues, one on a CPU is kicked off it, and the call returns once none is on a CPU,
+/// as Xen's vcpu_sleep_sync waits. Without that wait an unpause could put a vCPU on a second CPU
+/// while the first still held it.
 func pauseDomain(_ d: Domain) -> XenError? {
     lockScheduler()
-    defer { unlockScheduler() }
     switch d.controllerPause.pause() {
-    case .failure(let error): return error
-    case .success(false): return nil
-    case .success(true): break
+    case .failure(let error):
+        unlockScheduler()
+        return error
+    case .success(false):
+        unlockScheduler()
+        return nil
+    case .success(true):
+        break
     }
     let t = now()
     for v in d.vcpus where v.online && v.blocked == .none {
@@ -174,7 +180,15 @@ func pauseDomain(_ d: Domain) -> XenError? {
         scheduler.block(v.slot, now: t)
         if v.runningOn >= 0 { kickCPU(v.runningOn) } else { v.enterRunstate(.offline, at: t) }
     }
-    return nil
+    unlockScheduler()
+    // The kicked CPUs switch them out under the lock, so it is let go between looks.
+    while true {
+        lockScheduler()
+        var onCPU = false
+        for v in d.vcpus where v.runningOn >= 0 { onCPU = true }
+        unlockScheduler()
+        if !onCPU { return nil }
+    }
 }
 
 /// The last outstanding pause of `d` ends: its vCPUs whose waits ended meanwhile run again.

@@ -55,14 +55,15 @@ struct HypervisorToolstack: ToolstackHost {
     }
 
     func destroy(_ id: DomainID) -> XenError? {
-        guard let d = holdDomain(id, live: false) else { return .ESRCH }
-        defer { d.withReferences { DomainReferences.drop($0) } }
-        destroyDomain(d)
-        return nil
+        withAnyDomain(id) { d -> XenError? in
+            destroyDomain(d)
+            return nil
+        } ?? .ESRCH
     }
 
-    func pause(_ id: DomainID) -> XenError? { withHeldDomain(id) { pauseDomain($0) } ?? .ESRCH }
-    func unpause(_ id: DomainID) -> XenError? { withHeldDomain(id) { unpauseDomain($0) } ?? .ESRCH }
+    // Dying domains too, as Xen's pause takes any domain the toolstack names.
+    func pause(_ id: DomainID) -> XenError? { withAnyDomain(id) { pauseDomain($0) } ?? .ESRCH }
+    func unpause(_ id: DomainID) -> XenError? { withAnyDomain(id) { unpauseDomain($0) } ?? .ESRCH }
 
     func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                      _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
@@ -84,7 +85,10 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
         // Scheduler lock, then the domain's events: the lock order's way.
         let sharedInfo = d.xenPV ? d.events.withLock { $0.sharedInfo?.raw ?? 0 } : 0
         found.append(DomainSummary(
-            id: d.id, dying: d.dying, shutdownReason: d.life.shutdown.map { $0.reason.rawValue }, paused: d.controllerPause.isPaused,
+            // Xen's dying is a domain on its way out (here: to be released); a preserved or restarting
+            // one is only shut down, with the guest's reason, as a destroyed one is not.
+            id: d.id, dying: d.life.awaitsRelease,
+            shutdownReason: d.life.shutdown.flatMap { $0.byGuest ? $0.reason.rawValue : nil }, paused: d.controllerPause.isPaused,
             running: d.running > 0, allBlocked: blocked == online, pages: d.memory.size / pageSize,
             maxPages: d.memory.size / pageSize, sharedInfoFrame: sharedInfo / pageSize,
             cpuTime: scheduler.consumed(domain: d.slot), onlineVCPUs: online, vcpus: d.vcpus.count,
@@ -94,4 +98,11 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
     // Xen keeps its domains in ID order; Tern's table is by slot.
     found.sort { $0.id.raw < $1.id.raw }
     return Array(found.prefix(limit))
+}
+
+/// Domain `id`, dying or not, held while `body` runs; nil when there is none.
+private func withAnyDomain<R>(_ id: DomainID, _ body: (Domain) -> R) -> R? {
+    guard let d = holdDomain(id, live: false) else { return nil }
+    defer { d.withReferences { DomainReferences.drop($0) } }
+    return body(d)
 }

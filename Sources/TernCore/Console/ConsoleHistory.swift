@@ -33,8 +33,9 @@ public struct ConsoleHistory: ~Copyable {
     public mutating func read(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                               _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
         var c = start
-        // Xen's test: a position ahead of the oldest byte, by the counters' signed distance.
-        if incremental && Int32(bitPattern: index &- c) > 0 { c = index }
+        // Xen's test: a position after the oldest byte and not past the newest, counters wrapping;
+        // any other index reads from the oldest.
+        if incremental && (start <= end ? start < index && index <= end : start < index || index <= end) { c = index }
         var sofar: UInt32 = 0
         while c != end && sofar < max {
             let at = Int(c) & (capacity - 1)

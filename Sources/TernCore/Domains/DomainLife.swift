@@ -45,6 +45,9 @@ public struct DomainLife: Sendable {
         public var afterPanic: Bool
         /// The control domain destroyed it (domctl destroydomain), whatever the guest did.
         public var destroyed = false
+        /// The guest shut itself down (or crashed) before any destroy: Xen's "shutdown" state, with
+        /// its reason. A domain destroyed while it ran has none.
+        public var byGuest = true
     }
 
     /// How it was shut down; nil while it lives.
@@ -82,7 +85,7 @@ public struct DomainLife: Sendable {
             shutdown?.destroyed = true
             return true
         }
-        shutdown = Shutdown(reason: .poweroff, after: .destroy, afterPanic: false, destroyed: true)
+        shutdown = Shutdown(reason: .poweroff, after: .destroy, afterPanic: false, destroyed: true, byGuest: false)
         isDying = true
         return true
     }

@@ -1,6 +1,7 @@
 // domctl (xen/include/public/domctl.h at XEN_DOMCTL_INTERFACE_VERSION 0x15): the control domain acting
 // on one domain. Xen 4.17's order: the copy (-EFAULT), the interface version (-EACCES), the domain
-// (-ESRCH), then the caller's privilege (-EPERM); a command Tern does not have is -ENOSYS.
+// (-ESRCH; for getdomaininfo after the privilege), then the caller's privilege (-EPERM); a command
+// Tern does not have is -ENOSYS.
 // getdomaininfo keeps 4.17's meaning, which libxc's xc_domain_getinfo relies on: the first domain
 // whose ID is the one asked for or above (Xen 4.18 made it exact).
 
@@ -102,15 +103,16 @@ public enum Domctl {
         guard op.interfaceVersion == domctlInterfaceVersion else { return .EACCES }
         switch DomctlCommand(rawValue: op.command) {
         case .getdomaininfo:
-            guard let d = host.domains(from: DomainID(op.domain), limit: 1).first else { return .ESRCH }
+            // Xen 4.17 asks XSM before it finds no domain, so a domU learns nothing from the error.
             guard privileged else { return .EPERM }
+            guard let d = host.domains(from: DomainID(op.domain), limit: 1).first else { return .ESRCH }
             op.setPayload(XenDomainInfo(d))
             op.domain = d.id.raw
         case .destroydomain:
             let id = DomainID(op.domain)
             guard host.domains(from: id, limit: 1).first?.id == id else { return .ESRCH }
             guard privileged else { return .EPERM }
-            // Tern's own rule: the control domain ends itself through SCHEDOP_shutdown.
+            // As Xen's domain_kill: a domain does not destroy itself (it shuts itself down).
             guard id != caller else { return .EINVAL }
             return host.destroy(id)
         case .getvcpuinfo, .getvcpuaffinity:

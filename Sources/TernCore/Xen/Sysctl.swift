@@ -152,9 +152,8 @@ public protocol ToolstackHost {
 public enum Sysctl {
     /// XEN_SCHEDULER_CREDIT2, Xen 4.17's default: weights and caps, as Tern's scheduler has them.
     public static let schedulerID: UInt32 = 6
-    /// XEN_INVALID_*_ID and the distance of a node to itself (ACPI SLIT's local distance).
-    static let invalid: UInt32 = .max
-    static let localDistance: UInt32 = 10
+    /// The distance Xen 4.17 on Arm gives its one node to itself (its __node_distance).
+    static let localDistance: UInt32 = 20
 
     /// Carries out the request at `arg` and writes the answer back; nil when done, else Xen's error.
     public static func perform<Memory: GuestMemoryAccess, Host: ToolstackHost>(
