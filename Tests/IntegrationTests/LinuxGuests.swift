@@ -6,16 +6,19 @@ import TernTool
 
 /// Fetches the kernel and builds the initramfs once per test process (a no-op when they are cached).
 enum LinuxAssets {
-    static let ready: Result<Void, Error> = Result {
+    static let ready: Result<Void, Error> = Result { try runScript("scripts/fetch-linux.sh") }
+
+    /// Runs one of the project's scripts from its root; throws unless it exits 0.
+    static func runScript(_ path: String) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let script = Process()
-        script.executableURL = root.appendingPathComponent("scripts/fetch-linux.sh")
+        script.executableURL = root.appendingPathComponent(path)
         script.currentDirectoryURL = root
         try script.run()
         script.waitUntilExit()
         guard script.terminationStatus == 0 else {
-            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "scripts/fetch-linux.sh failed"])
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "\(path) failed"])
         }
     }
 

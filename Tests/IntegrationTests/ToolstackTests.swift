@@ -9,16 +9,7 @@ import TernTool
 enum ToolstackAssets {
     static let ready: Result<Void, Error> = Result {
         try LinuxAssets.require()
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let script = Process()
-        script.executableURL = root.appendingPathComponent("scripts/fetch-toolstack.sh")
-        script.currentDirectoryURL = root
-        try script.run()
-        script.waitUntilExit()
-        guard script.terminationStatus == 0 else {
-            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "scripts/fetch-toolstack.sh failed"])
-        }
+        try LinuxAssets.runScript("scripts/fetch-toolstack.sh")
     }
 
     static func require() throws { try ready.get() }

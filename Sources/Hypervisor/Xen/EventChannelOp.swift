@@ -72,11 +72,11 @@ func notifyPort(_ d: Domain, _ port: EventPort) {
     wakePollers(d, port)
 }
 
-/// The live domain `id`, held (DomainReferences) while `body` works on its memory, so it cannot be
-/// released meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces). Only
+/// The domain `id` (live unless `live` is false), held (DomainReferences) while `body` works on it, so
+/// it cannot be released meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces). Only
 /// the look-up takes the scheduler lock (the domain table is under it); letting go takes none.
-func withHeldDomain<R>(_ id: DomainID, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
-    guard let d = holdDomain(id, live: true, xenPV: xenPV) else { return nil }
+func withHeldDomain<R>(_ id: DomainID, live: Bool = true, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
+    guard let d = holdDomain(id, live: live, xenPV: xenPV) else { return nil }
     defer { d.withReferences { DomainReferences.drop($0) } }
     return body(d)
 }

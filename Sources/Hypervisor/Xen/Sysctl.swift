@@ -55,15 +55,15 @@ struct HypervisorToolstack: ToolstackHost {
     }
 
     func destroy(_ id: DomainID) -> XenError? {
-        withAnyDomain(id) { d -> XenError? in
+        withHeldDomain(id, live: false) { d -> XenError? in
             destroyDomain(d)
             return nil
         } ?? .ESRCH
     }
 
     // Dying domains too, as Xen's pause takes any domain the toolstack names.
-    func pause(_ id: DomainID) -> XenError? { withAnyDomain(id) { pauseDomain($0) } ?? .ESRCH }
-    func unpause(_ id: DomainID) -> XenError? { withAnyDomain(id) { unpauseDomain($0) } ?? .ESRCH }
+    func pause(_ id: DomainID) -> XenError? { withHeldDomain(id, live: false) { pauseDomain($0) } ?? .ESRCH }
+    func unpause(_ id: DomainID) -> XenError? { withHeldDomain(id, live: false) { unpauseDomain($0) } ?? .ESRCH }
 
     func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                      _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
@@ -98,11 +98,4 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
     // Xen keeps its domains in ID order; Tern's table is by slot.
     found.sort { $0.id.raw < $1.id.raw }
     return Array(found.prefix(limit))
-}
-
-/// Domain `id`, dying or not, held while `body` runs; nil when there is none.
-private func withAnyDomain<R>(_ id: DomainID, _ body: (Domain) -> R) -> R? {
-    guard let d = holdDomain(id, live: false) else { return nil }
-    defer { d.withReferences { DomainReferences.drop($0) } }
-    return body(d)
 }

@@ -12,25 +12,14 @@ public enum DomctlCommand: UInt32 {
     case schedulerOp = 16, getvcpuaffinity = 25
 }
 
-/// struct xen_domctl: cmd, interface_version, domain, padding, and a 128-byte union (8-byte aligned).
-public struct XenDomctl {
+/// struct xen_domctl: cmd, interface_version, domain, padding, and the union.
+public struct XenDomctl: XenCommandStructure {
     public var command: UInt32 = 0
     public var interfaceVersion: UInt32 = 0
     public var domain: UInt16 = 0
     var pad: (UInt16, UInt16, UInt16) = (0, 0, 0)
-    var union: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    public var union = XenCommandUnion()
     public init() {}
-
-    public func payload<T>(as: T.Type) -> T {
-        precondition(MemoryLayout<T>.size <= 128)
-        return withUnsafeBytes(of: union) { $0.loadUnaligned(as: T.self) }
-    }
-
-    public mutating func setPayload<T>(_ value: T) {
-        precondition(MemoryLayout<T>.size <= 128)
-        withUnsafeMutableBytes(of: &union) { $0.storeBytes(of: value, as: T.self) }
-    }
 }
 
 /// struct xen_domctl_getvcpuinfo (24 bytes).
@@ -101,29 +90,37 @@ public enum Domctl {
         var op = XenDomctl()
         guard memory.read(&op, from: arg) else { return .EFAULT }
         guard op.interfaceVersion == domctlInterfaceVersion else { return .EACCES }
-        switch DomctlCommand(rawValue: op.command) {
-        case .getdomaininfo:
-            // Xen 4.17 asks XSM before it finds no domain, so a domU learns nothing from the error.
+        guard let command = DomctlCommand(rawValue: op.command) else {
             guard privileged else { return .EPERM }
-            guard let d = host.domains(from: DomainID(op.domain), limit: 1).first else { return .ESRCH }
+            return .ENOSYS
+        }
+        // getdomaininfo asks XSM first and answers for the first domain at or above the ID; the others
+        // act on exactly the domain named: Xen looks it up (-ESRCH), then asks XSM (-EPERM).
+        let id = DomainID(op.domain)
+        let d: DomainSummary
+        if command == .getdomaininfo {
+            guard privileged else { return .EPERM }
+            guard let first = host.domains(from: id, limit: 1).first else { return .ESRCH }
+            d = first
+        } else {
+            guard let named = host.domains(from: id, limit: 1).first, named.id == id else { return .ESRCH }
+            guard privileged else { return .EPERM }
+            d = named
+        }
+        switch command {
+        case .getdomaininfo:
             op.setPayload(XenDomainInfo(d))
             op.domain = d.id.raw
         case .destroydomain:
-            let id = DomainID(op.domain)
-            guard host.domains(from: id, limit: 1).first?.id == id else { return .ESRCH }
-            guard privileged else { return .EPERM }
             // As Xen's domain_kill: a domain does not destroy itself (it shuts itself down).
             guard id != caller else { return .EINVAL }
             return host.destroy(id)
         case .getvcpuinfo, .getvcpuaffinity:
-            let id = DomainID(op.domain)
-            guard let d = host.domains(from: id, limit: 1).first, d.id == id else { return .ESRCH }
-            guard privileged else { return .EPERM }
             // Xen's order: a vCPU number past the domain's is -EINVAL; one it has not is -ESRCH.
             let index = op.payload(as: UInt32.self)
             guard index < UInt32(d.vcpus) else { return .EINVAL }
             guard let v = host.vcpu(id, Int(index)) else { return .ESRCH }
-            if op.command == DomctlCommand.getvcpuinfo.rawValue {
+            if command == .getvcpuinfo {
                 var info = DomctlGetVCPUInfo()
                 info.vcpu = index
                 info.online = v.online ? 1 : 0
@@ -136,18 +133,14 @@ public enum Domctl {
                 let affinity = op.payload(as: DomctlVCPUAffinity.self)
                 guard affinity.flags & (DomctlVCPUAffinity.hard | DomctlVCPUAffinity.soft) != 0 else { return .EINVAL }
                 // Tern has no soft affinity: every CPU, as Xen's default.
-                let all: UInt64 = host.machine.cpus >= 64 ? ~0 : (1 << UInt64(host.machine.cpus)) - 1
                 if affinity.flags & DomctlVCPUAffinity.hard != 0 {
                     guard Sysctl.writeCPUMap(affinity.hardMap, bits: affinity.hardBits, mask: v.affinity, &memory) else { return .EFAULT }
                 }
                 if affinity.flags & DomctlVCPUAffinity.soft != 0 {
-                    guard Sysctl.writeCPUMap(affinity.softMap, bits: affinity.softBits, mask: all, &memory) else { return .EFAULT }
+                    guard Sysctl.writeCPUMap(affinity.softMap, bits: affinity.softBits, mask: Sysctl.cpuMask(host.machine.cpus), &memory) else { return .EFAULT }
                 }
             }
         case .schedulerOp:
-            let id = DomainID(op.domain)
-            guard let d = host.domains(from: id, limit: 1).first, d.id == id else { return .ESRCH }
-            guard privileged else { return .EPERM }
             var request = op.payload(as: DomctlSchedulerOp.self)
             // Xen's sched_adjust and credit2's csched2_dom_cntl: the domain's scheduler, domain-wide
             // parameters only; a weight or cap of 0 leaves the weight, and removes the cap.
@@ -166,18 +159,12 @@ public enum Domctl {
                 return .EINVAL
             }
         case .pausedomain, .unpausedomain:
-            let id = DomainID(op.domain)
-            guard host.domains(from: id, limit: 1).first?.id == id else { return .ESRCH }
-            guard privileged else { return .EPERM }
             // Nothing to copy back: Xen answers these in the return value alone.
-            if op.command == DomctlCommand.pausedomain.rawValue {
+            if command == .pausedomain {
                 guard id != caller else { return .EINVAL }          // a domain may not pause itself
                 return host.pause(id)
             }
             return host.unpause(id)
-        case nil:
-            guard privileged else { return .EPERM }
-            return .ENOSYS
         }
         guard memory.write(op, to: arg) else { return .EFAULT }
         return nil

@@ -10,14 +10,19 @@ public enum SysctlCommand: UInt32 {
     case readconsole = 1, physinfo = 3, schedID = 4, getdomaininfolist = 6, cputopoinfo = 16, numainfo = 17, cpupoolOp = 18
 }
 
-/// struct xen_sysctl: cmd, interface_version, and a 128-byte union (8-byte aligned).
-public struct XenSysctl {
-    public var command: UInt32 = 0
-    public var interfaceVersion: UInt32 = 0
-    var union: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+/// The 128-byte, 8-byte-aligned union that sysctl's and domctl's commands share.
+public struct XenCommandUnion {
+    var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                 UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     public init() {}
+}
 
+/// A Xen structure with a command's arguments in a XenCommandUnion.
+public protocol XenCommandStructure {
+    var union: XenCommandUnion { get set }
+}
+
+extension XenCommandStructure {
     /// The union read as one of its members.
     public func payload<T>(as: T.Type) -> T {
         precondition(MemoryLayout<T>.size <= 128)
@@ -28,6 +33,14 @@ public struct XenSysctl {
         precondition(MemoryLayout<T>.size <= 128)
         withUnsafeMutableBytes(of: &union) { $0.storeBytes(of: value, as: T.self) }
     }
+}
+
+/// struct xen_sysctl: cmd, interface_version, and the union.
+public struct XenSysctl: XenCommandStructure {
+    public var command: UInt32 = 0
+    public var interfaceVersion: UInt32 = 0
+    public var union = XenCommandUnion()
+    public init() {}
 }
 
 /// struct xen_sysctl_readconsole (24 bytes).
@@ -214,9 +227,9 @@ public enum Sysctl {
                 pool.pool = 0
                 pool.schedulerID = schedulerID
                 pool.domainCount = UInt32(host.domains(from: DomainID(0), limit: Int(DomainIDs.firstReserved)).count)
-                guard writeCPUMap(cpus: cpus, to: pool.cpumap, bits: pool.cpumapBits, &memory) else { return .EFAULT }
+                guard writeCPUMap(pool.cpumap, bits: pool.cpumapBits, mask: cpuMask(cpus), &memory) else { return .EFAULT }
             case SysctlCPUPoolOp.freeInfo:
-                guard writeCPUMap(cpus: 0, to: pool.cpumap, bits: pool.cpumapBits, &memory) else { return .EFAULT }
+                guard writeCPUMap(pool.cpumap, bits: pool.cpumapBits, mask: 0, &memory) else { return .EFAULT }
             default:
                 return .ENOSYS
             }
@@ -238,10 +251,8 @@ public enum Sysctl {
         return nil
     }
 
-    /// A xenctl_bitmap of `bits` bits at `map` with CPUs 0 ..< `cpus` set.
-    static func writeCPUMap<Memory: GuestMemoryAccess>(cpus: Int, to map: UInt64, bits: UInt32, _ memory: inout Memory) -> Bool {
-        writeCPUMap(map, bits: bits, mask: cpus >= 64 ? ~0 : (1 << UInt64(cpus)) - 1, &memory)
-    }
+    /// CPUs 0 ..< `cpus`, bit n for CPU n.
+    static func cpuMask(_ cpus: Int) -> UInt64 { cpus >= 64 ? ~0 : (1 << UInt64(cpus)) - 1 }
 
     /// A xenctl_bitmap of `bits` bits at `map` holding `mask` (bit n for CPU n), as Xen's
     /// cpumask_to_xenctl_bitmap writes it: every byte the caller has room for, zero past the mask.
