@@ -17,7 +17,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 kdeb=$(ls "$CACHE"/debs/linux-image-*_arm64.deb 2>/dev/null | head -1)
 [ -n "$kdeb" ] && [ -s "$CACHE/busybox" ] || { echo "fetch-toolstack: run scripts/fetch-linux.sh first" >&2; exit 1; }
-if [ -s "$OUT" ] && [ "$OUT" -nt "$0" ] && [ "$OUT" -nt "$kdeb" ]; then
+if [ -s "$OUT" ] && [ "$OUT" -nt "$0" ] && [ "$OUT" -nt "$kdeb" ] && [ "$OUT" -nt "$CACHE/initrd.cpio.gz" ]; then
     echo "fetch-toolstack: $(cat "$TS/versions" 2>/dev/null | paste -sd';')"
     ls -l "$OUT"; exit 0
 fi
@@ -87,6 +87,21 @@ for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do
     dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
     [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-toolstack: $m.ko not in $kdeb" >&2; exit 1; }
 done
+# Guests for `xl create`: Debian's kernel (gzipped: libxl's builder unpacks it) with Tern's busybox
+# initramfs, whose init prints TERN-LINUX-USERSPACE-UP and then does what tern.test= says.
+mkdir -p "$st/var/lib/tern"
+gzip -1 -n < "$CACHE/Image" > "$st/var/lib/tern/Image.gz"
+cp "$CACHE/initrd.cpio.gz" "$st/var/lib/tern/initrd.cpio.gz"
+for n in 1 2; do
+    cat > "$st/etc/xen/domu$n.cfg" <<CFG
+name = "domu$n"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 128
+vcpus = $n
+extra = "console=hvc0 rdinit=/init tern.test=hold"
+CFG
+done
 cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -95,7 +110,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /run
-mkdir -p /run/xen /run/xenstored
+mkdir -p /run/xen /run/xenstored /var/lock
 run= after=poweroff
 for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};; esac; done
 echo

@@ -81,6 +81,32 @@ private let rwx: Permissions = [.read, .write, .execute]
         #expect(other.pages.count == 4)
     }
 
+    @Test func removingAPageSplitsTheBlocksAboveItBreakingBeforeMaking() throws {
+        var memory = FakeTableMemory()
+        var s2 = try Stage2Table(memory: &memory)
+        // 1 GiB + 2 MiB at 0x4000_0000: a level-1 block and a level-2 block.
+        try s2.map(GuestPhysicalAddress(0x4000_0000), to: HostPhysicalAddress(0x1_0000_0000), size: GiB + 2 * MiB,
+                   type: .normal, permissions: rwx, memory: &memory)
+        var invalidated: [UInt64] = []
+        let gone = GuestPhysicalAddress(0x4012_3000)
+        let removed = s2.removePage(gone, memory: &memory) { invalidated.append($0.raw) }
+        #expect(removed == HostPhysicalAddress(0x1_0012_3000))
+        #expect(invalidated == [0x4000_0000, 0x4000_0000 + 0x0020_0000 * (0x12_3000 >> 21)])
+        #expect(s2.translate(gone, memory: memory) == nil)
+        // Every other page keeps its frame and its permissions, in the split block and beside it.
+        for ipa: UInt64 in [0x4012_2000, 0x4012_4000, 0x4000_0000, 0x7FFF_F000, 0x8000_0000, 0x801F_F000] {
+            let t = s2.translate(GuestPhysicalAddress(ipa), memory: memory)
+            #expect(t?.pa == HostPhysicalAddress(ipa - 0x4000_0000 + 0x1_0000_0000))
+            #expect(t?.permissions == rwx && t?.type == .normal)
+        }
+        // The hole takes another page; removing it again or an unmapped page changes nothing.
+        try s2.map(gone, to: HostPhysicalAddress(0x9000_0000), size: 4096, type: .normal, permissions: rw, memory: &memory)
+        #expect(s2.translate(gone, memory: memory)?.pa == HostPhysicalAddress(0x9000_0000))
+        #expect(s2.removePage(gone, memory: &memory) { _ in Issue.record("nothing to split") } == HostPhysicalAddress(0x9000_0000))
+        #expect(s2.removePage(gone, memory: &memory) { _ in } == nil)
+        #expect(s2.removePage(GuestPhysicalAddress(0x2000_0000), memory: &memory) { _ in } == nil)
+    }
+
     @Test func aSinglePageUnmapsAndCanBeMappedAgainButBlocksNever() throws {
         var memory = FakeTableMemory()
         var s2 = try Stage2Table(memory: &memory)

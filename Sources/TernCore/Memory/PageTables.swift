@@ -7,10 +7,10 @@
 // an 8 KiB-aligned root, which a page-at-a-time provider cannot promise; 512 GiB of IPA is plenty.)
 // Output addresses may use 40 bits, matching PS in VTCR_EL2 and TCR_EL2.
 //
-// Nothing here rewrites a valid entry: there is no block splitting, and the one unmap (of a single 4 KiB
-// page in a domain's stage 2, for grant mappings) only invalidates an entry, so the break-before-make
-// rule cannot be violated. Barriers and TLB maintenance after mapping or unmapping are the caller's
-// (architecture code's) business.
+// Only `removePage` rewrites a valid entry (a block it splits into a table of the same mappings), and it
+// follows the break-before-make rule through the caller's invalidation; everything else only fills
+// invalid entries or invalidates one page. Barriers and TLB maintenance after mapping or unmapping are
+// the caller's (architecture code's) business.
 
 /// Where table pages live. The hypervisor backs this with real frames; host tests use a fake.
 public protocol TableMemory {
@@ -181,6 +181,39 @@ private enum TranslationWalk {
         return nil
     }
 
+    /// As unmapPage, but a page inside a block is removed too: the block becomes a table of the same
+    /// mappings one level down (to level 3), the old entry invalidated and `invalidate` called with the
+    /// block's input address before the table takes its place (break-before-make).
+    static func removePage<Memory: TableMemory>(
+        root: HostPhysicalAddress, input: UInt64, memory: inout Memory, invalidate: (UInt64) -> Void
+    ) -> UInt64? {
+        guard input < inputLimit, input & 0xFFF == 0 else { return nil }
+        var table = root
+        for level in 1 ... lastLevel {
+            let i = index(input, level)
+            var descriptor = memory.load(table, i)
+            guard descriptor & Descriptor.valid != 0 else { return nil }
+            if level == lastLevel {
+                memory.store(table, i, 0)
+                return descriptor & Descriptor.outputAddress
+            }
+            if isLeaf(descriptor, level) {
+                guard let page = memory.allocateTablePage() else { return nil }
+                let childSize: UInt64 = 1 << shift(level + 1)
+                let output = descriptor & Descriptor.outputAddress
+                let attributes = descriptor & ~Descriptor.outputAddress & ~(Descriptor.valid | Descriptor.tableOrPage)
+                let type = level + 1 == lastLevel ? Descriptor.valid | Descriptor.tableOrPage : Descriptor.valid
+                for j in 0 ..< 512 { memory.store(page, j, (output + UInt64(j) * childSize) | attributes | type) }
+                memory.store(table, i, 0)
+                invalidate(alignDown(input, 1 << shift(level)))
+                descriptor = page.raw | Descriptor.valid | Descriptor.tableOrPage
+                memory.store(table, i, descriptor)
+            }
+            table = HostPhysicalAddress(descriptor & Descriptor.outputAddress)
+        }
+        return nil
+    }
+
     /// The leaf descriptor covering `input` and the output address it yields, or nil if unmapped.
     static func lookup<Memory: TableMemory>(
         root: HostPhysicalAddress, input: UInt64, memory: Memory
@@ -233,6 +266,16 @@ public struct Stage2Table<Memory: TableMemory> {
     /// no such page (nothing mapped there, or part of a larger block). The caller invalidates the TLBs.
     public mutating func unmapPage(_ ipa: GuestPhysicalAddress, memory: inout Memory) -> HostPhysicalAddress? {
         TranslationWalk.unmapPage(root: root, input: ipa.raw, memory: &memory).map { HostPhysicalAddress($0) }
+    }
+
+    /// Removes the 4 KiB page at `ipa` wherever it is mapped, splitting a block that covers it (a
+    /// domain giving back one page of RAM mapped in large blocks). `invalidate` gets the input address
+    /// of each block split, after its entry is invalidated and before the table replaces it: the
+    /// caller removes it from every TLB there. Nil when nothing is mapped at `ipa` (or no table page).
+    public mutating func removePage(_ ipa: GuestPhysicalAddress, memory: inout Memory,
+                                    invalidate: (GuestPhysicalAddress) -> Void) -> HostPhysicalAddress? {
+        TranslationWalk.removePage(root: root, input: ipa.raw, memory: &memory) { invalidate(GuestPhysicalAddress($0)) }
+            .map { HostPhysicalAddress($0) }
     }
 
     public func translate(
