@@ -31,6 +31,12 @@ final class FakeEventMachine {
         let machine: FakeEventMachine
         let caller: DomainID
         var vcpuCount: Int { machine.vcpus[caller]! }
+        var privileged: Bool { caller.raw == 0 }
+
+        func withPorts<R>(of other: DomainID, _ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R? {
+            guard let box = machine.domains[other] else { return nil }
+            return withUnsafeMutablePointer(to: &box.ports, body)
+        }
 
         func withPorts<R>(_ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R {
             withUnsafeMutablePointer(to: &machine.domains[caller]!.ports, body)
@@ -185,6 +191,30 @@ final class FakeEventMachine {
         #expect(call(.alloc_unbound, a, by: 1).0 == -1)                  // EPERM
         a.dom = 1
         #expect(call(.alloc_unbound, a, by: 1).0 == 0)
+    }
+
+    /// libxl's alloc_magic_pages: dom0 allocates the new domain's console and xenstore ports, unbound
+    /// for itself (DOMID_SELF is the caller), looks at them, and its backends bind to them.
+    @Test mutating func theControlDomainAllocatesAndInspectsPortsOfADomainItBuilds() {
+        machine.add(0)
+        var a = EvtchnAllocUnbound()
+        (a.dom, a.remoteDom) = (2, domidSelf)
+        let (r, after) = call(.alloc_unbound, a, by: 0)
+        #expect(r == 0 && after.port != EventPort.none)
+        #expect(machine.ports(2).state(after.port) == .unbound(remote: DomainID(0)))
+        #expect(machine.ports(0).state(after.port) == .free)
+        var s = EvtchnStatus()
+        (s.dom, s.port) = (2, after.port)
+        let (rs, status) = call(.status, s, by: 0)
+        #expect(rs == 0 && status.status == EvtchnStatus.unbound && status.u0 == 0)
+        #expect(bind(by: 0, to: 2, port: after.port).0 == 0)
+        // No such domain: -ESRCH; a domU asking either for another domain: -EPERM.
+        a.dom = 9
+        #expect(call(.alloc_unbound, a, by: 0).0 == -3)
+        s.dom = 9
+        #expect(call(.status, s, by: 0).0 == -3)
+        s.dom = 2
+        #expect(call(.status, s, by: 1).0 == -1)
     }
 
     @Test mutating func aFullTableRefusesAnotherPort() {

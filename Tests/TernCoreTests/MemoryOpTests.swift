@@ -6,7 +6,13 @@ import Testing
 @Suite struct MemoryOpTests {
     final class Host: MemoryOpHost {
         let caller = DomainID(2)
-        let reservationPages: UInt64 = 8192
+        let privileged = false
+        func reservation(of id: DomainID) -> (current: UInt64, maximum: UInt64)? { id == caller ? (8192, 8192) : nil }
+        func populate(_ target: DomainID, at gfn: GuestFrameNumber, order: Int) -> XenError? { .ENOMEM }
+        func remove(_ target: DomainID, at gfn: GuestFrameNumber) -> XenError? { .ENOENT }
+        func mapForeign(_ owner: DomainID, frame: GuestFrameNumber, at gfn: GuestFrameNumber) -> XenError? { .EPERM }
+        func grantFrameLimit(of owner: DomainID) -> Int? { nil }
+        func mapGrantFrame(of owner: DomainID, _ index: Int, at gfn: GuestFrameNumber) -> XenError? { .EPERM }
         var sharedInfo: [GuestPhysicalAddress] = []
         var grantFrames: [(Int, GuestPhysicalAddress)] = []
         func placeSharedInfo(at page: GuestPhysicalAddress) -> UInt64 {

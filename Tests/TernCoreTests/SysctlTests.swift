@@ -52,6 +52,11 @@ import Testing
             if case .failure(let e) = p.unpause() { return e }
             return nil
         }
+        func create(_ request: DomainCreation) -> Result<DomainID, XenError> { .failure(.ENOMEM) }
+        func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError? { nil }
+        func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError? { nil }
+        func setVCPUAffinity(_ id: DomainID, vcpu: Int, hard: UInt64) -> UInt64? { hard }
+        func cleanCaches(_ id: DomainID, frames first: UInt64, count: UInt64) -> XenError? { nil }
         final class ConsoleReads { var asked: [(max: UInt32, index: UInt32, incremental: Bool, clear: Bool)] = [] }
         let consoleReads = ConsoleReads()
         func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
@@ -298,7 +303,7 @@ import Testing
         #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .EPERM)
         memory = domctl(DomctlCommand.getdomaininfo.rawValue, domain: 0, version: 0x14)
         #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == .EACCES)
-        memory = domctl(1, domain: 0)                                       // createdomain, not yet
+        memory = domctl(1000, domain: 0)                                    // gdbsx, which Tern has not
         #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: true, Host()) == .ENOSYS)
         #expect(Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: false, Host()) == .EPERM)
     }

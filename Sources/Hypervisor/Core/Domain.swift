@@ -43,6 +43,8 @@ final class Domain {
     var pollers = 0
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: HostPhysicalAddress?
+    /// hvm_op's parameters (HVM_PARAM_*): Tern's for the domains it builds, the toolstack's for the rest.
+    var hvmParameters = SpinLocked([UInt64](repeating: 0, count: HVMOp.parameterCount))
     var consolePort = EventPort.none
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
     var consoleConnected = false

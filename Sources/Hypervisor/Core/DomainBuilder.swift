@@ -141,6 +141,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
         releaseDomainMemory(d)
         return (nil, .tables)
     }
+    if spec.xenPV { initialHVMParameters(d) }
     for i in 0 ..< spec.vcpus {
         d.vcpus.append(VCPU(domain: d, index: i, slot: firstVCPUSlot + i, count: spec.vcpus))
     }

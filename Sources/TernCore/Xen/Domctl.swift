@@ -8,8 +8,10 @@
 public let domctlInterfaceVersion: UInt32 = 0x15
 
 public enum DomctlCommand: UInt32 {
-    case destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5, getvcpuinfo = 14
-    case schedulerOp = 16, getvcpuaffinity = 25
+    case createdomain = 1, destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5
+    case setvcpuaffinity = 9, maxMem = 11, setvcpucontext = 12, getvcpuinfo = 14, maxVCPUs = 15
+    case schedulerOp = 16, getvcpuaffinity = 25, setAddressSize = 35, getAddressSize = 36
+    case setnodeaffinity = 68, cacheflush = 71, getPagingMempoolSize = 85, setPagingMempoolSize = 86
 }
 
 /// struct xen_domctl: cmd, interface_version, domain, padding, and the union.
@@ -94,11 +96,16 @@ public enum Domctl {
             guard privileged else { return .EPERM }
             return .ENOSYS
         }
-        // getdomaininfo asks XSM first and answers for the first domain at or above the ID; the others
-        // act on exactly the domain named: Xen looks it up (-ESRCH), then asks XSM (-EPERM).
+        // createdomain names no existing domain; getdomaininfo asks XSM first and answers for the first
+        // domain at or above the ID; the others act on exactly the domain named: Xen looks it up
+        // (-ESRCH), then asks XSM (-EPERM).
         let id = DomainID(op.domain)
         let d: DomainSummary
-        if command == .getdomaininfo {
+        if command == .createdomain {
+            guard privileged else { return .EPERM }
+            if let refused = createDomain(&op, host) { return refused }
+            return memory.write(op, to: arg) ? nil : .EFAULT
+        } else if command == .getdomaininfo {
             guard privileged else { return .EPERM }
             guard let first = host.domains(from: id, limit: 1).first else { return .ESRCH }
             d = first
@@ -108,6 +115,40 @@ public enum Domctl {
             d = named
         }
         switch command {
+        case .createdomain:
+            return .EINVAL              // answered above
+        case .maxVCPUs:
+            // 4.17 sizes the domain at createdomain: this may only repeat that size.
+            guard id != caller, op.payload(as: UInt32.self) == UInt32(d.vcpus) else { return .EINVAL }
+            return nil
+        case .maxMem:
+            // KiB to pages; Xen takes any value, even below what the domain has (a balloon gives back).
+            return host.setMaximumMemory(id, pages: op.payload(as: UInt64.self) >> 2)
+        case .setAddressSize:
+            // Tern runs AArch64 guests only; Xen on Arm would take 32 for an AArch32 one.
+            return op.payload(as: UInt32.self) == 64 ? nil : .EINVAL
+        case .getAddressSize:
+            op.setPayload(UInt32(64))
+        case .setnodeaffinity:
+            // One node (numainfo's): a map without it names none of the machine's memory.
+            let map = op.payload(as: (UInt64, UInt32).self)
+            guard let nodes = Sysctl.readCPUMap(map.0, bits: map.1, &memory) else { return .EFAULT }
+            return nodes & 1 != 0 ? nil : .EINVAL
+        case .setPagingMempoolSize:
+            // Tern takes a domain's stage-2 tables from the frame allocator as it needs them, with no
+            // pool to size: only Xen's check of the value stands.
+            return op.payload(as: UInt64.self) & (pageSize - 1) == 0 ? nil : .EINVAL
+        case .getPagingMempoolSize:
+            op.setPayload(UInt64(0))
+        case .cacheflush:
+            let flush = op.payload(as: DomctlCacheFlush.self)
+            guard flush.frames <= DomctlCacheFlush.maximumFrames, flush.startFrame &+ flush.frames >= flush.startFrame
+            else { return .EINVAL }
+            return host.cleanCaches(id, frames: flush.startFrame, count: flush.frames)
+        case .setvcpucontext:
+            return setVCPUContext(op, d, caller: caller, &memory, host)
+        case .setvcpuaffinity:
+            return setVCPUAffinity(op, d, &memory, host)
         case .getdomaininfo:
             op.setPayload(XenDomainInfo(d))
             op.domain = d.id.raw

@@ -9,8 +9,14 @@
 public protocol EventChannelHost {
     var caller: DomainID { get }
     var vcpuCount: Int { get }
+    /// The control domain's: it may allocate and look at ports of other domains (the toolstack's
+    /// alloc_unbound and status for a domain it builds).
+    var privileged: Bool { get }
     /// Runs `body` on the caller's ports with their lock held.
     func withPorts<R>(_ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R
+    /// Runs `body` on the ports of the live domain `other` (not the caller) with their lock held; nil
+    /// when there is no such domain.
+    func withPorts<R>(of other: DomainID, _ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R?
     /// Runs `body` on the caller's ports and those of `peer`, both locked; when `peer` is the caller
     /// the two pointers are one table. nil when `peer` is no live domain.
     func withPorts<R>(pairedWith peer: DomainID,
@@ -66,11 +72,11 @@ public enum EventChannelOp {
         case .alloc_unbound:
             var request = EvtchnAllocUnbound()
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-            guard namesCaller(request.dom, host.caller) else { return XenError.EPERM.returnValue }
+            // DOMID_SELF as the remote end is the caller, also when the port is another domain's.
             let remote = request.remoteDom == domidSelf ? host.caller : DomainID(request.remoteDom)
-            guard let port = host.withPorts({ $0.pointee.allocate(.unbound(remote: remote)) }) else {
-                return XenError.ENOSPC.returnValue
-            }
+            let found = onPorts(of: request.dom, host) { $0.pointee.allocate(.unbound(remote: remote)) }
+            guard case .success(let allocated) = found else { return found.errorValue }
+            guard let port = allocated else { return XenError.ENOSPC.returnValue }
             request.port = port
             return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
         case .bind_interdomain:
@@ -116,8 +122,11 @@ public enum EventChannelOp {
         case .status:
             var request = EvtchnStatus()
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-            guard namesCaller(request.dom, host.caller) else { return XenError.EPERM.returnValue }
-            guard status(&request, host) else { return XenError.EINVAL.returnValue }
+            var answered = request
+            let found = onPorts(of: request.dom, host) { status(&answered, $0) }
+            guard case .success(let inRange) = found else { return found.errorValue }
+            guard inRange else { return XenError.EINVAL.returnValue }
+            request = answered
             return memory.write(request, to: arg) ? 0 : XenError.EFAULT.returnValue
         case .init_control:
             var request = EvtchnInitControl()
@@ -227,12 +236,21 @@ public enum EventChannelOp {
         return 0
     }
 
-    /// Fills in EVTCHNOP_status's answer; false when the port is out of range.
-    static func status<Host: EventChannelHost>(_ request: inout EvtchnStatus, _ host: Host) -> Bool {
+    /// Runs `body` on the ports of the domain `dom` names: the caller's, or for the control domain
+    /// another live one's (-ESRCH when there is none); a domU naming another domain gets -EPERM.
+    static func onPorts<Host: EventChannelHost, R>(of dom: UInt16, _ host: Host,
+                                                   _ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> Result<R, XenError> {
+        if namesCaller(dom, host.caller) { return .success(host.withPorts(body)) }
+        guard host.privileged else { return .failure(.EPERM) }
+        guard let r = host.withPorts(of: DomainID(dom), body) else { return .failure(.ESRCH) }
+        return .success(r)
+    }
+
+    /// Fills in EVTCHNOP_status's answer from `table`; false when the port is out of range.
+    static func status(_ request: inout EvtchnStatus, _ table: UnsafeMutablePointer<EventChannelTable>) -> Bool {
         let port = request.port
-        guard let (state, vcpu) = host.withPorts({ t in t.pointee.state(port).map { ($0, t.pointee.vcpu(for: port)) } }) else {
-            return false
-        }
+        guard let state = table.pointee.state(port) else { return false }
+        let vcpu = table.pointee.vcpu(for: port)
         request.vcpu = UInt32(vcpu)
         (request.u0, request.u1) = (0, 0)
         switch state {

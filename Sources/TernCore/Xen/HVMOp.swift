@@ -1,51 +1,42 @@
-// hvm_op's parameters, as a guest reads them to find its hypervisor-provided devices: the event-channel
-// upcall, the console ring and its port, and xenstore (none yet: 0, which Linux takes as "no store").
-// Who may ask and what the answer is are decided here, behind the seam; the hypervisor supplies the
-// calling domain's values.
+// hvm_op's parameters (xen/include/public/hvm/params.h): how a guest finds the devices its hypervisor
+// and toolstack gave it (the event-channel upcall, the console ring and xenstore, their ports), and how
+// the toolstack tells a domain it builds where they are. Who may ask, what may be set and Xen's errors
+// are decided here; the host keeps each domain's parameters.
+
+/// What hvm_op needs from the hypervisor, for one calling domain.
+public protocol HVMOpHost {
+    var caller: DomainID { get }
+    /// The control domain's (Xen's dummy XSM lets only it touch another domain's parameters).
+    var privileged: Bool { get }
+    /// Parameter `index` (below HVMOp.parameterCount) of domain `id`; nil when there is no such domain.
+    func parameter(of id: DomainID, _ index: Int) -> UInt64?
+    /// Sets it; false when there is no such domain.
+    func setParameter(of id: DomainID, _ index: Int, to value: UInt64) -> Bool
+}
 
 public enum HVMOp {
-    /// A domain's parameters as HVMOP_get_param answers them.
-    public struct Parameters: Equatable {
-        public var callbackIRQ: UInt64
-        public var consolePFN: UInt64
-        public var consoleEvtchn: UInt64
-        public var storePFN: UInt64
-        public var storeEvtchn: UInt64
+    /// HVM_NR_PARAMS in Xen 4.17.
+    public static let parameterCount = 39
 
-        public init(callbackIRQ: UInt64, consolePFN: UInt64, consoleEvtchn: UInt64, storePFN: UInt64 = 0, storeEvtchn: UInt64 = 0) {
-            self.callbackIRQ = callbackIRQ
-            self.consolePFN = consolePFN
-            self.consoleEvtchn = consoleEvtchn
-            self.storePFN = storePFN
-            self.storeEvtchn = storeEvtchn
-        }
-
-        public func value(_ index: HVMParam) -> UInt64 {
-            switch index {
-            case .callback_irq: callbackIRQ
-            case .console_pfn: consolePFN
-            case .console_evtchn: consoleEvtchn
-            case .store_pfn: storePFN
-            case .store_evtchn: storeEvtchn
-            }
-        }
-    }
-
-    /// The answer to hvm_op `command` with its argument at `arg`, for the domain `caller`, whose
-    /// parameters `parameters` gives.
-    public static func handle<Memory: GuestMemoryAccess>(_ command: UInt64, _ arg: VirtualAddress, _ memory: inout Memory,
-                                                         caller: DomainID, parameters: () -> Parameters) -> UInt64 {
-        switch HVMOpCommand(rawValue: command) {
+    /// The answer to hvm_op `command` with its struct xen_hvm_param { domid_t domid; uint32_t index;
+    /// uint64_t value; } at `arg`. A domain reads its own parameters; only the control domain reads or
+    /// sets another's. Tern's guests do not set their own (their values come from Tern or the toolstack).
+    public static func handle<Memory: GuestMemoryAccess, Host: HVMOpHost>(_ command: UInt64, _ arg: VirtualAddress,
+                                                                          _ memory: inout Memory, _ host: Host) -> UInt64 {
+        guard let op = HVMOpCommand(rawValue: command) else { return XenError.ENOSYS.returnValue }
+        guard let dom = memory.load32(arg), let index = memory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
+        let own = namesCaller(UInt16(truncatingIfNeeded: dom), host.caller)
+        guard host.privileged || (own && op == .get_param) else { return XenError.EPERM.returnValue }
+        guard index < UInt32(parameterCount) else { return XenError.EINVAL.returnValue }
+        let id = own ? host.caller : DomainID(UInt16(truncatingIfNeeded: dom))
+        switch op {
         case .get_param:
-            // struct xen_hvm_param { domid_t domid; uint32_t index; uint64_t value; }
-            guard let dom = memory.load32(arg), let index = memory.load32(arg + 4) else { return XenError.EFAULT.returnValue }
-            guard namesCaller(UInt16(truncatingIfNeeded: dom), caller) else { return XenError.EPERM.returnValue }
-            guard let param = HVMParam(rawValue: index) else { return XenError.EINVAL.returnValue }
-            return memory.write(parameters().value(param), to: arg + 8) ? 0 : XenError.EFAULT.returnValue
+            guard let value = host.parameter(of: id, Int(index)) else { return XenError.ESRCH.returnValue }
+            return memory.write(value, to: arg + 8) ? 0 : XenError.EFAULT.returnValue
         case .set_param:
-            return XenError.EPERM.returnValue
-        case nil:
-            return XenError.ENOSYS.returnValue
+            var value: UInt64 = 0
+            guard memory.read(&value, from: arg + 8) else { return XenError.EFAULT.returnValue }
+            return host.setParameter(of: id, Int(index), to: value) ? 0 : XenError.ESRCH.returnValue
         }
     }
 }

@@ -157,6 +157,17 @@ public protocol ToolstackHost {
     /// The toolstack's pause of domain `id` (which exists, and is not the caller): nil when done.
     func pause(_ id: DomainID) -> XenError?
     func unpause(_ id: DomainID) -> XenError?
+    /// createdomain: a new domain with no memory, its vCPUs offline, paused by the toolstack.
+    func create(_ request: DomainCreation) -> Result<DomainID, XenError>
+    /// max_mem: the most pages domain `id` may have.
+    func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError?
+    /// setvcpucontext: vCPU `vcpu` of domain `id` (not the caller) takes the context; nil resets it.
+    func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError?
+    /// setvcpuaffinity: the CPUs vCPU `vcpu` of domain `id` may run on (some of the machine's); what
+    /// it got, nil when it has no such vCPU.
+    func setVCPUAffinity(_ id: DomainID, vcpu: Int, hard: UInt64) -> UInt64?
+    /// cacheflush: what the toolstack wrote to the frames is in memory, for a guest with caches off.
+    func cleanCaches(_ id: DomainID, frames first: UInt64, count: UInt64) -> XenError?
     /// The hypervisor's console history, read as ConsoleHistory.read does.
     func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                      _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)?
@@ -253,6 +264,18 @@ public enum Sysctl {
 
     /// CPUs 0 ..< `cpus`, bit n for CPU n.
     static func cpuMask(_ cpus: Int) -> UInt64 { cpus >= 64 ? ~0 : (1 << UInt64(cpus)) - 1 }
+
+    /// The CPUs a xenctl_bitmap of `bits` bits at `map` names (CPUs past 63 are not Tern's); nil when it
+    /// cannot be read.
+    static func readCPUMap<Memory: GuestMemoryAccess>(_ map: UInt64, bits: UInt32, _ memory: inout Memory) -> UInt64? {
+        var mask: UInt64 = 0
+        for i in 0 ..< min((Int(bits) + 7) / 8, 8) {
+            var byte: UInt8 = 0
+            guard memory.read(&byte, from: VirtualAddress(map &+ UInt64(i))) else { return nil }
+            mask |= UInt64(byte) << UInt64(8 * i)
+        }
+        return bits >= 64 ? mask : mask & ((1 << UInt64(bits)) - 1)
+    }
 
     /// A xenctl_bitmap of `bits` bits at `map` holding `mask` (bit n for CPU n), as Xen's
     /// cpumask_to_xenctl_bitmap writes it: every byte the caller has room for, zero past the mask.

@@ -24,8 +24,16 @@ public let xenHypercallImmediate: UInt64 = 0xEA1
 
 /// Negative errno values as Xen returns them in x0.
 public enum XenError: Int64, Error {
-    case EPERM = 1, ENOENT = 2, ESRCH = 3, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38, ENODATA = 61, EOVERFLOW = 75, EOPNOTSUPP = 95
+    case EPERM = 1, ENOENT = 2, ESRCH = 3, E2BIG = 7, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38, ENODATA = 61, EOVERFLOW = 75, EOPNOTSUPP = 95
     @inlinable public var returnValue: UInt64 { UInt64(bitPattern: -rawValue) }
+}
+
+extension Result where Failure == XenError {
+    /// The failure's hypercall return value (0 for a success).
+    public var errorValue: UInt64 {
+        if case .failure(let e) = self { return e.returnValue }
+        return 0
+    }
 }
 
 public enum XenVersionCommand: UInt64 {
@@ -112,12 +120,13 @@ public let domidSelf: UInt16 = 0x7FF0
 
 public enum MemoryOpCommand: UInt64 {
     case increase_reservation = 0, decrease_reservation = 1, maximum_ram_page = 2
-    case current_reservation = 3, maximum_reservation = 4, add_to_physmap = 7
-    case get_sharing_freed_pages = 18, get_sharing_shared_pages = 19
+    case current_reservation = 3, maximum_reservation = 4, populate_physmap = 6, add_to_physmap = 7
+    case remove_from_physmap = 15, get_sharing_freed_pages = 18, get_sharing_shared_pages = 19
+    case add_to_physmap_batch = 23, acquire_resource = 28
 }
 
 /// `xen_add_to_physmap.space`.
-public enum XenMapSpace: UInt32 { case shared_info = 0, grant_table = 1, gmfn = 2 }
+public enum XenMapSpace: UInt32 { case shared_info = 0, grant_table = 1, gmfn = 2, gmfn_range = 3, gmfn_foreign = 4 }
 
 public enum GrantTableOpCommand: UInt64 {
     case map_grant_ref = 0, unmap_grant_ref = 1, setup_table = 2, dump_table = 3, transfer = 4
