@@ -69,6 +69,8 @@ pending=""
 for t in $tools; do t=${t#/}; [ -e "$TS/root/$t" ] || { echo "fetch-toolstack: $t missing" >&2; exit 1; }
     copy "$t"; pending="$pending $t"; done
 copy lib/ld-linux-aarch64.so.1
+# glibc loads it by name when a thread is cancelled (xl's child processes do that).
+copy lib/aarch64-linux-gnu/libgcc_s.so.1
 while [ -n "$pending" ]; do
     set -- $pending; f=$1; shift; pending="$*"
     for lib in $(readelf -d "$st/$f" 2>/dev/null | awk '/NEEDED/{gsub(/[\[\]]/,"",$5); print $5}'); do
@@ -110,6 +112,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /run
+# xenconsoled gives each domain's console a pseudo-terminal (what `xl console` attaches to).
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 mkdir -p /run/xen /run/xenstored /var/lock
 run= after=poweroff
 for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};; esac; done
@@ -121,7 +126,9 @@ mount -t xenfs xenfs /proc/xen
 echo "TERN-DOM0: capabilities: $(cat /proc/xen/capabilities)"
 xenstored --pid-file /run/xenstored.pid; echo "TERN-DOM0: xenstored exit $?"
 xen-init-dom0; echo "TERN-DOM0: xen-init-dom0 exit $?"
-xenconsoled --pid-file=/run/xenconsoled.pid; echo "TERN-DOM0: xenconsoled exit $?"
+# Each guest's console is also kept in /var/log/xen/console/guest-NAME.log, for scripts to read.
+mkdir -p /var/log/xen/console
+xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console; echo "TERN-DOM0: xenconsoled exit $?"
 old=$IFS; IFS=+
 for c in $run; do
     cmd=$(echo "$c" | tr _ ' ')

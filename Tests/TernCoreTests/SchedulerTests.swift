@@ -376,6 +376,34 @@ private struct SeededRandom: RandomNumberGenerator {
         #expect(within(sim.ranByDomain(1), 2 * second, percent: 2))
     }
 
+    /// xl vcpu-pin: a running vCPU pinned away from its pCPU leaves it at the kick's pick and runs only
+    /// where it now may; a waiting or blocked one moves with it.
+    @Test func affinityChangesTakeHoldWhileRunning() {
+        var sim = Simulation(pcpus: 2)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1)
+        sim.vcpu(2, domain: 1, wake: false)
+        sim.run(until: 100 * ms)
+        let p = sim.onPCPU.firstIndex(of: 0)!
+        let elsewhere: UInt64 = p == 0 ? 0b10 : 0b01
+        let before = sim.picks.count
+        let kick = sim.scheduler.setAffinity(0, elsewhere)
+        sim.affinity[0] = elsewhere
+        #expect(kick == p)
+        sim.dispatch(p)
+        #expect(sim.onPCPU[p] != 0)
+        // The blocked one is pinned too, and wakes only where it may.
+        #expect(sim.scheduler.setAffinity(2, elsewhere) == nil)
+        sim.affinity[2] = elsewhere
+        sim.wake(2)
+        sim.run(until: 2 * second)       // every pick checks the new affinities
+        sim.settle()
+        #expect(sim.picks[before...].allSatisfy { $0.vcpu == nil || sim.affinity[$0.vcpu!]! & (1 << UInt64($0.pcpu)) != 0 })
+        #expect(sim.ran[0, default: 0] > 200 * ms && sim.ran[2, default: 0] > 200 * ms)
+    }
+
     @Test func wakeNamesAnIdleAllowedPCPU() {
         var s = Scheduler(pcpus: 2)
         s.addDomain(0, weight: 256, cap: 0)

@@ -74,6 +74,7 @@ private func synchronous(_ v: VCPU) -> Resume {
         }
         return leaveCPU()
     case ExceptionClass.instructionAbortLower:
+        if isMapped(v.domain, faultingIPA(), for: .execute) { return v.frame }
         // Nothing to run there: the guest's own handler decides, as on hardware (Xen injects it too).
         reportAbort(v, "instruction fetch", at: faultingIPA())
         // Unless the handler is what has nothing behind it: the guest would abort there for ever.
@@ -121,6 +122,9 @@ private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
             return v.frame
         }
     }
+    // A page that was there again by now (a block of its RAM was being split while the access ran,
+    // see DomainMemory.swift): the access is retried.
+    if isMapped(v.domain, ipa, for: access.isWrite ? .write : .read) { return v.frame }
     // Nothing behind the address (or an access no device model decodes): the guest takes a synchronous
     // external abort, as hardware gives it and Xen injects it, and its own handler decides.
     reportAbort(v, access.isWrite ? "write" : "read", at: ipa)
@@ -129,6 +133,12 @@ private func dataAbort(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
 }
 
 /// Says once per domain where it reached for nothing: the first thing to look at when a guest dies of it.
+/// Whether `ipa` has a translation allowing `access` in `d`'s stage 2 now (under its lock, so a change
+/// under way is done): a fault the stage 2 no longer explains.
+@inline(never) private func isMapped(_ d: Domain, _ ipa: GuestPhysicalAddress, for access: Permissions) -> Bool {
+    d.physMap.withLock { m in m.stage2.translate(ipa, memory: m.tables)?.permissions.contains(access) ?? false }
+}
+
 private func reportAbort(_ v: VCPU, _ what: StaticString, at ipa: GuestPhysicalAddress) {
     let d = v.domain
     guard !d.reportedAbort else { return }

@@ -276,6 +276,8 @@ private func createBootDomains(_ root: DTNode) {
         }
         return
     }
+    // The toolstack's domains get IDs after the boot configuration's (Xen's rover).
+    domainIDs = DomainIDAllocator(after: specs.last?.id.raw ?? 0)
     var nextVCPU = 0
     for (slot, spec) in specs.enumerated() {
         let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)

@@ -75,9 +75,11 @@ struct ConsoleLine {
         }
     }
 
+    /// "d3 (web)"; a domain the toolstack created has its name in xenstore, not here: "d3".
     func domain(_ d: Domain) {
         s("d")
         dec(Int(d.id.raw))
+        guard !d.name.isEmpty else { return }
         s(" (")
         bytes(d.name)
         s(")")

@@ -36,6 +36,11 @@ final class Domain {
     /// Set (once, for good) with `events.fifo`; a plain flag the 2-level path may read without the lock.
     var usesFIFO = false
     var grants = SpinLocked(DomainGrants())
+    /// Its UUID (xen_domain_handle_t) and security label, as the toolstack gave them; zero for Tern's.
+    var handle = [UInt8](repeating: 0, count: 16)
+    var ssidref: UInt32 = 0
+    /// How many grant-table frames it may have (createdomain's max_grant_frames).
+    var grantFrameLimit = GrantTableOp.maximumFrames
     /// Who works on its memory right now (other domains' grant copies and maps, events to it, console
     /// input): it is not released while any does. Changed only through `withReferences`, with atomics.
     var referenceCount: UInt32 = 0
@@ -44,6 +49,7 @@ final class Domain {
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: HostPhysicalAddress?
     /// hvm_op's parameters (HVM_PARAM_*): Tern's for the domains it builds, the toolstack's for the rest.
+    /// A leaf lock.
     var hvmParameters = SpinLocked([UInt64](repeating: 0, count: HVMOp.parameterCount))
     var consolePort = EventPort.none
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
@@ -89,7 +95,8 @@ final class Domain {
         self.vmid = vmids.vmid(slot: slot)
         self.memory = memory
         self.ramBase = ramBase
-        self.physMap = SpinLocked(PhysMap(stage2: stage2, tables: tables))
+        self.physMap = SpinLocked(PhysMap(stage2: stage2, tables: tables, populatedPages: memory.size / pageSize,
+                                          maximumPages: memory.size / pageSize))
         self.stage2Root = stage2.root
         self.weight = spec.weight
         self.cap = spec.cap
@@ -176,17 +183,23 @@ struct DomainGrants {
     var active = ActiveGrants()
 }
 
-/// A grant-table frame: a page of the hypervisor's, placed in the domain's grant window.
+/// A grant-table frame: a page of the hypervisor's, placed in the domain's grant window once the guest
+/// asks (the toolstack may have made and mapped it before, to seed the reserved grants).
 struct GrantFrame: Equatable {
-    let guest: GuestPhysicalAddress
+    var guest: GuestPhysicalAddress?
     let host: HostPhysicalAddress
 }
 
-/// A domain's stage 2 and the frames the hypervisor lent it (console ring, grant frames), freed with it.
+/// A domain's stage 2, the frames the hypervisor lent it (console ring, grant frames, magic pages),
+/// freed with it, how much RAM it has of how much it may, and the other domains' pages it maps.
 struct PhysMap {
     var stage2: Stage2Table<PhysicalTableMemory>
     var tables: PhysicalTableMemory
     var ownedFrames: [HostPhysicalAddress] = []
+    /// Pages it has (Xen's tot_pages: RAM not given back, and magic pages) and may have (max_pages).
+    var populatedPages: UInt64
+    var maximumPages: UInt64
+    var foreign = ForeignMappings<Domain>()
 }
 
 struct UnimplementedReports {

@@ -135,9 +135,12 @@ func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
     for case let d? in domains where d.dying
         && d.life.mayRelease(vcpusOnCPUs: d.running, holders: d.withReferences { DomainReferences.holders($0) }) {
-        if d.life.detach() && d.xenPV {
-            dropGrantMappings(d)
-            unbindPeers(d)
+        if d.life.detach() {
+            d.dropForeignMappings()
+            if d.xenPV {
+                dropGrantMappings(d)
+                unbindPeers(d)
+            }
         }
         switch d.life.releaseStep(mapped: d.grants.withLock { $0.active.total }) {
         case .wait:
@@ -231,6 +234,19 @@ func reclaimStep() -> Bool {
         if let rebuilt { startRebuilt(rebuilt) }
     }
     return true
+}
+
+/// Whether a restarting domain being reclaimed will be rebuilt into domain slot `slot` (or vCPU slot
+/// `vcpuSlot`): a domain created meanwhile must not take it. Under the scheduler lock.
+func slotAwaitsRebuild(_ slot: Int) -> Bool {
+    reclaiming.contains { $0.domain.slot == slot && $0.domain.life.shutdown?.after == .restart }
+}
+
+func vcpuSlotAwaitsRebuild(_ vcpuSlot: Int) -> Bool {
+    reclaiming.contains { r in
+        let d = r.domain
+        return d.life.shutdown?.after == .restart && vcpuSlot >= d.firstVCPUSlot && vcpuSlot < d.firstVCPUSlot + d.spec.vcpus
+    }
 }
 
 /// Builds a restarting domain again from its boot module, into its own scrubbed memory. Outside the

@@ -123,6 +123,10 @@ extension Domain: EventChannelHost {
         events.withLock { e in withUnsafeMutablePointer(to: &e.ports, body) }
     }
 
+    func withPorts<R>(of other: DomainID, _ body: (UnsafeMutablePointer<EventChannelTable>) -> R) -> R? {
+        withHeldDomain(other, xenPV: true) { remote in remote.events.withLock { e in withUnsafeMutablePointer(to: &e.ports, body) } }
+    }
+
     func withPorts<R>(pairedWith peer: DomainID,
                       _ body: (UnsafeMutablePointer<EventChannelTable>, UnsafeMutablePointer<EventChannelTable>) -> R) -> R? {
         let d = self

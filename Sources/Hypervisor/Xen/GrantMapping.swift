@@ -37,7 +37,8 @@ private func claim(_ g: Domain, _ table: DomainGrants, _ ref: GrantRef, by user:
     // The frame is read after the claim: a guest may change it only while the entry is unused.
     tern_memory_barrier()
     let gfn = GuestFrameNumber(UInt64(tern_load32(entry.raw + 4)))      // 32 bits: always below 2^36
-    guard let frame = g.hostAddress(ofRAM: gfn.address, length: pageSize) else {
+    // Its RAM, or a page lent to it (a toolstack-built domain's console and xenstore pages).
+    guard let frame = g.hostAddress(ofRAM: gfn.address, length: pageSize) ?? g.ownPage(gfn) else {
         return .failure(GrantStatusError(.badPage))
     }
     return .success(frame)
@@ -170,7 +171,8 @@ func dropGrantMappings(_ d: Domain) {
 private func withSide(_ d: Domain, _ side: GrantCopyPointer, writing: Bool,
                       _ body: (HostPhysicalAddress) -> GrantStatus) -> GrantStatus {
     if !side.grant {
-        guard let frame = GuestFrameNumber(guest: side.frameOrRef), let host = d.hostAddress(ofRAM: frame.address, length: pageSize) else {
+        guard let frame = GuestFrameNumber(guest: side.frameOrRef),
+              let host = d.hostAddress(ofRAM: frame.address, length: pageSize) ?? d.ownPage(frame) else {
             return .badPage
         }
         return body(host)

@@ -12,7 +12,29 @@ func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
 }
 
 extension Domain: MemoryOpHost {
-    var reservationPages: UInt64 { memory.size / pageSize }
+    func reservation(of id: DomainID) -> (current: UInt64, maximum: UInt64)? {
+        withHeldDomain(id) { d in d.physMap.withLock { ($0.populatedPages, $0.maximumPages) } }
+    }
+
+    func populate(_ target: DomainID, at gfn: GuestFrameNumber, order: Int) -> XenError? {
+        if target == id { return populate(at: gfn, order: order) }
+        return withHeldDomain(target) { $0.populate(at: gfn, order: order) } ?? .ESRCH
+    }
+
+    func remove(_ target: DomainID, at gfn: GuestFrameNumber) -> XenError? {
+        if target == id { return remove(at: gfn) }
+        return withHeldDomain(target) { $0.remove(at: gfn) } ?? .ESRCH
+    }
+
+    func mapForeign(_ owner: DomainID, frame: GuestFrameNumber, at gfn: GuestFrameNumber) -> XenError? {
+        mapForeignPage(self, of: owner, frame: frame, at: gfn)
+    }
+
+    func grantFrameLimit(of owner: DomainID) -> Int? { withHeldDomain(owner, xenPV: true) { $0.grantFrameLimit } }
+
+    func mapGrantFrame(of owner: DomainID, _ index: Int, at gfn: GuestFrameNumber) -> XenError? {
+        mapGrantTableFrame(self, of: owner, index, at: gfn)
+    }
 
     /// shared_info lives in the guest's own page at `page`: Tern writes its fields in place, so the
     /// guest sees exactly the page it named, and nothing in its address space has to move.
@@ -33,10 +55,16 @@ extension Domain: MemoryOpHost {
             if g.frames.count <= index {
                 g.frames += [GrantFrame?](repeating: nil, count: index + 1 - g.frames.count)
             }
-            if let placed = g.frames[index] {
+            if let placed = g.frames[index], placed.guest != nil {
                 return placed.guest == page ? 0 : XenError.EBUSY.returnValue
             }
             guard !g.frames.contains(where: { $0?.guest == page }) else { return XenError.EBUSY.returnValue }
+            if let made = g.frames[index] {
+                // Made (and owned) already, for the toolstack: only its place is new.
+                guard d.mapPage(page, to: made.host, permissions: [.read, .write]) else { return XenError.ENOMEM.returnValue }
+                g.frames[index]!.guest = page
+                return 0
+            }
             guard let host = mapHypervisorFrame(d, at: page) else { return XenError.ENOMEM.returnValue }
             g.frames[index] = GrantFrame(guest: page, host: host)
             return 0

@@ -65,6 +65,24 @@ struct HypervisorToolstack: ToolstackHost {
     func pause(_ id: DomainID) -> XenError? { withHeldDomain(id, live: false) { pauseDomain($0) } ?? .ESRCH }
     func unpause(_ id: DomainID) -> XenError? { withHeldDomain(id, live: false) { unpauseDomain($0) } ?? .ESRCH }
 
+    func create(_ request: DomainCreation) -> Result<DomainID, XenError> { createToolstackDomain(request) }
+
+    func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError? {
+        withHeldDomain(id) { d in d.physMap.withLock { $0.maximumPages = pages } } == nil ? .ESRCH : nil
+    }
+
+    func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError? {
+        withHeldDomain(id) { d in applyVCPUContext(d, vcpu: vcpu, context) } ?? .ESRCH
+    }
+
+    func setVCPUAffinity(_ id: DomainID, vcpu: Int, hard: UInt64) -> UInt64? {
+        withHeldDomain(id) { d in pinVCPU(d, vcpu: vcpu, hard: hard) } ?? nil
+    }
+
+    func cleanCaches(_ id: DomainID, frames first: UInt64, count: UInt64) -> XenError? {
+        withHeldDomain(id) { d in cleanDomainCaches(d, frames: first, count: count) } ?? .ESRCH
+    }
+
     func readConsole(max: UInt32, from index: UInt32, incremental: Bool, clear: Bool,
                      _ copy: (Int, UnsafeBufferPointer<UInt8>) -> Bool) -> (count: UInt32, next: UInt32)? {
         readConsoleHistory(max: max, from: index, incremental: incremental, clear: clear, copy)
@@ -84,15 +102,16 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
         }
         // Scheduler lock, then the domain's events: the lock order's way.
         let sharedInfo = d.xenPV ? d.events.withLock { $0.sharedInfo?.raw ?? 0 } : 0
+        let (pages, maxPages) = d.physMap.withLock { ($0.populatedPages, $0.maximumPages) }
         found.append(DomainSummary(
             // Xen's dying is a domain on its way out (here: to be released); a preserved or restarting
             // one is only shut down, with the guest's reason, as a destroyed one is not.
             id: d.id, dying: d.life.awaitsRelease,
             shutdownReason: d.life.shutdown.flatMap { $0.byGuest ? $0.reason.rawValue : nil }, paused: d.controllerPause.isPaused,
-            running: d.running > 0, allBlocked: blocked == online, pages: d.memory.size / pageSize,
-            maxPages: d.memory.size / pageSize, sharedInfoFrame: sharedInfo / pageSize,
+            running: d.running > 0, allBlocked: blocked == online, pages: pages,
+            maxPages: maxPages, sharedInfoFrame: sharedInfo / pageSize,
             cpuTime: scheduler.consumed(domain: d.slot), onlineVCPUs: online, vcpus: d.vcpus.count,
-            spis: UInt32(VirtualDistributor.spiCount)))
+            spis: UInt32(VirtualDistributor.spiCount), handle: d.handle, ssidref: d.ssidref))
     }
     unlockScheduler()
     // Xen keeps its domains in ID order; Tern's table is by slot.

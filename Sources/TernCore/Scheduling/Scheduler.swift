@@ -269,7 +269,7 @@ public struct Scheduler: ~Copyable {
         let previous = pcpus[p].current
         // Xen's ratelimit: a pick before its deadline (a kick: someone woke) leaves a vCPU that has
         // run less than `minimumRun` where it is, and comes back when it has.
-        if let v = previous, !pcpus[p].yielded, let due = pcpus[p].deadline, due > now,
+        if let v = previous, !pcpus[p].yielded, allowed(v, on: p), let due = pcpus[p].deadline, due > now,
            now < pcpus[p].pickedAt + parameters.minimumRun.raw {
             pcpus[p].deadline = min(due, pcpus[p].pickedAt + parameters.minimumRun.raw)
             return v
@@ -281,7 +281,8 @@ public struct Scheduler: ~Copyable {
             vcpus[v].state = .waiting
             vcpus[v].waitingSince = now
             // A yielder is queued again once the choice is made: it runs again only when nobody else can.
-            if pcpus[p].yielded { yielder = v } else { enqueue(v, on: p) }
+            // One whose affinity no longer has this pCPU goes to a queue it may use.
+            if pcpus[p].yielded && allowed(v, on: p) { yielder = v } else { enqueue(v, on: allowed(v, on: p) ? p : firstAllowed(v)) }
         }
         pcpus[p].yielded = false
 
@@ -383,6 +384,32 @@ public struct Scheduler: ~Copyable {
     }
 
     @inline(__always)
+    /// vCPU `v` may run only where `affinity` allows from now on (some of the machine's pCPUs; Xen's
+    /// vcpu-pin). A waiting one moves to a queue it may use; a running one where it may no longer run
+    /// must leave: its pCPU is returned for the caller to kick, and the pick there moves it.
+    public mutating func setAffinity(_ v: Int, _ affinity: UInt64) -> Int? {
+        let machine: UInt64 = pcpuCount == 64 ? ~0 : (1 << UInt64(pcpuCount)) - 1
+        precondition(v >= 0 && v < vcpuCapacity && affinity & machine != 0, "no pCPU the vCPU may run on")
+        vcpus[v].affinity = affinity
+        switch vcpus[v].state {
+        case .absent:
+            return nil
+        case .blocked:
+            if !allowed(v, on: vcpus[v].queue) { vcpus[v].queue = firstAllowed(v) }
+            return nil
+        case .waiting:
+            if !allowed(v, on: vcpus[v].queue) {
+                dequeue(v)
+                enqueue(v, on: firstAllowed(v))
+            }
+            return nil
+        case .running(let p):
+            guard !allowed(v, on: p) else { return nil }
+            pcpus[p].deadline = 0
+            return p
+        }
+    }
+
     func firstAllowed(_ v: Int) -> Int {
         for p in 0 ..< pcpuCount where allowed(v, on: p) { return p }
         return 0

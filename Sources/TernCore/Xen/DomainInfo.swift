@@ -61,11 +61,16 @@ public struct DomainSummary: Equatable, Sendable {
     public var onlineVCPUs: Int
     public var vcpus: Int
     public var spis: UInt32
+    /// Its UUID (16 bytes) and security label, as the toolstack created it.
+    public var handle: [UInt8]
+    public var ssidref: UInt32
 
     public init(id: DomainID, dying: Bool = false, shutdownReason: UInt32? = nil, paused: Bool = false,
                 running: Bool = false, allBlocked: Bool = false, pages: UInt64 = 0, maxPages: UInt64 = 0,
                 sharedInfoFrame: UInt64 = 0, cpuTime: Nanoseconds = 0, onlineVCPUs: Int = 1, vcpus: Int = 1,
-                spis: UInt32 = 0) {
+                spis: UInt32 = 0, handle: [UInt8] = [UInt8](repeating: 0, count: 16), ssidref: UInt32 = 0) {
+        self.handle = handle
+        self.ssidref = ssidref
         self.id = id
         self.dying = dying
         self.shutdownReason = shutdownReason
@@ -112,5 +117,9 @@ extension XenDomainInfo {
         guestAddressBits = XenDomainInfo.ternGuestAddressBits
         gicVersion = XenDomainInfo.gicV3
         spis = d.spis
+        self.ssidref = d.ssidref
+        withUnsafeMutableBytes(of: &handle) { h in
+            for (i, byte) in d.handle.prefix(16).enumerated() { h[i] = byte }
+        }
     }
 }

@@ -263,7 +263,7 @@ public enum Sysctl {
     }
 
     /// CPUs 0 ..< `cpus`, bit n for CPU n.
-    static func cpuMask(_ cpus: Int) -> UInt64 { cpus >= 64 ? ~0 : (1 << UInt64(cpus)) - 1 }
+    public static func cpuMask(_ cpus: Int) -> UInt64 { cpus >= 64 ? ~0 : (1 << UInt64(cpus)) - 1 }
 
     /// The CPUs a xenctl_bitmap of `bits` bits at `map` names (CPUs past 63 are not Tern's); nil when it
     /// cannot be read.

@@ -1,0 +1,165 @@
+// A domain's memory after it is built, as memory_op changes it: RAM given back and taken again (a
+// balloon), the toolstack filling a domain it creates, and other domains' pages mapped in (foreign
+// mappings). A domain's RAM is one reservation of host frames (contiguous, so hypercalls reach it by
+// arithmetic); populating maps a piece of it, giving back leaves a hole in the stage 2 and the frame
+// in the reservation. A toolstack-built domain gets its reservation, sized by max_mem, at its first
+// populate of RAM; its magic pages (console, xenstore) are frames lent to it, as Tern's console ring.
+// Everything here runs under the domain's physMap lock, and the pages of another domain are held
+// (DomainReferences) for as long as they are mapped.
+import TernArchAsm
+import TernCore
+
+private let twoMiB: UInt64 = 0x20_0000
+
+extension Domain {
+    /// populate_physmap: the 2^order pages at `gfn` get memory (their part of the reservation, or a
+    /// lent frame for a magic page), zeroed, read-write-execute as RAM is.
+    func populate(at gfn: GuestFrameNumber, order: Int) -> XenError? {
+        let d = self
+        let pages = UInt64(1) << UInt64(order)
+        let ipa = gfn.address
+        let size = pages * pageSize
+        return physMap.withLock { m -> XenError? in
+            guard m.populatedPages + pages <= m.maximumPages else { return .ENOMEM }
+            if ipa.raw >= d.ramBase.raw && ipa.raw - d.ramBase.raw < GuestLayout.ramMaximum {
+                if d.memory.size == 0 && !d.spec.directMapped {
+                    // A toolstack-built domain's first RAM: the whole reservation max_mem allows.
+                    let bytes = alignUp(m.maximumPages * pageSize, twoMiB)
+                    guard bytes <= GuestLayout.ramMaximum,
+                          let base = allocateFrames(pages: Int(bytes / pageSize), alignment: twoMiB) else { return .ENOMEM }
+                    d.memory = PhysicalRange(base: base, size: bytes)
+                }
+                guard let host = d.hostAddress(ofRAM: ipa, length: size) else { return .ENOMEM }
+                tern_zero(host.raw, size)
+                do throws(PageTableError) {
+                    try m.stage2.map(ipa, to: host, size: size, type: .normal, permissions: [.read, .write, .execute], memory: &m.tables)
+                } catch {
+                    return error == .outOfMemory ? .ENOMEM : .EBUSY
+                }
+            } else if order == 0 && ipa.raw >= MagicPages.base.raw && ipa.raw - MagicPages.base.raw < MagicPages.size {
+                guard let frame = allocateFrames(pages: 1) else { return .ENOMEM }
+                do throws(PageTableError) {
+                    try m.stage2.map(ipa, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &m.tables)
+                } catch {
+                    freeScrubbedFrames(frame, pages: 1)
+                    return error == .outOfMemory ? .ENOMEM : .EBUSY
+                }
+                m.ownedFrames.append(frame)
+            } else {
+                // Tern's domains have RAM in bank 0 and the magic pages; Xen's second RAM bank is not.
+                return .EINVAL
+            }
+            tern_stage2_sync()
+            m.populatedPages += pages
+            return nil
+        }
+    }
+
+    /// decrease_reservation and remove_from_physmap: another domain's page mapped at `gfn` is let go;
+    /// a page of its own RAM leaves a hole (its frame stays in the reservation, for a later populate).
+    func remove(at gfn: GuestFrameNumber) -> XenError? {
+        let d = self
+        var released: ForeignMapping<Domain>?
+        let result = physMap.withLock { m -> XenError? in
+            if let f = m.foreign.remove(gfn) {
+                _ = m.stage2.unmapPage(gfn.address, memory: &m.tables)
+                invalidateStage2(d, gfn.address)
+                released = f
+                return nil
+            }
+            guard let t = m.stage2.translate(gfn.address, memory: m.tables) else { return .ENOENT }
+            // Lent frames (grant frames, the console ring, magic pages) stay the domain's until it dies.
+            guard d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa else { return .EINVAL }
+            let removed = m.stage2.removePage(gfn.address, memory: &m.tables) { invalidateStage2(d, $0) }
+            guard removed != nil else { return .ENOMEM }
+            invalidateStage2(d, gfn.address)
+            m.populatedPages -= 1
+            return nil
+        }
+        released?.owner.withReferences { DomainReferences.drop($0) }
+        return result
+    }
+
+    /// The host frame of this domain's own page at `gfn` (RAM it has, or a frame lent to it); nil for a
+    /// hole, another domain's page mapped there, or nothing.
+    func ownPage(_ gfn: GuestFrameNumber) -> HostPhysicalAddress? {
+        let d = self
+        return physMap.withLock { m in
+            guard let t = m.stage2.translate(gfn.address, memory: m.tables), t.type == .normal, m.foreign.lookup(gfn) == nil
+            else { return nil }
+            if d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa { return t.pa }
+            for frame in m.ownedFrames where frame == t.pa { return frame }
+            return nil
+        }
+    }
+
+    /// Maps `owner`'s frame `frame` (held: the caller took a reference, which the mapping keeps) at
+    /// this domain's `gfn`, which must be empty (a ballooned-out page, as Linux gives privcmd).
+    func mapForeign(_ owner: Domain, frame: HostPhysicalAddress, at gfn: GuestFrameNumber) -> XenError? {
+        physMap.withLock { m -> XenError? in
+            do throws(PageTableError) {
+                try m.stage2.map(gfn.address, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &m.tables)
+            } catch {
+                return error == .outOfMemory ? .ENOMEM : .EBUSY
+            }
+            tern_stage2_sync()
+            _ = m.foreign.insert(gfn, ForeignMapping(owner: owner, frame: frame))
+            return nil
+        }
+    }
+
+    /// The domain is being released: the other domains' pages it mapped are let go (its stage 2 goes
+    /// with it).
+    func dropForeignMappings() {
+        let all = physMap.withLock { $0.foreign.removeAll() }
+        for (_, f) in all { f.owner.withReferences { DomainReferences.drop($0) } }
+    }
+}
+
+/// `owner`'s page at `frame` into `caller`'s space at `gfn` (XENMAPSPACE_gmfn_foreign).
+func mapForeignPage(_ caller: Domain, of owner: DomainID, frame: GuestFrameNumber, at gfn: GuestFrameNumber) -> XenError? {
+    guard let o = holdDomain(owner, live: true) else { return .ESRCH }
+    guard let host = o.ownPage(frame) else {
+        o.withReferences { DomainReferences.drop($0) }
+        return .EINVAL
+    }
+    let result = caller.mapForeign(o, frame: host, at: gfn)
+    if result != nil { o.withReferences { DomainReferences.drop($0) } }
+    return result
+}
+
+/// Grant-table frame `index` of `owner` (made now if it has not been) into `caller`'s space at `gfn`:
+/// acquire_resource, with which the toolstack seeds a new domain's reserved grants.
+func mapGrantTableFrame(_ caller: Domain, of owner: DomainID, _ index: Int, at gfn: GuestFrameNumber) -> XenError? {
+    guard let o = holdDomain(owner, live: true, xenPV: true) else { return .ESRCH }
+    let frame: HostPhysicalAddress? = o.grants.withLock { g in
+        if g.frames.count <= index { g.frames += [GrantFrame?](repeating: nil, count: index + 1 - g.frames.count) }
+        if let made = g.frames[index] { return made.host }
+        guard let frame = allocateFrames(pages: 1) else { return nil }
+        o.physMap.withLock { $0.ownedFrames.append(frame) }
+        g.frames[index] = GrantFrame(guest: nil, host: frame)
+        return frame
+    }
+    guard let frame else {
+        o.withReferences { DomainReferences.drop($0) }
+        return .ENOMEM
+    }
+    let result = caller.mapForeign(o, frame: frame, at: gfn)
+    if result != nil { o.withReferences { DomainReferences.drop($0) } }
+    return result
+}
+
+/// Removes what `d`'s stage 2 said about `ipa` from every CPU's TLBs: `d` is the running domain (its
+/// VMID is in VTTBR_EL2) or, for the toolstack working on another, its VMID is put there meanwhile.
+func invalidateStage2(_ d: Domain, _ ipa: GuestPhysicalAddress) {
+    let saved = read_vttbr_el2()
+    if saved == d.vttbr {
+        tern_tlbi_ipa_is(ipa.raw)
+        return
+    }
+    write_vttbr_el2(d.vttbr)
+    tern_isb()
+    tern_tlbi_ipa_is(ipa.raw)
+    write_vttbr_el2(saved)
+    tern_isb()
+}
