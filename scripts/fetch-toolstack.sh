@@ -94,16 +94,26 @@ done
 mkdir -p "$st/var/lib/tern"
 gzip -1 -n < "$CACHE/Image" > "$st/var/lib/tern/Image.gz"
 cp "$CACHE/initrd.cpio.gz" "$st/var/lib/tern/initrd.cpio.gz"
+# domu1 (1 vCPU) stays up; domu2 (2 vCPUs) powers itself off once it has printed what it sees.
 for n in 1 2; do
+    after=hold; [ $n = 2 ] && after=poweroff
     cat > "$st/etc/xen/domu$n.cfg" <<CFG
 name = "domu$n"
 kernel = "/var/lib/tern/Image.gz"
 ramdisk = "/var/lib/tern/initrd.cpio.gz"
 memory = 128
 vcpus = $n
-extra = "console=hvc0 rdinit=/init tern.test=hold"
+extra = "console=hvc0 rdinit=/init tern.test=$after"
 CFG
 done
+# tern-wait NAME TEXT [SECONDS]: waits until domain NAME's console (as xenconsoled logs it) shows TEXT.
+cat > "$st/bin/tern-wait" <<'WAIT'
+#!/bin/busybox sh
+f=/var/log/xen/console/guest-$1.log n=${3:-90}
+while [ "$n" -gt 0 ]; do grep -q "$2" "$f" 2>/dev/null && exit 0; sleep 1; n=$((n - 1)); done
+echo "tern-wait: $1 did not print $2"; exit 1
+WAIT
+chmod 755 "$st/bin/tern-wait"
 cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

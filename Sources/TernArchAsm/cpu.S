@@ -213,21 +213,4 @@ tern_read_lr:
     ret
 3:  mrs     x0, ich_lr3_el2
     ret
-    // Cleans [x0, x0 + x1) from the data caches to the point of coherency, line by line (CTR_EL0's
-    // smallest line), for a guest that will read it with its caches off.
-    .global tern_clean_dcache_range
-tern_clean_dcache_range:
-    mrs     x2, ctr_el0
-    ubfx    x2, x2, #16, #4
-    mov     x3, #4
-    lsl     x3, x3, x2
-    add     x1, x0, x1
-    sub     x4, x3, #1
-    bic     x0, x0, x4
-1:  dc      cvac, x0
-    add     x0, x0, x3
-    cmp     x0, x1
-    b.lo    1b
-    dsb     sy
-    ret
 #endif

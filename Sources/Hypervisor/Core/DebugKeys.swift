@@ -101,7 +101,7 @@ private func dumpMemory() {
     let total = platform.ram.reduce(UInt64(0)) { $0 + $1.size } / 1024
     let free = UInt64(withSpinLock(&framesLock) { frames.freePages }) * pageSize / 1024
     var given: UInt64 = 0
-    for case let d? in domains { given += d.memory.size / 1024 }
+    for case let d? in domains { given += (d.memory.size + UInt64(d.physMap.withLock { $0.ramPieceCount }) * ramPieceSize) / 1024 }
     unlockScheduler()
     log { c in
         c.s("memory: ")

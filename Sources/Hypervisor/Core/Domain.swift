@@ -5,13 +5,22 @@ import BareMetalSupport
 import TernArchAsm
 import TernCore
 
+/// The size of the pieces a toolstack-built domain's RAM comes in.
+let ramPieceSize: UInt64 = 0x20_0000
+
 final class Domain {
     let id: DomainID
     let slot: Int
     let name: [UInt8]
     let privileged: Bool
     let vmid: UInt64
+    /// Its RAM when it is one block (the domains Tern builds); empty for one the toolstack built,
+    /// whose RAM comes in pieces as it is populated (`ramPieces`).
     var memory: PhysicalRange
+    /// A toolstack-built domain's RAM: the host address of each 2 MiB piece of its RAM window, 0 where
+    /// none is yet. Pieces are added under its physMap lock and never move until it is released, so
+    /// readers look without the lock.
+    var ramPieces = UnsafeMutableBufferPointer<UInt64>(start: nil, count: 0)
     /// Where its RAM starts in its own address space: GuestLayout.ram, or the host address when direct-mapped.
     let ramBase: GuestPhysicalAddress
     /// Its stage 2 (built at boot, changed at run time by grant maps and memory_op) and the frames the
@@ -143,11 +152,29 @@ final class Domain {
         }
     }
 
-    /// The host address behind a guest-physical address in its RAM, or nil outside RAM.
+    /// The host address behind a guest-physical address in its RAM, or nil outside RAM (for a domain
+    /// the toolstack built, also where it has no piece of RAM yet, or across two pieces).
     func hostAddress(ofRAM ipa: GuestPhysicalAddress, length: UInt64 = 1) -> HostPhysicalAddress? {
         let base = ramBase.raw
-        guard ipa.raw >= base, length <= memory.size, ipa.raw - base <= memory.size - length else { return nil }
-        return memory.base + (ipa.raw - base)
+        guard memory.size == 0 else {
+            guard ipa.raw >= base, length <= memory.size, ipa.raw - base <= memory.size - length else { return nil }
+            return memory.base + (ipa.raw - base)
+        }
+        guard ipa.raw >= base else { return nil }
+        let offset = ipa.raw - base, within = offset & (ramPieceSize - 1)
+        let index = offset / ramPieceSize
+        guard index < UInt64(ramPieces.count), length <= ramPieceSize - within else { return nil }
+        let piece = ramPieces[Int(index)]
+        return piece == 0 ? nil : HostPhysicalAddress(piece + within)
+    }
+
+    /// Whether `[host, host + length)` is its own RAM (its block, or one of its pieces).
+    func ownsRAM(_ host: HostPhysicalAddress, length: UInt64 = 1) -> Bool {
+        if memory.size != 0 { return memory.contains(host, length: length) }
+        for piece in ramPieces where piece != 0 && host.raw >= piece && length <= ramPieceSize && host.raw - piece <= ramPieceSize - length {
+            return true
+        }
+        return false
     }
 
     /// Called from a trap of one of its vCPUs, with no lock held: the end of a Linux panic report ends
@@ -199,6 +226,8 @@ struct PhysMap {
     /// Pages it has (Xen's tot_pages: RAM not given back, and magic pages) and may have (max_pages).
     var populatedPages: UInt64
     var maximumPages: UInt64
+    /// How many 2 MiB pieces of RAM a toolstack-built domain has been given.
+    var ramPieceCount = 0
     var foreign = ForeignMappings<Domain>()
 }
 

@@ -26,6 +26,8 @@ struct DomainSpec {
     var watchesPanic: Bool
     /// xl's on_poweroff, on_reboot, on_crash and on_watchdog.
     var actions: ShutdownActions
+    /// Created by the control domain's toolstack (domctl createdomain), not by the boot configuration.
+    var builtByToolstack = false
 }
 
 /// Reads one `/chosen/domU*` node, for domain `id`. Returns nil (and says why) for a node Tern cannot build.
@@ -157,11 +159,16 @@ func releaseDomainMemory(_ d: Domain) {
     forgetTranslations(d)
 }
 
-/// Gives back the frames the hypervisor lent the domain and its stage-2 tables.
+/// Gives back the frames the hypervisor lent the domain, a toolstack-built domain's RAM pieces, and
+/// its stage-2 tables.
 func releaseLentFrames(_ d: Domain) {
     d.physMap.withLock { m in
         for frame in m.ownedFrames { freeFrames(frame, pages: 1) }
         m.ownedFrames.removeAll()
+        for piece in d.ramPieces where piece != 0 { freeFrames(HostPhysicalAddress(piece), pages: Int(ramPieceSize / pageSize)) }
+        if d.ramPieces.count > 0 { d.ramPieces.deallocate() }
+        d.ramPieces = UnsafeMutableBufferPointer(start: nil, count: 0)
+        m.ramPieceCount = 0
         m.tables.releaseAll()
     }
 }

@@ -49,7 +49,8 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
         id: id, name: [], memoryBytes: 0, vcpus: request.vcpus, weight: 256, cap: 0, affinity: ~0,
         kernel: PhysicalRange(base: HostPhysicalAddress(0), size: 0), ramdisk: nil, bootargs: [], uart: false,
         xenPV: true, directMapped: false, watchesPanic: false,
-        actions: ShutdownActions(poweroff: .preserve, reboot: .preserve, crash: .preserve, watchdog: .preserve))
+        actions: ShutdownActions(poweroff: .preserve, reboot: .preserve, crash: .preserve, watchdog: .preserve),
+        builtByToolstack: true)
     let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPU, memory: PhysicalRange(base: HostPhysicalAddress(0), size: 0),
                    ramBase: GuestLayout.ram, stage2: stage2, tables: tables)
     d.grantFrameLimit = request.grantFrames
@@ -141,7 +142,7 @@ func pinVCPU(_ d: Domain, vcpu index: Int, hard: UInt64) -> UInt64? {
 func cleanDomainCaches(_ d: Domain, frames first: UInt64, count: UInt64) -> XenError? {
     for n in 0 ..< count {
         guard let host = d.ownPage(GuestFrameNumber(first &+ n)) else { continue }
-        tern_clean_dcache_range(host.raw, pageSize)
+        tern_dcache_range(host.raw, pageSize, 1, 0)
     }
     return nil
 }

@@ -8,6 +8,24 @@ import TernCore
 
 /// Dead domains not yet released (a preserved one never is): the switch path looks only when some are.
 nonisolated(unsafe) var domainsToRelease = 0
+/// A domain shut down, died or was released since the control domain was last told (VIRQ_DOM_EXC).
+nonisolated(unsafe) var domainExceptionPending = false
+
+/// Raises VIRQ_DOM_EXC in the control domain, if it bound it. Called locked from the switch path, and
+/// lets go of the lock meanwhile (raising takes it): the vCPU on this CPU leaves it first, as for
+/// reclaim work, so none is ever half on a CPU.
+func tellControlDomain(_ cpu: PhysicalCPU, at t: Nanoseconds) {
+    domainExceptionPending = false
+    var control: Domain?
+    for case let d? in domains where d.privileged && d.xenPV && !d.dying { control = d }
+    guard let c = control, c.withReferences({ DomainReferences.hold($0) }) else { return }
+    let port = c.events.withLock { $0.ports.port(forVIRQ: VIRQ.domainException.rawValue, vcpu: 0) }
+    if port != nil, let old = cpu.current { switchOut(old, from: cpu, at: t) }
+    unlockScheduler()
+    if let port { notifyPort(c, port) }
+    c.withReferences { DomainReferences.drop($0) }
+    lockScheduler()
+}
 
 /// Ends a domain: its vCPUs stop everywhere, and its memory is released once none of them is on a CPU.
 /// `via` says which interface the guest used (or what Tern saw), for the log.
@@ -17,6 +35,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     guard let shutdown = d.life.shutDown(asked, hasPanicked: d.hasPanicked, actions: d.spec.actions) else { return }
     if d.life.awaitsRelease { domainsToRelease += 1 }
     if !d.life.countsAsAlive { domainsAlive -= 1 }
+    domainExceptionPending = true
     stopVCPUs(d)
     log { c in
         c.domain(d)
@@ -48,6 +67,13 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
         c.dec(scheduler.consumed(domain: d.slot).raw / 1_000_000)
         c.s(" ms")
     }
+    // The domains its toolstack built have nobody to manage them any more (on Xen the whole machine
+    // stops with dom0); those the boot configuration made run on.
+    if d.privileged {
+        for case let other? in domains where other !== d && other.spec.builtByToolstack {
+            destroyLocked(other, by: "the control domain's end")
+        }
+    }
 }
 
 /// Takes every vCPU of a domain that has just died off the CPUs and out of the queues for good.
@@ -69,15 +95,22 @@ private func stopVCPUs(_ d: Domain) {
 func destroyDomain(_ d: Domain) {
     lockScheduler()
     defer { unlockScheduler() }
+    destroyLocked(d, by: "the control domain")
+}
+
+/// destroyDomain with the scheduler lock held; `by` names who, for the log.
+private func destroyLocked(_ d: Domain, by who: StaticString) {
     let wasDying = d.dying, awaited = d.life.awaitsRelease, alive = d.life.countsAsAlive
     d.flushConsole()
     guard d.life.destroy() else { return }
     if d.life.awaitsRelease && !awaited { domainsToRelease += 1 }
+    domainExceptionPending = true
     if alive && !d.life.countsAsAlive { domainsAlive -= 1 }
     if !wasDying { stopVCPUs(d) }
     log { c in
         c.domain(d)
-        c.s(wasDying ? ": released by the control domain" : ": shutdown: destroyed by the control domain")
+        c.s(wasDying ? ": released by " : ": shutdown: destroyed by ")
+        c.s(who)
     }
 }
 
@@ -174,6 +207,7 @@ func releaseDeadDomains() {
         d.vcpus.removeAll()
         domains[d.slot] = nil
         domainsToRelease -= 1
+        domainExceptionPending = true
         // Its VMID goes to whoever takes the slot next: nothing of it may stay in any TLB.
         forgetTranslations(d)
         reclaiming.append(Reclaim(domain: d))

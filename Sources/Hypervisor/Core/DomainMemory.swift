@@ -9,26 +9,27 @@
 import TernArchAsm
 import TernCore
 
-private let twoMiB: UInt64 = 0x20_0000
 
 extension Domain {
     /// populate_physmap: the 2^order pages at `gfn` get memory (their part of the reservation, or a
     /// lent frame for a magic page), zeroed, read-write-execute as RAM is.
     func populate(at gfn: GuestFrameNumber, order: Int) -> XenError? {
         let d = self
+        let pieceOrder = 9
+        if order > pieceOrder && memory.size == 0 {
+            // A 1 GiB extent of a toolstack-built domain: its 2 MiB pieces one by one.
+            for k in 0 ..< UInt64(1) << UInt64(order - pieceOrder) {
+                if let e = populate(at: GuestFrameNumber(gfn.raw + k << UInt64(pieceOrder)), order: pieceOrder) { return e }
+            }
+            return nil
+        }
         let pages = UInt64(1) << UInt64(order)
         let ipa = gfn.address
         let size = pages * pageSize
         return physMap.withLock { m -> XenError? in
             guard m.populatedPages + pages <= m.maximumPages else { return .ENOMEM }
             if ipa.raw >= d.ramBase.raw && ipa.raw - d.ramBase.raw < GuestLayout.ramMaximum {
-                if d.memory.size == 0 && !d.spec.directMapped {
-                    // A toolstack-built domain's first RAM: the whole reservation max_mem allows.
-                    let bytes = alignUp(m.maximumPages * pageSize, twoMiB)
-                    guard bytes <= GuestLayout.ramMaximum,
-                          let base = allocateFrames(pages: Int(bytes / pageSize), alignment: twoMiB) else { return .ENOMEM }
-                    d.memory = PhysicalRange(base: base, size: bytes)
-                }
+                if d.memory.size == 0, let e = d.addRAMPieces(for: ipa, size: size, &m) { return e }
                 guard let host = d.hostAddress(ofRAM: ipa, length: size) else { return .ENOMEM }
                 tern_zero(host.raw, size)
                 do throws(PageTableError) {
@@ -53,6 +54,26 @@ extension Domain {
             m.populatedPages += pages
             return nil
         }
+    }
+
+    /// A toolstack-built domain's RAM pieces under `[ipa, ipa + size)`, allocated where there are none
+    /// yet. At most as many pieces as max_pages fills, so pages given back and populated elsewhere
+    /// cannot make it hold more host memory than that.
+    fileprivate func addRAMPieces(for ipa: GuestPhysicalAddress, size: UInt64, _ m: inout PhysMap) -> XenError? {
+        if ramPieces.count == 0 {
+            ramPieces = .allocate(capacity: Int(GuestLayout.ramMaximum / ramPieceSize))
+            ramPieces.initialize(repeating: 0)
+        }
+        let first = (ipa.raw - ramBase.raw) / ramPieceSize
+        let last = (ipa.raw - ramBase.raw + size - 1) / ramPieceSize
+        guard last < UInt64(ramPieces.count) else { return .EINVAL }
+        for i in Int(first) ... Int(last) where ramPieces[i] == 0 {
+            guard UInt64(m.ramPieceCount + 1) * (ramPieceSize / pageSize) <= alignUp(m.maximumPages, ramPieceSize / pageSize),
+                  let piece = allocateFrames(pages: Int(ramPieceSize / pageSize), alignment: ramPieceSize) else { return .ENOMEM }
+            ramPieces[i] = piece.raw
+            m.ramPieceCount += 1
+        }
+        return nil
     }
 
     /// decrease_reservation and remove_from_physmap: another domain's page mapped at `gfn` is let go;

@@ -20,6 +20,10 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
         wakeSleepers(t)
         if t >= nextWatchdog { fireWatchdogs(t) }
         releaseDeadDomains()
+        if domainExceptionPending {
+            tellControlDomain(cpu, at: t)
+            continue
+        }
         // Reclaim work goes a chunk per pass, so a CPU with vCPUs to run is held up only briefly. The
         // lock is let go meanwhile, so the vCPU here leaves the CPU first: no vCPU is ever half on one.
         if reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable {
@@ -86,7 +90,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: Nanoseconds) {
     flushPendingInterrupts(v)
 }
 
-private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
+func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
     v.enterRunstate(v.blocked.runstate, at: t)
     // A timer interrupt the guest has just finished leaves with its list register freed, not as a
     // maintenance interrupt that nobody would take while no vCPU is loaded here.

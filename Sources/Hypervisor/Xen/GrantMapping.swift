@@ -129,7 +129,7 @@ extension Domain: GrantTableHost {
     }
 
     func flush(frame: HostPhysicalAddress, offset: UInt64, length: UInt64, invalidate: Bool) -> UInt64 {
-        let own = memory.contains(frame)
+        let own = ownsRAM(frame)
         // Under the lock, so a mapped frame cannot be unmapped (and reused by its owner) meanwhile. An
         // invalidate also cleans: lines that straddle the range, or belong to a frame the caller only
         // reads, must not lose data that is not the caller's to throw away.

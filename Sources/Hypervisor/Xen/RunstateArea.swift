@@ -13,17 +13,17 @@ struct RunstateArea {
     /// How many of its six words lie on the first page.
     let wordsOnFirst: Int
 
-    /// nil unless all of it is writable and in the domain's own RAM (`ram`): the hypervisor writes
-    /// there on every switch, never into a device or a page the guest merely has mapped.
-    init?(at va: VirtualAddress, in ram: PhysicalRange) {
+    /// nil unless all of it is writable and in the domain's own RAM: the hypervisor writes there on
+    /// every switch, never into a device or a page the guest merely has mapped.
+    init?(at va: VirtualAddress, ownedBy d: Domain) {
         let size = UInt64(RunstateLayout.size)
         let onFirst = min(size, pageSize - va.raw & 0xFFF)
-        guard let first = GuestMemory.translate(va, write: true), ram.contains(first, length: onFirst) else { return nil }
+        guard let first = GuestMemory.translate(va, write: true), d.ownsRAM(first, length: onFirst) else { return nil }
         self.first = first
         if onFirst == size {
             second = first
         } else {
-            guard let next = GuestMemory.translate(va + onFirst, write: true), ram.contains(next, length: size - onFirst) else {
+            guard let next = GuestMemory.translate(va + onFirst, write: true), d.ownsRAM(next, length: size - onFirst) else {
                 return nil
             }
             second = next

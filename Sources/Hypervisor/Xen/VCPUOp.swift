@@ -40,7 +40,7 @@ extension Domain: VCPUOpHost {
     func registerRunstateArea(_ vcpu: Int, at address: VirtualAddress?) -> Bool {
         var area: RunstateArea?
         if let address {
-            guard let found = RunstateArea(at: address, in: memory) else { return false }
+            guard let found = RunstateArea(at: address, ownedBy: self) else { return false }
             area = found
         }
         let t = vcpus[vcpu]

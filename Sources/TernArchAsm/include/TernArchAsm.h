@@ -106,7 +106,6 @@ void tern_wfi(void);
 void tern_tlbi_vmalls12e1is(void);
 void tern_tlbi_alle2(void);
 void tern_tlbi_ipa_is(uint64_t ipa);
-void tern_clean_dcache_range(uint64_t address, uint64_t size);
 /* New stage-2 entries are seen by every CPU's table walker before the guest can use them. */
 static inline __attribute__((always_inline)) void tern_stage2_sync(void) { __asm__ volatile("dsb ishst\n isb" ::: "memory"); }
 // Translates a guest virtual address with the current vCPU's stage 1 and stage 2; returns PAR_EL1

@@ -91,7 +91,9 @@ public enum XenFeature: UInt32 {
 }
 
 /// VIRQ_* numbers a guest may bind an event channel to.
-public enum VIRQ: UInt32 { case timer = 0, debug = 1, console = 2 }
+/// VIRQ_DOM_EXC is global: the control domain's, bound on vCPU 0, raised when any domain shuts down,
+/// dies or is gone (xenstored's cue to look, and to fire @releaseDomain).
+public enum VIRQ: UInt32 { case timer = 0, debug = 1, console = 2, domainException = 3 }
 
 /// PSCI and SMCCC function ids (Arm DEN0022 / DEN0028) and return codes.
 public enum PSCIFunction: UInt32 {

@@ -1,0 +1,78 @@
+// `xl create` with Xen 4.17's own toolstack from Debian in a Linux dom0 on Tern: libxl builds Linux
+// domUs (Debian's kernel, Tern's initramfs) through domctl, memory_op and foreign mappings, xenstored
+// and xenconsoled connect to them through their reserved grants, and each reaches userspace. What the
+// domUs print is read from xenconsoled's logs inside dom0.
+import Foundation
+import Testing
+import TernTool
+
+extension BootTests {
+    /// A 1-vCPU and a 2-vCPU domU from /etc/xen/domu{1,2}.cfg: both print their userspace marker on the
+    /// console xenconsoled serves, `xl list` shows them with their memory and vCPUs, domu2 sees two CPUs
+    /// and powers itself off (xl's own watcher then destroys it, as on_poweroff says), `xl destroy`
+    /// ends domu1, and the machine's free memory is what it was before.
+    @Test func xlCreatesLinuxDomUsThatReachUserspace() throws {
+        try ToolstackAssets.require()
+        let log1 = "/var/log/xen/console/guest-domu1.log", log2 = "/var/log/xen/console/guest-domu2.log"
+        let dom0 = try toolstackDom0(running: [
+            "xl info", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-DONE", "xl list",
+            "xl create /etc/xen/domu2.cfg", "tern-wait domu2 TERN-LINUX-DONE", "sleep 5", "xl list",
+            "cat \(log1)", "cat \(log2)", "xl destroy domu1", "sleep 3", "xl list", "xl info",
+            "rm \(log1)", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-DONE", "xl destroy domu1", "sleep 3", "xl info",
+        ].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: 240)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(80).joined(separator: "\n")
+        let tern = r.lines.filter { $0.hasPrefix("(tern) ") }.joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 20), "\(log)")
+        // Each command's output, by the command.
+        var sections: [(String, [String])] = []
+        for line in out {
+            if line.hasPrefix("(d0) TERN-DOM0-RUN: ") { sections.append((String(line.dropFirst(20)), [])) }
+            else if !sections.isEmpty { sections[sections.count - 1].1.append(line) }
+        }
+        func listing(_ n: Int) -> [[String]] {
+            let lists: [[String]] = sections.filter { $0.0 == "xl list" }.map { $0.1 }
+            guard n < lists.count else { return [] }
+            var rows: [[String]] = []
+            for line in lists[n] {
+                let columns: [String] = line.replacingOccurrences(of: "\t", with: " ").split(separator: " ").dropFirst().map(String.init)
+                if columns.count == 6 && columns[0] != "Name" { rows.append(columns) }
+            }
+            return rows
+        }
+        // Running, with its 128 MiB and its vCPUs (r: on a CPU, b: waiting).
+        let first = listing(0)
+        let named: [[String]] = first.map { [$0[0], $0[1], $0[3]] }
+        #expect(named == [["Domain-0", "0", "2"], ["domu1", "1", "1"]], "\(log)")
+        #expect(first.last?[2] == "128", "\(first)")
+        #expect(first.last.map { ["r-----", "-b----"].contains($0[4]) } == true, "\(first)")
+        // domu2 came and went: its own poweroff, then xl's watcher destroyed it.
+        #expect(!listing(1).contains { $0[0] == "domu2" } && listing(1).contains { $0[0] == "domu1" }, "\(listing(1))")
+        #expect(tern.contains("(tern) d2: shutdown: poweroff via SCHEDOP_shutdown (preserved)"), "\(tern)")
+        #expect(tern.contains("(tern) d2: released by the control domain"), "\(tern)")
+        // Both reached userspace on the console xenconsoled serves, domu2 with both its vCPUs.
+        let console1 = sections.first { $0.0 == "cat \(log1)" }?.1 ?? []
+        let console2 = sections.first { $0.0 == "cat \(log2)" }?.1 ?? []
+        #expect(console1.contains("(d0) TERN-LINUX-USERSPACE-UP") && console1.contains("(d0) console: hvc0"), "\(console1)")
+        #expect(console1.contains("(d0) cpus online: 0"), "\(console1)")
+        #expect(console2.contains("(d0) TERN-LINUX-USERSPACE-UP") && console2.contains("(d0) cpus online: 0-1"), "\(console2)")
+        #expect(console2.contains("(d0) hypervisor version/extra: -tern"), "\(console2)")
+        // xl destroy: Tern says so, and once xenstored and xenconsoled let go of its pages (they hear of
+        // it by VIRQ_DOM_EXC) the domain is gone and its memory back.
+        #expect(tern.contains("(tern) d1: shutdown: destroyed by the control domain"), "\(tern)")
+        #expect(!listing(2).contains { $0[0] != "Domain-0" }, "\(listing(2))")
+        // Free memory (MiB): the first domain may leave the hypervisor's heap one 4 MiB region larger (it
+        // keeps what it grew by); after that a domain built and destroyed gives back all it took.
+        let free = sections.filter { $0.0 == "xl info" }.compactMap { $0.1.first { $0.hasPrefix("(d0) free_memory ") } }
+            .compactMap { Int($0.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") }
+        #expect(free.count == 3, "\(log)")
+        if free.count == 3 {
+            #expect(free[0] - free[1] >= 0 && free[0] - free[1] <= 4, "\(free)\n\(tern)")
+            #expect(free[1] == free[2], "\(free)\n\(tern)")
+        }
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+}
