@@ -88,6 +88,24 @@ func xenPVChecks(unmapped: UInt64) {
     expect("shared_info for domain 5", call(.memory_op, 7, (5, 0, GuestLayout.ram.raw >> 12 + 1, 0)), EPERM)
     expect("grant frame 999", call(.memory_op, 7, (own | 1 << 32, 999, 0x38000, 0)), EINVAL)
     expect("grant frame over RAM", call(.memory_op, 7, (own | 1 << 32, 0, GuestLayout.ram.raw >> 12, 0)), EINVAL)
+    // The toolstack's memory_op is the control domain's: dom0's memory, its pages, its grant table.
+    // The frame list and the result live where the compiler cannot keep them in registers.
+    let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+    defer { words.deallocate() }
+    let frame = GuestLayout.ram.raw >> 12
+    words[0] = frame
+    let frameAt = UInt64(UInt(bitPattern: words)), resultAt = frameAt + 8
+    // xen_memory_reservation { extent_start, nr_extents, extent_order, mem_flags, domid }
+    expect("populate_physmap for domain 0", call(.memory_op, 6, (frameAt, 1, 0, 0)), EPERM)
+    expect("decrease_reservation for domain 0", call(.memory_op, 1, (frameAt, 1, 0, 0)), EPERM)
+    // add_to_physmap_batch { domid, space gmfn_foreign, size 1, foreign dom0 } { idxs } { gpfns } { errs }:
+    // the call is done, the page refused.
+    words[1] = 99
+    expect("map dom0's page (gmfn_foreign)", call(.memory_op, 23, (own | 4 << 16 | 1 << 32, frameAt, frameAt, resultAt)), 0)
+    expect("map dom0's page: the page's result", Int64(Int32(truncatingIfNeeded: words[1])), EPERM)
+    // acquire_resource { domid 0, type grant table } { nr_frames 1 } { frame 0 } { frame_list }
+    expect("acquire dom0's grant table", call(.memory_op, 28, (1 << 16, 1, 0, frameAt)), EPERM)
+    expect("remove_from_physmap of dom0's page", call(.memory_op, 15, (0, frame, 0, 0)), EPERM)
     // grant_table_op
     expect("gnttab query_size to unmapped", Xen.call(.grant_table_op, 6, unmapped, 1), EFAULT)
     expect("gnttab set_version 2", call(.grant_table_op, 8, (2, 0, 0, 0), extra: 1), EINVAL)
@@ -131,6 +149,9 @@ func xenPVChecks(unmapped: UInt64) {
     expect("hvm get_param 999", call(.hvm_op, 1, (own | 999 << 32, 0, 0, 0)), EINVAL)
     expect("hvm get_param to unmapped", Xen.call(.hvm_op, 1, unmapped), EFAULT)
     expect("hvm set_param", call(.hvm_op, 0, (own | 17 << 32, 0, 0, 0)), EPERM)
+    expect("hvm get_param of domain 0", call(.hvm_op, 1, (0 | 1 << 32, 0, 0, 0)), EPERM)
+    expect("hvm set_param of domain 0", call(.hvm_op, 0, (0 | 1 << 32, 0, 0, 0)), EPERM)
+    expect("evtchn status of dom0's port 1", call(.event_channel_op, 5, (0 | 1 << 32, 0, 0, 0)), EPERM)
     // vcpu_op: vcpu_info must fit in one page of our RAM; runstate must be mapped.
     expect("vcpu_info across a page end", call(.vcpu_op, 10, (GuestLayout.ram.raw >> 12, 4090, 0, 0)), EINVAL)
     expect("vcpu_info outside RAM", call(.vcpu_op, 10, (0x10000, 0, 0, 0)), EINVAL)
