@@ -11,16 +11,20 @@ nonisolated(unsafe) var domainsToRelease = 0
 /// A domain shut down, died or was released since the control domain was last told (VIRQ_DOM_EXC).
 nonisolated(unsafe) var domainExceptionPending = false
 
-/// Raises VIRQ_DOM_EXC in the control domain, if it bound it. Called locked from the switch path, and
-/// lets go of the lock meanwhile (raising takes it): the vCPU on this CPU leaves it first, as for
-/// reclaim work, so none is ever half on a CPU.
-func tellControlDomain(_ cpu: PhysicalCPU, at t: Nanoseconds) {
+/// The control domain is to hear of a domain's end at the next scheduling pass. Under the lock.
+func markDomainException() {
+    domainExceptionPending = true
+    nextWatchdog = Nanoseconds(0)
+}
+
+/// Raises VIRQ_DOM_EXC in the control domain, if it bound it. Called locked from the switch path with
+/// no vCPU on this CPU, and lets go of the lock meanwhile (raising takes it).
+func tellControlDomain() {
     domainExceptionPending = false
     var control: Domain?
     for case let d? in domains where d.privileged && d.xenPV && !d.dying { control = d }
     guard let c = control, c.withReferences({ DomainReferences.hold($0) }) else { return }
     let port = c.events.withLock { $0.ports.port(forVIRQ: VIRQ.domainException.rawValue, vcpu: 0) }
-    if port != nil, let old = cpu.current { switchOut(old, from: cpu, at: t) }
     unlockScheduler()
     if let port { notifyPort(c, port) }
     c.withReferences { DomainReferences.drop($0) }
@@ -35,7 +39,7 @@ func shutdownDomain(_ d: Domain, reason asked: ShutdownReason, via: StaticString
     guard let shutdown = d.life.shutDown(asked, hasPanicked: d.hasPanicked, actions: d.spec.actions) else { return }
     if d.life.awaitsRelease { domainsToRelease += 1 }
     if !d.life.countsAsAlive { domainsAlive -= 1 }
-    domainExceptionPending = true
+    markDomainException()
     stopVCPUs(d)
     log { c in
         c.domain(d)
@@ -104,7 +108,7 @@ private func destroyLocked(_ d: Domain, by who: StaticString) {
     d.flushConsole()
     guard d.life.destroy() else { return }
     if d.life.awaitsRelease && !awaited { domainsToRelease += 1 }
-    domainExceptionPending = true
+    markDomainException()
     if alive && !d.life.countsAsAlive { domainsAlive -= 1 }
     if !wasDying { stopVCPUs(d) }
     log { c in
@@ -207,7 +211,7 @@ func releaseDeadDomains() {
         d.vcpus.removeAll()
         domains[d.slot] = nil
         domainsToRelease -= 1
-        domainExceptionPending = true
+        markDomainException()
         // Its VMID goes to whoever takes the slot next: nothing of it may stay in any TLB.
         forgetTranslations(d)
         reclaiming.append(Reclaim(domain: d))

@@ -6,7 +6,8 @@ import TernArchAsm
 import TernCore
 
 nonisolated(unsafe) private var poweringOff = false
-/// The earliest deadline of any live domain's watchdog, so the switch path checks one number.
+/// The earliest deadline of any live domain's watchdog, so the switch path checks one number; zero
+/// while the control domain is to be told of a domain's end (markDomainException).
 nonisolated(unsafe) var nextWatchdog = Nanoseconds.never
 @inline(__always) func markSleeping(_ v: VCPU) { sleepers.set(v.slot, key: v.wakeAt.raw, tie: 0) }
 @inline(__always) func markNotSleeping(slot: Int) { sleepers.remove(slot) }
@@ -18,12 +19,18 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
     while true {
         let t = now()
         wakeSleepers(t)
-        if t >= nextWatchdog { fireWatchdogs(t) }
-        releaseDeadDomains()
-        if domainExceptionPending {
-            tellControlDomain(cpu, at: t)
-            continue
+        if t >= nextWatchdog {
+            fireWatchdogs(t)
+            // Telling the control domain of a domain's end rides on this check (markDomainException),
+            // so the switch path pays nothing for it. Telling lets go of the lock: the vCPU here leaves
+            // the CPU first, as for reclaim work.
+            if domainExceptionPending {
+                if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+                tellControlDomain()
+                continue
+            }
         }
+        releaseDeadDomains()
         // Reclaim work goes a chunk per pass, so a CPU with vCPUs to run is held up only briefly. The
         // lock is let go meanwhile, so the vCPU here leaves the CPU first: no vCPU is ever half on one.
         if reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable {
@@ -90,7 +97,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: Nanoseconds) {
     flushPendingInterrupts(v)
 }
 
-func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
+private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
     v.enterRunstate(v.blocked.runstate, at: t)
     // A timer interrupt the guest has just finished leaves with its list register freed, not as a
     // maintenance interrupt that nobody would take while no vCPU is loaded here.

@@ -269,7 +269,7 @@ public struct Scheduler: ~Copyable {
         let previous = pcpus[p].current
         // Xen's ratelimit: a pick before its deadline (a kick: someone woke) leaves a vCPU that has
         // run less than `minimumRun` where it is, and comes back when it has.
-        if let v = previous, !pcpus[p].yielded, allowed(v, on: p), let due = pcpus[p].deadline, due > now,
+        if let v = previous, !pcpus[p].yielded, let due = pcpus[p].deadline, due > now,
            now < pcpus[p].pickedAt + parameters.minimumRun.raw {
             pcpus[p].deadline = min(due, pcpus[p].pickedAt + parameters.minimumRun.raw)
             return v
@@ -281,8 +281,8 @@ public struct Scheduler: ~Copyable {
             vcpus[v].state = .waiting
             vcpus[v].waitingSince = now
             // A yielder is queued again once the choice is made: it runs again only when nobody else can.
-            // One whose affinity no longer has this pCPU goes to a queue it may use.
-            if pcpus[p].yielded && allowed(v, on: p) { yielder = v } else { enqueue(v, on: allowed(v, on: p) ? p : firstAllowed(v)) }
+            // Its queue is this pCPU's, unless setAffinity has just moved it away.
+            if pcpus[p].yielded { yielder = v } else { enqueue(v, on: vcpus[v].queue) }
         }
         pcpus[p].yielded = false
 
@@ -404,8 +404,12 @@ public struct Scheduler: ~Copyable {
             }
             return nil
         case .running(let p):
+            // Its next pick (at once: the deadline has passed, and it yields nothing) queues it where
+            // it may run, and it is no candidate here any more.
             guard !allowed(v, on: p) else { return nil }
+            vcpus[v].queue = firstAllowed(v)
             pcpus[p].deadline = 0
+            pcpus[p].yielded = false
             return p
         }
     }
