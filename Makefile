@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: setup linux build demo linux-demo test bench clean
+.PHONY: setup linux build demo guests-demo linux-demo test bench clean
 
 setup:
 	@scripts/setup.sh
@@ -17,7 +17,12 @@ build: setup
 	$(SWIFT) build --product tern
 	$(SWIFT) run tern build
 
-demo: build
+# Linux dom0 with Xen 4.17's own toolstack creates, lists, pauses and destroys two Linux domUs with xl.
+demo: build linux
+	$(SWIFT) run tern run examples/xl-demo.cfg --timeout 400
+
+# Tern's own guests only (no downloads): dom0 and two domUs.
+guests-demo: build
 	$(SWIFT) run tern run examples/dom0.cfg examples/hello.cfg examples/hello-psci.cfg --timeout 120
 
 linux-demo: build linux
