@@ -97,6 +97,12 @@ case $mode in
 esac
 INIT
     chmod 755 "$st/init"
+    # What Linux runs when its hypervisor's toolstack asks it to power off or reboot (Xen's
+    # control/shutdown: `xl shutdown`, `xl reboot`); init here is a shell, so no signal to it would do.
+    mkdir -p "$st/sbin"
+    printf '#!/bin/busybox sh\necho "TERN-LINUX: asked to power off" > /dev/console\nexec /bin/busybox poweroff -f\n' > "$st/sbin/poweroff"
+    printf '#!/bin/busybox sh\necho "TERN-LINUX: asked to reboot" > /dev/console\nexec /bin/busybox reboot -f\n' > "$st/sbin/reboot"
+    chmod 755 "$st/sbin/poweroff" "$st/sbin/reboot"
     # The kernel opens /dev/console before /init runs, so the node must be in the archive.
     # (This script runs as root anyway: apt-get needs it.)
     mknod -m 600 "$st/dev/console" c 5 1

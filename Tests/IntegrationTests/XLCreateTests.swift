@@ -76,3 +76,42 @@ extension BootTests {
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 }
+
+extension BootTests {
+    /// The rest of a created domU's life under xl: `xl vcpu-pin` moves its vCPU (domctl setvcpuaffinity,
+    /// shown by `xl vcpu-list`), `xl reboot` asks the guest through xenstore and xl's watcher builds it
+    /// again (on_reboot = restart: a new domain, same name, back in userspace), `xl shutdown -w` asks it
+    /// to power off and waits, and the watcher destroys it.
+    @Test func xlPinsRebootsAndShutsDownADomU() throws {
+        try ToolstackAssets.require()
+        let log1 = "/var/log/xen/console/guest-domu1.log"
+        let dom0 = try toolstackDom0(running: [
+            "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-DONE", "xl vcpu-pin domu1 0 1", "xl vcpu-list domu1",
+            "rm \(log1)", "xl reboot domu1", "tern-wait domu1 TERN-LINUX-DONE", "xl list",
+            "xl shutdown -w domu1", "sleep 2", "xl list",
+        ].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: 240)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
+        let tern = r.lines.filter { $0.hasPrefix("(tern) ") }.joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 11), "\(log)")
+        // vcpu-list: Name ID VCPU CPU State Time Affinity (hard / soft): pinned to CPU 1, and there.
+        let row = out.first { $0.hasPrefix("(d0) domu1 ") && $0.contains(" / ") }?
+            .split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        #expect(row.map { [$0[3], $0[4]] + $0.suffix(3) } == ["0", "1", "1", "/", "all"], "\(log)")
+        // The reboot: the guest was asked, Tern saw it, xl built a new domain under the same name.
+        #expect(tern.contains("(tern) d1: shutdown: reboot via SCHEDOP_shutdown (preserved)"), "\(tern)")
+        #expect(tern.contains("(tern) d2: created by the control domain, 1 vcpu"), "\(tern)")
+        let listed = out.first { $0.hasPrefix("(d0) domu1 ") && !$0.contains(" / ") }?
+            .replacingOccurrences(of: "\t", with: " ").split(separator: " ").map(String.init)
+        #expect(listed.map { [$0[1], $0[2]] } == ["domu1", "2"], "\(log)")
+        // The shutdown: asked, powered off, destroyed by xl's watcher, gone.
+        #expect(tern.contains("(tern) d2: shutdown: poweroff via SCHEDOP_shutdown (preserved)"), "\(tern)")
+        #expect(tern.contains("(tern) d2: released by the control domain"), "\(tern)")
+        let last = out.split { $0.hasPrefix("(d0) TERN-DOM0-RUN: ") }.last ?? []
+        #expect(last.contains { $0.hasPrefix("(d0) Domain-0 ") } && !last.contains { $0.hasPrefix("(d0) domu1 ") }, "\(log)")
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+}

@@ -219,7 +219,7 @@ import Testing
         #expect(run(.setvcpuaffinity, domain: 1, a, host: host, memory: &memory).0 == nil)
         #expect(host.affinities.count == 1 && host.affinities[0].1 == 1 && host.affinities[0].2 == 0b10)
         #expect(memory.bytes(at: buffer, count: 2) == [0b10, 0])
-        #expect(memory.bytes(at: buffer + 8, count: 2) == [0b11, 0xEE])
+        #expect(memory.bytes(at: buffer + 8, count: 2) == [0b10, 0xEE])
         // No CPU of the machine, or a vCPU it has not: -EINVAL.
         _ = memory.write(UInt8(0b100), to: VirtualAddress(buffer))
         #expect(run(.setvcpuaffinity, domain: 1, a, host: host, memory: &memory).0 == .EINVAL)

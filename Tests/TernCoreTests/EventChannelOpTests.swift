@@ -304,6 +304,11 @@ final class FakeEventMachine {
         #expect(call(.bind_virq, virq, by: 1).0 == -22)
         (virq.virq, virq.vcpu) = (1, 2)
         #expect(call(.bind_virq, virq, by: 1).0 == -22)                  // domain 1 has 2 vCPUs
+        // A global VIRQ (VIRQ_DOM_EXC, the console's) is bound on vCPU 0 only, as on Xen.
+        (virq.virq, virq.vcpu) = (VIRQ.domainException.rawValue, 1)
+        #expect(call(.bind_virq, virq, by: 1).0 == -22)
+        virq.vcpu = 0
+        #expect(call(.bind_virq, virq, by: 1).0 == 0)
     }
 
     @Test mutating func ipisStayOnTheirVCPUAndOtherPortsMove() {

@@ -10,7 +10,7 @@ import Testing
         for round in 0 ..< 3 {
             for n in UInt64(0) ..< 5000 {
                 let inserted = m.insert(GuestFrameNumber(0x8_0000 + n), mapping(n + UInt64(round)))
-                #expect(inserted)
+                #expect(inserted == .added)
             }
             #expect(m.count == 5000)
             #expect(m.lookup(GuestFrameNumber(0x8_0000 + 4321)) == mapping(4321 + UInt64(round)))
@@ -23,7 +23,7 @@ import Testing
             // What stays is found past the removed slots; nothing is there twice.
             #expect(m.lookup(GuestFrameNumber(0x8_0001)) == mapping(1 + UInt64(round)))
             let again = m.insert(GuestFrameNumber(0x8_0001), mapping(9))
-            #expect(!again)
+            #expect(again == .present)
             let none = m.remove(GuestFrameNumber(0x8_0000))
             #expect(none == nil)
             for n in UInt64(0) ..< 5000 where n % 2 == 1 {
@@ -46,5 +46,23 @@ import Testing
         let found: Set<UInt64> = Set(all.map { $0.0.raw })
         #expect(found == expected)
         for (gfn, found) in all { #expect(found == mapping(gfn.raw / 512)) }
+    }
+
+    /// The table never grows past what the heap can give: beyond it an insert says so, and changes nothing.
+    @Test func aFullTableRefusesMore() {
+        var m = ForeignMappings<DomainID>()
+        var n: UInt64 = 0
+        while true {
+            let r = m.insert(GuestFrameNumber(n), mapping(n))
+            if r == .full { break }
+            #expect(r == .added)
+            n += 1
+        }
+        #expect(n >= UInt64(ForeignMappings<DomainID>.maximumSlots / 4) && n <= UInt64(ForeignMappings<DomainID>.maximumSlots / 2))
+        #expect(m.count == Int(n) && m.lookup(GuestFrameNumber(n)) == nil && m.lookup(GuestFrameNumber(n - 1)) == mapping(n - 1))
+        // Room again once some go.
+        _ = m.remove(GuestFrameNumber(0))
+        let again = m.insert(GuestFrameNumber(n), mapping(n))
+        #expect(again == .added)
     }
 }

@@ -13,6 +13,7 @@ import Testing
         func mapForeign(_ owner: DomainID, frame: GuestFrameNumber, at gfn: GuestFrameNumber) -> XenError? { .EPERM }
         func grantFrameLimit(of owner: DomainID) -> Int? { nil }
         func mapGrantFrame(of owner: DomainID, _ index: Int, at gfn: GuestFrameNumber) -> XenError? { .EPERM }
+        func continuation(_ command: UInt64) -> UInt64 { command }
         var sharedInfo: [GuestPhysicalAddress] = []
         var grantFrames: [(Int, GuestPhysicalAddress)] = []
         func placeSharedInfo(at page: GuestPhysicalAddress) -> UInt64 {

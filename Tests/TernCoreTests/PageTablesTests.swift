@@ -82,22 +82,31 @@ private let rwx: Permissions = [.read, .write, .execute]
     }
 
     @Test func removingAPageSplitsTheBlocksAboveItBreakingBeforeMaking() throws {
-        var memory = FakeTableMemory()
+        let shared = SharedTableMemory()
+        var memory = shared
         var s2 = try Stage2Table(memory: &memory)
         // 1 GiB + 2 MiB at 0x4000_0000: a level-1 block and a level-2 block.
         try s2.map(GuestPhysicalAddress(0x4000_0000), to: HostPhysicalAddress(0x1_0000_0000), size: GiB + 2 * MiB,
                    type: .normal, permissions: rwx, memory: &memory)
         var invalidated: [UInt64] = []
+        var entriesWhenInvalidated: [UInt64] = []
         let gone = GuestPhysicalAddress(0x4012_3000)
-        let removed = s2.removePage(gone, memory: &memory) { invalidated.append($0.raw) }
+        let root = s2.root
+        let removed = s2.removePage(gone, memory: &memory) { ipa in
+            invalidated.append(ipa.raw)
+            // The entry being replaced, as the TLBs are told to forget it: it must be invalid by then.
+            let l1 = shared.storage.pages[root.raw]![1]
+            entriesWhenInvalidated.append(invalidated.count == 1 ? l1 : shared.storage.pages[l1 & 0xFFFF_FFFF_F000]![0])
+        }
         #expect(removed == HostPhysicalAddress(0x1_0012_3000))
-        #expect(invalidated == [0x4000_0000, 0x4000_0000 + 0x0020_0000 * (0x12_3000 >> 21)])
+        #expect(invalidated == [0x4000_0000, 0x4000_0000])
+        #expect(entriesWhenInvalidated == [0, 0])
         #expect(s2.translate(gone, memory: memory) == nil)
         // Every other page keeps its frame and its permissions, in the split block and beside it.
         for ipa: UInt64 in [0x4012_2000, 0x4012_4000, 0x4000_0000, 0x7FFF_F000, 0x8000_0000, 0x801F_F000] {
             let t = s2.translate(GuestPhysicalAddress(ipa), memory: memory)
             #expect(t?.pa == HostPhysicalAddress(ipa - 0x4000_0000 + 0x1_0000_0000))
-            #expect(t?.permissions == rwx && t?.type == .normal)
+            #expect(t?.permissions == rwx && t?.type == .normal && t?.borrowed == false)
         }
         // The hole takes another page; removing it again or an unmapped page changes nothing.
         try s2.map(gone, to: HostPhysicalAddress(0x9000_0000), size: 4096, type: .normal, permissions: rw, memory: &memory)
@@ -105,6 +114,19 @@ private let rwx: Permissions = [.read, .write, .execute]
         #expect(s2.removePage(gone, memory: &memory) { _ in Issue.record("nothing to split") } == HostPhysicalAddress(0x9000_0000))
         #expect(s2.removePage(gone, memory: &memory) { _ in } == nil)
         #expect(s2.removePage(GuestPhysicalAddress(0x2000_0000), memory: &memory) { _ in } == nil)
+    }
+
+    /// A grant or foreign mapping is marked as another domain's page; the domain's own are not.
+    @Test func borrowedPagesSaySo() throws {
+        var memory = FakeTableMemory()
+        var s2 = try Stage2Table(memory: &memory)
+        try s2.map(GuestPhysicalAddress(0x4000_0000), to: HostPhysicalAddress(0x8000_0000), size: 4096, type: .normal,
+                   permissions: rw, memory: &memory)
+        try s2.map(GuestPhysicalAddress(0x4000_1000), to: HostPhysicalAddress(0x9000_0000), size: 4096, type: .normal,
+                   permissions: rw, borrowed: true, memory: &memory)
+        #expect(s2.translate(GuestPhysicalAddress(0x4000_0000), memory: memory)?.borrowed == false)
+        #expect(s2.translate(GuestPhysicalAddress(0x4000_1000), memory: memory)?.borrowed == true)
+        #expect(s2.translate(GuestPhysicalAddress(0x4000_1000), memory: memory)?.permissions == rw)
     }
 
     @Test func aSinglePageUnmapsAndCanBeMappedAgainButBlocksNever() throws {
@@ -309,5 +331,27 @@ private let rwx: Permissions = [.read, .write, .execute]
         // T0SZ 25 | IRGN0 WBWA | ORGN0 WBWA | SH0 inner | TG0 4K | PS 40 bits | RES1 31, 23
         #expect(HypervisorTable<FakeTableMemory>.tcr == 0x8082_3519)
         #expect(HypervisorTable<FakeTableMemory>.mair == 0xFF04)
+    }
+}
+
+/// Table pages behind a reference, so a callback can look at them while a walk runs.
+private struct SharedTableMemory: TableMemory {
+    final class Storage {
+        var pages: [UInt64: [UInt64]] = [:]
+        var nextPage: UInt64 = 0x7_0000_0000
+    }
+    let storage = Storage()
+
+    mutating func allocateTablePage() -> HostPhysicalAddress? {
+        let page = storage.nextPage
+        storage.nextPage += 4096
+        storage.pages[page] = Array(repeating: 0, count: 512)
+        return HostPhysicalAddress(page)
+    }
+
+    func load(_ table: HostPhysicalAddress, _ index: Int) -> UInt64 { storage.pages[table.raw]![index] }
+
+    mutating func store(_ table: HostPhysicalAddress, _ index: Int, _ value: UInt64) {
+        storage.pages[table.raw]![index] = value
     }
 }

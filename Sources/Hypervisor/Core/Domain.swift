@@ -139,10 +139,11 @@ final class Domain {
     /// Maps one page of host memory at `page` of its address space (normal memory, never executable),
     /// under its physMap lock; `lent`: a frame of the hypervisor's it now owns (freed with it).
     func mapPage(_ page: GuestPhysicalAddress, to frame: HostPhysicalAddress, permissions: Permissions,
-                 lent: Bool = false) -> Bool {
+                 lent: Bool = false, borrowed: Bool = false) -> Bool {
         physMap.withLock { m in
             do throws(PageTableError) {
-                try m.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: permissions, memory: &m.tables)
+                try m.stage2.map(page, to: frame, size: pageSize, type: .normal, permissions: permissions,
+                                 borrowed: borrowed, memory: &m.tables)
             } catch {
                 return false
             }

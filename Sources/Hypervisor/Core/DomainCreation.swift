@@ -43,7 +43,8 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
         guard let next = domainIDs.allocate(inUse: inUse) else { return refuse(.ENOMEM) }
         id = next
     }
-    guard let (slot, firstVCPU) = freeSlots(vcpus: request.vcpus),
+    // A slot past the VMIDs' reach would share another domain's TLB entries.
+    guard let (slot, firstVCPU) = freeSlots(vcpus: request.vcpus), slot < vmids.domainLimit,
           growTables(domains: slot + 1, vcpus: firstVCPU + request.vcpus) else { return refuse(.ENOMEM) }
     let spec = DomainSpec(
         id: id, name: [], memoryBytes: 0, vcpus: request.vcpus, weight: 256, cap: 0, affinity: ~0,
@@ -54,6 +55,9 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
     let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPU, memory: PhysicalRange(base: HostPhysicalAddress(0), size: 0),
                    ramBase: GuestLayout.ram, stage2: stage2, tables: tables)
     d.grantFrameLimit = request.grantFrames
+    // Its RAM's pieces, none yet: made now, so those who look without the lock never see it half made.
+    d.ramPieces = .allocate(capacity: Int(GuestLayout.ramMaximum / ramPieceSize))
+    d.ramPieces.initialize(repeating: 0)
     d.handle = request.handle
     d.ssidref = request.ssidref
     _ = d.controllerPause.pause()
@@ -133,16 +137,23 @@ func pinVCPU(_ d: Domain, vcpu index: Int, hard: UInt64) -> UInt64? {
     guard index < d.vcpus.count else { return nil }
     lockScheduler()
     defer { unlockScheduler() }
-    if let p = scheduler.setAffinity(d.vcpus[index].slot, hard), p != thisCPUIndex() { kickCPU(p) }
+    let slot = d.vcpus[index].slot
+    if let p = scheduler.setAffinity(slot, hard) {
+        // The CPU it must leave, and the one whose queue it goes to (which may be idle).
+        if p != thisCPUIndex() { kickCPU(p) }
+        let q = scheduler.placement(of: slot).pcpu
+        if q != p && q != thisCPUIndex() { kickCPU(q) }
+    }
     return hard
 }
 
 /// cacheflush: what the toolstack wrote into the domain's RAM through its own cacheable mappings is
-/// cleaned to memory, for a guest that starts with its caches off (Linux's boot protocol).
+/// cleaned to memory and invalidated (as Xen's flush_page_to_ram), for a guest that starts with its
+/// caches off (Linux's boot protocol).
 func cleanDomainCaches(_ d: Domain, frames first: UInt64, count: UInt64) -> XenError? {
     for n in 0 ..< count {
         guard let host = d.ownPage(GuestFrameNumber(first &+ n)) else { continue }
-        tern_dcache_range(host.raw, pageSize, 1, 0)
+        tern_dcache_range(host.raw, pageSize, 1, 1)
     }
     return nil
 }

@@ -144,6 +144,11 @@ func watchdogCommand(_ v: VCPU, id: UInt32, timeout: UInt32) -> UInt64 {
 }
 
 private func updateNextWatchdog() {
+    // A domain's end not yet told keeps the check due (markDomainException).
+    guard !domainExceptionPending else {
+        nextWatchdog = Nanoseconds(0)
+        return
+    }
     nextWatchdog = .never
     for case let d? in domains where !d.dying { nextWatchdog = min(nextWatchdog, d.watchdogs.next ?? .never) }
 }

@@ -13,13 +13,19 @@ import TernCore
 extension Domain {
     /// populate_physmap: the 2^order pages at `gfn` get memory (their part of the reservation, or a
     /// lent frame for a magic page), zeroed, read-write-execute as RAM is.
-    func populate(at gfn: GuestFrameNumber, order: Int) -> XenError? {
+    /// `byToolstack`: the control domain fills another domain (only it may give magic pages, which
+    /// are frames of the hypervisor's beyond the domain's RAM).
+    func populate(at gfn: GuestFrameNumber, order: Int, byToolstack: Bool) -> XenError? {
         let d = self
         let pieceOrder = 9
         if order > pieceOrder && memory.size == 0 {
-            // A 1 GiB extent of a toolstack-built domain: its 2 MiB pieces one by one.
+            // A 1 GiB extent of a toolstack-built domain: its 2 MiB pieces one by one, once it is sure
+            // max_pages allows them all.
+            let fits = physMap.withLock { $0.populatedPages + UInt64(1) << UInt64(order) <= $0.maximumPages }
+            guard fits else { return .ENOMEM }
             for k in 0 ..< UInt64(1) << UInt64(order - pieceOrder) {
-                if let e = populate(at: GuestFrameNumber(gfn.raw + k << UInt64(pieceOrder)), order: pieceOrder) { return e }
+                if let e = populate(at: GuestFrameNumber(gfn.raw + k << UInt64(pieceOrder)), order: pieceOrder,
+                                    byToolstack: byToolstack) { return e }
             }
             return nil
         }
@@ -37,7 +43,7 @@ extension Domain {
                 } catch {
                     return error == .outOfMemory ? .ENOMEM : .EBUSY
                 }
-            } else if order == 0 && ipa.raw >= MagicPages.base.raw && ipa.raw - MagicPages.base.raw < MagicPages.size {
+            } else if byToolstack && order == 0 && ipa.raw >= MagicPages.base.raw && ipa.raw - MagicPages.base.raw < MagicPages.size {
                 guard let frame = allocateFrames(pages: 1) else { return .ENOMEM }
                 do throws(PageTableError) {
                     try m.stage2.map(ipa, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &m.tables)
@@ -60,10 +66,6 @@ extension Domain {
     /// yet. At most as many pieces as max_pages fills, so pages given back and populated elsewhere
     /// cannot make it hold more host memory than that.
     fileprivate func addRAMPieces(for ipa: GuestPhysicalAddress, size: UInt64, _ m: inout PhysMap) -> XenError? {
-        if ramPieces.count == 0 {
-            ramPieces = .allocate(capacity: Int(GuestLayout.ramMaximum / ramPieceSize))
-            ramPieces.initialize(repeating: 0)
-        }
         let first = (ipa.raw - ramBase.raw) / ramPieceSize
         let last = (ipa.raw - ramBase.raw + size - 1) / ramPieceSize
         guard last < UInt64(ramPieces.count) else { return .EINVAL }
@@ -89,8 +91,10 @@ extension Domain {
                 return nil
             }
             guard let t = m.stage2.translate(gfn.address, memory: m.tables) else { return .ENOENT }
-            // Lent frames (grant frames, the console ring, magic pages) stay the domain's until it dies.
-            guard d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa else { return .EINVAL }
+            // Lent frames (grant frames, the console ring, magic pages) stay the domain's until it dies;
+            // a grant it maps (even of its own page) is not a page it has.
+            guard !t.borrowed, d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa, m.populatedPages > 0
+            else { return .EINVAL }
             let removed = m.stage2.removePage(gfn.address, memory: &m.tables) { invalidateStage2(d, $0) }
             guard removed != nil else { return .ENOMEM }
             invalidateStage2(d, gfn.address)
@@ -106,8 +110,7 @@ extension Domain {
     func ownPage(_ gfn: GuestFrameNumber) -> HostPhysicalAddress? {
         let d = self
         return physMap.withLock { m in
-            guard let t = m.stage2.translate(gfn.address, memory: m.tables), t.type == .normal, m.foreign.lookup(gfn) == nil
-            else { return nil }
+            guard let t = m.stage2.translate(gfn.address, memory: m.tables), t.type == .normal, !t.borrowed else { return nil }
             if d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa { return t.pa }
             for frame in m.ownedFrames where frame == t.pa { return frame }
             return nil
@@ -117,14 +120,24 @@ extension Domain {
     /// Maps `owner`'s frame `frame` (held: the caller took a reference, which the mapping keeps) at
     /// this domain's `gfn`, which must be empty (a ballooned-out page, as Linux gives privcmd).
     func mapForeign(_ owner: Domain, frame: HostPhysicalAddress, at gfn: GuestFrameNumber) -> XenError? {
-        physMap.withLock { m -> XenError? in
+        // The table may have to grow: the heap gets room first (never from inside an allocation).
+        ensureHeapHeadroom()
+        let d = self
+        return physMap.withLock { m -> XenError? in
+            guard m.foreign.lookup(gfn) == nil else { return .EBUSY }
             do throws(PageTableError) {
-                try m.stage2.map(gfn.address, to: frame, size: pageSize, type: .normal, permissions: [.read, .write], memory: &m.tables)
+                try m.stage2.map(gfn.address, to: frame, size: pageSize, type: .normal, permissions: [.read, .write],
+                                 borrowed: true, memory: &m.tables)
             } catch {
                 return error == .outOfMemory ? .ENOMEM : .EBUSY
             }
+            guard m.foreign.insert(gfn, ForeignMapping(owner: owner, frame: frame)) == .added else {
+                // Past what the table holds: the mapping goes again, and the caller learns why.
+                _ = m.stage2.unmapPage(gfn.address, memory: &m.tables)
+                invalidateStage2(d, gfn.address)
+                return .ENOMEM
+            }
             tern_stage2_sync()
-            _ = m.foreign.insert(gfn, ForeignMapping(owner: owner, frame: frame))
             return nil
         }
     }

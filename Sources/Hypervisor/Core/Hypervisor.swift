@@ -95,18 +95,25 @@ func growTables(domains domainSlots: Int, vcpus vcpuSlotCount: Int) -> Bool {
     if domainCount > domains.count { domains = grown(domains, to: domainCount) }
     if vcpuCount > vcpuSlots.count {
         vcpuSlots = grown(vcpuSlots, to: vcpuCount)
-        vcpuFrames = grown(vcpuFrames, to: vcpuCount)
+        // The old frame table is kept: a restart builds its vCPUs outside the lock, and may still be
+        // looking at it (the tables only double, so what is kept is less than what is in use).
+        vcpuFrames = grown(vcpuFrames, to: vcpuCount, freeingOld: false)
         sleepers.grow(to: vcpuCount)
     }
     scheduler.grow(domains: domainCount, vcpus: vcpuCount)
     return true
 }
 
-private func grown<T>(_ table: UnsafeMutableBufferPointer<T?>, to count: Int) -> UnsafeMutableBufferPointer<T?> {
+private func grown<T>(_ table: UnsafeMutableBufferPointer<T?>, to count: Int,
+                      freeingOld: Bool = true) -> UnsafeMutableBufferPointer<T?> {
     let larger = UnsafeMutableBufferPointer<T?>.allocate(capacity: count)
-    _ = larger.moveInitialize(fromContentsOf: table)
+    if freeingOld {
+        _ = larger.moveInitialize(fromContentsOf: table)
+        table.deallocate()
+    } else {
+        _ = larger.initialize(fromContentsOf: table)
+    }
     larger[table.count...].initialize(repeating: nil)
-    table.deallocate()
     return larger
 }
 

@@ -82,7 +82,7 @@ extension Domain: GrantTableHost {
                                                                  readOnly: readOnly)) else {
                     return .failure(GrantStatusError(.noDeviceSpace))      // maptrack full
                 }
-                guard d.mapPage(address, to: frame, permissions: readOnly ? [.read] : [.read, .write]) else {
+                guard d.mapPage(address, to: frame, permissions: readOnly ? [.read] : [.read, .write], borrowed: true) else {
                     _ = table.maptrack.remove(handle: h)
                     return .failure(GrantStatusError(.badVirtualAddress))
                 }

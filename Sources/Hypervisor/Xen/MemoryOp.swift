@@ -17,8 +17,14 @@ extension Domain: MemoryOpHost {
     }
 
     func populate(_ target: DomainID, at gfn: GuestFrameNumber, order: Int) -> XenError? {
-        if target == id { return populate(at: gfn, order: order) }
-        return withHeldDomain(target) { $0.populate(at: gfn, order: order) } ?? .ESRCH
+        if target == id { return populate(at: gfn, order: order, byToolstack: false) }
+        return withHeldDomain(target) { $0.populate(at: gfn, order: order, byToolstack: true) } ?? .ESRCH
+    }
+
+    func continuation(_ command: UInt64) -> UInt64 {
+        // The call is made again from its HVC, with the command that says where it goes on from.
+        thisCPU().current.unsafelyUnwrapped.frame.pointee.elr &-= 4
+        return command
     }
 
     func remove(_ target: DomainID, at gfn: GuestFrameNumber) -> XenError? {
@@ -55,6 +61,7 @@ extension Domain: MemoryOpHost {
             if g.frames.count <= index {
                 g.frames += [GrantFrame?](repeating: nil, count: index + 1 - g.frames.count)
             }
+            guard index < d.grantFrameLimit else { return XenError.EINVAL.returnValue }
             if let placed = g.frames[index], placed.guest != nil {
                 return placed.guest == page ? 0 : XenError.EBUSY.returnValue
             }

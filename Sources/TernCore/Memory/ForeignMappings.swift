@@ -18,53 +18,66 @@ public struct ForeignMapping<Owner> {
 extension ForeignMapping: Equatable where Owner: Equatable {}
 
 /// Open addressing with linear probing over a power-of-two table, grown at half full; a removed
-/// slot is marked, so the chains through it stay whole.
+/// slot is marked, so the chains through it stay whole. Its three arrays (keys, owners, frames) are
+/// 8 bytes a slot each, and none grows past `maximumSlots`: a block the hypervisor's heap can give.
 public struct ForeignMappings<Owner> {
     private static var empty: UInt64 { .max }
     private static var removed: UInt64 { .max - 1 }
+    /// 2^17 slots: 1 MiB an array, so at least 2^15 (128 MiB of pages) and up to 2^16 mappings.
+    public static var maximumSlots: Int { 1 << 17 }
     private var keys: [UInt64] = []
-    private var values: [ForeignMapping<Owner>?] = []
+    private var owners: [Owner?] = []
+    private var frames: [UInt64] = []
     public private(set) var count = 0
     private var used = 0                      // live and removed slots
 
     public init() {}
 
-    /// Records the mapping at `gfn`; false (and nothing changes) when one is there already.
-    public mutating func insert(_ gfn: GuestFrameNumber, _ mapping: ForeignMapping<Owner>) -> Bool {
-        if 2 * (used + 1) > keys.count { rehash(to: max(16, count + 1 > keys.count / 4 ? 2 * keys.count : keys.count)) }
-        var i = slot(gfn.raw)
-        var reuse: Int?
-        while keys[i] != Self.empty {
-            if keys[i] == gfn.raw { return false }
-            if keys[i] == Self.removed && reuse == nil { reuse = i }
-            i = (i + 1) & (keys.count - 1)
+    public enum Insertion: Equatable, Sendable { case added, present, full }
+
+    /// Records the mapping at `gfn`: `.present` (and nothing changes) when one is there already,
+    /// `.full` when the table may not grow further.
+    public mutating func insert(_ gfn: GuestFrameNumber, _ mapping: ForeignMapping<Owner>) -> Insertion {
+        if lookup(gfn) != nil { return .present }
+        if 2 * (used + 1) > keys.count {
+            // Grown when live entries fill a quarter, else only cleared of removed slots.
+            var size = max(16, 4 * (count + 1) > keys.count ? 2 * keys.count : keys.count)
+            if size > Self.maximumSlots {
+                // At the largest size: clearing the removed slots may still make room.
+                guard 2 * (count + 1) <= keys.count else { return .full }
+                size = keys.count
+            }
+            rehash(to: size)
         }
-        let at = reuse ?? i
-        if reuse == nil { used += 1 }
-        keys[at] = gfn.raw
-        values[at] = mapping
+        var i = slot(gfn.raw)
+        while keys[i] != Self.empty && keys[i] != Self.removed { i = (i + 1) & (keys.count - 1) }
+        if keys[i] == Self.empty { used += 1 }
+        keys[i] = gfn.raw
+        owners[i] = mapping.owner
+        frames[i] = mapping.frame.raw
         count += 1
-        return true
+        return .added
     }
 
     public func lookup(_ gfn: GuestFrameNumber) -> ForeignMapping<Owner>? {
-        find(gfn.raw).flatMap { values[$0] }
+        guard let i = find(gfn.raw), let owner = owners[i] else { return nil }
+        return ForeignMapping(owner: owner, frame: HostPhysicalAddress(frames[i]))
     }
 
     /// Takes the mapping at `gfn` out; nil when there is none.
     public mutating func remove(_ gfn: GuestFrameNumber) -> ForeignMapping<Owner>? {
-        guard let i = find(gfn.raw) else { return nil }
+        guard let i = find(gfn.raw), let owner = owners[i] else { return nil }
         keys[i] = Self.removed
+        owners[i] = nil
         count -= 1
-        defer { values[i] = nil }
-        return values[i]
+        return ForeignMapping(owner: owner, frame: HostPhysicalAddress(frames[i]))
     }
 
     /// Every mapping, with its frame; the table is left empty.
     public mutating func removeAll() -> [(GuestFrameNumber, ForeignMapping<Owner>)] {
         var all: [(GuestFrameNumber, ForeignMapping<Owner>)] = []
         for i in keys.indices where keys[i] < Self.removed {
-            if let v = values[i] { all.append((GuestFrameNumber(keys[i]), v)) }
+            if let owner = owners[i] { all.append((GuestFrameNumber(keys[i]), ForeignMapping(owner: owner, frame: HostPhysicalAddress(frames[i])))) }
         }
         self = ForeignMappings()
         return all
@@ -86,16 +99,21 @@ public struct ForeignMappings<Owner> {
     }
 
     private mutating func rehash(to size: Int) {
-        let (oldKeys, oldValues) = (keys, values)
+        let (oldKeys, oldOwners, oldFrames) = (keys, owners, frames)
+        keys = []
+        owners = []
+        frames = []
         keys = [UInt64](repeating: Self.empty, count: size)
-        values = [ForeignMapping<Owner>?](repeating: nil, count: size)
+        owners = [Owner?](repeating: nil, count: size)
+        frames = [UInt64](repeating: 0, count: size)
         count = 0
         used = 0
         for i in oldKeys.indices where oldKeys[i] < Self.removed {
             var j = slot(oldKeys[i])
             while keys[j] != Self.empty { j = (j + 1) & (size - 1) }
             keys[j] = oldKeys[i]
-            values[j] = oldValues[i]
+            owners[j] = oldOwners[i]
+            frames[j] = oldFrames[i]
             count += 1
             used += 1
         }

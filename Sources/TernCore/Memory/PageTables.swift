@@ -53,6 +53,9 @@ private enum Descriptor {
     static let accessFlag: UInt64 = 1 << 10  // set up front: nothing here handles Access flag faults
     static let innerShareable: UInt64 = 0b11 << 8
     static let executeNever: UInt64 = 1 << 54  // stage 2 XN[1]; EL2 stage 1 XN
+    /// Bit 55, one of the bits left for software: at stage 2, a page of another domain's (a grant or
+    /// foreign mapping) rather than the domain's own.
+    static let borrowed: UInt64 = 1 << 55
 }
 
 private enum Stage2Bits {
@@ -247,11 +250,12 @@ public struct Stage2Table<Memory: TableMemory> {
     }
 
     /// Device memory is never executable: speculative instruction fetch from MMIO can have side effects.
+    /// `borrowed`: the page is another domain's (translate says so), never counted as the domain's own.
     public mutating func map(
         _ ipa: GuestPhysicalAddress, to pa: HostPhysicalAddress, size: UInt64, type: MemoryType,
-        permissions: Permissions, memory: inout Memory
+        permissions: Permissions, borrowed: Bool = false, memory: inout Memory
     ) throws(PageTableError) {
-        var leaf = Descriptor.accessFlag
+        var leaf = Descriptor.accessFlag | (borrowed ? Descriptor.borrowed : 0)
         switch type {
         case .normal: leaf |= Stage2Bits.normalWriteBack | Descriptor.innerShareable
         case .device: leaf |= Stage2Bits.deviceNGnRE
@@ -280,7 +284,7 @@ public struct Stage2Table<Memory: TableMemory> {
 
     public func translate(
         _ ipa: GuestPhysicalAddress, memory: Memory
-    ) -> (pa: HostPhysicalAddress, permissions: Permissions, type: MemoryType)? {
+    ) -> (pa: HostPhysicalAddress, permissions: Permissions, type: MemoryType, borrowed: Bool)? {
         guard let found = TranslationWalk.lookup(root: root, input: ipa.raw, memory: memory) else { return nil }
         let descriptor = found.descriptor
         var permissions: Permissions = []
@@ -289,7 +293,7 @@ public struct Stage2Table<Memory: TableMemory> {
         if descriptor & Descriptor.executeNever == 0 { permissions.insert(.execute) }
         let type: MemoryType =
             descriptor & Stage2Bits.memAttrMask == Stage2Bits.normalWriteBack ? .normal : .device
-        return (HostPhysicalAddress(found.output), permissions, type)
+        return (HostPhysicalAddress(found.output), permissions, type, descriptor & Descriptor.borrowed != 0)
     }
 
     /// VTCR_EL2 for this layout: T0SZ=25 (39-bit IPA), SL0=1 (start at level 1), walks cached write-back

@@ -297,10 +297,11 @@ public struct Scheduler: ~Copyable {
             }
         }
         if best == nil { best = bestOfOtherQueues(for: p, now: now, throttled: &throttledHere) }
-        if best == nil, let v = yielder {
+        // A yielder pinned away from here meanwhile (setAffinity moved its queue) does not stay.
+        if best == nil, let v = yielder, vcpus[v].queue == p {
             if isThrottled(vcpus[v].domain, now: now) { throttledHere = true } else { best = v }
         }
-        if let v = yielder, v != best { enqueue(v, on: p) }
+        if let v = yielder, v != best { enqueue(v, on: vcpus[v].queue) }
 
         guard let chosen = best else {
             // A throttled domain becomes eligible again at the next period, and nothing else will make

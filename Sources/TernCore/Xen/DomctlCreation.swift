@@ -148,8 +148,8 @@ extension Domctl {
         return host.setVCPUContext(d.id, vcpu: Int(vcpu), context)
     }
 
-    /// setvcpuaffinity with the hard map (the soft one Tern has not: every CPU, as Xen's default). The
-    /// maps come back holding what the vCPU got, as Xen's vcpu_affinity_domctl writes them.
+    /// setvcpuaffinity with the hard map. The maps come back holding what the vCPU got, as Xen's
+    /// vcpu_affinity_domctl writes them.
     static func setVCPUAffinity<Memory: GuestMemoryAccess>(_ op: XenDomctl, _ d: DomainSummary, _ memory: inout Memory,
                                                            _ host: some ToolstackHost) -> XenError? {
         let request = op.payload(as: DomctlVCPUAffinity.self)
@@ -164,8 +164,9 @@ extension Domctl {
             hard = got
             guard Sysctl.writeCPUMap(request.hardMap, bits: request.hardBits, mask: hard, &memory) else { return .EFAULT }
         }
+        // Tern has no soft affinity: every CPU, which Xen reports as what is left of it within the hard.
         if request.flags & DomctlVCPUAffinity.soft != 0 {
-            guard Sysctl.writeCPUMap(request.softMap, bits: request.softBits, mask: all, &memory) else { return .EFAULT }
+            guard Sysctl.writeCPUMap(request.softMap, bits: request.softBits, mask: hard, &memory) else { return .EFAULT }
         }
         return nil
     }

@@ -86,7 +86,8 @@ public enum EventChannelOp {
         case .bind_virq:
             var request = EvtchnBindVIRQ()
             guard memory.read(&request, from: arg) else { return XenError.EFAULT.returnValue }
-            guard request.virq < virqCount, request.vcpu < UInt32(host.vcpuCount) else { return XenError.EINVAL.returnValue }
+            guard request.virq < virqCount, request.vcpu < UInt32(host.vcpuCount),
+                  !isGlobal(request.virq) || request.vcpu == 0 else { return XenError.EINVAL.returnValue }
             let (virq, vcpu) = (request.virq, Int(request.vcpu))
             let port: EventPort? = host.withPorts { t in
                 if t.pointee.port(forVIRQ: virq, vcpu: vcpu) != nil { return nil }
@@ -234,6 +235,15 @@ public enum EventChannelOp {
         }
         host.withPorts { $0.pointee.set(port, .free) }
         return 0
+    }
+
+    /// Xen's virq_is_global: every VIRQ but the per-vCPU timer, debug, xenoprof and xenpmu (and Arm's
+    /// architectural ones, which Tern has none of) goes to one place, bound on vCPU 0.
+    static func isGlobal(_ virq: UInt32) -> Bool {
+        switch virq {
+        case 0, 1, 7, 13, 16 ..< 24: false
+        default: true
+        }
     }
 
     /// Runs `body` on the ports of the domain `dom` names: the caller's, or for the control domain

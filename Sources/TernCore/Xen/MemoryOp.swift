@@ -26,6 +26,9 @@ public protocol MemoryOpHost {
     /// acquire_resource: grant-table frame `index` of `owner` (made if it has not been yet) at the
     /// caller's `gfn`, held as a foreign mapping.
     func mapGrantFrame(of owner: DomainID, _ index: Int, at gfn: GuestFrameNumber) -> XenError?
+    /// Makes the call a continuation: it is made again with `command` (the command and where to go on
+    /// from), which is returned for the caller to leave in x0.
+    func continuation(_ command: UInt64) -> UInt64
     /// shared_info goes to the caller's own RAM page at `page`; EINVAL when that is not its RAM.
     func placeSharedInfo(at page: GuestPhysicalAddress) -> UInt64
     /// Grant frame `index` (below GrantTableOp.maximumFrames) at `page` (inside the grant window);

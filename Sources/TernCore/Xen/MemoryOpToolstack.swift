@@ -52,13 +52,14 @@ public struct XenMemAcquireResource {
 
     public static let grantTable: UInt16 = 1
     public static let sharedFrames: UInt32 = 0
-    /// Xen's bound on one request (its mfn_list).
-    public static let maximumFrames: UInt32 = 32
 }
 
 extension MemoryOp {
-    /// The largest extent a reservation may name: 1 GiB, as Xen's max_order for the control domain.
-    public static let maximumOrder: UInt32 = 18
+    /// The largest extent a reservation may name, as Xen 4.17 on Arm: 1 GiB for the control domain,
+    /// 2 MiB for the others (CONFIG_DOMU_MAX_ORDER).
+    public static func maximumOrder(privileged: Bool) -> UInt32 { privileged ? 18 : 9 }
+    /// Pages one call gives or takes before it lets the guest in again (a continuation): 4 MiB.
+    public static let pagesPerCall: UInt64 = 1024
 
     /// populate_physmap and decrease_reservation: extent after extent from the one the command says it
     /// continues at; the answer is how many are done, counting those before (Xen stops at the first
@@ -71,10 +72,14 @@ extension MemoryOp {
         guard start < r.extents else { return start }
         let target = self.target(r.domid, host)
         guard case .success(let id) = target else { return target.errorValue }
-        guard r.order <= maximumOrder else { return start }
+        guard r.order <= maximumOrder(privileged: host.privileged) else { return start }
         let populating = command & 0x3F == MemoryOpCommand.populate_physmap.rawValue
         var done = start
+        var pages: UInt64 = 0
         while done < r.extents {
+            // Xen's hypercall_preempt_check: the rest is the same call again, from this extent.
+            if pages >= pagesPerCall { return host.continuation(command & 0x3F | done << 6) }
+            pages += UInt64(1) << UInt64(r.order)
             var raw: UInt64 = 0
             guard memory.read(&raw, from: VirtualAddress(r.extentStart &+ done &* 8)),
                   let gfn = GuestFrameNumber(guest: raw) else { break }
@@ -140,7 +145,6 @@ extension MemoryOp {
             r.frames = UInt32(limit)
             return memory.write(r, to: arg) ? 0 : XenError.EFAULT.returnValue
         }
-        guard r.frames <= XenMemAcquireResource.maximumFrames else { return XenError.E2BIG.returnValue }
         guard r.frame < UInt64(limit), UInt64(r.frames) <= UInt64(limit) - r.frame else { return XenError.EINVAL.returnValue }
         for i in 0 ..< UInt64(r.frames) {
             var raw: UInt64 = 0
