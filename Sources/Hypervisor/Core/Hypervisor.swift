@@ -28,6 +28,8 @@ final class PhysicalCPU {
     /// Its redistributor's SGI/PPI frame, and whether the virtual timer's PPI is enabled there (it is
     /// not while the running vCPU's timer interrupt is in the guest's hands: see VTimer.swift).
     var sgiFrame: UInt64 = 0
+    /// Set by a memory_op that stopped short: the command it goes on with (MemoryOp.pagesPerCall).
+    var memoryOpContinuation: UInt64?
     var virtualTimerPPIEnabled = true
 
     init(index: Int, affinity: CPUAffinity) {

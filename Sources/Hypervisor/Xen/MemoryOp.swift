@@ -4,11 +4,26 @@
 import TernArchAsm
 import TernCore
 
-func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
+/// `batched`: an entry of a multicall, which makes the continuation around it (libxc sends every
+/// memory_op as a one-entry multicall on arm64).
+func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, batched: Bool = false) -> UInt64 {
     let d = v.domain
     guard d.xenPV else { return XenError.ENOSYS.returnValue }
     var memory = RunningGuestMemory()
-    return MemoryOp.handle(command, arg, &memory, d)
+    let result = MemoryOp.handle(command, arg, &memory, d)
+    if !batched, let next = takeMemoryOpContinuation() {
+        // The same HVC again, with the command that says where it goes on from in x0.
+        v.frame.pointee.elr &-= 4
+        return next
+    }
+    return result
+}
+
+/// The command a long reservation goes on with, if the call just made stopped short (and forgets it).
+func takeMemoryOpContinuation() -> UInt64? {
+    let cpu = thisCPU()
+    defer { cpu.memoryOpContinuation = nil }
+    return cpu.memoryOpContinuation
 }
 
 extension Domain: MemoryOpHost {
@@ -22,8 +37,8 @@ extension Domain: MemoryOpHost {
     }
 
     func continuation(_ command: UInt64) -> UInt64 {
-        // The call is made again from its HVC, with the command that says where it goes on from.
-        thisCPU().current.unsafelyUnwrapped.frame.pointee.elr &-= 4
+        // memoryOp or the multicall around it makes the call again (see takeMemoryOpContinuation).
+        thisCPU().memoryOpContinuation = command
         return command
     }
 

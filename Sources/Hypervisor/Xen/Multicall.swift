@@ -1,7 +1,8 @@
 // multicall(struct multicall_entry *list, uint32_t count): several hypercalls in one trap, each
 // entry's result written back into it, as libxc batches them. The entries are hypercalls that finish
-// in one go; those that may leave the CPU (sched_op), continue (grant_table_op, console_io) or nest
-// (multicall) get -ENOSYS in their entry instead, said once on the console. Tern's answer to the call
+// in one go, or memory_op, whose long reservations go on in continuations of the multicall; those that
+// may leave the CPU (sched_op), continue (grant_table_op, console_io) or nest (multicall) get -ENOSYS
+// in their entry instead, said once on the console. Tern's answer to the call
 // itself is 0, or -EFAULT when the list cannot be read or written.
 import TernArchAsm
 import TernCore
@@ -26,6 +27,15 @@ let multicallEntriesPerCall: UInt64 = 64
         let at = list + i * size
         guard memory.read(&entry, from: at) else { return XenError.EFAULT.returnValue }
         entry.result = batchedHypercall(entry, v)
+        if entry.op == Hypercall.memory_op.rawValue, let next = takeMemoryOpContinuation() {
+            // A long reservation stopped short: its entry's command moves on, and the multicall goes
+            // on from this entry, as Xen's does around a preempted call.
+            guard memory.write(next, to: at + 16) else { return XenError.EFAULT.returnValue }
+            let f = v.frame
+            f.pointee.x.1 = (count & 0xFFFF_FFFF) - i
+            f.pointee.elr &-= 4
+            return at.raw
+        }
         guard memory.write(entry.result, to: at + 8) else { return XenError.EFAULT.returnValue }
     }
     let left = (count & 0xFFFF_FFFF) - now
@@ -42,7 +52,7 @@ private func batchedHypercall(_ e: MulticallEntry, _ v: VCPU) -> UInt64 {
     let result: UInt64
     switch e.op {
     case Hypercall.xen_version.rawValue: result = xenVersion(e.args.0, VirtualAddress(e.args.1), v)
-    case Hypercall.memory_op.rawValue: result = memoryOp(e.args.0, VirtualAddress(e.args.1), v)
+    case Hypercall.memory_op.rawValue: result = memoryOp(e.args.0, VirtualAddress(e.args.1), v, batched: true)
     case Hypercall.event_channel_op.rawValue: result = eventChannelOp(e.args.0, VirtualAddress(e.args.1), v)
     case Hypercall.hvm_op.rawValue: result = hvmOp(e.args.0, VirtualAddress(e.args.1), v)
     case Hypercall.vcpu_op.rawValue: result = vcpuOp(e.args.0, e.args.1, VirtualAddress(e.args.2), v)
