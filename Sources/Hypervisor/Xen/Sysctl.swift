@@ -23,8 +23,10 @@ struct HypervisorToolstack: ToolstackHost {
 
     func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
 
+    // A domain that has shut down keeps its parameters: libxl reads them then, to build it again
+    // (on_reboot = restart).
     func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32) {
-        withHeldDomain(id) { d in
+        withHeldDomain(id, live: false) { d in
             lockScheduler()
             defer { unlockScheduler() }
             return (d.weight, d.cap)
@@ -32,7 +34,7 @@ struct HypervisorToolstack: ToolstackHost {
     }
 
     func setSchedulerParameters(_ id: DomainID, weight: UInt32, cap: UInt32) {
-        _ = withHeldDomain(id) { d in
+        _ = withHeldDomain(id, live: false) { d in
             lockScheduler()
             defer { unlockScheduler() }
             d.weight = weight
