@@ -252,11 +252,15 @@ func reclaimStep() -> Bool {
     reclaiming[i].busy = true
     let d = reclaiming[i].domain
     let done = reclaiming[i].scrubbed
-    let size = min(reclaimChunk, d.memory.size - done)
+    // A toolstack-built domain's RAM is in pieces: a chunk's worth of them a step too.
+    let inPieces = d.memory.size == 0
+    let size = inPieces ? (d.physMap.withLock { $0.ramPieceCount } > 0 ? reclaimChunk : 0) : min(reclaimChunk, d.memory.size - done)
     let restarting = d.life.shutdown?.after == .restart
     unlockScheduler()
     if size > 0 && restarting {
         tern_zero((d.memory.base + done).raw, size)
+    } else if size > 0 && inPieces {
+        d.freeRAMPieces(upTo: size)
     } else if size > 0 {
         freeFrames(d.memory.base + done, pages: Int(size / pageSize))
     } else {

@@ -142,6 +142,20 @@ extension Domain {
         }
     }
 
+    /// A released domain's RAM pieces go back, scrubbed, `bytes` of them at most (a reclaim step).
+    func freeRAMPieces(upTo bytes: UInt64) {
+        let d = self
+        physMap.withLock { m in
+            var left = bytes
+            for i in 0 ..< d.ramPieces.count where d.ramPieces[i] != 0 && left >= ramPieceSize {
+                freeFrames(HostPhysicalAddress(d.ramPieces[i]), pages: Int(ramPieceSize / pageSize))
+                d.ramPieces[i] = 0
+                m.ramPieceCount -= 1
+                left -= ramPieceSize
+            }
+        }
+    }
+
     /// The domain is being released: the other domains' pages it mapped are let go (its stage 2 goes
     /// with it).
     func dropForeignMappings() {
