@@ -17,10 +17,6 @@ final class Domain {
     /// Its RAM when it is one block (the domains Tern builds); empty for one the toolstack built,
     /// whose RAM comes in pieces as it is populated (`ramPieces`).
     var memory: PhysicalRange
-    /// A toolstack-built domain's RAM: the host address of each 2 MiB piece of its RAM window, 0 where
-    /// none is yet. Pieces are added under its physMap lock and never move until it is released, so
-    /// readers look without the lock.
-    var ramPieces = UnsafeMutableBufferPointer<UInt64>(start: nil, count: 0)
     /// Where its RAM starts in its own address space: GuestLayout.ram, or the host address when direct-mapped.
     let ramBase: GuestPhysicalAddress
     /// Its stage 2 (built at boot, changed at run time by grant maps and memory_op) and the frames the
@@ -45,11 +41,6 @@ final class Domain {
     /// Set (once, for good) with `events.fifo`; a plain flag the 2-level path may read without the lock.
     var usesFIFO = false
     var grants = SpinLocked(DomainGrants())
-    /// Its UUID (xen_domain_handle_t) and security label, as the toolstack gave them; zero for Tern's.
-    var handle = [UInt8](repeating: 0, count: 16)
-    var ssidref: UInt32 = 0
-    /// How many grant-table frames it may have (createdomain's max_grant_frames).
-    var grantFrameLimit = GrantTableOp.maximumFrames
     /// Who works on its memory right now (other domains' grant copies and maps, events to it, console
     /// input): it is not released while any does. Changed only through `withReferences`, with atomics.
     var referenceCount: UInt32 = 0
@@ -57,9 +48,6 @@ final class Domain {
     var pollers = 0
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: HostPhysicalAddress?
-    /// hvm_op's parameters (HVM_PARAM_*): Tern's for the domains it builds, the toolstack's for the rest.
-    /// A leaf lock.
-    var hvmParameters = SpinLocked([UInt64](repeating: 0, count: HVMOp.parameterCount))
     var consolePort = EventPort.none
     /// The guest has used its PV console, so typed input goes there rather than to the emulated UART.
     var consoleConnected = false
@@ -92,6 +80,20 @@ final class Domain {
     var pcpusUsed: UInt64 = 0
     var running = 0
     var maximumConcurrent = 0
+    // What the toolstack's interfaces keep, after the fields the hot paths use (so their offsets stay
+    // small enough for single load and store instructions).
+    /// A toolstack-built domain's RAM: the host address of each 2 MiB piece of its RAM window, 0 where
+    /// none is yet. Pieces are added under its physMap lock and never move until it is released, so
+    /// readers look without the lock.
+    var ramPieces = UnsafeMutableBufferPointer<UInt64>(start: nil, count: 0)
+    /// Its UUID (xen_domain_handle_t) and security label, as the toolstack gave them; zero for Tern's.
+    var handle = [UInt8](repeating: 0, count: 16)
+    var ssidref: UInt32 = 0
+    /// How many grant-table frames it may have (createdomain's max_grant_frames).
+    var grantFrameLimit = GrantTableOp.maximumFrames
+    /// hvm_op's parameters (HVM_PARAM_*): Tern's for the domains it builds, the toolstack's for the rest.
+    /// A leaf lock.
+    var hvmParameters = SpinLocked([UInt64](repeating: 0, count: HVMOp.parameterCount))
 
     init(spec: DomainSpec, slot: Int, firstVCPUSlot: Int, memory: PhysicalRange, ramBase: GuestPhysicalAddress,
          stage2: Stage2Table<PhysicalTableMemory>, tables: PhysicalTableMemory) {

@@ -239,7 +239,7 @@ public enum EventChannelOp {
 
     /// Xen's virq_is_global: every VIRQ but the per-vCPU timer, debug, xenoprof and xenpmu (and Arm's
     /// architectural ones, which Tern has none of) goes to one place, bound on vCPU 0.
-    static func isGlobal(_ virq: UInt32) -> Bool {
+    @inline(never) static func isGlobal(_ virq: UInt32) -> Bool {
         switch virq {
         case 0, 1, 7, 13, 16 ..< 24: false
         default: true
