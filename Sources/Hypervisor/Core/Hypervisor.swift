@@ -28,9 +28,11 @@ final class PhysicalCPU {
     /// Its redistributor's SGI/PPI frame, and whether the virtual timer's PPI is enabled there (it is
     /// not while the running vCPU's timer interrupt is in the guest's hands: see VTimer.swift).
     var sgiFrame: UInt64 = 0
-    /// Set by a memory_op that stopped short: the command it goes on with (MemoryOp.pagesPerCall).
-    var memoryOpContinuation: UInt64?
     var virtualTimerPPIEnabled = true
+    /// A multicall's memory_op that stopped short: the command it goes on with (MemoryOp.pagesPerCall),
+    /// and whether the memory_op running now is a multicall's.
+    var memoryOpContinuation: UInt64?
+    var inMulticall = false
 
     init(index: Int, affinity: CPUAffinity) {
         self.index = index

@@ -4,22 +4,15 @@
 import TernArchAsm
 import TernCore
 
-/// `batched`: an entry of a multicall, which makes the continuation around it (libxc sends every
-/// memory_op as a one-entry multicall on arm64).
-func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU, batched: Bool = false) -> UInt64 {
+func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     let d = v.domain
     guard d.xenPV else { return XenError.ENOSYS.returnValue }
     var memory = RunningGuestMemory()
-    let result = MemoryOp.handle(command, arg, &memory, d)
-    if !batched, let next = takeMemoryOpContinuation() {
-        // The same HVC again, with the command that says where it goes on from in x0.
-        v.frame.pointee.elr &-= 4
-        return next
-    }
-    return result
+    return MemoryOp.handle(command, arg, &memory, d)
 }
 
-/// The command a long reservation goes on with, if the call just made stopped short (and forgets it).
+/// The command a long reservation made from a multicall goes on with, if it stopped short (and
+/// forgets it).
 func takeMemoryOpContinuation() -> UInt64? {
     let cpu = thisCPU()
     defer { cpu.memoryOpContinuation = nil }
@@ -37,8 +30,14 @@ extension Domain: MemoryOpHost {
     }
 
     func continuation(_ command: UInt64) -> UInt64 {
-        // memoryOp or the multicall around it makes the call again (see takeMemoryOpContinuation).
-        thisCPU().memoryOpContinuation = command
+        // Made directly, the call is made again from its HVC with `command` in x0; made from a
+        // multicall (as libxc sends every memory_op on arm64), the multicall goes on from its entry.
+        let cpu = thisCPU()
+        if cpu.inMulticall {
+            cpu.memoryOpContinuation = command
+        } else {
+            cpu.current.unsafelyUnwrapped.frame.pointee.elr &-= 4
+        }
         return command
     }
 

@@ -52,7 +52,11 @@ private func batchedHypercall(_ e: MulticallEntry, _ v: VCPU) -> UInt64 {
     let result: UInt64
     switch e.op {
     case Hypercall.xen_version.rawValue: result = xenVersion(e.args.0, VirtualAddress(e.args.1), v)
-    case Hypercall.memory_op.rawValue: result = memoryOp(e.args.0, VirtualAddress(e.args.1), v, batched: true)
+    case Hypercall.memory_op.rawValue:
+        let cpu = thisCPU()
+        cpu.inMulticall = true
+        result = memoryOp(e.args.0, VirtualAddress(e.args.1), v)
+        cpu.inMulticall = false
     case Hypercall.event_channel_op.rawValue: result = eventChannelOp(e.args.0, VirtualAddress(e.args.1), v)
     case Hypercall.hvm_op.rawValue: result = hvmOp(e.args.0, VirtualAddress(e.args.1), v)
     case Hypercall.vcpu_op.rawValue: result = vcpuOp(e.args.0, e.args.1, VirtualAddress(e.args.2), v)
