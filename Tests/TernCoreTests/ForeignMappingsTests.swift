@@ -60,9 +60,13 @@ import Testing
         }
         #expect(n >= UInt64(ForeignMappings<DomainID>.maximumSlots / 4) && n <= UInt64(ForeignMappings<DomainID>.maximumSlots / 2))
         #expect(m.count == Int(n) && m.lookup(GuestFrameNumber(n)) == nil && m.lookup(GuestFrameNumber(n - 1)) == mapping(n - 1))
-        // Room again once some go.
+        // One going is not enough to be worth clearing the table; an eighth of it is.
         _ = m.remove(GuestFrameNumber(0))
+        let still = m.insert(GuestFrameNumber(n), mapping(n))
+        #expect(still == .full)
+        for k in UInt64(1) ..< UInt64(ForeignMappings<DomainID>.maximumSlots / 8) { _ = m.remove(GuestFrameNumber(k)) }
         let again = m.insert(GuestFrameNumber(n), mapping(n))
         #expect(again == .added)
+        #expect(m.lookup(GuestFrameNumber(n - 1)) == mapping(n - 1) && m.lookup(GuestFrameNumber(n)) == mapping(n))
     }
 }

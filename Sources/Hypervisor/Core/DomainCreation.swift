@@ -135,15 +135,26 @@ func applyVCPUContext(_ d: Domain, vcpu index: Int, _ context: VCPUContext?) -> 
 /// setvcpuaffinity: the vCPU runs only on `hard`'s CPUs from now on; it leaves a CPU outside them.
 func pinVCPU(_ d: Domain, vcpu index: Int, hard: UInt64) -> UInt64? {
     guard index < d.vcpus.count else { return nil }
+    let v = d.vcpus[index]
     lockScheduler()
-    defer { unlockScheduler() }
-    let slot = d.vcpus[index].slot
-    if let p = scheduler.setAffinity(slot, hard) {
-        // The CPU it must leave, and the one whose queue it goes to (which may be idle).
-        if p != thisCPUIndex() { kickCPU(p) }
-        let q = scheduler.placement(of: slot).pcpu
-        if q != p && q != thisCPUIndex() { kickCPU(q) }
+    let leaving = scheduler.setAffinity(v.slot, hard)
+    if let p = leaving, p != thisCPUIndex() { kickCPU(p) }
+    unlockScheduler()
+    // One on a CPU it may no longer use is queued on its new CPU by that CPU's next pick: the new CPU
+    // is told once it is there (told before, an idle one could look, find nothing and sleep on). The
+    // caller's own vCPU leaves on the way back to it, so for that one there is no waiting.
+    if let p = leaving, p != thisCPUIndex() {
+        while true {
+            lockScheduler()
+            let moved = v.runningOn != p
+            unlockScheduler()
+            if moved { break }
+        }
     }
+    lockScheduler()
+    let q = scheduler.placement(of: v.slot).pcpu
+    if q != thisCPUIndex() { kickCPU(q) }
+    unlockScheduler()
     return hard
 }
 

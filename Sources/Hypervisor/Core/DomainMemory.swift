@@ -120,8 +120,9 @@ extension Domain {
     /// Maps `owner`'s frame `frame` (held: the caller took a reference, which the mapping keeps) at
     /// this domain's `gfn`, which must be empty (a ballooned-out page, as Linux gives privcmd).
     func mapForeign(_ owner: Domain, frame: HostPhysicalAddress, at gfn: GuestFrameNumber) -> XenError? {
-        // The table may have to grow: the heap gets room first (never from inside an allocation).
-        ensureHeapHeadroom()
+        // The table may have to grow, its three arrays at once while the old ones live: the heap gets
+        // room for them first (never from inside an allocation).
+        ensureHeapRoom(UInt64(4 * physMap.withLock { $0.foreign.nextArrayBytes }))
         let d = self
         return physMap.withLock { m -> XenError? in
             guard m.foreign.lookup(gfn) == nil else { return .EBUSY }

@@ -30,6 +30,14 @@ func ensureHeapHeadroom() {
     }
 }
 
+/// Makes sure one of the heap's regions has an untouched tail of `bytes` (at most a region's worth),
+/// adding a region of RAM if none has: a few large blocks can then be had.
+func ensureHeapRoom(_ bytes: UInt64) {
+    guard bytes > 0, bm_heap_headroom() < bytes,
+          let region = allocateFrames(pages: heapGrowth / Int(pageSize)) else { return }
+    if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 { freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize)) }
+}
+
 /// Returns frames scrubbed, so no domain ever sees what another left behind.
 func freeFrames(_ base: HostPhysicalAddress, pages: Int) {
     tern_zero(base.raw, UInt64(pages) * pageSize)

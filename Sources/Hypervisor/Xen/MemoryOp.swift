@@ -72,10 +72,10 @@ extension Domain: MemoryOpHost {
     func placeGrantFrame(_ index: Int, at page: GuestPhysicalAddress) -> UInt64 {
         let d = self
         return grants.withLock { g in
+            guard index < d.grantFrameLimit else { return XenError.EINVAL.returnValue }
             if g.frames.count <= index {
                 g.frames += [GrantFrame?](repeating: nil, count: index + 1 - g.frames.count)
             }
-            guard index < d.grantFrameLimit else { return XenError.EINVAL.returnValue }
             if let placed = g.frames[index], placed.guest != nil {
                 return placed.guest == page ? 0 : XenError.EBUSY.returnValue
             }

@@ -37,6 +37,14 @@ let multicallEntriesPerCall: UInt64 = 64
             return at.raw
         }
         guard memory.write(entry.result, to: at + 8) else { return XenError.EFAULT.returnValue }
+        if entry.op == Hypercall.memory_op.rawValue && i + 1 < (count & 0xFFFF_FFFF) {
+            // One memory_op's worth of work (up to MemoryOp.pagesPerCall) a trap: the rest goes on
+            // in a continuation, as Xen checks for preemption between entries.
+            let f = v.frame
+            f.pointee.x.1 = (count & 0xFFFF_FFFF) - (i + 1)
+            f.pointee.elr &-= 4
+            return (at + size).raw
+        }
     }
     let left = (count & 0xFFFF_FFFF) - now
     guard left != 0 else { return 0 }

@@ -23,8 +23,9 @@ extension ForeignMapping: Equatable where Owner: Equatable {}
 public struct ForeignMappings<Owner> {
     private static var empty: UInt64 { .max }
     private static var removed: UInt64 { .max - 1 }
-    /// 2^17 slots: 1 MiB an array, so at least 2^15 (128 MiB of pages) and up to 2^16 mappings.
-    public static var maximumSlots: Int { 1 << 17 }
+    /// 2^16 slots: 512 KiB an array (a 1 MiB block of the hypervisor's heap with its header), so at
+    /// least 2^14 (64 MiB of pages) and up to 2^15 mappings (128 MiB).
+    public static var maximumSlots: Int { 1 << 16 }
     private var keys: [UInt64] = []
     private var owners: [Owner?] = []
     private var frames: [UInt64] = []
@@ -43,8 +44,9 @@ public struct ForeignMappings<Owner> {
             // Grown when live entries fill a quarter, else only cleared of removed slots.
             var size = max(16, 4 * (count + 1) > keys.count ? 2 * keys.count : keys.count)
             if size > Self.maximumSlots {
-                // At the largest size: clearing the removed slots may still make room.
-                guard 2 * (count + 1) <= keys.count else { return .full }
+                // At the largest size: clearing the removed slots may make room, when there are enough
+                // of them to be worth the copy.
+                guard 2 * (count + 1) <= keys.count, used - count >= keys.count / 8 else { return .full }
                 size = keys.count
             }
             rehash(to: size)
@@ -57,6 +59,13 @@ public struct ForeignMappings<Owner> {
         frames[i] = mapping.frame.raw
         count += 1
         return .added
+    }
+
+    /// The bytes each of the three arrays may take at the next insert (0 when it will not grow): the
+    /// hypervisor makes room in its heap before it takes the lock that guards the table.
+    public var nextArrayBytes: Int {
+        guard 2 * (used + 1) > keys.count else { return 0 }
+        return 8 * max(16, 2 * keys.count)
     }
 
     public func lookup(_ gfn: GuestFrameNumber) -> ForeignMapping<Owner>? {

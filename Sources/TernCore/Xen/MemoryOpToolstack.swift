@@ -69,7 +69,8 @@ extension MemoryOp {
         let start = command >> 6
         var r = XenMemoryReservation()
         guard memory.read(&r, from: arg) else { return XenError.EFAULT.returnValue }
-        guard start < r.extents else { return start }
+        // Xen's bound: the continuation's extent must fit above the command's six bits.
+        guard start < r.extents, r.extents <= UInt64.max >> 6 else { return start }
         let target = self.target(r.domid, host)
         guard case .success(let id) = target else { return target.errorValue }
         guard r.order <= maximumOrder(privileged: host.privileged) else { return start }
