@@ -66,6 +66,11 @@ extension BootTests {
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 
+    /// toolstackDom0(running:) for commands written as typed: '+' between them, '_' for each space.
+    func toolstackDom0(commands: [String]) throws -> URL {
+        try toolstackDom0(running: commands.map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))
+    }
+
     /// A control domain like examples/xl-dom0.cfg whose init runs `commands` (tern.run's spelling),
     /// in a temporary file the caller removes.
     func toolstackDom0(running commands: String) throws -> URL {

@@ -14,12 +14,12 @@ extension BootTests {
     @Test func xlCreatesLinuxDomUsThatReachUserspace() throws {
         try ToolstackAssets.require()
         let log1 = "/var/log/xen/console/guest-domu1.log", log2 = "/var/log/xen/console/guest-domu2.log"
-        let dom0 = try toolstackDom0(running: [
+        let dom0 = try toolstackDom0(commands: [
             "xl info", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-DONE", "xl list",
             "xl create /etc/xen/domu2.cfg", "tern-wait domu2 TERN-LINUX-DONE", "sleep 5", "xl list",
             "cat \(log1)", "cat \(log2)", "xl destroy domu1", "sleep 3", "xl list", "xl info",
             "rm \(log1)", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-DONE", "xl destroy domu1", "sleep 3", "xl info",
-        ].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))
+        ])
         defer { try? FileManager.default.removeItem(at: dom0) }
         let r = try runner.run(configs: [dom0], smp: 2, timeout: 240)
         let out = linuxLines(r, 0)
@@ -85,11 +85,11 @@ extension BootTests {
     @Test func xlPinsRebootsAndShutsDownADomU() throws {
         try ToolstackAssets.require()
         let log1 = "/var/log/xen/console/guest-domu1.log"
-        let dom0 = try toolstackDom0(running: [
+        let dom0 = try toolstackDom0(commands: [
             "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-DONE", "xl vcpu-pin domu1 0 1", "xl vcpu-list domu1",
             "rm \(log1)", "xl reboot domu1", "tern-wait domu1 TERN-LINUX-DONE", "xl list",
             "xl shutdown -w domu1", "sleep 2", "xl list",
-        ].map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))
+        ])
         defer { try? FileManager.default.removeItem(at: dom0) }
         let r = try runner.run(configs: [dom0], smp: 2, timeout: 240)
         let out = linuxLines(r, 0)

@@ -122,7 +122,7 @@ extension Domain {
     func mapForeign(_ owner: Domain, frame: HostPhysicalAddress, at gfn: GuestFrameNumber) -> XenError? {
         // The table may have to grow, its three arrays at once while the old ones live: the heap gets
         // room for them first (never from inside an allocation).
-        ensureHeapRoom(UInt64(4 * physMap.withLock { $0.foreign.nextArrayBytes }))
+        ensureHeapHeadroom(UInt64(4 * physMap.withLock { $0.foreign.nextArrayBytes }))
         let d = self
         return physMap.withLock { m -> XenError? in
             guard m.foreign.lookup(gfn) == nil else { return .EBUSY }

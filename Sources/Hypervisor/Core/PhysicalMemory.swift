@@ -14,28 +14,23 @@ func allocateFrames(pages: Int, alignment: UInt64 = pageSize) -> HostPhysicalAdd
 /// What building one domain may take from the heap at most (its tables, device tree and objects), and
 /// what the heap grows by from RAM when it has less than that left: a machine with few domains keeps
 /// only the linker's region, one with many gets room as it builds them.
-private let heapPerDomain: UInt64 = 1 << 20
+let heapPerDomain: UInt64 = 1 << 20
 private let heapGrowth = 4 << 20
 
 nonisolated(unsafe) private var heapRegionsExhausted = false
 
-/// Called before a domain is built (at boot or on restart), never from inside an allocation.
-func ensureHeapHeadroom() {
-    guard bm_heap_headroom() < heapPerDomain,
+/// Makes sure one of the heap's regions has an untouched tail of `bytes` (at most a region's worth),
+/// adding a region of RAM if none has. Called before a domain is built (at boot, on restart, by the
+/// toolstack) with what building one takes, and before a table grows by a few large blocks; never from
+/// inside an allocation.
+func ensureHeapHeadroom(_ bytes: UInt64 = heapPerDomain) {
+    guard bm_heap_headroom() < bytes,
           let region = allocateFrames(pages: heapGrowth / Int(pageSize)) else { return }
     if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 {
         freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize))
         if !heapRegionsExhausted { log("the hypervisor heap has no room for another region") }
         heapRegionsExhausted = true
     }
-}
-
-/// Makes sure one of the heap's regions has an untouched tail of `bytes` (at most a region's worth),
-/// adding a region of RAM if none has: a few large blocks can then be had.
-func ensureHeapRoom(_ bytes: UInt64) {
-    guard bytes > 0, bm_heap_headroom() < bytes,
-          let region = allocateFrames(pages: heapGrowth / Int(pageSize)) else { return }
-    if bm_heap_add(region.raw, UInt64(heapGrowth)) == 0 { freeScrubbedFrames(region, pages: heapGrowth / Int(pageSize)) }
 }
 
 /// Returns frames scrubbed, so no domain ever sees what another left behind.

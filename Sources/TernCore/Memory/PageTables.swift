@@ -7,10 +7,10 @@
 // an 8 KiB-aligned root, which a page-at-a-time provider cannot promise; 512 GiB of IPA is plenty.)
 // Output addresses may use 40 bits, matching PS in VTCR_EL2 and TCR_EL2.
 //
-// Only `removePage` rewrites a valid entry (a block it splits into a table of the same mappings), and it
-// follows the break-before-make rule through the caller's invalidation; everything else only fills
-// invalid entries or invalidates one page. Barriers and TLB maintenance after mapping or unmapping are
-// the caller's (architecture code's) business.
+// Only `removePage` rewrites a valid entry (a block it splits into a table of the same mappings),
+// and it follows the break-before-make rule through the caller's invalidation; everything else only
+// fills invalid entries or invalidates one page. Barriers and TLB maintenance after mapping or
+// unmapping are the caller's (architecture code's) business.
 
 /// Where table pages live. The hypervisor backs this with real frames; host tests use a fake.
 public protocol TableMemory {
@@ -166,29 +166,12 @@ private enum TranslationWalk {
     }
 
     /// Invalidates the level-3 page entry for `input` and returns what it mapped; nil (and nothing
-    /// changes) when `input` is unmapped or covered by a block, which is never unmapped piecemeal.
-    static func unmapPage<Memory: TableMemory>(root: HostPhysicalAddress, input: UInt64, memory: inout Memory) -> UInt64? {
-        guard input < inputLimit, input & 0xFFF == 0 else { return nil }
-        var table = root
-        for level in 1 ... lastLevel {
-            let i = index(input, level)
-            let descriptor = memory.load(table, i)
-            guard descriptor & Descriptor.valid != 0 else { return nil }
-            if level == lastLevel {
-                memory.store(table, i, 0)
-                return descriptor & Descriptor.outputAddress
-            }
-            guard !isLeaf(descriptor, level) else { return nil }
-            table = HostPhysicalAddress(descriptor & Descriptor.outputAddress)
-        }
-        return nil
-    }
-
-    /// As unmapPage, but a page inside a block is removed too: the block becomes a table of the same
-    /// mappings one level down (to level 3), the old entry invalidated and `invalidate` called with the
-    /// block's input address before the table takes its place (break-before-make).
-    static func removePage<Memory: TableMemory>(
-        root: HostPhysicalAddress, input: UInt64, memory: inout Memory, invalidate: (UInt64) -> Void
+    /// changes) when `input` is unmapped. A page inside a block: with `split`, the block becomes a
+    /// table of the same mappings one level down (to level 3), the old entry invalidated and
+    /// `invalidate` called with the block's input address before the table takes its place
+    /// (break-before-make); without, nil (a block is not unmapped piecemeal).
+    static func unmapPage<Memory: TableMemory>(
+        root: HostPhysicalAddress, input: UInt64, memory: inout Memory, split: Bool, invalidate: (UInt64) -> Void
     ) -> UInt64? {
         guard input < inputLimit, input & 0xFFF == 0 else { return nil }
         var table = root
@@ -201,7 +184,7 @@ private enum TranslationWalk {
                 return descriptor & Descriptor.outputAddress
             }
             if isLeaf(descriptor, level) {
-                guard let page = memory.allocateTablePage() else { return nil }
+                guard split, let page = memory.allocateTablePage() else { return nil }
                 let childSize: UInt64 = 1 << shift(level + 1)
                 let output = descriptor & Descriptor.outputAddress
                 let attributes = descriptor & ~Descriptor.outputAddress & ~(Descriptor.valid | Descriptor.tableOrPage)
@@ -269,7 +252,7 @@ public struct Stage2Table<Memory: TableMemory> {
     /// Removes the single 4 KiB page mapped at `ipa`, returning the host page it was; nil when there is
     /// no such page (nothing mapped there, or part of a larger block). The caller invalidates the TLBs.
     public mutating func unmapPage(_ ipa: GuestPhysicalAddress, memory: inout Memory) -> HostPhysicalAddress? {
-        TranslationWalk.unmapPage(root: root, input: ipa.raw, memory: &memory).map { HostPhysicalAddress($0) }
+        TranslationWalk.unmapPage(root: root, input: ipa.raw, memory: &memory, split: false) { _ in }.map { HostPhysicalAddress($0) }
     }
 
     /// Removes the 4 KiB page at `ipa` wherever it is mapped, splitting a block that covers it (a
@@ -278,7 +261,7 @@ public struct Stage2Table<Memory: TableMemory> {
     /// caller removes it from every TLB there. Nil when nothing is mapped at `ipa` (or no table page).
     public mutating func removePage(_ ipa: GuestPhysicalAddress, memory: inout Memory,
                                     invalidate: (GuestPhysicalAddress) -> Void) -> HostPhysicalAddress? {
-        TranslationWalk.removePage(root: root, input: ipa.raw, memory: &memory) { invalidate(GuestPhysicalAddress($0)) }
+        TranslationWalk.unmapPage(root: root, input: ipa.raw, memory: &memory, split: true) { invalidate(GuestPhysicalAddress($0)) }
             .map { HostPhysicalAddress($0) }
     }
 
