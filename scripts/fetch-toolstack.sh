@@ -2,7 +2,9 @@
 # Fetches Xen 4.17's own toolstack as Debian ships it for arm64 (xen-utils-4.17: xl, libxl, libxenctrl,
 # the C xenstored, xenconsoled, xen-init-dom0, init-dom0less; xenstore-utils) and the libraries it
 # needs, with apt-get download and no install, and builds a control-domain initramfs around it and
-# the Xen modules of Debian's kernel. Needs scripts/fetch-linux.sh's kernel package first.
+# the Xen modules of Debian's kernel, plus Tern's tern-foreign (scripts/dom0/tern-foreign.c), which
+# holds another domain's page mapped through privcmd for tests. Needs scripts/fetch-linux.sh's kernel
+# package first.
 # Output: .cache/linux/initrd-xl.cpio.gz (git-ignored). Idempotent; rebuilt when this script changes.
 # Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc and xenfs, mounts /proc/xen,
 # starts xenstored, runs xen-init-dom0, starts xenconsoled, then runs what `tern.run=` on the kernel
@@ -17,7 +19,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 kdeb=$(ls "$CACHE"/debs/linux-image-*_arm64.deb 2>/dev/null | head -1)
 [ -n "$kdeb" ] && [ -s "$CACHE/busybox" ] || { echo "fetch-toolstack: run scripts/fetch-linux.sh first" >&2; exit 1; }
-if [ -s "$OUT" ] && [ "$OUT" -nt "$0" ] && [ "$OUT" -nt "$kdeb" ] && [ "$OUT" -nt "$CACHE/initrd.cpio.gz" ]; then
+TOOL=$ROOT/scripts/dom0/tern-foreign.c
+if [ -s "$OUT" ] && [ "$OUT" -nt "$0" ] && [ "$OUT" -nt "$kdeb" ] && [ "$OUT" -nt "$CACHE/initrd.cpio.gz" ] \
+   && [ "$OUT" -nt "$TOOL" ]; then
     echo "fetch-toolstack: $(cat "$TS/versions" 2>/dev/null | paste -sd';')"
     ls -l "$OUT"; exit 0
 fi
@@ -83,6 +87,10 @@ while [ -n "$pending" ]; do
     done
 done
 ln -s $bin/xl "$st/bin/xl"
+# Tern's own test tool for foreign mappings (raw syscalls, no libc), built with the toolchain's clang.
+CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
+"$CC" --target=aarch64-linux-gnu -Os -ffreestanding -nostdlib -static -fuse-ld=lld -fno-stack-protector \
+    -o "$st/bin/tern-foreign" "$TOOL"
 # xl reads it at every start; Debian's is all comments, so the defaults hold either way.
 echo "# xl.conf: Xen's defaults (see xl.conf(5))" > "$st/etc/xen/xl.conf"
 for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do
@@ -114,6 +122,22 @@ while [ "$n" -gt 0 ]; do grep -q "$2" "$f" 2>/dev/null && exit 0; sleep 1; n=$((
 echo "tern-wait: $1 did not print $2"; exit 1
 WAIT
 chmod 755 "$st/bin/tern-wait"
+# tern-settle [SECONDS]: waits until Domain-0 is the only domain and the free memory has stopped
+# changing, then prints it (MiB, as `xl info` does).
+cat > "$st/bin/tern-settle" <<'SETTLE'
+#!/bin/busybox sh
+n=$((${1:-60} * 4)) last=
+while [ "$n" -gt 0 ]; do
+    if [ "$(xl list | wc -l)" -le 2 ]; then
+        free=$(xl info | sed -n 's/^free_memory *: //p')
+        [ -n "$free" ] && [ "$free" = "$last" ] && { echo "free_memory: $free"; exit 0; }
+        last=$free
+    fi
+    sleep 0.25; n=$((n - 1))
+done
+echo "tern-settle: domains or free memory still changing"; xl list; exit 1
+SETTLE
+chmod 755 "$st/bin/tern-settle"
 cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -112,19 +112,22 @@ extension BootTests {
         #expect(took >= 19_000, "\(idle)")
     }
 
-    /// xl sched-credit2 sets a domU's weight and cap (domctl scheduler_op) and reads them back; then
+    /// xl sched-credit2 sets the pool's ratelimit (sysctl scheduler_op) and a domU's weight and cap
+    /// (domctl scheduler_op) and reads them back; then
     /// xl destroy ends it whatever its config says (domctl destroydomain): Tern says so, releases it,
     /// and xl list no longer shows it. The domU never finishes its waits.
     @Test func xlReweighsAndDestroysADomU() throws {
         try ToolstackAssets.require()
-        let dom0 = try toolstackDom0(running: "xl_sched-credit2_-d_1_-w_512_-c_50+xl_sched-credit2_-d_1+xl_list+xl_destroy_1+sleep_1+xl_list")
+        let dom0 = try toolstackDom0(running: "xl_sched-credit2_-s_-r_500+xl_sched-credit2_-d_1_-w_512_-c_50+xl_sched-credit2+xl_list+xl_destroy_1+sleep_1+xl_list")
         defer { try? FileManager.default.removeItem(at: dom0) }
         let r = try runner.run(configs: [dom0, example("sleeper")], smp: 2, timeout: 150)
         let out = linuxLines(r, 0)
         let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 6), "\(log)")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 7), "\(log)")
         let weights = out.first { $0.hasPrefix("(d0) (null) ") && $0.split(separator: " ").count == 5 }
         #expect(weights?.split(separator: " ").suffix(3) == ["1", "512", "50"], "\(log)")
+        #expect(out.contains("(d0) Cpupool Pool-0: ratelimit=500us"), "\(log)")
+        #expect(r.lines.contains("(tern) scheduler: ratelimit 500 us"))
         #expect(r.lines.contains("(tern) d1 (sleeper): shutdown: destroyed by the control domain"), "\(r.lines.suffix(30).joined(separator: "\n"))")
         // Listed before; gone after, so released: a domain leaves the table only when its memory goes back.
         let listings = out.split { $0.hasPrefix("(d0) TERN-DOM0-RUN: ") }

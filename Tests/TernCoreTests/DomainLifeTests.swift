@@ -62,6 +62,23 @@ import Testing
         #expect(step == .release(grantsWereHeld: false))
     }
 
+    /// A dead domain that others hold (dom0 maps its pages) says so once, and only when nothing else
+    /// (a vCPU still on a CPU, or being alive) keeps it anyway.
+    @Test func holdersAreAnnouncedOnce() {
+        var life = DomainLife()
+        var said = life.announceHolders(vcpusOnCPUs: 0, holders: 1)
+        #expect(!said)                                                    // alive
+        _ = life.shutDown(.poweroff, hasPanicked: false, actions: xlDefaults)
+        said = life.announceHolders(vcpusOnCPUs: 1, holders: 1)
+        #expect(!said)                                                    // still on a CPU
+        said = life.announceHolders(vcpusOnCPUs: 0, holders: 0)
+        #expect(!said && !life.heldByOthers)                              // nobody holds it
+        said = life.announceHolders(vcpusOnCPUs: 0, holders: 2)
+        #expect(said && life.heldByOthers)
+        said = life.announceHolders(vcpusOnCPUs: 0, holders: 2)
+        #expect(!said)                                                    // once
+    }
+
     /// The granter dies while another domain maps its grants: its memory stays (said once) until the
     /// last mapping goes, and the release then says why it waited.
     @Test func mappedGrantsKeepTheMemory() {

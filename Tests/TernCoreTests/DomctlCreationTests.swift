@@ -16,6 +16,9 @@ import Testing
         var contexts: [(DomainID, Int, VCPUContext?)] = []
         var affinities: [(DomainID, Int, UInt64)] = []
         var cleaned: [(DomainID, UInt64, UInt64)] = []
+        var schedulerRatelimit: UInt32 = 1000
+        func setSchedulerRatelimit(_ microseconds: UInt32) { schedulerRatelimit = microseconds }
+        func debugKey(_ key: UInt8) {}
 
         func domains(from first: DomainID, limit: Int) -> [DomainSummary] {
             Array(all.filter { $0.id.raw >= first.raw }.sorted { $0.id.raw < $1.id.raw }.prefix(limit))

@@ -30,8 +30,15 @@ import Testing
             return VCPUSummary(online: true, blocked: index == 1, running: index == 0, cpuTime: Nanoseconds(UInt64(index + 1) * 1000),
                                cpu: index, affinity: index == 0 ? 0b11 : 0b10)
         }
-        final class Parameters { var of: [UInt16: (weight: UInt32, cap: UInt32)] = [:] }
+        final class Parameters {
+            var of: [UInt16: (weight: UInt32, cap: UInt32)] = [:]
+            var ratelimit: UInt32 = 1000
+            var keys: [UInt8] = []
+        }
         let parameters = Parameters()
+        var schedulerRatelimit: UInt32 { parameters.ratelimit }
+        func setSchedulerRatelimit(_ microseconds: UInt32) { parameters.ratelimit = microseconds }
+        func debugKey(_ key: UInt8) { parameters.keys.append(key) }
         func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32) { parameters.of[id.raw] ?? (256, 0) }
         func setSchedulerParameters(_ id: DomainID, weight: UInt32, cap: UInt32) { parameters.of[id.raw] = (weight, cap) }
         final class Destroyed { var ids: [UInt16] = [] }
@@ -117,6 +124,67 @@ import Testing
         #expect(MemoryLayout<XenDomainInfo>.offset(of: \.spis) == 108)
         #expect(MemoryLayout<XenDomainInfo>.offset(of: \.clockFrequency) == 112)
         #expect(MemoryLayout<XenDomctl>.size == 144)
+        #expect(MemoryLayout<SysctlDebugKeys>.size == 16)
+        #expect(MemoryLayout<SysctlDebugKeys>.offset(of: \.count) == 8)
+        #expect(MemoryLayout<SysctlSchedulerOp>.size == 32)
+        #expect(MemoryLayout<SysctlSchedulerOp>.offset(of: \.command) == 8)
+        #expect(MemoryLayout<SysctlSchedulerOp>.offset(of: \.ratelimitMicroseconds) == 16)
+    }
+
+    /// `xl sched-credit2` (no domain) reads the pool's ratelimit; `-s -r N` sets it: credit2's range
+    /// or 0, pool 0 only, the scheduler that pool runs, get or put only, each with Xen's error.
+    @Test func schedulerOpReadsAndSetsTheRatelimit() {
+        let host = Host()
+        func op(_ command: UInt32, pool: UInt32 = 0, scheduler: UInt32 = Sysctl.schedulerID, limit: UInt32 = 0)
+            -> (XenError?, UInt32) {
+            var memory = sysctl(SysctlCommand.schedulerOp.rawValue) { o in
+                var s = SysctlSchedulerOp()
+                s.command = command
+                s.pool = pool
+                s.schedulerID = scheduler
+                s.ratelimitMicroseconds = limit
+                o.setPayload(s)
+            }
+            let error = perform(&memory, host: host)
+            return (error, answer(memory).payload(as: SysctlSchedulerOp.self).ratelimitMicroseconds)
+        }
+        #expect(op(SysctlSchedulerOp.getinfo) == (nil, 1000))
+        #expect(op(SysctlSchedulerOp.putinfo, limit: 250) == (nil, 250))
+        #expect(host.parameters.ratelimit == 250)
+        #expect(op(SysctlSchedulerOp.getinfo) == (nil, 250))
+        #expect(op(SysctlSchedulerOp.putinfo, limit: 99).0 == .EINVAL)
+        #expect(op(SysctlSchedulerOp.putinfo, limit: 500_001).0 == .EINVAL)
+        #expect(op(SysctlSchedulerOp.putinfo, limit: 500_000) == (nil, 500_000))
+        #expect(op(SysctlSchedulerOp.putinfo, limit: 0) == (nil, 0))
+        #expect(op(SysctlSchedulerOp.getinfo, pool: 1).0 == .ESRCH)
+        #expect(op(SysctlSchedulerOp.getinfo, scheduler: 5).0 == .EINVAL)
+        #expect(op(2).0 == .EINVAL)
+        #expect(host.parameters.ratelimit == 0)
+    }
+
+    /// `xl debug-keys`: each key handled in order, as typed; a key past the caller's memory is -EFAULT
+    /// after the ones before it.
+    @Test func debugKeysArePressedInOrder() {
+        let host = Host()
+        var memory = sysctl(SysctlCommand.debugKeys.rawValue) { o in
+            var k = SysctlDebugKeys()
+            k.keys = list
+            k.count = 3
+            o.setPayload(k)
+        }
+        memory.map(list)
+        for (i, key) in "qmh".utf8.enumerated() { _ = memory.write(key, to: VirtualAddress(list + UInt64(i))) }
+        #expect(perform(&memory, host: host) == nil)
+        #expect(host.parameters.keys == Array("qmh".utf8))
+        var past = sysctl(SysctlCommand.debugKeys.rawValue) { o in
+            var k = SysctlDebugKeys()
+            k.keys = list + 4094
+            k.count = 3
+            o.setPayload(k)
+        }
+        past.map(list)
+        #expect(perform(&past, host: host) == .EFAULT)
+        #expect(host.parameters.keys.count == 5)
     }
 
     /// Xen's order: the copy, the version, the privilege, the command.

@@ -46,7 +46,7 @@ func consoleInputInterrupt() {
         }
         heldCtrlA = 0
         if focusSlot == hypervisorFocus {
-            debugKey(byte)
+            handleKeypress(byte)
             continue
         }
         guard let d = focusedDomain() else { continue }

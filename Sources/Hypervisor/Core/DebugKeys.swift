@@ -1,10 +1,11 @@
 // Keys typed while the console's focus is on Tern itself (the stop after the last domain in the
-// CTRL-a cycle), as Xen's debug keys: a look inside a running system without stopping it.
+// CTRL-a cycle) or sent by the toolstack (`xl debug-keys`, sysctl debug_keys), as Xen's debug keys: a
+// look inside a running system without stopping it.
 import TernArch
 import TernArchAsm
 import TernCore
 
-func debugKey(_ key: UInt8) {
+func handleKeypress(_ key: UInt8) {
     switch key {
     case UInt8(ascii: "q"): dumpVCPUs()
     case UInt8(ascii: "m"): dumpMemory()
@@ -101,7 +102,22 @@ private func dumpMemory() {
     let total = platform.ram.reduce(UInt64(0)) { $0 + $1.size } / 1024
     let free = UInt64(withSpinLock(&framesLock) { frames.freePages }) * pageSize / 1024
     var given: UInt64 = 0
-    for case let d? in domains { given += (d.memory.size + UInt64(d.physMap.withLock { $0.ramPieceCount }) * ramPieceSize) / 1024 }
+    for case let d? in domains {
+        let (pieces, foreign) = d.physMap.withLock { ($0.ramPieceCount, $0.foreign.count) }
+        let kib = (d.memory.size + UInt64(pieces) * ramPieceSize) / 1024
+        given += kib
+        // What a domain maps of others' is what keeps a destroyed one's memory from going back.
+        log { c in
+            c.domain(d)
+            c.s(": ")
+            c.dec(kib)
+            c.s(" KiB")
+            if d.dying { c.s(", dying") }
+            c.s(", maps ")
+            c.dec(foreign)
+            c.s(" foreign pages")
+        }
+    }
     unlockScheduler()
     log { c in
         c.s("memory: ")

@@ -175,8 +175,19 @@ func crashDomain(_ d: Domain) {
 /// whose grants others still map keeps its memory until they unmap them (or die themselves).
 func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
-    for case let d? in domains where d.dying
-        && d.life.mayRelease(vcpusOnCPUs: d.running, holders: d.withReferences { DomainReferences.holders($0) }) {
+    for case let d? in domains where d.dying {
+        let holders = d.withReferences { DomainReferences.holders($0) }
+        guard d.life.mayRelease(vcpusOnCPUs: d.running, holders: holders) else {
+            if d.life.announceHolders(vcpusOnCPUs: d.running, holders: holders) {
+                log { c in
+                    c.domain(d)
+                    c.s(": memory kept while others hold it (")
+                    c.dec(Int(holders))
+                    c.s(": foreign mappings of its pages, hypercalls on it)")
+                }
+            }
+            continue
+        }
         if d.life.detach() {
             d.dropForeignMappings()
             if d.xenPV {
@@ -205,6 +216,11 @@ func releaseDeadDomains() {
                 log { c in
                     c.domain(d)
                     c.s(": its grants are no longer mapped; memory released")
+                }
+            } else if d.life.heldByOthers {
+                log { c in
+                    c.domain(d)
+                    c.s(": no longer held; memory released")
                 }
             }
         }

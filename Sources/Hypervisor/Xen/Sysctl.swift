@@ -23,6 +23,25 @@ struct HypervisorToolstack: ToolstackHost {
 
     func domains(from first: DomainID, limit: Int) -> [DomainSummary] { domainSummaries(from: first, limit: limit) }
 
+    var schedulerRatelimit: UInt32 {
+        lockScheduler()
+        defer { unlockScheduler() }
+        return UInt32(scheduler.parameters.minimumRun.raw / 1000)
+    }
+
+    func setSchedulerRatelimit(_ microseconds: UInt32) {
+        lockScheduler()
+        scheduler.setMinimumRun(.microseconds(UInt64(microseconds)))
+        unlockScheduler()
+        log { c in
+            c.s("scheduler: ratelimit ")
+            c.dec(Int(microseconds))
+            c.s(" us")
+        }
+    }
+
+    func debugKey(_ key: UInt8) { handleKeypress(key) }
+
     // A domain that has shut down keeps its parameters: libxl reads them then, to build it again
     // (on_reboot = restart).
     func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32) {

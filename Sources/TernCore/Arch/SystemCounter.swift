@@ -18,6 +18,7 @@ public struct Nanoseconds: Comparable, Sendable, ExpressibleByIntegerLiteral {
     @inlinable public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
     public static let never = Nanoseconds(.max)
 
+    @inlinable public static func microseconds(_ count: UInt64) -> Nanoseconds { Nanoseconds(count * 1_000) }
     @inlinable public static func milliseconds(_ count: UInt64) -> Nanoseconds { Nanoseconds(count * 1_000_000) }
     @inlinable public static func seconds(_ count: UInt64) -> Nanoseconds { Nanoseconds(count * 1_000_000_000) }
     /// Wraps as the counter does; a deadline that may be `.never` is clamped by its caller.

@@ -56,6 +56,8 @@ public struct DomainLife: Sendable {
     public private(set) var detached = false
     /// Told once that its memory outlives it, for the mappings others still hold.
     public private(set) var heldForGrants = false
+    /// Told once that others hold it (foreign mappings of its pages, or a hypercall working on it).
+    public private(set) var heldByOthers = false
 
     public init() {}
 
@@ -105,6 +107,13 @@ public struct DomainLife: Sendable {
     /// nobody holding it.
     public func mayRelease(vcpusOnCPUs: Int, holders: UInt32) -> Bool {
         awaitsRelease && vcpusOnCPUs == 0 && holders == 0
+    }
+
+    /// Whether to say that `holders` keep a domain that could otherwise be released: the first time only.
+    public mutating func announceHolders(vcpusOnCPUs: Int, holders: UInt32) -> Bool {
+        guard awaitsRelease, vcpusOnCPUs == 0, holders > 0, !heldByOthers else { return false }
+        heldByOthers = true
+        return true
     }
 
     /// True once, the first time it may be released: let go of its own mappings and channels (they

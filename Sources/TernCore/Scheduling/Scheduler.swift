@@ -116,7 +116,7 @@ public struct Scheduler: ~Copyable {
     /// schedule anyone will miss the precision of.
     static let longestCharge: UInt64 = 1 << 50
 
-    let parameters: SchedulerParameters
+    public private(set) var parameters: SchedulerParameters
     public internal(set) var domainCapacity: Int
     public internal(set) var vcpuCapacity: Int
     public let pcpuCount: Int
@@ -257,6 +257,9 @@ public struct Scheduler: ~Copyable {
         vcpus[v].state = .blocked
         domains[vcpus[v].domain].runnableVCPUs -= 1
     }
+
+    /// Xen's ratelimit, set by the toolstack (sysctl scheduler_op); 0 lets a woken vCPU in at once.
+    public mutating func setMinimumRun(_ t: Nanoseconds) { parameters.minimumRun = t }
 
     // MARK: - Choosing
 

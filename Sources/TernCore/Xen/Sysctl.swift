@@ -7,7 +7,8 @@
 public let sysctlInterfaceVersion: UInt32 = 0x15
 
 public enum SysctlCommand: UInt32 {
-    case readconsole = 1, physinfo = 3, schedID = 4, getdomaininfolist = 6, cputopoinfo = 16, numainfo = 17, cpupoolOp = 18
+    case readconsole = 1, physinfo = 3, schedID = 4, getdomaininfolist = 6, debugKeys = 7, cputopoinfo = 16, numainfo = 17
+    case cpupoolOp = 18, schedulerOp = 19
 }
 
 /// The 128-byte, 8-byte-aligned union that sysctl's and domctl's commands share.
@@ -124,6 +125,29 @@ public struct SysctlCPUPoolOp {
     public static let anyPool: UInt32 = .max
 }
 
+/// struct xen_sysctl_debug_keys (16 bytes).
+public struct SysctlDebugKeys {
+    public var keys: UInt64 = 0
+    public var count: UInt32 = 0
+    var pad: UInt32 = 0
+    public init() {}
+}
+
+/// struct xen_sysctl_scheduler_op (32 bytes) with credit2's parameters in its union (8-byte aligned).
+public struct SysctlSchedulerOp {
+    public var pool: UInt32 = 0
+    public var schedulerID: UInt32 = 0
+    public var command: UInt32 = 0
+    var pad: UInt32 = 0
+    public var ratelimitMicroseconds: UInt32 = 0
+    var unionTail: (UInt32, UInt32, UInt32) = (0, 0, 0)
+    public init() {}
+
+    public static let putinfo: UInt32 = 0, getinfo: UInt32 = 1
+    /// XEN_SYSCTL_SCHED_RATELIMIT_MIN and _MAX, in microseconds (0 turns the limit off).
+    public static let ratelimitRange: ClosedRange<UInt32> = 100 ... 500_000
+}
+
 /// The machine as the toolstack sees it.
 public struct MachineSummary: Equatable, Sendable {
     public var cpus: Int
@@ -147,6 +171,12 @@ public protocol ToolstackHost {
     var machine: MachineSummary { get }
     /// The domains whose IDs are `first` or above, in ID order, at most `limit` of them.
     func domains(from first: DomainID, limit: Int) -> [DomainSummary]
+    /// The scheduler's rate limit (Xen's ratelimit_us: how long a vCPU runs before a woken one may
+    /// take its CPU), in microseconds, and a new one for it.
+    var schedulerRatelimit: UInt32 { get }
+    func setSchedulerRatelimit(_ microseconds: UInt32)
+    /// A key pressed as on Xen's console (its debug keys).
+    func debugKey(_ key: UInt8)
     /// Domain `id`'s weight and cap (percent of a CPU, 0: none), and new ones for it.
     func schedulerParameters(_ id: DomainID) -> (weight: UInt32, cap: UInt32)
     func setSchedulerParameters(_ id: DomainID, weight: UInt32, cap: UInt32)
@@ -245,6 +275,29 @@ public enum Sysctl {
                 return .ENOSYS
             }
             op.setPayload(pool)
+        case .schedulerOp:
+            // Xen's sched_adjust_global then credit2's sys_cntl: the command, the pool (0 only), the
+            // scheduler it runs, then the value.
+            var sched = op.payload(as: SysctlSchedulerOp.self)
+            guard sched.command == SysctlSchedulerOp.putinfo || sched.command == SysctlSchedulerOp.getinfo else { return .EINVAL }
+            guard sched.pool == 0 else { return .ESRCH }
+            guard sched.schedulerID == schedulerID else { return .EINVAL }
+            if sched.command == SysctlSchedulerOp.putinfo {
+                let limit = sched.ratelimitMicroseconds
+                guard limit == 0 || SysctlSchedulerOp.ratelimitRange.contains(limit) else { return .EINVAL }
+                host.setSchedulerRatelimit(limit)
+            }
+            sched.ratelimitMicroseconds = host.schedulerRatelimit
+            op.setPayload(sched)
+        case .debugKeys:
+            // Each key as if typed, one byte read at a time as Xen does; nothing is copied back.
+            let keys = op.payload(as: SysctlDebugKeys.self)
+            for i in 0 ..< UInt64(keys.count) {
+                var key: UInt8 = 0
+                guard memory.read(&key, from: VirtualAddress(keys.keys &+ i)) else { return .EFAULT }
+                host.debugKey(key)
+            }
+            return nil
         case .readconsole:
             var read = op.payload(as: SysctlReadConsole.self)
             let buffer = read.buffer
