@@ -7,7 +7,8 @@
 # package first.
 # Output: .cache/linux/initrd-xl.cpio.gz (git-ignored). Idempotent; rebuilt when this script changes.
 # Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc and xenfs, mounts /proc/xen,
-# starts xenstored, runs xen-init-dom0, starts xenconsoled, then runs what `tern.run=` on the kernel
+# starts xenstored, runs xen-init-dom0, starts xenconsoled, runs init-dom0less (boot-time domUs join
+# xenstore), then runs what `tern.run=` on the kernel
 # command line names: commands separated by '+', with '_' for a space (tern.run=xl_info+xl_list),
 # each echoed and followed by its exit status; then powers off (tern.after=shell: a shell on hvc0).
 set -euo pipefail
@@ -117,8 +118,8 @@ done
 # tern-wait NAME TEXT [SECONDS]: waits until domain NAME's console (as xenconsoled logs it) shows TEXT.
 cat > "$st/bin/tern-wait" <<'WAIT'
 #!/bin/busybox sh
-f=/var/log/xen/console/guest-$1.log n=${3:-90}
-while [ "$n" -gt 0 ]; do grep -q "$2" "$f" 2>/dev/null && exit 0; sleep 1; n=$((n - 1)); done
+f=/var/log/xen/console/guest-$1.log n=$((${3:-90} * 5))
+while [ "$n" -gt 0 ]; do grep -q "$2" "$f" 2>/dev/null && exit 0; sleep 0.2; n=$((n - 1)); done
 echo "tern-wait: $1 did not print $2"; exit 1
 WAIT
 chmod 755 "$st/bin/tern-wait"
@@ -163,6 +164,9 @@ xen-init-dom0; echo "TERN-DOM0: xen-init-dom0 exit $?"
 # Each guest's console is also kept in /var/log/xen/console/guest-NAME.log, for scripts to read.
 mkdir -p /var/log/xen/console
 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console; echo "TERN-DOM0: xenconsoled exit $?"
+# The boot configuration's Xen-aware domUs (xen,enhanced) wait for xenstore: give each its page and
+# introduce it, as Xen's dom0less documentation says to once dom0 is up.
+init-dom0less; echo "TERN-DOM0: init-dom0less exit $?"
 old=$IFS; IFS=+
 for c in $run; do
     cmd=$(echo "$c" | tr _ ' ')

@@ -23,6 +23,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Only the rows of switch and wake-up cost at 2, 16 and 64 domains (printed, not written).")
     var scalingOnly = false
 
+    @Flag(help: "Only the rows of Xen's toolstack at work: dom0's boot, xl create, xl destroy (printed, not written).")
+    var toolstackOnly = false
+
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: { printError($0) })
         let images = try runner.build()
@@ -30,6 +33,11 @@ struct BenchCommand: ParsableCommand {
         let xen = !noXen && FileManager.default.fileExists(atPath: xenBinary.path) ? XenBoot(binary: xenBinary) : nil
         if xen == nil && !noXen { printError("no .cache/linux/xen (scripts/fetch-linux.sh --xen): Xen is left out") }
 
+        if toolstackOnly {
+            let rows = try ToolstackBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
+            printOut(XenComparison.markdown(rows))
+            return
+        }
         if scalingOnly {
             let rows = try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
             printOut(XenComparison.markdown(rows))
@@ -45,6 +53,7 @@ struct BenchCommand: ParsableCommand {
         comparison.append(try ReclaimBenchmark.run(runner: runner, runs: runs, progress: { printError($0) }))
         comparison += try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
         comparison += try LockContentionBenchmark.run(runner: runner, progress: { printError($0) })
+        comparison += try ToolstackBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
         let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
 
         let date = ISO8601DateFormatter().string(from: Date())

@@ -19,7 +19,8 @@ extension BootTests {
     /// dom0's toolstack starts as on Xen (xenstored, xen-init-dom0 naming Domain-0 in xenstore,
     /// xenconsoled), then `xl info` describes the machine from sysctl physinfo, sched_id, cputopoinfo,
     /// numainfo and cpupool_op, and `xl list` lists both domains from getdomaininfolist: dom0 running
-    /// with its 512 MiB and 2 vCPUs, and a sleeping domU (not yet named: that needs init-dom0less);
+    /// with its 512 MiB (less the page init-dom0less mapped: 511) and 2 vCPUs, and a sleeping domU of
+    /// the boot configuration, which init-dom0less named (it never connects: it does not use xenstore);
     /// `xl dmesg` reads Tern's console history (sysctl readconsole), without dom0's own lines, as on Xen;
     /// `xl vcpu-list` shows every vCPU.
     @Test func xlInfoListAndDmesgRunInALinuxDom0() throws {
@@ -44,10 +45,10 @@ extension BootTests {
         // xl list: name, ID, MiB, vCPUs, state (r: running, b: blocked), CPU seconds.
         let dom0 = try #require(out.first { $0.hasPrefix("(d0) Domain-0 ") }, "\(log)")
         let fields = dom0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-        #expect(Array(fields.dropFirst().prefix(5)) == ["Domain-0", "0", "512", "2", "r-----"], "\(dom0)")
-        let domU = try #require(out.first { $0.hasPrefix("(d0) (null) ") }, "\(log)")
+        #expect(Array(fields.dropFirst().prefix(5)) == ["Domain-0", "0", "511", "2", "r-----"], "\(dom0)")
+        let domU = try #require(out.first { $0.hasPrefix("(d0) dom0less-1 ") }, "\(log)")
         let columns = domU.replacingOccurrences(of: "\t", with: " ").split(separator: " ").map(String.init)
-        #expect(Array(columns.dropFirst().prefix(5)) == ["(null)", "1", "32", "1", "-b----"], "\(domU)")
+        #expect(Array(columns.dropFirst().prefix(5)) == ["dom0less-1", "1", "32", "1", "-b----"], "\(domU)")
         // xl dmesg: Tern's lines as it printed them, and the domU's; none of dom0's.
         let dmesg = out.drop { $0 != "(d0) TERN-DOM0-RUN: xl dmesg" }
         #expect(dmesg.contains { $0.hasPrefix("(d0) (tern) Tern 0.1.0 hypervisor (Xen 4.17 guest ABI) at EL2") }, "\(log)")
@@ -57,8 +58,8 @@ extension BootTests {
         // on a CPU of the machine, none pinned.
         let vcpus = out.drop { $0 != "(d0) TERN-DOM0-RUN: xl vcpu-list" }
             .map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
-            .filter { $0.count >= 10 && ($0[1] == "Domain-0" || $0[1] == "(null)") }
-        #expect(vcpus.map { Array($0[1 ... 3]) } == [["Domain-0", "0", "0"], ["Domain-0", "0", "1"], ["(null)", "1", "0"]], "\(log)")
+            .filter { $0.count >= 10 && ($0[1] == "Domain-0" || $0[1] == "dom0less-1") }
+        #expect(vcpus.map { Array($0[1 ... 3]) } == [["Domain-0", "0", "0"], ["Domain-0", "0", "1"], ["dom0less-1", "1", "0"]], "\(log)")
         #expect(vcpus.allSatisfy { ["0", "1"].contains($0[4]) && Array($0.suffix(3)) == ["all", "/", "all"] }, "\(vcpus)")
         #expect(vcpus.last?[5] == "-b-", "\(vcpus)")                  // the domU waits on its timer
         // Every command ran to its end and said so.
@@ -98,7 +99,7 @@ extension BootTests {
         let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
         #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
         #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 6), "\(log)")
-        let states = out.filter { $0.hasPrefix("(d0) (null) ") }.map {
+        let states = out.filter { $0.hasPrefix("(d0) dom0less-1 ") }.map {
             $0.replacingOccurrences(of: "\t", with: " ").split(separator: " ").map(String.init)[5]
         }
         // Paused (p) twice over, before and after the 3 s, and not running; blocked (b) as on Xen while
@@ -124,7 +125,7 @@ extension BootTests {
         let out = linuxLines(r, 0)
         let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
         #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 7), "\(log)")
-        let weights = out.first { $0.hasPrefix("(d0) (null) ") && $0.split(separator: " ").count == 5 }
+        let weights = out.first { $0.hasPrefix("(d0) dom0less-1 ") && $0.split(separator: " ").count == 5 }
         #expect(weights?.split(separator: " ").suffix(3) == ["1", "512", "50"], "\(log)")
         #expect(out.contains("(d0) Cpupool Pool-0: ratelimit=500us"), "\(log)")
         #expect(r.lines.contains("(tern) scheduler: ratelimit 500 us"))
@@ -132,10 +133,56 @@ extension BootTests {
         // Listed before; gone after, so released: a domain leaves the table only when its memory goes back.
         let listings = out.split { $0.hasPrefix("(d0) TERN-DOM0-RUN: ") }
         let before = listings.first { $0.contains { $0.hasPrefix("(d0) Domain-0 ") } }
-        #expect(before?.contains { $0.hasPrefix("(d0) (null) ") } == true, "\(log)")
+        #expect(before?.contains { $0.hasPrefix("(d0) dom0less-1 ") } == true, "\(log)")
         let last = try #require(listings.last)
-        #expect(last.contains { $0.hasPrefix("(d0) Domain-0 ") } && !last.contains { $0.hasPrefix("(d0) (null) ") }, "\(log)")
+        #expect(last.contains { $0.hasPrefix("(d0) Domain-0 ") } && !last.contains { $0.hasPrefix("(d0) dom0less-1 ") }, "\(log)")
         #expect(!r.lines.contains { $0.hasPrefix("(d1) idle: 80 waits") })
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+}
+
+extension BootTests {
+    /// A Linux domU of the boot configuration (Xen-aware: `xen,enhanced`) joins xenstore as Xen 4.17's
+    /// dom0less domains do: Tern gives it a port unbound to dom0 and STORE_PFN all ones, dom0's init
+    /// runs init-dom0less (setmaxmem, a populated page, its grant seeded, setdomainhandle, STORE_PFN),
+    /// xenstored introduces it and notifies it; `xl list` names it, and `xl shutdown -w` reaches it
+    /// through its xenbus watch: it powers itself off and is gone.
+    @Test func bootTimeDomUsJoinXenstoreThroughInitDom0less() throws {
+        try ToolstackAssets.require()
+        let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
+        let domU = FileManager.default.temporaryDirectory.appendingPathComponent("tern-pv-hold-\(UUID().uuidString).cfg")
+        try """
+            name = "pvhold"
+            kernel = "\(cache.path)/Image"
+            ramdisk = "\(cache.path)/initrd.cpio.gz"
+            memory = 128
+            extra = "console=hvc0 rdinit=/init tern.test=hold"
+            """.write(to: domU, atomically: true, encoding: .utf8)
+        let dom0 = try toolstackDom0(commands: [
+            "xl list", "xenstore-read /local/domain/1/name /local/domain/1/store/ring-ref", "xl shutdown -w dom0less-1", "xl list",
+        ])
+        defer {
+            try? FileManager.default.removeItem(at: dom0)
+            try? FileManager.default.removeItem(at: domU)
+        }
+        let r = try runner.run(configs: [dom0, domU], smp: 2, timeout: 200)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
+        let tern = r.lines.filter { $0.hasPrefix("(tern) ") }.joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.contains("(d0) Init dom0less domain: 1") && out.contains("(d0) TERN-DOM0: init-dom0less exit 0"), "\(log)")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 4), "\(log)")
+        // Named in xenstore as init-dom0less names it, its page at GUEST_MAGIC_BASE + 1 page.
+        let row = out.first { $0.hasPrefix("(d0) dom0less-1 ") }?.replacingOccurrences(of: "\t", with: " ")
+            .split(separator: " ").map(String.init)
+        #expect(row.map { Array($0.dropFirst().prefix(4)) } == ["dom0less-1", "1", "128", "1"], "\(log)")
+        #expect(out.contains("(d0) dom0less-1") && out.contains("(d0) 233473"), "\(log)")
+        // The domU heard xl's request through its own xenstore connection and acted on it.
+        #expect(r.lines.contains("(d1) TERN-LINUX: asked to power off"), "\(r.lines.filter { $0.hasPrefix("(d1) ") }.suffix(20).joined(separator: "\n"))")
+        #expect(tern.contains("(tern) d1 (pvhold): shutdown: poweroff via SCHEDOP_shutdown"), "\(tern)")
+        #expect(out.contains("(d0) Domain 1 has been destroyed"), "\(log)")
+        let last = out.split { $0.hasPrefix("(d0) TERN-DOM0-RUN: ") }.last ?? []
+        #expect(last.contains { $0.hasPrefix("(d0) Domain-0 ") } && !last.contains { $0.hasPrefix("(d0) dom0less-1 ") }, "\(log)")
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 }

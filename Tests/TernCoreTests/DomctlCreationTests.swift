@@ -17,6 +17,7 @@ import Testing
         var affinities: [(DomainID, Int, UInt64)] = []
         var cleaned: [(DomainID, UInt64, UInt64)] = []
         var schedulerRatelimit: UInt32 = 1000
+        func setHandle(_ id: DomainID, _ handle: [UInt8]) -> XenError? { nil }
         func setSchedulerRatelimit(_ microseconds: UInt32) { schedulerRatelimit = microseconds }
         func debugKey(_ key: UInt8) {}
 

@@ -29,4 +29,19 @@ struct GuestDeviceTreeTests {
         #expect(clock.property("#clock-cells")?.u32 == 0)
         #expect(root.findCompatible("xen,xen").count == 1)
     }
+
+    /// The hypervisor node's reg: the grant-table window, then Xen's extended regions, the rest of RAM
+    /// bank 0 after the domain's RAM (2 MiB up) and RAM bank 1 as far as a 39-bit stage 2 reaches.
+    @Test func theHypervisorNodeNamesTheExtendedRegions() throws {
+        let root = try build(GuestMachine(memory: [(GuestLayout.ram, 512 << 20)], vcpus: 1, bootargs: [], xen: true))
+        let node = try #require(root.findCompatible("xen,xen").first)
+        let reg = node.reg(in: root).map { [$0.address, $0.size] }
+        #expect(reg == [[0x3800_0000, 0x100_0000], [0x6000_0000, 0xA000_0000], [0x2_0000_0000, 0x7E_0000_0000]])
+        // RAM that is not a 2 MiB multiple leaves the rest of its 2 MiB out; a bank nearly full has no
+        // region (under 64 MiB).
+        let odd = GuestDeviceTree.extendedRegions(ram: [(GuestLayout.ram, (128 << 20) + 4096)]).map { [$0.0, $0.1] }
+        #expect(odd.first == [0x4820_0000, 0xB7E0_0000])
+        let full = GuestDeviceTree.extendedRegions(ram: [(GuestLayout.ram, GuestLayout.ramMaximum - (32 << 20))]).map { [$0.0, $0.1] }
+        #expect(full == [[0x2_0000_0000, 0x7E_0000_0000]])
+    }
 }

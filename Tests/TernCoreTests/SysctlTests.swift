@@ -61,6 +61,12 @@ import Testing
         }
         func create(_ request: DomainCreation) -> Result<DomainID, XenError> { .failure(.ENOMEM) }
         func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError? { nil }
+        final class Handles { var of: [UInt16: [UInt8]] = [:] }
+        let handles = Handles()
+        func setHandle(_ id: DomainID, _ handle: [UInt8]) -> XenError? {
+            handles.of[id.raw] = handle
+            return nil
+        }
         func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError? { nil }
         func setVCPUAffinity(_ id: DomainID, vcpu: Int, hard: UInt64) -> UInt64? { hard }
         func cleanCaches(_ id: DomainID, frames first: UInt64, count: UInt64) -> XenError? { nil }
@@ -449,6 +455,25 @@ extension SysctlTests {
         #expect(destroy(3, privileged: false) == .EPERM)
         #expect(destroy(0) == .EINVAL)
         #expect(host.destroyed.ids == [7])
+    }
+
+    /// init-dom0less names a boot-time domain's UUID with setdomainhandle: the 16 bytes as given, for
+    /// an existing domain, by the control domain only.
+    @Test func setdomainhandleGivesTheDomainItsUUID() {
+        let host = Host()
+        func set(_ domain: UInt16, privileged: Bool = true) -> XenError? {
+            var memory = domctl(DomctlCommand.setdomainhandle.rawValue, domain: domain)
+            var op = XenDomctl()
+            _ = memory.read(&op, from: VirtualAddress(arg))
+            op.setPayload((UInt32(0x0403_0201), UInt32(0x0807_0605), UInt32(0x0c0b_0a09), UInt32(0x100f_0e0d)))
+            _ = memory.write(op, to: VirtualAddress(arg))
+            return Domctl.perform(VirtualAddress(arg), &memory, caller: DomainID(0), privileged: privileged, host)
+        }
+        #expect(set(3) == nil)
+        #expect(host.handles.of[3] == Array(1 ... 16))
+        #expect(set(4) == .ESRCH)
+        #expect(set(7, privileged: false) == .EPERM)
+        #expect(host.handles.of.count == 1)
     }
 }
 

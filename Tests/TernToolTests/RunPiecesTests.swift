@@ -107,3 +107,41 @@ import Testing
         #expect(LockContentionBenchmark.waitShare(lines: []) == nil)
     }
 }
+
+@Suite struct ToolstackBenchmarkTests {
+    private let commands = ["tern-settle", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-USERSPACE-UP",
+                            "xl destroy domu1", "tern-settle"]
+
+    /// dom0's lines as Tern prints them ("(d0) " first) and as Xen does (bare), timed from QEMU's start.
+    private func lines(prefix: String, statuses: [String] = ["0", "0", "0", "0", "0"]) -> ([String], [TimeInterval]) {
+        var lines = ["\(prefix)TERN-DOM0-USERSPACE-UP"], times: [TimeInterval] = [10]
+        var t = 20.0
+        for (c, s) in zip(commands, statuses) {
+            lines += ["\(prefix)TERN-DOM0-RUN: \(c)", "\(prefix)some output", "\(prefix)TERN-DOM0-STATUS: \(s)"]
+            times += [t, t + 0.5, t + 2]
+            t += 10
+        }
+        return (lines, times)
+    }
+
+    @Test func phasesAreTheBootTheCreateAndTheDestroy() {
+        for prefix in ["(d0) ", ""] {
+            let (l, t) = lines(prefix: prefix)
+            // Up at the first command (20 s); create from its start (30) to tern-wait's end (42); destroy
+            // from its start (50) to tern-settle's end (62).
+            let p = ToolstackBenchmark.phases(l, t)
+            #expect(p != nil)
+            if let p {
+                #expect(p[0] == 20)
+                #expect(p[1] == 12 && p[2] == 12, "\(p)")
+            }
+        }
+    }
+
+    @Test func aFailedOrMissingCommandGivesNoSample() {
+        let (l, t) = lines(prefix: "(d0) ", statuses: ["0", "0", "1", "0", "0"])
+        #expect(ToolstackBenchmark.phases(l, t) == nil)
+        let (cut, cutTimes) = lines(prefix: "")
+        #expect(ToolstackBenchmark.phases(Array(cut.dropLast(3)), Array(cutTimes.dropLast(3))) == nil)
+    }
+}

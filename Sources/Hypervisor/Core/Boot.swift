@@ -278,6 +278,7 @@ private func createBootDomains(_ root: DTNode) {
     }
     // The toolstack's domains get IDs after the boot configuration's (Xen's rover).
     domainIDs = DomainIDAllocator(after: specs.last?.id.raw ?? 0)
+    controlDomainAtBoot = specs.contains { $0.id == .zero }
     var nextVCPU = 0
     for (slot, spec) in specs.enumerated() {
         let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)

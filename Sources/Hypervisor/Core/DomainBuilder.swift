@@ -144,6 +144,10 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
         return (nil, .tables)
     }
     if spec.xenPV { initialHVMParameters(d) }
+    if spec.xenPV && !d.privileged && controlDomainAtBoot && !prepareXenstoreChannel(d) {
+        releaseDomainMemory(d)
+        return (nil, .tables)
+    }
     for i in 0 ..< spec.vcpus {
         d.vcpus.append(VCPU(domain: d, index: i, slot: firstVCPUSlot + i, count: spec.vcpus))
     }
@@ -198,4 +202,20 @@ func startDomain(_ d: Domain) {
     let v0 = d.vcpus[0]
     v0.online = true
     wake(v0)
+}
+
+/// Whether the boot configuration has a control domain (domain 0), which will run xenstored.
+nonisolated(unsafe) var controlDomainAtBoot = false
+
+/// A boot-time domU with `xen,enhanced`, as Xen 4.17's dom0less builds it when there is a control
+/// domain: a port unbound to domain 0 in HVM_PARAM_STORE_EVTCHN, and STORE_PFN all ones, which tells
+/// Linux to wait on that port until init-dom0less in dom0 gives it a xenstore page, and xenstored,
+/// introduced to it, says it is there.
+func prepareXenstoreChannel(_ d: Domain) -> Bool {
+    guard let port = d.events.withLock({ $0.ports.allocate(.unbound(remote: .zero)) }) else { return false }
+    d.hvmParameters.withLock { p in
+        p[Int(HVMParam.store_evtchn.rawValue)] = UInt64(port.raw)
+        p[Int(HVMParam.store_pfn.rawValue)] = ~0
+    }
+    return true
 }

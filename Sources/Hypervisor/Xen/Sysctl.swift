@@ -88,6 +88,16 @@ struct HypervisorToolstack: ToolstackHost {
 
     func create(_ request: DomainCreation) -> Result<DomainID, XenError> { createToolstackDomain(request) }
 
+    // Under the scheduler lock, as getdomaininfo reads it.
+    func setHandle(_ id: DomainID, _ handle: [UInt8]) -> XenError? {
+        withHeldDomain(id) { d -> Bool in
+            lockScheduler()
+            d.handle = handle
+            unlockScheduler()
+            return true
+        } == nil ? .ESRCH : nil
+    }
+
     func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError? {
         withHeldDomain(id) { d in d.physMap.withLock { $0.maximumPages = pages } } == nil ? .ESRCH : nil
     }

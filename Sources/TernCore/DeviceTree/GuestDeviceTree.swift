@@ -29,6 +29,22 @@ public enum GuestDeviceTree {
     static let gicPhandle: UInt32 = 1
     static let clockPhandle: UInt32 = 2
 
+    /// Xen 4.17's extended regions (its find_domU_holes, and libxl's for the domains it builds): in each
+    /// guest RAM bank, from the end of the domain's RAM there (2 MiB up) to the bank's end within the
+    /// stage 2's reach, where that is at least 64 MiB. A Linux with unpopulated-alloc maps foreign and
+    /// granted pages there instead of ballooning out RAM.
+    public static func extendedRegions(ram: [(base: GuestPhysicalAddress, size: UInt64)]) -> [(address: UInt64, size: UInt64)] {
+        let reach = UInt64(1) << UInt64(GuestLayout.addressBits)
+        var regions: [(address: UInt64, size: UInt64)] = []
+        for (base, size) in [(GuestLayout.ram.raw, GuestLayout.ramMaximum), (GuestLayout.ram1.raw, GuestLayout.ram1Maximum)] {
+            let used = ram.filter { $0.base.raw >= base && $0.base.raw - base < size }.reduce(UInt64(0)) { $0 + $1.size }
+            let start = base + (used + 0x1F_FFFF) & ~UInt64(0x1F_FFFF)
+            let end = min(base + size, reach)
+            if end > start && end - start >= 64 << 20 { regions.append((start, end - start)) }
+        }
+        return regions
+    }
+
     public static func build(_ m: GuestMachine) -> [UInt8] {
         let root = DTNode(name: [])
         root.set("#address-cells", u32: 2)
@@ -89,10 +105,13 @@ public enum GuestDeviceTree {
 
         if m.xen {
             // What tells Linux it runs on Xen (arch/arm/xen: xen_early_init, xen_dt_guest_init): the
-            // version in the compatible, the grant-table window in reg, the event-channel upcall PPI.
+            // version in the compatible, the grant-table window and the extended regions in reg, the
+            // event-channel upcall PPI.
             let hypervisor = root.addChild(DTNode("hypervisor"))
             hypervisor.set("compatible", strings: [utf8Bytes("xen,xen-4.17"), utf8Bytes("xen,xen")])
-            hypervisor.setReg([(GuestLayout.grantTable.raw, GuestLayout.grantTableSize)], addressCells: 2, sizeCells: 2)
+            var reg: [(address: UInt64, size: UInt64)] = [(GuestLayout.grantTable.raw, GuestLayout.grantTableSize)]
+            reg += extendedRegions(ram: m.memory)
+            hypervisor.setReg(reg, addressCells: 2, sizeCells: 2)
             hypervisor.set("interrupts", cells: [1, GuestLayout.eventChannelPPI - 16, 0xF08])
             hypervisor.set("interrupt-parent", u32: gicPhandle)
         }

@@ -90,8 +90,8 @@ public struct DomainSummary: Equatable, Sendable {
 extension XenDomainInfo {
     /// XEN_DOMCTL_CONFIG_GIC_V3: every Tern domain has a GICv3.
     public static let gicV3: UInt8 = 2
-    /// The guest physical address bits of Tern's stage 2 (39: VTCR_EL2.T0SZ 25).
-    public static let ternGuestAddressBits: UInt8 = 39
+    /// The guest physical address bits of Tern's stage 2.
+    public static let ternGuestAddressBits = UInt8(GuestLayout.addressBits)
 
     /// Xen's getdomaininfo for `d`. As on Xen for Arm, every domain is an HVM guest with hardware
     /// paging; "running" when a vCPU is on a CPU, "blocked" when every online vCPU waits (for an

@@ -10,7 +10,7 @@ public let domctlInterfaceVersion: UInt32 = 0x15
 public enum DomctlCommand: UInt32 {
     case createdomain = 1, destroydomain = 2, pausedomain = 3, unpausedomain = 4, getdomaininfo = 5
     case setvcpuaffinity = 9, maxMem = 11, setvcpucontext = 12, getvcpuinfo = 14, maxVCPUs = 15
-    case schedulerOp = 16, getvcpuaffinity = 25, setAddressSize = 35, getAddressSize = 36
+    case schedulerOp = 16, setdomainhandle = 17, getvcpuaffinity = 25, setAddressSize = 35, getAddressSize = 36
     case setnodeaffinity = 68, cacheflush = 71, getPagingMempoolSize = 85, setPagingMempoolSize = 86
 }
 
@@ -124,6 +124,10 @@ public enum Domctl {
         case .maxMem:
             // KiB to pages; Xen takes any value, even below what the domain has (a balloon gives back).
             return host.setMaximumMemory(id, pages: op.payload(as: UInt64.self) >> 2)
+        case .setdomainhandle:
+            // init-dom0less names a boot-time domain's UUID so; nothing goes back.
+            let words = op.payload(as: (UInt32, UInt32, UInt32, UInt32).self)
+            return host.setHandle(id, withUnsafeBytes(of: words) { Array($0) })
         case .setAddressSize:
             // Tern runs AArch64 guests only; Xen on Arm would take 32 for an AArch32 one.
             return op.payload(as: UInt32.self) == 64 ? nil : .EINVAL

@@ -14,6 +14,11 @@ public enum GuestLayout {
     public static let ram = GuestPhysicalAddress(0x4000_0000)
     /// RAM bank 0 ends below 4 GiB (Xen: GUEST_RAM0_SIZE = 3 GiB).
     public static let ramMaximum: UInt64 = 0xC000_0000
+    /// Xen's second RAM bank (GUEST_RAM1_BASE, _SIZE). Tern puts no RAM there; its extended regions do.
+    public static let ram1 = GuestPhysicalAddress(0x2_0000_0000)
+    public static let ram1Maximum: UInt64 = 0xFE_0000_0000
+    /// The guest physical address bits of Tern's stage 2 (39: VTCR_EL2.T0SZ 25).
+    public static let addressBits = 39
     /// PPIs: the virtual and EL1 physical timers, and Xen's event-channel upcall.
     public static let virtualTimerPPI: UInt32 = 27
     public static let physicalTimerPPI: UInt32 = 30

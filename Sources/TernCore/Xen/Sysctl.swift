@@ -189,6 +189,8 @@ public protocol ToolstackHost {
     func unpause(_ id: DomainID) -> XenError?
     /// createdomain: a new domain with no memory, its vCPUs offline, paused by the toolstack.
     func create(_ request: DomainCreation) -> Result<DomainID, XenError>
+    /// setdomainhandle: domain `id`'s UUID (16 bytes) from now on.
+    func setHandle(_ id: DomainID, _ handle: [UInt8]) -> XenError?
     /// max_mem: the most pages domain `id` may have.
     func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError?
     /// setvcpucontext: vCPU `vcpu` of domain `id` (not the caller) takes the context; nil resets it.

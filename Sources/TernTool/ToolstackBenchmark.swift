@@ -1,0 +1,67 @@
+import Foundation
+
+/// Xen's own toolstack at work, timed from the host in wall seconds, on Tern and on Xen 4.17 with the
+/// same control domain (Debian's kernel with the xen-utils-4.17 initramfs of scripts/fetch-toolstack.sh)
+/// and the same domU: dom0's boot until its toolstack is up (QEMU's start to the first command),
+/// `xl create` until the domU prints its userspace marker (its console as xenconsoled logs it in dom0),
+/// and `xl destroy` until dom0 is alone and the free memory has stopped changing (tern-settle).
+public enum ToolstackBenchmark {
+    static let commands = ["tern-settle", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-USERSPACE-UP",
+                           "xl destroy domu1", "tern-settle"]
+    public static let metrics = ["Toolstack: dom0 boot until xenstored, xenconsoled and init-dom0less are up",
+                                 "Toolstack: xl create until the domU's userspace marker",
+                                 "Toolstack: xl destroy until dom0 is alone and the memory is back"]
+
+    public static func run(runner: TernRunner, xen: XenBoot?, runs: Int, progress: @escaping (String) -> Void) throws -> [ComparisonRow] {
+        let cache = runner.layout.root.appendingPathComponent(".cache/linux")
+        guard FileManager.default.fileExists(atPath: cache.appendingPathComponent("initrd-xl.cpio.gz").path) else {
+            throw TernToolError.io("no \(cache.path)/initrd-xl.cpio.gz: run scripts/fetch-toolstack.sh (make linux) first")
+        }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-xl-\(UUID().uuidString).cfg")
+        try """
+            name = "xl-dom0"
+            kernel = "\(cache.path)/Image"
+            ramdisk = "\(cache.path)/initrd-xl.cpio.gz"
+            memory = 512
+            vcpus = 2
+            extra = "console=hvc0 earlycon=xenboot rdinit=/init tern.run=\(commands.map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))"
+            """.write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+
+        var tern = [[Double]](repeating: [], count: metrics.count)
+        var onXen = tern
+        for run in 1 ... runs {
+            for side in xen == nil ? [nil] : [nil, xen] {
+                var options = RunOptions(timeout: 400, stopWhen: { $0.hasSuffix("TERN-DOM0-DONE") })
+                options.xen = side
+                let r = try runner.run(configs: [config], options: options, onLine: { _ in })
+                let name = side == nil ? "tern" : "xen"
+                guard let times = phases(r.lines, r.lineTimes) else {
+                    progress("toolstack run \(run) (\(name)): a command failed or did not finish\n"
+                             + r.lines.suffix(15).joined(separator: "\n"))
+                    continue
+                }
+                for (i, t) in times.enumerated() {
+                    if side == nil { tern[i].append(t) } else { onXen[i].append(t) }
+                }
+                progress("toolstack run \(run) (\(name)): " + times.map { String(format: "%.2f s", $0) }.joined(separator: ", "))
+            }
+        }
+        return metrics.indices.map { ComparisonRow(metric: metrics[$0], unit: "s", tern: tern[$0], xen: onXen[$0]) }
+    }
+
+    /// The three spans from a run's timed lines (dom0's lines end the same way on Tern, where they carry
+    /// a "(d0) " prefix, and on Xen, where they do not); nil unless every command succeeded.
+    public static func phases(_ lines: [String], _ times: [TimeInterval]) -> [Double]? {
+        var runs: [(command: String, at: TimeInterval)] = []
+        var ends: [(status: String, at: TimeInterval)] = []
+        for (line, t) in zip(lines, times) {
+            if let r = line.range(of: "TERN-DOM0-RUN: ") { runs.append((String(line[r.upperBound...]), t)) }
+            if let r = line.range(of: "TERN-DOM0-STATUS: ") { ends.append((String(line[r.upperBound...]), t)) }
+        }
+        guard runs.map(\.command) == commands, ends.count == commands.count, ends.allSatisfy({ $0.status == "0" }) else {
+            return nil
+        }
+        return [runs[0].at, ends[2].at - runs[1].at, ends[4].at - runs[3].at]
+    }
+}
