@@ -3,12 +3,13 @@ import Foundation
 /// Xen's own toolstack at work, timed from the host in wall seconds, on Tern and on Xen 4.17 with the
 /// same control domain (Debian's kernel with the xen-utils-4.17 initramfs of scripts/fetch-toolstack.sh)
 /// and the same domU: dom0's boot until its toolstack is up (QEMU's start to the first command),
-/// `xl create` until the domU prints its userspace marker (its console as xenconsoled logs it in dom0),
+/// `xl create` until it returns (libxl has built the domain) and until the domU prints its userspace marker (its console as xenconsoled logs it in dom0),
 /// and `xl destroy` until dom0 is alone and the free memory has stopped changing (tern-settle).
 public enum ToolstackBenchmark {
     static let commands = ["tern-settle", "xl create /etc/xen/domu1.cfg", "tern-wait domu1 TERN-LINUX-USERSPACE-UP",
                            "xl destroy domu1", "tern-settle"]
     public static let metrics = ["Toolstack: dom0 boot until xenstored, xenconsoled and init-dom0less are up",
+                                 "Toolstack: xl create until it returns (the domain built and running)",
                                  "Toolstack: xl create until the domU's userspace marker",
                                  "Toolstack: xl destroy until dom0 is alone and the memory is back"]
 
@@ -62,6 +63,6 @@ public enum ToolstackBenchmark {
         guard runs.map(\.command) == commands, ends.count == commands.count, ends.allSatisfy({ $0.status == "0" }) else {
             return nil
         }
-        return [runs[0].at, ends[2].at - runs[1].at, ends[4].at - runs[3].at]
+        return [runs[0].at, ends[1].at - runs[1].at, ends[2].at - runs[1].at, ends[4].at - runs[3].at]
     }
 }

@@ -37,6 +37,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "The Tern package folder (default: found from the current folder upwards).")
     var packageRoot: String?
 
+    @Option(help: "Boot this Xen 4.17 binary instead of Tern, with the same configs (for comparison; scripts/fetch-linux.sh --xen fetches Debian's as .cache/linux/xen).")
+    var xen: String?
+
     func validate() throws {
         if configs.isEmpty { throw ValidationError("give at least one config file") }
         try validateSMP(smp)
@@ -45,8 +48,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: printOut)
-        let options = RunOptions(smp: smp, timeout: timeout, extraQEMUArguments: qemuArguments,
+        var options = RunOptions(smp: smp, timeout: timeout, extraQEMUArguments: qemuArguments,
                                  passStandardInput: interactive, workDirectory: workDir.map { URL(fileURLWithPath: $0) })
+        options.xen = xen.map { XenBoot(binary: URL(fileURLWithPath: $0)) }
         let urls = configs.map { URL(fileURLWithPath: $0) }
         let result: RunResult
         do {

@@ -44,4 +44,13 @@ struct GuestDeviceTreeTests {
         let full = GuestDeviceTree.extendedRegions(ram: [(GuestLayout.ram, GuestLayout.ramMaximum - (32 << 20))]).map { [$0.0, $0.1] }
         #expect(full == [[0x2_0000_0000, 0x7E_0000_0000]])
     }
+
+    /// A seed given goes to /chosen/rng-seed as it is; none, no property.
+    @Test func theRNGSeedIsInChosen() throws {
+        let seed = (0 ..< 64).map { UInt8($0) }
+        let root = try build(GuestMachine(memory: [(GuestLayout.ram, 64 << 20)], vcpus: 1, bootargs: [], rngSeed: seed))
+        #expect(root.node(atPath: "/chosen")?.property("rng-seed")?.value == seed)
+        let none = try build(GuestMachine(memory: [(GuestLayout.ram, 64 << 20)], vcpus: 1, bootargs: []))
+        #expect(none.node(atPath: "/chosen")?.property("rng-seed") == nil)
+    }
 }

@@ -91,5 +91,11 @@ import Testing
         #expect(query(.commandline, 0x1000, &m, caller: dom0) == 0)
         #expect(m.bytes(at: 0x1000, count: 1024).allSatisfy { $0 == 0 })
         #expect(m.bytes(at: 0x1000 + 1024, count: 1) == [0xEE])
+        // With a control domain's size in it, as xl's autoballoon test reads it.
+        let line = Array("dom0_mem=512M dom0_max_vcpus=2".utf8)
+        let sized = XenVersionOp.Caller(privileged: true, directMapped: false, dom0MemoryMiB: 512, dom0VCPUs: 2)
+        #expect(query(.commandline, 0x1000, &m, caller: sized) == 0)
+        #expect(m.bytes(at: 0x1000, count: line.count + 1) == line + [0])
+        #expect(m.bytes(at: 0x1000 + UInt64(line.count), count: 1024 - line.count).allSatisfy { $0 == 0 })
     }
 }

@@ -127,13 +127,13 @@ import Testing
     @Test func phasesAreTheBootTheCreateAndTheDestroy() {
         for prefix in ["(d0) ", ""] {
             let (l, t) = lines(prefix: prefix)
-            // Up at the first command (20 s); create from its start (30) to tern-wait's end (42); destroy
-            // from its start (50) to tern-settle's end (62).
+            // Up at the first command (20 s); create from its start (30) to its own end (32) and to
+            // tern-wait's end (42); destroy from its start (50) to tern-settle's end (62).
             let p = ToolstackBenchmark.phases(l, t)
             #expect(p != nil)
             if let p {
                 #expect(p[0] == 20)
-                #expect(p[1] == 12 && p[2] == 12, "\(p)")
+                #expect(p[1] == 2 && p[2] == 12 && p[3] == 12, "\(p)")
             }
         }
     }

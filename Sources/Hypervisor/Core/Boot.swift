@@ -218,6 +218,7 @@ private func enableMMU() {
 
 private func createBootDomains(_ root: DTNode) {
     guard let chosen = root.child("chosen") else { return }
+    if let seed = chosen.property("rng-seed")?.value { bootEntropy = BootEntropy(hostSeed: seed) }
     let nodes = chosen.children.filter { $0.isCompatible("xen,domain") }
     // Each domain's ID, as the configuration names it (else its place): all refused if any is reserved
     // or repeated, since two domains with one ID would each receive the other's events and grants.
@@ -279,6 +280,9 @@ private func createBootDomains(_ root: DTNode) {
     // The toolstack's domains get IDs after the boot configuration's (Xen's rover).
     domainIDs = DomainIDAllocator(after: specs.last?.id.raw ?? 0)
     controlDomainAtBoot = specs.contains { $0.id == .zero }
+    if let dom0 = specs.first(where: { $0.id == .zero }) {
+        dom0Size = (Int(dom0.memoryBytes >> 20), dom0.vcpus)
+    }
     var nextVCPU = 0
     for (slot, spec) in specs.enumerated() {
         let (built, failure) = buildDomain(spec, slot: slot, firstVCPUSlot: nextVCPU)

@@ -132,6 +132,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
     }
     let tree = GuestDeviceTree.build(GuestMachine(
         memory: [(ramBase, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
+        rngSeed: withSpinLock(&bootEntropyLock) { bootEntropy?.next() },
         xen: spec.xenPV, uart: spec.uart, rtc: rtc.map { GuestPhysicalAddress($0.raw) }))
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
@@ -203,6 +204,11 @@ func startDomain(_ d: Domain) {
     v0.online = true
     wake(v0)
 }
+
+/// Where each domain's /chosen/rng-seed comes from: the host's, from the boot device tree (none
+/// without one). Guarded by bootEntropyLock: domains restarting on two CPUs are rebuilt at once.
+nonisolated(unsafe) var bootEntropy: BootEntropy?
+nonisolated(unsafe) var bootEntropyLock: UInt32 = 0
 
 /// Whether the boot configuration has a control domain (domain 0), which will run xenstored.
 nonisolated(unsafe) var controlDomainAtBoot = false

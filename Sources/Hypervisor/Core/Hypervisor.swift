@@ -33,6 +33,9 @@ final class PhysicalCPU {
     /// and whether the memory_op running now is a multicall's.
     var memoryOpContinuation: UInt64?
     var inMulticall = false
+    /// A domain whose own RAM pages this memory_op took out of its stage 2: its TLBs are told once,
+    /// when the call is done (deferStage2Flush).
+    var deferredStage2Flush: Domain?
 
     init(index: Int, affinity: CPUAffinity) {
         self.index = index

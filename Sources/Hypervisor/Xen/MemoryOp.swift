@@ -4,11 +4,15 @@
 import TernArchAsm
 import TernCore
 
+// Out of the hypercall switch: its code would cost the hot hypercalls' paths.
+@inline(never)
 func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     let d = v.domain
     guard d.xenPV else { return XenError.ENOSYS.returnValue }
     var memory = RunningGuestMemory()
-    return MemoryOp.handle(command, arg, &memory, d)
+    let result = MemoryOp.handle(command, arg, &memory, d)
+    flushDeferredStage2()
+    return result
 }
 
 /// The command a long reservation made from a multicall goes on with, if it stopped short (and

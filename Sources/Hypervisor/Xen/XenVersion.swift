@@ -18,7 +18,17 @@ private func xenVersionQuery(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU
         tern_store64(pa.raw + 8, 0)
         return 0
     }
+    return xenVersionAnswer(command, arg, v)
+}
+
+// Apart from the fast path above, so that its prologue stays as small as the fast path needs.
+@inline(never)
+private func xenVersionAnswer(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     var memory = RunningGuestMemory()
     return XenVersionOp.query(command, arg, &memory,
-                              caller: .init(privileged: v.domain.privileged, directMapped: v.domain.spec.directMapped))
+                              caller: .init(privileged: v.domain.privileged, directMapped: v.domain.spec.directMapped,
+                                            dom0MemoryMiB: dom0Size.memoryMiB, dom0VCPUs: dom0Size.vcpus))
 }
+
+/// The boot configuration's control domain's size, for XENVER_commandline (XenVersionOp.writeCommandLine).
+nonisolated(unsafe) var dom0Size = (memoryMiB: 0, vcpus: 0)

@@ -6,6 +6,8 @@ public struct GuestMachine {
     public var vcpus: Int
     public var bootargs: [UInt8]
     public var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?
+    /// Random bytes for /chosen/rng-seed (BootEntropy), which Linux credits to its RNG at once.
+    public var rngSeed: [UInt8]?
     public var xen: Bool
     /// An emulated SBSA UART at GuestLayout.uart (Xen's vpl011).
     public var uart: Bool
@@ -13,12 +15,13 @@ public struct GuestMachine {
     public var rtc: GuestPhysicalAddress?
 
     public init(memory: [(base: GuestPhysicalAddress, size: UInt64)], vcpus: Int, bootargs: [UInt8],
-                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, xen: Bool = false,
+                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, rngSeed: [UInt8]? = nil, xen: Bool = false,
                 uart: Bool = false, rtc: GuestPhysicalAddress? = nil) {
         self.memory = memory
         self.vcpus = vcpus
         self.bootargs = bootargs
         self.initrd = initrd
+        self.rngSeed = rngSeed
         self.xen = xen
         self.uart = uart
         self.rtc = rtc
@@ -59,6 +62,7 @@ public enum GuestDeviceTree {
             chosen.set("linux,initrd-start", u64: initrd.start.raw)
             chosen.set("linux,initrd-end", u64: initrd.end.raw)
         }
+        if let seed = m.rngSeed { chosen.set("rng-seed", bytes: seed) }
 
         for bank in m.memory {
             let mem = root.addChild(DTNode(name: utf8Bytes("memory@") + hex(bank.base.raw)))

@@ -38,8 +38,12 @@ extension GuestMemoryAccess {
     /// Fills the guest's fixed-size char array at `va` (`size` bytes) with `text` and NULs after it, as
     /// Xen returns its strings (cut short to keep the final NUL). False when any of it is unmapped.
     public mutating func writeText(_ text: StaticString, size: Int, to va: VirtualAddress) -> Bool {
-        let n = min(text.utf8CodeUnitCount, size - 1)
-        guard copy(to: va, from: UnsafeRawPointer(text.utf8Start), count: n) else { return false }
+        writeText(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount), size: size, to: va)
+    }
+
+    mutating func writeText(_ text: UnsafeRawBufferPointer, size: Int, to va: VirtualAddress) -> Bool {
+        let n = min(text.count, size - 1)
+        if n > 0 { guard copy(to: va, from: text.baseAddress!, count: n) else { return false } }
         var zeros: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         var done = n
         while done < size {

@@ -7,9 +7,42 @@ public enum XenVersionOp {
     public struct Caller {
         public var privileged: Bool
         public var directMapped: Bool
-        public init(privileged: Bool, directMapped: Bool) {
+        /// The control domain's size, which Xen's own command line would give (see writeCommandLine).
+        public var dom0MemoryMiB: Int
+        public var dom0VCPUs: Int
+        public init(privileged: Bool, directMapped: Bool, dom0MemoryMiB: Int = 0, dom0VCPUs: Int = 0) {
             self.privileged = privileged
             self.directMapped = directMapped
+            self.dom0MemoryMiB = dom0MemoryMiB
+            self.dom0VCPUs = dom0VCPUs
+        }
+    }
+
+    /// XENVER_commandline: the Xen command line equivalent to the boot configuration. Tern's dom0 has
+    /// a fixed size, which on Xen dom0_mem and dom0_max_vcpus say; xl reads it to decide whether to
+    /// balloon dom0 down before each create (its autoballoon "auto": only without dom0_mem), and
+    /// `xl info` shows it as xen_commandline. Empty without a control domain.
+    static func writeCommandLine<Memory: GuestMemoryAccess>(_ caller: Caller, _ memory: inout Memory, to arg: VirtualAddress) -> Bool {
+        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &text) { b in
+            var n = 0
+            func put(_ s: StaticString) {
+                for i in 0 ..< s.utf8CodeUnitCount { b[n] = s.utf8Start[i]; n += 1 }
+            }
+            func put(_ value: Int) {
+                var digits = 1, v = value
+                while v >= 10 { v /= 10; digits += 1 }
+                v = value
+                for i in stride(from: n + digits - 1, through: n, by: -1) { b[i] = UInt8(truncatingIfNeeded: 48 + v % 10); v /= 10 }
+                n += digits
+            }
+            if caller.dom0MemoryMiB > 0 {
+                put("dom0_mem=")
+                put(caller.dom0MemoryMiB)
+                put("M dom0_max_vcpus=")
+                put(caller.dom0VCPUs)
+            }
+            return memory.writeText(UnsafeRawBufferPointer(rebasing: b[0 ..< n]), size: XenVersionLayout.commandLineSize, to: arg)
         }
     }
 
@@ -50,7 +83,7 @@ public enum XenVersionOp {
             return memory.writeText("", size: XenVersionLayout.guestHandleSize, to: arg) ? 0 : efault
         case XenVersionCommand.commandline.rawValue:
             guard caller.privileged else { return XenError.EPERM.returnValue }
-            return memory.writeText("", size: XenVersionLayout.commandLineSize, to: arg) ? 0 : efault
+            return writeCommandLine(caller, &memory, to: arg) ? 0 : efault
         case XenVersionCommand.build_id.rawValue:
             return XenError.ENODATA.returnValue       // Xen's answer when it was built without a build id
         default:
