@@ -12,6 +12,8 @@
 #   crash               the same, then read an address with nothing behind it (the reader gets a bus
 #                       error), and init exits (the kernel panics)
 #   shell               the same, then a shell on the console
+#   hold / spin         the same, then sleep for good / keep a CPU busy, printing "TERN-SPIN: N" with
+#                       the rounds it made in each 2 s of its uptime (its share of a CPU)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
@@ -93,6 +95,13 @@ case $mode in
            echo "devmem ended with status $?; init gives up"; exit 1 ;;
     shell) exec /bin/sh ;;
     hold) while true; do sleep 3600; done ;;
+    spin) # Busy for good, saying every 2 s (of its uptime) how many rounds it made: its CPU share.
+          read u r < /proc/uptime; end=$((${u%.*} + 2))
+          while true; do
+              n=0
+              while read u r < /proc/uptime && [ "${u%.*}" -lt "$end" ]; do n=$((n + 1)); done
+              echo "TERN-SPIN: $n"; end=$((end + 2))
+          done ;;
     *) poweroff -f ;;
 esac
 INIT

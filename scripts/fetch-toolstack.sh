@@ -115,6 +115,18 @@ vcpus = $n
 extra = "console=hvc0 rdinit=/init tern.test=$after"
 CFG
 done
+# spin1 and spin2: one vCPU each, both on CPU 1, busy for good (tern.test=spin): what a weight shares.
+for n in 1 2; do
+    cat > "$st/etc/xen/spin$n.cfg" <<CFG
+name = "spin$n"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 128
+vcpus = 1
+cpus = "1"
+extra = "console=hvc0 rdinit=/init tern.test=spin"
+CFG
+done
 # tern-wait NAME TEXT [SECONDS]: waits until domain NAME's console (as xenconsoled logs it) shows TEXT.
 cat > "$st/bin/tern-wait" <<'WAIT'
 #!/bin/busybox sh

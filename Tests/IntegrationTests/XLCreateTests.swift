@@ -171,3 +171,47 @@ extension BootTests {
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 }
+
+extension BootTests {
+    /// `xl sched-credit2 -w` changes a created domU's share, as the guests measure it: two busy domUs
+    /// on one CPU (cpus = "1"; dom0 pinned to the other) count their rounds per 2 s of their own
+    /// time. With equal weights they get about as much; with 512 against 256, the first gets about
+    /// twice the second.
+    @Test func aWeightSetWithXlChangesTheShareTheGuestsMeasure() throws {
+        try ToolstackAssets.require()
+        let log1 = "/var/log/xen/console/guest-spin1.log", log2 = "/var/log/xen/console/guest-spin2.log"
+        let dom0 = try toolstackDom0(commands: [
+            "xl vcpu-pin 0 all 0", "xl create /etc/xen/spin1.cfg", "xl create /etc/xen/spin2.cfg",
+            "tern-wait spin1 TERN-SPIN", "tern-wait spin2 TERN-SPIN", "sleep 8",
+            "echo PHASE-B | tee -a \(log1) \(log2)", "xl sched-credit2 -d spin1 -w 512", "sleep 10", "xl sched-credit2",
+            "grep -h -e SPIN -e PHASE \(log1)", "grep -h -e SPIN -e PHASE \(log2)", "xl destroy spin1", "xl destroy spin2",
+        ])
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 14), "\(log)")
+        #expect(out.contains { $0.hasPrefix("(d0) spin1 ") && $0.split(separator: " ").suffix(2) == ["512", "0"] }, "\(log)")
+        // Each guest's counts, before and after the reweighing.
+        func counts(_ command: String) -> (before: [Double], after: [Double]) {
+            let lines = out.drop { $0 != "(d0) TERN-DOM0-RUN: \(command)" }.dropFirst()
+                .prefix { !$0.hasPrefix("(d0) TERN-DOM0-STATUS: ") }
+            let split = lines.split(separator: "(d0) PHASE-B", maxSplits: 1, omittingEmptySubsequences: false)
+            func numbers(_ part: ArraySlice<String>?) -> [Double] {
+                (part ?? []).compactMap { $0.hasPrefix("(d0) TERN-SPIN: ") ? Double($0.dropFirst(16)) : nil }
+            }
+            return (numbers(split.first), numbers(split.count > 1 ? split[1] : nil))
+        }
+        let a = counts("grep -h -e SPIN -e PHASE \(log1)"), b = counts("grep -h -e SPIN -e PHASE \(log2)")
+        // Before: the last 3 windows, when both were busy. After: all but the first (the change falls in it).
+        #expect(a.before.count >= 3 && b.before.count >= 3 && a.after.count >= 4 && b.after.count >= 4, "\(a) \(b)")
+        guard a.before.count >= 3, b.before.count >= 3, a.after.count >= 4, b.after.count >= 4 else { return }
+        let equal = a.before.suffix(3).reduce(0, +) / max(b.before.suffix(3).reduce(0, +), 1)
+        let weighted = a.after.dropFirst().reduce(0, +) / max(b.after.dropFirst().reduce(0, +), 1)
+        #expect(equal > 0.6 && equal < 1.6, "equal weights: \(equal) \(a) \(b)")
+        #expect(weighted > 1.4 && weighted < 3.2, "512 against 256: \(weighted) \(a) \(b)")
+        #expect(weighted > 1.3 * equal, "\(equal) -> \(weighted)")
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+}
