@@ -51,7 +51,7 @@ public enum ToolstackBenchmark {
         return metrics.indices.map { ComparisonRow(metric: metrics[$0], unit: "s", tern: tern[$0], xen: onXen[$0]) }
     }
 
-    /// The three spans from a run's timed lines (dom0's lines end the same way on Tern, where they carry
+    /// The four spans from a run's timed lines (dom0's lines end the same way on Tern, where they carry
     /// a "(d0) " prefix, and on Xen, where they do not); nil unless every command succeeded.
     public static func phases(_ lines: [String], _ times: [TimeInterval]) -> [Double]? {
         var runs: [(command: String, at: TimeInterval)] = []

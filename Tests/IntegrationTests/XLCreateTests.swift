@@ -158,7 +158,8 @@ extension BootTests {
         #expect(r.lines.contains("(tern) d22: its grants are no longer mapped; memory released"), "\(tern)")
         // Free memory (MiB) at the start, after the held domain went, and after each round: the
         // hypervisor's heap may grow once by a 4 MiB region and keep it; nothing else is lost.
-        let free = out.compactMap { $0.hasPrefix("(d0) free_memory: ") ? Int($0.dropFirst(19)) : nil }
+        let prefix = "(d0) free_memory: "
+        let free = out.compactMap { $0.hasPrefix(prefix) ? Int($0.dropFirst(prefix.count)) : nil }
         #expect(free.count == 22, "\(log)")
         if let first = free.first {
             #expect(free.allSatisfy { $0 <= first && first - $0 <= 4 }, "\(free)")

@@ -43,6 +43,12 @@ struct GuestDeviceTreeTests {
         #expect(odd.first == [0x4820_0000, 0xB7E0_0000])
         let full = GuestDeviceTree.extendedRegions(ram: [(GuestLayout.ram, GuestLayout.ramMaximum - (32 << 20))]).map { [$0.0, $0.1] }
         #expect(full == [[0x2_0000_0000, 0x7E_0000_0000]])
+        // dom0 direct-mapped at its host address: the grant window only (Xen's domU holes would
+        // cover its RAM at 0x5320_0000).
+        let direct = try build(GuestMachine(memory: [(GuestPhysicalAddress(0x5320_0000), 512 << 20)], vcpus: 1, bootargs: [],
+                                            directMapped: true, xen: true))
+        let directNode = try #require(direct.findCompatible("xen,xen").first)
+        #expect(directNode.reg(in: direct).map { [$0.address, $0.size] } == [[0x3800_0000, 0x100_0000]])
     }
 
     /// A seed given goes to /chosen/rng-seed as it is; none, no property.

@@ -86,8 +86,9 @@ import Testing
         var m = FakeGuestMemory()
         m.map(0x1000)
         m.fill(0x1000, count: 1025)
-        #expect(query(.commandline, 0x1000, &m) == -1)           // EPERM, and nothing written
-        #expect(m.bytes(at: 0x1000, count: 1024).allSatisfy { $0 == 0xEE })
+        #expect(query(.commandline, 0x1000, &m) == 0)            // as Xen: "<denied>" and its NUL, no more
+        #expect(m.bytes(at: 0x1000, count: 10) == Array("<denied>".utf8) + [0, 0xEE])
+        #expect(query(.commandline, 0x10_0000, &m) == -14)        // EFAULT where nothing is mapped
         #expect(query(.commandline, 0x1000, &m, caller: dom0) == 0)
         #expect(m.bytes(at: 0x1000, count: 1024).allSatisfy { $0 == 0 })
         #expect(m.bytes(at: 0x1000 + 1024, count: 1) == [0xEE])

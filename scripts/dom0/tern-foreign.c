@@ -120,7 +120,7 @@ static int hold(u64 domid, u64 gfn) {
 }
 
 static int stop(void) {
-    long fd = sys(SYS_openat, AT_FDCWD, stopFile, O_WRONLY | O_CREAT | O_CLOEXEC);
+    long fd = sys6(SYS_openat, AT_FDCWD, (long)stopFile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644, 0, 0);
     if (fd < 0) { put("tern-foreign: cannot create the stop file\n"); return 1; }
     sys(SYS_close, fd, 0, 0);
     for (int i = 0; i < 100; i++) {

@@ -132,7 +132,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
     }
     let tree = GuestDeviceTree.build(GuestMachine(
         memory: [(ramBase, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
-        rngSeed: withSpinLock(&bootEntropyLock) { bootEntropy?.next() },
+        rngSeed: withSpinLock(&bootEntropyLock) { bootEntropy?.next() }, directMapped: spec.directMapped,
         xen: spec.xenPV, uart: spec.uart, rtc: rtc.map { GuestPhysicalAddress($0.raw) }))
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))

@@ -216,9 +216,10 @@ func invalidateStage2(_ d: Domain) {
 }
 
 /// A page of `d`'s own RAM left its stage 2 (a balloon gives back hundreds in one call): its frame
-/// stays `d`'s, so a stale TLB entry can reach nothing of anyone else's, and the TLBs are told once,
-/// when the memory_op is done, before the guest runs on and before a later call maps something
-/// else at that address.
+/// stays `d`'s until `d` is released (which flushes its VMID), so a stale TLB entry can reach nothing
+/// of anyone else's, and the TLBs are told once, when the memory_op is done: before the calling vCPU
+/// runs on and before a later call can map something else at that address. Meanwhile `d`'s other
+/// vCPUs may still reach that frame, their own, through what their TLBs hold.
 func deferStage2Flush(_ d: Domain) {
     let cpu = thisCPU()
     if let pending = cpu.deferredStage2Flush, pending !== d { invalidateStage2(pending) }

@@ -47,7 +47,12 @@ extension Domain: MemoryOpHost {
 
     func remove(_ target: DomainID, at gfn: GuestFrameNumber) -> XenError? {
         if target == id { return remove(at: gfn) }
-        return withHeldDomain(target) { $0.remove(at: gfn) } ?? .ESRCH
+        // Flushed while held: once let go, the domain may be released and its VMID given to another.
+        return withHeldDomain(target) { d -> XenError? in
+            let result = d.remove(at: gfn)
+            flushDeferredStage2()
+            return result
+        } ?? .ESRCH
     }
 
     func mapForeign(_ owner: DomainID, frame: GuestFrameNumber, at gfn: GuestFrameNumber) -> XenError? {

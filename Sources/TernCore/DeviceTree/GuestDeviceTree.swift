@@ -8,6 +8,9 @@ public struct GuestMachine {
     public var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?
     /// Random bytes for /chosen/rng-seed (BootEntropy), which Linux credits to its RNG at once.
     public var rngSeed: [UInt8]?
+    /// Its RAM is at its host address (Tern's Linux dom0), not in Xen's guest banks: its address
+    /// space is the host's, where Xen's domU holes would overlap RAM and devices.
+    public var directMapped: Bool
     public var xen: Bool
     /// An emulated SBSA UART at GuestLayout.uart (Xen's vpl011).
     public var uart: Bool
@@ -15,13 +18,15 @@ public struct GuestMachine {
     public var rtc: GuestPhysicalAddress?
 
     public init(memory: [(base: GuestPhysicalAddress, size: UInt64)], vcpus: Int, bootargs: [UInt8],
-                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, rngSeed: [UInt8]? = nil, xen: Bool = false,
+                initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, rngSeed: [UInt8]? = nil,
+                directMapped: Bool = false, xen: Bool = false,
                 uart: Bool = false, rtc: GuestPhysicalAddress? = nil) {
         self.memory = memory
         self.vcpus = vcpus
         self.bootargs = bootargs
         self.initrd = initrd
         self.rngSeed = rngSeed
+        self.directMapped = directMapped
         self.xen = xen
         self.uart = uart
         self.rtc = rtc
@@ -114,7 +119,9 @@ public enum GuestDeviceTree {
             let hypervisor = root.addChild(DTNode("hypervisor"))
             hypervisor.set("compatible", strings: [utf8Bytes("xen,xen-4.17"), utf8Bytes("xen,xen")])
             var reg: [(address: UInt64, size: UInt64)] = [(GuestLayout.grantTable.raw, GuestLayout.grantTableSize)]
-            reg += extendedRegions(ram: m.memory)
+            // A direct-mapped domain gets none (Xen would look for holes in the host's map instead):
+            // Linux then balloons RAM out for foreign and granted pages, as it does without them.
+            if !m.directMapped { reg += extendedRegions(ram: m.memory) }
             hypervisor.setReg(reg, addressCells: 2, sizeCells: 2)
             hypervisor.set("interrupts", cells: [1, GuestLayout.eventChannelPPI - 16, 0xF08])
             hypervisor.set("interrupt-parent", u32: gicPhandle)

@@ -82,7 +82,11 @@ public enum XenVersionOp {
             // xen_domain_handle_t: the toolstack's UUID for the domain; Tern's domains have none yet.
             return memory.writeText("", size: XenVersionLayout.guestHandleSize, to: arg) ? 0 : efault
         case XenVersionCommand.commandline.rawValue:
-            guard caller.privileged else { return XenError.EPERM.returnValue }
+            // Xen's dummy XSM denies it to a domU, and Xen then copies "<denied>" and its NUL, no more.
+            guard caller.privileged else {
+                let denied: StaticString = "<denied>"
+                return memory.copy(to: arg, from: UnsafeRawPointer(denied.utf8Start), count: denied.utf8CodeUnitCount + 1) ? 0 : efault
+            }
             return writeCommandLine(caller, &memory, to: arg) ? 0 : efault
         case XenVersionCommand.build_id.rawValue:
             return XenError.ENODATA.returnValue       // Xen's answer when it was built without a build id
