@@ -177,14 +177,14 @@ extension BootTests {
     /// `xl sched-credit2 -w` changes a created domU's share, as the guests measure it: two busy domUs
     /// on one CPU (cpus = "1"; dom0 pinned to the other) count their rounds per 2 s of their own
     /// time. With equal weights they get about as much; with 512 against 256, the first gets about
-    /// twice the second.
+    /// twice the second. Meanwhile each stays on the CPU its affinity names.
     @Test func aWeightSetWithXlChangesTheShareTheGuestsMeasure() throws {
         try ToolstackAssets.require()
         let log1 = "/var/log/xen/console/guest-spin1.log", log2 = "/var/log/xen/console/guest-spin2.log"
         let dom0 = try toolstackDom0(commands: [
             "xl vcpu-pin 0 all 0", "xl create /etc/xen/spin1.cfg", "xl create /etc/xen/spin2.cfg",
             "tern-wait spin1 TERN-SPIN", "tern-wait spin2 TERN-SPIN", "sleep 8",
-            "echo PHASE-B | tee -a \(log1) \(log2)", "xl sched-credit2 -d spin1 -w 512", "sleep 10", "xl sched-credit2",
+            "echo PHASE-B | tee -a \(log1) \(log2)", "xl sched-credit2 -d spin1 -w 512", "sleep 10", "xl sched-credit2", "xl vcpu-list",
             "grep -h -e SPIN -e PHASE \(log1)", "grep -h -e SPIN -e PHASE \(log2)", "xl destroy spin1", "xl destroy spin2",
         ])
         defer { try? FileManager.default.removeItem(at: dom0) }
@@ -192,7 +192,14 @@ extension BootTests {
         let out = linuxLines(r, 0)
         let log = out.filter { !$0.contains("] ") }.suffix(60).joined(separator: "\n")
         #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 14), "\(log)")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: 15), "\(log)")
+        // Under load, each busy vCPU is on the one CPU its config allows (cpus = "1"), and dom0's on
+        // the other (pinned by xl vcpu-pin): Name ID VCPU CPU State Time Affinity.
+        let placed = out.drop { $0 != "(d0) TERN-DOM0-RUN: xl vcpu-list" }
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            .filter { $0.count >= 10 && ["Domain-0", "spin1", "spin2"].contains($0[1]) }
+            .map { [$0[1], $0[4], $0[7]] }
+        #expect(placed == [["Domain-0", "0", "0"], ["Domain-0", "0", "0"], ["spin1", "1", "1"], ["spin2", "1", "1"]], "\(log)")
         #expect(out.contains { $0.hasPrefix("(d0) spin1 ") && $0.split(separator: " ").suffix(2) == ["512", "0"] }, "\(log)")
         // Each guest's counts, before and after the reweighing.
         func counts(_ command: String) -> (before: [Double], after: [Double]) {
