@@ -41,9 +41,11 @@ func guestMain(_ dtb: UInt64) {
     expect("xen_version capabilities to unmapped", Xen.call(.xen_version, 3, unmapped), EFAULT)
     // Denied as Xen denies it: "<denied>" and its NUL, and success.
     let denied = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+    defer { denied.deallocate() }
     denied.initialize(repeating: ~0, count: 2)
     expect("xen_version commandline from a domU", Xen.call(.xen_version, 9, UInt64(UInt(bitPattern: denied))), 0)
     expect("xen_version commandline from a domU says <denied>", Int64(bitPattern: denied[0]), 0x3E64_6569_6E65_643C)
+    expect("xen_version build_id from a domU, before its argument is read", Xen.call(.xen_version, 10, unmapped), -1)
     expect("xen_version commandline from a domU ends there", Int64(bitPattern: denied[1]), Int64(bitPattern: ~0xFF))
     expect("sched_op unknown command", Xen.call(.sched_op, 99), ENOSYS)
     expect("sched_op shutdown from unmapped", Xen.call(.sched_op, 2, unmapped), EFAULT)

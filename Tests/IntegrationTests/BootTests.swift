@@ -72,12 +72,14 @@ struct BootTests {
     }
 
     @Test func capLimitsAnOtherwiseIdleMachine() throws {
-        // 2 s of spinning at cap 25% with nobody competing: about 500 ms of CPU, as the hypervisor counts it.
+        // 2 s of spinning at cap 25% with nobody competing: about 500 ms of CPU, as the hypervisor counts it
+        // (520 ms run after run here). Up to 900: a moment the host stalls QEMU while the guest holds
+        // the CPU is charged to the guest (718 ms once in a CI run); uncapped it would be 2000.
         let r = try run(["capped"])
         #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
         let report = try #require(r.lines.first { $0.hasPrefix("(tern) d0 (capped): ran on") })
         let ms = try #require(Int(report.split(separator: " ").dropLast().last ?? ""))
-        #expect(ms >= 300 && ms <= 700, "\(report)")
+        #expect(ms >= 300 && ms <= 900, "\(report)")
     }
 
     @Test func twoVCPUDomainRunsOnBothCPUs() throws {

@@ -175,8 +175,8 @@ extension BootTests {
 
 extension BootTests {
     /// `xl sched-credit2 -w` changes a created domU's share, as the guests measure it: two busy domUs
-    /// on one CPU (cpus = "1"; dom0 pinned to the other) count their rounds per 2 s of their own
-    /// time. With equal weights they get about as much; with 512 against 256, the first gets about
+    /// on one CPU (cpus = "1"; dom0 pinned to the other) count their rounds per 2 s of their uptime
+    /// (which runs on while they wait, so the count is their share). With equal weights they get about as much; with 512 against 256, the first gets about
     /// twice the second. Meanwhile each stays on the CPU its affinity names.
     @Test func aWeightSetWithXlChangesTheShareTheGuestsMeasure() throws {
         try ToolstackAssets.require()
@@ -215,8 +215,10 @@ extension BootTests {
         // Before: the last 3 windows, when both were busy. After: all but the first (the change falls in it).
         #expect(a.before.count >= 3 && b.before.count >= 3 && a.after.count >= 4 && b.after.count >= 4, "\(a) \(b)")
         guard a.before.count >= 3, b.before.count >= 3, a.after.count >= 4, b.after.count >= 4 else { return }
-        let equal = a.before.suffix(3).reduce(0, +) / max(b.before.suffix(3).reduce(0, +), 1)
-        let weighted = a.after.dropFirst().reduce(0, +) / max(b.after.dropFirst().reduce(0, +), 1)
+        // Rounds per window, averaged: the two may have ended different numbers of windows.
+        func mean(_ x: ArraySlice<Double>) -> Double { x.reduce(0, +) / Double(max(x.count, 1)) }
+        let equal = mean(a.before.suffix(3)) / max(mean(b.before.suffix(3)), 1)
+        let weighted = mean(a.after.dropFirst()) / max(mean(b.after.dropFirst()), 1)
         #expect(equal > 0.6 && equal < 1.6, "equal weights: \(equal) \(a) \(b)")
         #expect(weighted > 1.4 && weighted < 3.2, "512 against 256: \(weighted) \(a) \(b)")
         #expect(weighted > 1.3 * equal, "\(equal) -> \(weighted)")

@@ -89,7 +89,8 @@ public enum XenVersionOp {
             }
             return writeCommandLine(caller, &memory, to: arg) ? 0 : efault
         case XenVersionCommand.build_id.rawValue:
-            return XenError.ENODATA.returnValue       // Xen's answer when it was built without a build id
+            // Denied to a domU first, as Xen's dummy XSM does; then Xen's answer when built without one.
+            return caller.privileged ? XenError.ENODATA.returnValue : XenError.EPERM.returnValue
         default:
             return XenError.ENOSYS.returnValue
         }
