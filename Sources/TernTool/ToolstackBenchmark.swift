@@ -19,14 +19,7 @@ public enum ToolstackBenchmark {
             throw TernToolError.io("no \(cache.path)/initrd-xl.cpio.gz: run scripts/fetch-toolstack.sh (make linux) first")
         }
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-xl-\(UUID().uuidString).cfg")
-        try """
-            name = "xl-dom0"
-            kernel = "\(cache.path)/Image"
-            ramdisk = "\(cache.path)/initrd-xl.cpio.gz"
-            memory = 512
-            vcpus = 2
-            extra = "console=hvc0 earlycon=xenboot rdinit=/init tern.run=\(commands.map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))"
-            """.write(to: config, atomically: true, encoding: .utf8)
+        try controlDomainConfig(running: ternRun(commands), linuxCache: cache).write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
 
         var tern = [[Double]](repeating: [], count: metrics.count)
@@ -49,6 +42,24 @@ public enum ToolstackBenchmark {
             }
         }
         return metrics.indices.map { ComparisonRow(metric: metrics[$0], unit: "s", tern: tern[$0], xen: onXen[$0]) }
+    }
+
+    /// A control domain like examples/xl-dom0.cfg (Debian's kernel with the toolstack's initramfs from
+    /// `linuxCache`) whose init runs `commands`, spelled as tern.run wants them (ternRun).
+    public static func controlDomainConfig(running commands: String, linuxCache: URL) -> String {
+        """
+        name = "xl-dom0"
+        kernel = "\(linuxCache.path)/Image"
+        ramdisk = "\(linuxCache.path)/initrd-xl.cpio.gz"
+        memory = 512
+        vcpus = 2
+        extra = "console=hvc0 earlycon=xenboot rdinit=/init tern.run=\(commands)"
+        """
+    }
+
+    /// Commands as typed, in tern.run's spelling: '+' between them, '_' for each space.
+    public static func ternRun(_ commands: [String]) -> String {
+        commands.map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+")
     }
 
     /// The four spans from a run's timed lines (dom0's lines end the same way on Tern, where they carry

@@ -67,24 +67,17 @@ extension BootTests {
         #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
     }
 
-    /// toolstackDom0(running:) for commands written as typed: '+' between them, '_' for each space.
+    /// toolstackDom0(running:) for commands written as typed.
     func toolstackDom0(commands: [String]) throws -> URL {
-        try toolstackDom0(running: commands.map { $0.replacingOccurrences(of: " ", with: "_") }.joined(separator: "+"))
+        try toolstackDom0(running: ToolstackBenchmark.ternRun(commands))
     }
 
-    /// A control domain like examples/xl-dom0.cfg whose init runs `commands` (tern.run's spelling),
-    /// in a temporary file the caller removes.
+    /// The control domain `make bench` times (ToolstackBenchmark.controlDomainConfig) running `commands`
+    /// (tern.run's spelling), in a temporary file the caller removes.
     func toolstackDom0(running commands: String) throws -> URL {
         let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tern-xl-dom0-\(UUID().uuidString).cfg")
-        try """
-            name = "xl-dom0"
-            kernel = "\(cache.path)/Image"
-            ramdisk = "\(cache.path)/initrd-xl.cpio.gz"
-            memory = 512
-            vcpus = 2
-            extra = "console=hvc0 earlycon=xenboot rdinit=/init tern.run=\(commands)"
-            """.write(to: file, atomically: true, encoding: .utf8)
+        try ToolstackBenchmark.controlDomainConfig(running: commands, linuxCache: cache).write(to: file, atomically: true, encoding: .utf8)
         return file
     }
 
@@ -149,15 +142,10 @@ extension BootTests {
     /// through its xenbus watch: it powers itself off and is gone.
     @Test func bootTimeDomUsJoinXenstoreThroughInitDom0less() throws {
         try ToolstackAssets.require()
-        let cache = example("linux").deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".cache/linux")
-        let domU = FileManager.default.temporaryDirectory.appendingPathComponent("tern-pv-hold-\(UUID().uuidString).cfg")
-        try """
-            name = "pvhold"
-            kernel = "\(cache.path)/Image"
-            ramdisk = "\(cache.path)/initrd.cpio.gz"
+        let domU = try linuxConfig("pvhold", """
             memory = 128
             extra = "console=hvc0 rdinit=/init tern.test=hold"
-            """.write(to: domU, atomically: true, encoding: .utf8)
+            """)
         let dom0 = try toolstackDom0(commands: [
             "xl list", "xenstore-read /local/domain/1/name /local/domain/1/store/ring-ref", "xl shutdown -w dom0less-1", "xl list",
         ])

@@ -178,9 +178,17 @@ func releaseLentFrames(_ d: Domain) {
     }
 }
 
-/// Invalidates every TLB entry of the domain's VMID on every CPU.
+/// Invalidates every TLB entry of the domain's VMID on every CPU: `d` is the running domain (its VMID
+/// is in VTTBR_EL2) or its VMID is put there meanwhile. Also what a change to its stage 2 takes, as
+/// Xen's p2m flush: the whole VMID in one broadcast (TLBI VMALLS12E1IS), where by address it takes
+/// two (the stage-2 entry, then every combined stage-1+2 one), and on QEMU each broadcast stops
+/// every CPU.
 func forgetTranslations(_ d: Domain) {
     let saved = read_vttbr_el2()
+    if saved == d.vttbr {
+        tern_tlbi_vmalls12e1is()
+        return
+    }
     write_vttbr_el2(d.vttbr)
     tern_isb()
     tern_tlbi_vmalls12e1is()

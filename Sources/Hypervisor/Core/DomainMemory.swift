@@ -86,7 +86,7 @@ extension Domain {
         let result = physMap.withLock { m -> XenError? in
             if let f = m.foreign.remove(gfn) {
                 _ = m.stage2.unmapPage(gfn.address, memory: &m.tables)
-                invalidateStage2(d)
+                forgetTranslations(d)
                 released = f
                 return nil
             }
@@ -95,7 +95,7 @@ extension Domain {
             // a grant it maps (even of its own page) is not a page it has.
             guard !t.borrowed, d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa, m.populatedPages > 0
             else { return .EINVAL }
-            let removed = m.stage2.removePage(gfn.address, memory: &m.tables) { _ in invalidateStage2(d) }
+            let removed = m.stage2.removePage(gfn.address, memory: &m.tables) { _ in forgetTranslations(d) }
             guard removed != nil else { return .ENOMEM }
             deferStage2Flush(d)
             m.populatedPages -= 1
@@ -135,7 +135,7 @@ extension Domain {
             guard m.foreign.insert(gfn, ForeignMapping(owner: owner, frame: frame)) == .added else {
                 // Past what the table holds: the mapping goes again, and the caller learns why.
                 _ = m.stage2.unmapPage(gfn.address, memory: &m.tables)
-                invalidateStage2(d)
+                forgetTranslations(d)
                 return .ENOMEM
             }
             tern_stage2_sync()
@@ -198,23 +198,6 @@ func mapGrantTableFrame(_ caller: Domain, of owner: DomainID, _ index: Int, at g
     return result
 }
 
-/// Removes what `d`'s stage 2 said from every CPU's TLBs: `d` is the running domain (its
-/// VMID is in VTTBR_EL2) or, for the toolstack working on another, its VMID is put there meanwhile.
-/// As Xen's p2m flush, the whole VMID in one broadcast (TLBI VMALLS12E1IS): by address it takes two
-/// (the stage-2 entry, then every combined stage-1+2 one), and on QEMU each broadcast stops every CPU.
-func invalidateStage2(_ d: Domain) {
-    let saved = read_vttbr_el2()
-    if saved == d.vttbr {
-        tern_tlbi_vmalls12e1is()
-        return
-    }
-    write_vttbr_el2(d.vttbr)
-    tern_isb()
-    tern_tlbi_vmalls12e1is()
-    write_vttbr_el2(saved)
-    tern_isb()
-}
-
 /// A page of `d`'s own RAM left its stage 2 (a balloon gives back hundreds in one call): its frame
 /// stays `d`'s until `d` is released (which flushes its VMID), so a stale TLB entry can reach nothing
 /// of anyone else's, and the TLBs are told once, when the memory_op is done: before the calling vCPU
@@ -222,7 +205,7 @@ func invalidateStage2(_ d: Domain) {
 /// vCPUs may still reach that frame, their own, through what their TLBs hold.
 func deferStage2Flush(_ d: Domain) {
     let cpu = thisCPU()
-    if let pending = cpu.deferredStage2Flush, pending !== d { invalidateStage2(pending) }
+    if let pending = cpu.deferredStage2Flush, pending !== d { forgetTranslations(pending) }
     cpu.deferredStage2Flush = d
 }
 
@@ -230,5 +213,5 @@ func flushDeferredStage2() {
     let cpu = thisCPU()
     guard let d = cpu.deferredStage2Flush else { return }
     cpu.deferredStage2Flush = nil
-    invalidateStage2(d)
+    forgetTranslations(d)
 }
