@@ -28,7 +28,7 @@ public enum LockContentionBenchmark {
     }
 
     /// `count` domains of the neighbours guest in pairs (d0 with d1, ...): 100 rounds of ping-pong,
-    /// then 3 s of timed work from 20 s after boot. The configs are written into `folder`.
+    /// then 6 s of timed work from 20 s after boot. The configs are written into `folder`.
     public static func neighbourConfigs(count: Int, in folder: URL) throws -> [URL] {
         try (0 ..< count).map { i in
             let file = folder.appendingPathComponent(String(format: "n%02d.cfg", i))
@@ -36,7 +36,7 @@ public enum LockContentionBenchmark {
                 name = "n\(i)"
                 kernel = "tern:neighbours"
                 memory = 16
-                extra = "id=\(i) peer=\(i ^ 1) rounds=100 seconds=3 from=20"
+                extra = "id=\(i) peer=\(i ^ 1) rounds=100 seconds=6 from=20"
 
                 """.utf8).write(to: file)
             return file

@@ -8,27 +8,36 @@ import TernTool
 extension BootTests {
     /// 64 domains of the neighbours guest on 4 CPUs, in 32 pairs: each pair plays 100 rounds of
     /// ping-pong over an interdomain event channel (an event lost leaves a pair waiting for ever), then
-    /// every domain works through the same window of time. All finish, and the busiest did at most
-    /// twice the work of the least busy (one stuck on an overloaded CPU, or starved, would not).
+    /// every domain works through the same 6 s window. All finish; the CPUs were busy throughout; the
+    /// run time the hypervisor gave each domain in the window (its runstate) is within 30% of every
+    /// other's; and the work each counted itself differs by less than 2.5 times, which leaves room for
+    /// the host: QEMU's vCPU threads share 2 host cores, so a unit of guest time buys more or less work
+    /// (a loaded host took the spread of work from 1.3 to 1.7 times here, and 2.3 in one CI run with a
+    /// 3 s window, while the run times stayed within 14%). One stuck on an overloaded CPU, or starved,
+    /// fails both.
     @Test func sixtyFourDomainsOnFourCPUsAllFinishFairly() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-neighbours-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let count = 64
+        let count = 64, cpus = 4, seconds = 6.0
         let configs = try LockContentionBenchmark.neighbourConfigs(count: count, in: folder)
-        let r = try runner.run(configs: configs, smp: 4, timeout: 150)
+        let r = try runner.run(configs: configs, smp: cpus, timeout: 150)
         #expect(r.allPoweredOff, "\(r.lines.filter { !$0.isEmpty && !$0.hasSuffix(") ") }.suffix(40).joined(separator: "\n"))")
         #expect(!r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") || $0.contains("HYPERVISOR FAULT") })
-        var work: [Int: Double] = [:]
+        var work: [Int: Double] = [:], ran: [Int: Double] = [:]
         for d in 0 ..< count {
-            guard let line = r.lines.first(where: { $0.hasPrefix("(d\(d)) neighbours: d\(d) with d\(d ^ 1): 100 rounds in ") }),
-                  let field = line.split(separator: " ").first(where: { $0.hasPrefix("work=") }),
-                  let units = Double(field.dropFirst(5)) else { continue }
-            work[d] = units
+            guard let line = r.lines.first(where: { $0.hasPrefix("(d\(d)) neighbours: d\(d) with d\(d ^ 1): 100 rounds in ") }) else { continue }
+            let words = line.split(separator: " ")
+            if let w = words.first(where: { $0.hasPrefix("work=") }), let units = Double(w.dropFirst(5)) { work[d] = units }
+            if let w = words.first(where: { $0.hasPrefix("ran=") }), let us = Double(w.dropFirst(4)) { ran[d] = us }
         }
-        #expect(work.count == count, "domains that reported: \(work.keys.sorted())")
-        let most = work.values.max() ?? 0, least = work.values.min() ?? 0
-        #expect(least > 0 && most / least < 2, "work from \(least) to \(most)")
+        #expect(work.count == count && ran.count == count, "domains that reported: \(work.keys.sorted())")
+        let mostWork = work.values.max() ?? 0, leastWork = work.values.min() ?? 0
+        #expect(leastWork > 0 && mostWork / leastWork < 2.5, "work from \(leastWork) to \(mostWork)")
+        let longest = ran.values.max() ?? 0, shortest = ran.values.min() ?? 0
+        #expect(shortest > 0 && longest / shortest < 1.3, "run time in the window from \(shortest) to \(longest) us")
+        let total = ran.values.reduce(0, +) / 1e6
+        #expect(total > 0.9 * Double(cpus) * seconds, "the domains ran \(total) s of the window's \(Double(cpus) * seconds) CPU-seconds")
     }
 }
 
