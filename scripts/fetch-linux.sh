@@ -14,6 +14,11 @@
 #   shell               the same, then a shell on the console
 #   hold / spin         the same, then sleep for good / keep a CPU busy, printing "TERN-SPIN: N" with
 #                       the rounds it made in each 2 s of its uptime (its share of a CPU)
+#   disk-write / disk-read
+#                       the same, then load xen-blkfront, wait for /dev/xvda and write a known
+#                       pattern of 4 MiB to it (flushed) / read that much back, printing
+#                       "TERN-DISK: wrote|read <md5>"; then poweroff -f
+# Debian's Xen frontend modules (xen-blkfront, xen-netfront) are in /lib/modules.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
@@ -60,8 +65,13 @@ fi
 if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ]; then
     st=$(mktemp -d)
     trap 'rm -rf "$st"' EXIT
-    mkdir -p "$st"/{bin,dev,proc,sys,tmp}
+    mkdir -p "$st"/{bin,dev,proc,sys,tmp,lib/modules}
     cp "$CACHE/busybox" "$st/bin/busybox"
+    kdeb=$(ls "$CACHE"/debs/linux-image-*_arm64.deb | head -1)
+    for m in xen-blkfront xen-netfront; do
+        dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
+        [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-linux: $m.ko not in $kdeb" >&2; exit 1; }
+    done
     cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -94,6 +104,21 @@ case $mode in
     crash) echo "reading guest-physical 0x10000000, where nothing is mapped"; devmem 0x10000000 32
            echo "devmem ended with status $?; init gives up"; exit 1 ;;
     shell) exec /bin/sh ;;
+    disk-write|disk-read)
+        # The pattern: the numbers 1 to 700000, one per line, cut to 4 MiB (every block differs).
+        insmod /lib/modules/xen-blkfront.ko
+        n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+        [ -b /dev/xvda ] || { echo "TERN-DISK: no /dev/xvda"; poweroff -f; }
+        echo "TERN-DISK: /dev/xvda has $(cat /sys/block/xvda/size) sectors"
+        if [ $mode = disk-write ]; then
+            seq 1 700000 | head -c 4194304 > /tmp/pattern
+            dd if=/tmp/pattern of=/dev/xvda bs=65536 conv=fsync 2>/dev/null || echo "TERN-DISK: dd failed"
+            sync
+            echo "TERN-DISK: wrote $(md5sum < /tmp/pattern | cut -d' ' -f1)"
+        else
+            echo "TERN-DISK: read $(head -c 4194304 /dev/xvda | md5sum | cut -d' ' -f1)"
+        fi
+        poweroff -f ;;
     hold) while true; do sleep 3600; done ;;
     spin) # Busy for good, saying every 2 s (of its uptime) how many rounds it made: its CPU share.
           read u r < /proc/uptime; end=$((${u%.*} + 2))

@@ -3,14 +3,15 @@
 # the C xenstored, xenconsoled, xen-init-dom0, init-dom0less; xenstore-utils) and the libraries it
 # needs, with apt-get download and no install, and builds a control-domain initramfs around it and
 # the Xen modules of Debian's kernel, plus Tern's tern-foreign (scripts/dom0/tern-foreign.c), which
-# holds another domain's page mapped through privcmd for tests. Needs scripts/fetch-linux.sh's kernel
-# package first.
+# holds another domain's page mapped through privcmd for tests, and Xen's hotplug scripts with the bash
+# and flock they need (libxl runs them for disks and network interfaces). Needs scripts/fetch-linux.sh's
+# kernel package first.
 # Output: .cache/linux/initrd-xl.cpio.gz (git-ignored). Idempotent; rebuilt when this script changes.
-# Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc and xenfs, mounts /proc/xen,
-# starts xenstored, runs xen-init-dom0, starts xenconsoled, runs init-dom0less (boot-time domUs join
-# xenstore), then runs what `tern.run=` on the kernel
-# command line names: commands separated by '+', with '_' for a space (tern.run=xl_info+xl_list),
-# each echoed and followed by its exit status; then powers off (tern.after=shell: a shell on hvc0).
+# Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc, xenfs, loop and xen-blkback,
+# mounts /proc/xen, starts xenstored, runs xen-init-dom0, starts xenconsoled, runs init-dom0less
+# (boot-time domUs join xenstore), then runs what `tern.run=` on the kernel command line names:
+# commands separated by '+', with '_' for a space (tern.run=xl_info+xl_list), each echoed and
+# followed by its exit status; then powers off (tern.after=shell: a shell on hvc0).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
@@ -52,7 +53,11 @@ while [ -n "$queue" ]; do
         case $d in lib*:arm64|zlib1g:arm64) case $d in libpython*|libperl*) ;; *) queue="$queue $d" ;; esac ;; esac
     done
 done
-(cd "$TS/debs" && for p in $seen; do apt-get download -qq "$p"; done)
+# For the disk and network backends: Xen's hotplug scripts (xen-utils-common: block, vif-bridge, ...)
+# and what they run that busybox lacks: bash, and util-linux's flock. Their only libraries are libc
+# and libtinfo, which the tools' list already has (the ELF check below says if not).
+extras="xen-utils-common:arm64 bash:arm64 util-linux:arm64"
+(cd "$TS/debs" && for p in $seen $extras; do apt-get download -qq "$p"; done)
 for d in "$TS"/debs/*.deb; do dpkg-deb -x "$d" "$TS/root"; done
 (cd "$TS/debs" && for d in *.deb; do dpkg-deb -f "$d" Package Version | paste -sd' '; done) > "$TS/versions"
 
@@ -71,6 +76,7 @@ copy() { mkdir -p "$st/$(dirname "$1")"; cp -a "$TS/root/$1" "$st/$1"
          [ -L "$TS/root/$1" ] && copy "$(dirname "$1")/$(readlink "$TS/root/$1")" || true; }
 needed=""
 pending=""
+tools="$tools /bin/bash /usr/bin/flock"
 for t in $tools; do t=${t#/}; [ -e "$TS/root/$t" ] || { echo "fetch-toolstack: $t missing" >&2; exit 1; }
     copy "$t"; pending="$pending $t"; done
 copy lib/ld-linux-aarch64.so.1
@@ -88,13 +94,15 @@ while [ -n "$pending" ]; do
     done
 done
 ln -s $bin/xl "$st/bin/xl"
+mkdir -p "$st/etc/xen/scripts"
+cp -a "$TS/root/etc/xen/scripts/." "$st/etc/xen/scripts/"
 # Tern's own test tool for foreign mappings (raw syscalls, no libc), built with the toolchain's clang.
 CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
 "$CC" --target=aarch64-linux-gnu -Os -ffreestanding -nostdlib -static -fuse-ld=lld -fno-stack-protector \
     -o "$st/bin/tern-foreign" "$TOOL"
 # xl reads it at every start; Debian's is all comments, so the defaults hold either way.
 echo "# xl.conf: Xen's defaults (see xl.conf(5))" > "$st/etc/xen/xl.conf"
-for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback; do
     dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
     [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-toolstack: $m.ko not in $kdeb" >&2; exit 1; }
 done
@@ -127,6 +135,27 @@ cpus = "1"
 extra = "console=hvc0 rdinit=/init tern.test=spin"
 CFG
 done
+# disk-write and disk-read: one vCPU each, the same disk (a file in dom0, made by the test); the first
+# writes a pattern to it and powers off, the second reads it back.
+for m in write read; do
+    cat > "$st/etc/xen/disk-$m.cfg" <<CFG
+name = "disk-$m"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 128
+vcpus = 1
+disk = [ "/var/lib/tern/disk.img,raw,xvda,rw" ]
+extra = "console=hvc0 rdinit=/init tern.test=disk-$m"
+CFG
+done
+# tern-gone NAME [SECONDS]: waits until domain NAME has gone from xl list.
+cat > "$st/bin/tern-gone" <<'GONE'
+#!/bin/busybox sh
+n=$((${2:-60} * 5))
+while [ "$n" -gt 0 ]; do xl domid "$1" >/dev/null 2>&1 || exit 0; sleep 0.2; n=$((n - 1)); done
+echo "tern-gone: $1 is still there"; xl list; exit 1
+GONE
+chmod 755 "$st/bin/tern-gone"
 # tern-wait NAME TEXT [SECONDS]: waits until domain NAME's console (as xenconsoled logs it) shows TEXT.
 cat > "$st/bin/tern-wait" <<'WAIT'
 #!/bin/busybox sh
@@ -158,6 +187,9 @@ export PATH=/bin:/usr/bin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# Xen's hotplug scripts read /dev/stdin, which devtmpfs does not make.
+ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin; ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t tmpfs tmpfs /run
 # xenconsoled gives each domain's console a pseudo-terminal (what `xl console` attaches to).
 mkdir -p /dev/pts
@@ -167,7 +199,7 @@ run= after=poweroff
 for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};; esac; done
 echo
 echo "TERN-DOM0-USERSPACE-UP"
-for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs; do insmod /lib/modules/$m.ko || echo "TERN-DOM0: insmod $m failed"; done
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback; do insmod /lib/modules/$m.ko || echo "TERN-DOM0: insmod $m failed"; done
 mkdir -p /proc/xen
 mount -t xenfs xenfs /proc/xen
 echo "TERN-DOM0: capabilities: $(cat /proc/xen/capabilities)"
