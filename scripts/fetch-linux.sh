@@ -15,9 +15,16 @@
 #   hold / spin         the same, then sleep for good / keep a CPU busy, printing "TERN-SPIN: N" with
 #                       the rounds it made in each 2 s of its uptime (its share of a CPU)
 #   disk-write / disk-read
-#                       the same, then load xen-blkfront, wait for /dev/xvda and write a known
-#                       pattern of 4 MiB to it (flushed) / read that much back, printing
-#                       "TERN-DISK: wrote|read <md5>"; then poweroff -f
+#                       the same, then load xen-blkfront, wait for /dev/xvda and write two 4 MiB
+#                       halves of a known pattern to it at once (flushed) / read them back at once,
+#                       printing "TERN-DISK: wrote|read <md5> <md5>"; disk-read then waits for an
+#                       xvdb to be attached, reads it ("TERN-DISK: xvdb read <md5> <md5>") and waits
+#                       for it to go ("TERN-DISK: xvdb gone"); then poweroff -f
+#   net-serve / net-fetch
+#                       the same, then load xen-netfront and bring eth0 up as tern.ip (/24); net-serve
+#                       serves a 4 MiB pattern over HTTP and says "TERN-NET: serving <md5>"; net-fetch
+#                       pings tern.peer until it answers ("TERN-NET: ping <peer> ok"), fetches the
+#                       pattern from it ("TERN-NET: fetched <md5>"); both then stay up
 # Debian's Xen frontend modules (xen-blkfront, xen-netfront) are in /lib/modules.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,7 +87,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mode=poweroff
-for a in $(cat /proc/cmdline); do case $a in tern.test=*) mode=${a#tern.test=};; esac; done
+ip= peer=
+for a in $(cat /proc/cmdline); do case $a in tern.test=*) mode=${a#tern.test=};; tern.ip=*) ip=${a#tern.ip=};;
+    tern.peer=*) peer=${a#tern.peer=};; esac; done
 echo
 echo "TERN-LINUX-USERSPACE-UP"
 echo "uptime: $(cat /proc/uptime)"
@@ -105,20 +114,49 @@ case $mode in
            echo "devmem ended with status $?; init gives up"; exit 1 ;;
     shell) exec /bin/sh ;;
     disk-write|disk-read)
-        # The pattern: the numbers 1 to 700000, one per line, cut to 4 MiB (every block differs).
+        # Two 4 MiB halves, written or read at once (one dd each, on whichever vCPUs they land): the
+        # numbers from 1 and from 2000000, one per line, so every block differs.
         insmod /lib/modules/xen-blkfront.ko
         n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
         [ -b /dev/xvda ] || { echo "TERN-DISK: no /dev/xvda"; poweroff -f; }
         echo "TERN-DISK: /dev/xvda has $(cat /sys/block/xvda/size) sectors"
+        half() { dd if=$1 bs=65536 count=64 skip=$2 2>/dev/null | md5sum | cut -d' ' -f1; }
         if [ $mode = disk-write ]; then
-            seq 1 700000 | head -c 4194304 > /tmp/pattern
-            dd if=/tmp/pattern of=/dev/xvda bs=65536 conv=fsync 2>/dev/null || echo "TERN-DISK: dd failed"
+            seq 1 700000 | head -c 4194304 > /tmp/a; seq 2000000 2700000 | head -c 4194304 > /tmp/b
+            dd if=/tmp/a of=/dev/xvda bs=65536 conv=fsync 2>/dev/null & a=$!
+            dd if=/tmp/b of=/dev/xvda bs=65536 seek=64 conv=fsync 2>/dev/null & b=$!
+            wait $a && wait $b || echo "TERN-DISK: dd failed"
             sync
-            echo "TERN-DISK: wrote $(md5sum < /tmp/pattern | cut -d' ' -f1)"
+            echo "TERN-DISK: wrote $(md5sum < /tmp/a | cut -d' ' -f1) $(md5sum < /tmp/b | cut -d' ' -f1)"
+            poweroff -f
+        fi
+        half /dev/xvda 0 > /tmp/a & half /dev/xvda 64 > /tmp/b & wait
+        echo "TERN-DISK: read $(cat /tmp/a) $(cat /tmp/b)"
+        # Then a disk the toolstack attaches while this domain runs (xl block-attach), read and let go.
+        n=0; while [ ! -b /dev/xvdb ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
+        if [ -b /dev/xvdb ]; then
+            echo "TERN-DISK: xvdb read $(half /dev/xvdb 0) $(half /dev/xvdb 64)"
+            n=0; while [ -b /dev/xvdb ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
+            [ -b /dev/xvdb ] && echo "TERN-DISK: xvdb still there" || echo "TERN-DISK: xvdb gone"
         else
-            echo "TERN-DISK: read $(head -c 4194304 /dev/xvda | md5sum | cut -d' ' -f1)"
+            echo "TERN-DISK: no xvdb"
         fi
         poweroff -f ;;
+    net-serve|net-fetch)
+        insmod /lib/modules/xen-netfront.ko
+        n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+        ip link set lo up; ip addr add $ip/24 dev eth0 && ip link set eth0 up || echo "TERN-NET: no eth0"
+        echo "TERN-NET: eth0 is $ip"
+        if [ $mode = net-serve ]; then
+            mkdir -p /www; seq 1 700000 | head -c 4194304 > /www/pattern
+            httpd -p 80 -h /www
+            echo "TERN-NET: serving $(md5sum < /www/pattern | cut -d' ' -f1)"
+        else
+            n=0; until ping -c 1 -W 1 $peer >/dev/null 2>&1; do n=$((n + 1)); [ $n -lt 60 ] || break; done
+            [ $n -lt 60 ] && echo "TERN-NET: ping $peer ok" || echo "TERN-NET: ping $peer failed"
+            echo "TERN-NET: fetched $(wget -q -O - http://$peer/pattern | md5sum | cut -d' ' -f1)"
+        fi
+        while true; do sleep 3600; done ;;
     hold) while true; do sleep 3600; done ;;
     spin) # Busy for good, saying every 2 s (of its uptime) how many rounds it made: its CPU share.
           read u r < /proc/uptime; end=$((${u%.*} + 2))

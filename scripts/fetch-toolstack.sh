@@ -7,8 +7,8 @@
 # and flock they need (libxl runs them for disks and network interfaces). Needs scripts/fetch-linux.sh's
 # kernel package first.
 # Output: .cache/linux/initrd-xl.cpio.gz (git-ignored). Idempotent; rebuilt when this script changes.
-# Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc, xenfs, loop and xen-blkback,
-# mounts /proc/xen, starts xenstored, runs xen-init-dom0, starts xenconsoled, runs init-dom0less
+# Its /init loads xen-privcmd, xen-evtchn, xen-gntdev, xen-gntalloc, xenfs, loop, xen-blkback, the
+# bridge and xen-netback, makes the bridge xenbr0 (10.0.0.1/24) for domUs' vifs, mounts /proc/xen, starts xenstored, runs xen-init-dom0, starts xenconsoled, runs init-dom0less
 # (boot-time domUs join xenstore), then runs what `tern.run=` on the kernel command line names:
 # commands separated by '+', with '_' for a space (tern.run=xl_info+xl_list), each echoed and
 # followed by its exit status; then powers off (tern.after=shell: a shell on hvc0).
@@ -102,7 +102,7 @@ CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
     -o "$st/bin/tern-foreign" "$TOOL"
 # xl reads it at every start; Debian's is all comments, so the defaults hold either way.
 echo "# xl.conf: Xen's defaults (see xl.conf(5))" > "$st/etc/xen/xl.conf"
-for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback; do
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback llc stp bridge xen-netback; do
     dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
     [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-toolstack: $m.ko not in $kdeb" >&2; exit 1; }
 done
@@ -135,17 +135,32 @@ cpus = "1"
 extra = "console=hvc0 rdinit=/init tern.test=spin"
 CFG
 done
-# disk-write and disk-read: one vCPU each, the same disk (a file in dom0, made by the test); the first
+# disk-write and disk-read: two vCPUs and 256 MiB each (with 128, Debian's kernel keeps 64 for CMA and
+# the second disk's frontend runs out), the same disk (a file in dom0, made by the test); the first
 # writes a pattern to it and powers off, the second reads it back.
 for m in write read; do
     cat > "$st/etc/xen/disk-$m.cfg" <<CFG
 name = "disk-$m"
 kernel = "/var/lib/tern/Image.gz"
 ramdisk = "/var/lib/tern/initrd.cpio.gz"
-memory = 128
-vcpus = 1
+memory = 256
+vcpus = 2
 disk = [ "/var/lib/tern/disk.img,raw,xvda,rw" ]
 extra = "console=hvc0 rdinit=/init tern.test=disk-$m"
+CFG
+done
+# net-serve and net-fetch: one vCPU each on xenbr0 (10.0.0.2 and 10.0.0.3): the first serves a 4 MiB
+# pattern over HTTP, the second pings it and fetches the pattern.
+for m in serve:2:3 fetch:3:2; do
+    role=${m%%:*} me=${m#*:}; me=${me%:*} peer=${m##*:}
+    cat > "$st/etc/xen/net-$role.cfg" <<CFG
+name = "net-$role"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 128
+vcpus = 1
+vif = [ "bridge=xenbr0,mac=00:16:3e:00:00:0$me" ]
+extra = "console=hvc0 rdinit=/init tern.test=net-$role tern.ip=10.0.0.$me tern.peer=10.0.0.$peer"
 CFG
 done
 # tern-gone NAME [SECONDS]: waits until domain NAME has gone from xl list.
@@ -199,7 +214,11 @@ run= after=poweroff
 for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};; esac; done
 echo
 echo "TERN-DOM0-USERSPACE-UP"
-for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback; do insmod /lib/modules/$m.ko || echo "TERN-DOM0: insmod $m failed"; done
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback llc stp bridge xen-netback; do insmod /lib/modules/$m.ko || echo "TERN-DOM0: insmod $m failed"; done
+# The bridge domUs' vifs join (vif = [ "bridge=xenbr0" ]), with dom0 on it as 10.0.0.1.
+ip link set lo up
+# (A new bridge has STP off, so a port forwards as soon as it joins; busybox's brctl has no `stp`.)
+brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up || echo "TERN-DOM0: no bridge"
 mkdir -p /proc/xen
 mount -t xenfs xenfs /proc/xen
 echo "TERN-DOM0: capabilities: $(cat /proc/xen/capabilities)"

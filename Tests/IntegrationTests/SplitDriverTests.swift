@@ -6,19 +6,24 @@ import Testing
 import TernTool
 
 extension BootTests {
-    /// A 16 MiB file in dom0 as a domU's `disk`: the domU writes 4 MiB of a known pattern to /dev/xvda
-    /// (flushed) and powers off; dom0 reads the same bytes from the file; a second domU reads them
-    /// back from its own /dev/xvda. The three checksums agree (and are not those of zeros), and the
-    /// hotplug script gave its loop device back when each domain went.
+    /// A 16 MiB file in dom0 as a 2-vCPU domU's `disk`: the domU writes two 4 MiB halves of a known
+    /// pattern to /dev/xvda at once (flushed) and powers off; dom0 reads the same bytes from the file;
+    /// a second 2-vCPU domU reads both halves back at once. Then `xl block-attach` gives the running
+    /// domU a copy of the file as xvdb, which it reads, and `xl block-detach` takes it away, which it
+    /// sees. Every checksum agrees (and none is that of zeros), and the hotplug script gave its loop
+    /// devices back.
     @Test func aDiskKeepsItsDataFromOneDomUToTheNext() throws {
         try ToolstackAssets.require()
         let logs = "/var/log/xen/console/guest-disk-write.log /var/log/xen/console/guest-disk-read.log"
+        let half = { (skip: Int) in "dd if=/var/lib/tern/disk.img bs=65536 count=64 skip=\(skip) 2>/dev/null | md5sum" }
         let commands = [
             "dd if=/dev/zero of=/var/lib/tern/disk.img bs=1M count=16",
             "xl create /etc/xen/disk-write.cfg", "tern-wait disk-write TERN-DISK:.wrote 120", "tern-gone disk-write",
-            "head -c 4194304 /var/lib/tern/disk.img | md5sum",
-            "xl create /etc/xen/disk-read.cfg", "tern-wait disk-read TERN-DISK:.read 120", "tern-gone disk-read",
-            "grep -h TERN-DISK \(logs)", "losetup -a",
+            half(0), half(64), "cp /var/lib/tern/disk.img /var/lib/tern/disk2.img",
+            "xl create /etc/xen/disk-read.cfg", "tern-wait disk-read TERN-DISK:.read 120",
+            "xl block-attach disk-read /var/lib/tern/disk2.img,raw,xvdb,rw", "tern-wait disk-read TERN-DISK:.xvdb.read 60",
+            "xl block-list disk-read", "xl block-detach disk-read xvdb", "tern-wait disk-read TERN-DISK:.xvdb.gone 60",
+            "tern-gone disk-read", "grep -h TERN-DISK \(logs)", "losetup -a",
         ]
         let dom0 = try toolstackDom0(commands: commands)
         defer { try? FileManager.default.removeItem(at: dom0) }
@@ -27,20 +32,77 @@ extension BootTests {
         let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("blk") }.suffix(80).joined(separator: "\n")
         #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
         #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
-        func sum(after marker: String) -> String? {
-            guard let line = out.first(where: { $0.contains(marker) }),
-                  let word = line.components(separatedBy: marker).last?.split(separator: " ").first else { return nil }
-            return String(word)
+        func sums(after marker: String) -> [String] {
+            guard let line = out.first(where: { $0.contains(marker) }), let rest = line.components(separatedBy: marker).last else { return [] }
+            return rest.split(separator: " ").map(String.init)
         }
-        let wrote = sum(after: "TERN-DISK: wrote "), read = sum(after: "TERN-DISK: read ")
-        let inDom0 = out.firstIndex { $0.hasSuffix("TERN-DOM0-RUN: head -c 4194304 /var/lib/tern/disk.img | md5sum") }
-            .flatMap { out[$0 + 1].split(separator: " ").dropFirst().first.map(String.init) }
+        /// The first word of what `command` printed in dom0.
+        func printed(by command: String) -> String? {
+            out.firstIndex { $0.hasSuffix("TERN-DOM0-RUN: \(command)") }
+                .flatMap { out[$0 + 1].split(separator: " ").dropFirst().first.map(String.init) }
+        }
+        let wrote = sums(after: "TERN-DISK: wrote ")
+        let inDom0 = [printed(by: half(0)), printed(by: half(64))].compactMap { $0 }
         let zeros = "b5cfa9d6c8febd618f91ac2843d50a1c"      // md5 of 4 MiB of zeros
-        #expect(wrote != nil && wrote != zeros && wrote?.count == 32, "\(log)")
-        #expect(inDom0 == wrote && read == wrote, "wrote \(wrote ?? "-"), dom0 saw \(inDom0 ?? "-"), read \(read ?? "-")\n\(log)")
+        #expect(wrote.count == 2 && wrote[0] != wrote[1] && !wrote.contains(zeros) && wrote.allSatisfy { $0.count == 32 }, "\(log)")
+        #expect(inDom0 == wrote, "wrote \(wrote), dom0 saw \(inDom0)\n\(log)")
+        #expect(sums(after: "TERN-DISK: read ") == wrote, "\(log)")
+        #expect(sums(after: "TERN-DISK: xvdb read ") == wrote, "\(log)")
         #expect(out.contains { $0.contains("TERN-DISK: /dev/xvda has 32768 sectors") }, "\(log)")
-        // losetup -a prints nothing: both loop devices were let go.
+        // block-list: Vdev BE handle state evt-ch ring-ref BE-path; both disks connected (state 4).
+        let listed = out.filter { $0.hasPrefix("(d0) 5171") || $0.hasPrefix("(d0) 5172") }
+        #expect(listed.count == 2 && listed.allSatisfy { $0.split(separator: " ")[4] == "4" }, "\(log)")
+        #expect(out.contains { $0.contains("TERN-DISK: xvdb gone") }, "\(log)")
+        // losetup -a prints nothing: every loop device was let go.
         let losetup = out.firstIndex { $0.hasSuffix("TERN-DOM0-RUN: losetup -a") }
         #expect(losetup.map { out[$0 + 1] } == "(d0) TERN-DOM0-STATUS: 0", "\(log)")
+    }
+}
+
+extension BootTests {
+    /// Two domUs with a `vif` on dom0's bridge xenbr0: dom0 pings the first and fetches 4 MiB from it
+    /// over TCP (HTTP), the second pings the first and fetches the same; every checksum is the
+    /// pattern's. Then `xl network-attach` gives the first a second vif, which its netfront connects
+    /// (state 4) and the bridge takes in, and `xl network-detach` takes it away again; destroying both
+    /// domains leaves the bridge with no ports.
+    @Test func domUsOnABridgeReachDom0AndEachOther() throws {
+        try ToolstackAssets.require()
+        let logs = "/var/log/xen/console/guest-net-serve.log /var/log/xen/console/guest-net-fetch.log"
+        let commands = [
+            "xl create /etc/xen/net-serve.cfg", "tern-wait net-serve TERN-NET:.serving 120", "ls -1 /sys/class/net/xenbr0/brif",
+            "ping -c 3 10.0.0.2", "wget -q -O - http://10.0.0.2/pattern | md5sum",
+            "xl create /etc/xen/net-fetch.cfg", "tern-wait net-fetch TERN-NET:.fetched 120", "grep -h TERN-NET \(logs)",
+            "xl network-attach net-serve bridge=xenbr0 mac=00:16:3e:00:01:02", "sleep 3", "xl network-list net-serve",
+            "ls -1 /sys/class/net/xenbr0/brif", "xl network-detach net-serve 1", "xl network-list net-serve",
+            "xl destroy net-fetch", "xl destroy net-serve", "sleep 2", "ls -1 /sys/class/net/xenbr0/brif",
+        ]
+        let dom0 = try toolstackDom0(commands: commands)
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("vif") }.suffix(80).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        /// What the n-th run of `command` printed in dom0 (kernel messages left out).
+        func printed(by command: String, _ n: Int = 0) -> [String] {
+            let starts = out.indices.filter { out[$0].hasSuffix("TERN-DOM0-RUN: \(command)") }
+            guard n < starts.count else { return [] }
+            return out[(starts[n] + 1)...].prefix { !$0.hasPrefix("(d0) TERN-DOM0-STATUS: ") }
+                .filter { !$0.contains("] ") }.map { String($0.dropFirst(5)) }
+        }
+        let pattern = "8d55a91d434e1a8fa7b9322ecfa3f70b"     // md5 of `seq 1 700000 | head -c 4194304`
+        #expect(printed(by: "ls -1 /sys/class/net/xenbr0/brif") == ["vif1.0"], "\(log)")
+        #expect(printed(by: "ping -c 3 10.0.0.2").contains { $0.contains("3 packets transmitted, 3 packets received") }, "\(log)")
+        #expect(printed(by: "wget -q -O - http://10.0.0.2/pattern | md5sum") == ["\(pattern)  -"], "\(log)")
+        #expect(printed(by: "grep -h TERN-NET \(logs)") == [
+            "TERN-NET: eth0 is 10.0.0.2", "TERN-NET: serving \(pattern)",
+            "TERN-NET: eth0 is 10.0.0.3", "TERN-NET: ping 10.0.0.2 ok", "TERN-NET: fetched \(pattern)",
+        ], "\(log)")
+        // network-list: Idx BE Mac Addr. handle state evt-ch tx-/rx-ring-ref BE-path.
+        let attached = printed(by: "xl network-list net-serve", 0).dropFirst().map { $0.split(separator: " ").map(String.init) }
+        #expect(attached.map { [$0[0], $0[2], $0[4]] } == [["0", "00:16:3e:00:00:02", "4"], ["1", "00:16:3e:00:01:02", "4"]], "\(log)")
+        #expect(printed(by: "ls -1 /sys/class/net/xenbr0/brif", 1) == ["vif1.0", "vif1.1", "vif2.0"], "\(log)")
+        #expect(printed(by: "xl network-list net-serve", 1).count == 2, "\(log)")
+        #expect(printed(by: "ls -1 /sys/class/net/xenbr0/brif", 2) == [], "\(log)")
     }
 }
