@@ -20,11 +20,16 @@
 #                       printing "TERN-DISK: wrote|read <md5> <md5>"; disk-read then waits for an
 #                       xvdb to be attached, reads it ("TERN-DISK: xvdb read <md5> <md5>") and waits
 #                       for it to go ("TERN-DISK: xvdb gone"); then poweroff -f
+#   disk-bench          the same, then write 64 MiB of zeros to /dev/xvda (dd bs=1M, fsync at the end)
+#                       and read them back with the page cache dropped first (busybox's dd has no
+#                       O_DIRECT): "TERN-BENCH: disk write <cs> read <cs>" in centiseconds of uptime;
+#                       then "TERN-BENCH: disk done" and poweroff -f
 #   net-serve / net-fetch
 #                       the same, then load xen-netfront and bring eth0 up as tern.ip (/24); net-serve
 #                       serves a 4 MiB pattern over HTTP and says "TERN-NET: serving <md5>"; net-fetch
 #                       pings tern.peer until it answers ("TERN-NET: ping <peer> ok"), fetches the
-#                       pattern from it ("TERN-NET: fetched <md5>"); both then stay up
+#                       pattern from it ("TERN-NET: fetched <md5>") and then 16 MiB of zeros, timed ("TERN-BENCH: net
+#                       fetched <bytes> bytes in <cs> cs"); both then stay up
 # Debian's Xen frontend modules (xen-blkfront, xen-netfront) are in /lib/modules.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -142,6 +147,16 @@ case $mode in
             echo "TERN-DISK: no xvdb"
         fi
         poweroff -f ;;
+    disk-bench)
+        insmod /lib/modules/xen-blkfront.ko
+        n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+        cs() { read u r < /proc/uptime; echo $((${u%.*}${u#*.})); }
+        t0=$(cs); dd if=/dev/zero of=/dev/xvda bs=1048576 count=64 conv=fsync 2>/dev/null; t1=$(cs)
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        t2=$(cs); dd if=/dev/xvda of=/dev/null bs=1048576 count=64 2>/dev/null; t3=$(cs)
+        echo "TERN-BENCH: disk write $((t1 - t0)) read $((t3 - t2))"
+        echo "TERN-BENCH: disk done"
+        poweroff -f ;;
     net-serve|net-fetch)
         insmod /lib/modules/xen-netfront.ko
         n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
@@ -149,12 +164,15 @@ case $mode in
         echo "TERN-NET: eth0 is $ip"
         if [ $mode = net-serve ]; then
             mkdir -p /www; seq 1 700000 | head -c 4194304 > /www/pattern
+            dd if=/dev/zero of=/www/zeros bs=1048576 count=16 2>/dev/null
             httpd -p 80 -h /www
             echo "TERN-NET: serving $(md5sum < /www/pattern | cut -d' ' -f1)"
         else
             n=0; until ping -c 1 -W 1 $peer >/dev/null 2>&1; do n=$((n + 1)); [ $n -lt 60 ] || break; done
             [ $n -lt 60 ] && echo "TERN-NET: ping $peer ok" || echo "TERN-NET: ping $peer failed"
             echo "TERN-NET: fetched $(wget -q -O - http://$peer/pattern | md5sum | cut -d' ' -f1)"
+            read a r < /proc/uptime; n=$(wget -q -O - http://$peer/zeros | wc -c); read b r < /proc/uptime
+            echo "TERN-BENCH: net fetched $n bytes in $((${b%.*}${b#*.} - ${a%.*}${a#*.})) cs"
         fi
         while true; do sleep 3600; done ;;
     hold) while true; do sleep 3600; done ;;

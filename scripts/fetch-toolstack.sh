@@ -149,8 +149,8 @@ disk = [ "/var/lib/tern/disk.img,raw,xvda,rw" ]
 extra = "console=hvc0 rdinit=/init tern.test=disk-$m"
 CFG
 done
-# net-serve and net-fetch: one vCPU each on xenbr0 (10.0.0.2 and 10.0.0.3): the first serves a 4 MiB
-# pattern over HTTP, the second pings it and fetches the pattern.
+# net-serve and net-fetch: one vCPU and 128 MiB each on xenbr0 (10.0.0.2 and 10.0.0.3): the first serves
+# a 4 MiB pattern and 16 MiB of zeros over HTTP, the second pings it and fetches both.
 for m in serve:2:3 fetch:3:2; do
     role=${m%%:*} me=${m#*:}; me=${me%:*} peer=${m##*:}
     cat > "$st/etc/xen/net-$role.cfg" <<CFG
@@ -163,6 +163,35 @@ vif = [ "bridge=xenbr0,mac=00:16:3e:00:00:0$me" ]
 extra = "console=hvc0 rdinit=/init tern.test=net-$role tern.ip=10.0.0.$me tern.peer=10.0.0.$peer"
 CFG
 done
+# disk-bench: the disk benchmark's domU (1 vCPU, 256 MiB), on an 80 MiB file the benchmark makes.
+cat > "$st/etc/xen/disk-bench.cfg" <<CFG
+name = "disk-bench"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 256
+vcpus = 1
+disk = [ "/var/lib/tern/bench.img,raw,xvda,rw" ]
+extra = "console=hvc0 rdinit=/init tern.test=disk-bench"
+CFG
+# tern-fetch URL: fetches URL and says how long that took ("TERN-BENCH: fetched N bytes in C cs").
+cat > "$st/bin/tern-fetch" <<'FETCH'
+#!/bin/busybox sh
+read a r < /proc/uptime; n=$(wget -q -O - "$1" | wc -c); read b r < /proc/uptime
+echo "TERN-BENCH: fetched $n bytes in $((${b%.*}${b#*.} - ${a%.*}${a#*.})) cs"
+FETCH
+chmod 755 "$st/bin/tern-fetch"
+# balloon: a 128 MiB domU that stays up, for `xl mem-set`. acpi = 0 is said outright because Debian's
+# xl 4.17 asserts in mem-set on Arm when the domain's saved configuration leaves acpi at its default
+# (libxl__arch_extra_memory reads it unset; the same on Xen 4.17).
+cat > "$st/etc/xen/balloon.cfg" <<CFG
+name = "balloon"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 128
+vcpus = 1
+acpi = 0
+extra = "console=hvc0 rdinit=/init tern.test=hold"
+CFG
 # tern-gone NAME [SECONDS]: waits until domain NAME has gone from xl list.
 cat > "$st/bin/tern-gone" <<'GONE'
 #!/bin/busybox sh

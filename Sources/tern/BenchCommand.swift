@@ -26,6 +26,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Only the rows of Xen's toolstack at work: dom0's boot, xl create, xl destroy (printed, not written).")
     var toolstackOnly = false
 
+    @Flag(help: "Only the rows of the PV disk and network (printed, not written).")
+    var splitDriversOnly = false
+
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: { printError($0) })
         let images = try runner.build()
@@ -35,6 +38,11 @@ struct BenchCommand: ParsableCommand {
 
         if toolstackOnly {
             let rows = try ToolstackBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
+            printOut(XenComparison.markdown(rows))
+            return
+        }
+        if splitDriversOnly {
+            let rows = try SplitDriverBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
             printOut(XenComparison.markdown(rows))
             return
         }
@@ -54,6 +62,7 @@ struct BenchCommand: ParsableCommand {
         comparison += try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
         comparison += try LockContentionBenchmark.run(runner: runner, progress: { printError($0) })
         comparison += try ToolstackBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
+        comparison += try SplitDriverBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
         let boots = try LinuxBootBenchmark.run(runner: runner, runs: runs, xen: xen, progress: { printError($0) })
 
         let date = ISO8601DateFormatter().string(from: Date())

@@ -145,3 +145,21 @@ import Testing
         #expect(ToolstackBenchmark.phases(Array(cut.dropLast(3)), Array(cutTimes.dropLast(3))) == nil)
     }
 }
+
+@Suite struct SplitDriverBenchmarkTests {
+    /// The rates and the round trip from the lines the guests and dom0 print, with Tern's "(d0) " or
+    /// without (Xen); a missing or zero-time line gives no value rather than a made-up one.
+    @Test func ratesComeFromTheGuestsLines() {
+        for prefix in ["(d0) ", ""] {
+            let lines = [
+                "\(prefix)TERN-BENCH: disk write 400 read 200",
+                "\(prefix)round-trip min/avg/max = 1.100/2.250/4.000 ms",
+                "\(prefix)TERN-BENCH: fetched 16777216 bytes in 800 cs",
+                "\(prefix)TERN-BENCH: net fetched 16777216 bytes in 1600 cs",
+            ]
+            #expect(SplitDriverBenchmark.measurements(lines) == [16, 32, 2, 1, 2.25])
+        }
+        #expect(SplitDriverBenchmark.measurements(["TERN-BENCH: disk write 0 read 200", "TERN-BENCH: fetched 0 bytes in 5 cs"])
+                == [nil, 32, nil, nil, nil])
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// Linux's split drivers timed inside the guests, on Tern and on Xen 4.17 with the same control domain
+/// (scripts/fetch-toolstack.sh's initramfs) and the same domUs: a PV disk backed by a file in dom0
+/// (64 MiB written with an fsync at the end, then read with the domU's page cache dropped; busybox's
+/// dd has no O_DIRECT) and a PV network on dom0's bridge (16 MiB over HTTP from a domU to dom0 and to
+/// another domU, and dom0's ping round trip to a domU).
+public enum SplitDriverBenchmark {
+    static let commands = [
+        "dd if=/dev/zero of=/var/lib/tern/bench.img bs=1M count=80",
+        "xl create /etc/xen/disk-bench.cfg", "tern-wait disk-bench TERN-BENCH:.disk.done 300", "tern-gone disk-bench",
+        "grep -h TERN-BENCH /var/log/xen/console/guest-disk-bench.log",
+        "xl create /etc/xen/net-serve.cfg", "tern-wait net-serve TERN-NET:.serving 120",
+        "ping -c 5 10.0.0.2", "tern-fetch http://10.0.0.2/zeros",
+        "xl create /etc/xen/net-fetch.cfg", "tern-wait net-fetch TERN-BENCH:.net 120",
+        "grep -h TERN-BENCH /var/log/xen/console/guest-net-fetch.log",
+        "xl destroy net-fetch", "xl destroy net-serve",
+    ]
+    public static let metrics: [(String, String)] = [
+        ("PV disk: sequential write through blkfront, 64 MiB (dd bs=1M, fsync)", "MB/s"),
+        ("PV disk: sequential read through blkfront, 64 MiB (dd bs=1M, cold cache)", "MB/s"),
+        ("PV network: TCP from a domU to dom0 (HTTP, 16 MiB)", "MB/s"),
+        ("PV network: TCP from a domU to another domU (HTTP, 16 MiB)", "MB/s"),
+        ("PV network: ping round trip, dom0 to a domU", "ms"),
+    ]
+
+    public static func run(runner: TernRunner, xen: XenBoot?, runs: Int, progress: @escaping (String) -> Void) throws -> [ComparisonRow] {
+        let cache = runner.layout.root.appendingPathComponent(".cache/linux")
+        guard FileManager.default.fileExists(atPath: cache.appendingPathComponent("initrd-xl.cpio.gz").path) else {
+            throw TernToolError.io("no \(cache.path)/initrd-xl.cpio.gz: run scripts/fetch-toolstack.sh (make linux) first")
+        }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-io-\(UUID().uuidString).cfg")
+        try ToolstackBenchmark.controlDomainConfig(running: ToolstackBenchmark.ternRun(commands), linuxCache: cache)
+            .write(to: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: config) }
+
+        var tern = [[Double]](repeating: [], count: metrics.count)
+        var onXen = tern
+        for run in 1 ... runs {
+            for side in xen == nil ? [nil] : [nil, xen] {
+                var options = RunOptions(timeout: 600, stopWhen: { $0.hasSuffix("TERN-DOM0-DONE") })
+                options.xen = side
+                let r = try runner.run(configs: [config], options: options, onLine: { _ in })
+                let name = side == nil ? "tern" : "xen"
+                let values = measurements(r.lines)
+                for (i, v) in values.enumerated() {
+                    guard let v else { continue }
+                    if side == nil { tern[i].append(v) } else { onXen[i].append(v) }
+                }
+                if values.contains(where: { $0 == nil }) {
+                    progress("split drivers run \(run) (\(name)): some rows missing\n" + r.lines.filter { !$0.contains("] ") }.suffix(20).joined(separator: "\n"))
+                }
+                progress("split drivers run \(run) (\(name)): "
+                         + zip(metrics, values).map { "\($0.1.map { String(format: "%.2f", $0) } ?? "-") \($0.0.1)" }.joined(separator: ", "))
+            }
+        }
+        return metrics.indices.map { ComparisonRow(metric: metrics[$0].0, unit: metrics[$0].1, tern: tern[$0], xen: onXen[$0]) }
+    }
+
+    /// The five values (as `metrics` orders them) from a run's lines, with or without Tern's "(d0) "
+    /// prefix; nil where the line is missing or says nothing measurable.
+    public static func measurements(_ lines: [String]) -> [Double?] {
+        func words(after marker: String) -> [String]? {
+            guard let line = lines.first(where: { $0.contains(marker) }), let r = line.range(of: marker) else { return nil }
+            return line[r.upperBound...].split(separator: " ").map(String.init)
+        }
+        func rate(megabytes: Double, centiseconds: String?) -> Double? {
+            guard let cs = centiseconds.flatMap(Double.init), cs > 0 else { return nil }
+            return megabytes / (cs / 100)
+        }
+        func fetched(_ w: [String]?) -> Double? {
+            // "<bytes> bytes in <cs> cs"
+            guard let w, w.count >= 4, let bytes = Double(w[0]), bytes > 0 else { return nil }
+            return rate(megabytes: bytes / 1_048_576, centiseconds: w[3])
+        }
+        let disk = words(after: "TERN-BENCH: disk write ")     // "<cs> read <cs>"
+        let write = rate(megabytes: 64, centiseconds: disk?.first)
+        let read = rate(megabytes: 64, centiseconds: disk.flatMap { $0.count >= 3 ? $0[2] : nil })
+        // busybox ping: "round-trip min/avg/max = 1.2/3.4/5.6 ms"
+        let ping = words(after: "round-trip min/avg/max = ")?.first?.split(separator: "/").dropFirst().first.flatMap { Double($0) }
+        return [write, read, fetched(words(after: "TERN-BENCH: fetched ")), fetched(words(after: "TERN-BENCH: net fetched ")), ping]
+    }
+}
