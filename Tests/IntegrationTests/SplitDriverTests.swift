@@ -10,8 +10,9 @@ extension BootTests {
     /// pattern to /dev/xvda at once (flushed) and powers off; dom0 reads the same bytes from the file;
     /// a second 2-vCPU domU reads both halves back at once. Then `xl block-attach` gives the running
     /// domU a copy of the file as xvdb, which it reads, and `xl block-detach` takes it away, which it
-    /// sees. Every checksum agrees (and none is that of zeros), and the hotplug script gave its loop
-    /// devices back.
+    /// sees. Every checksum agrees (and none is that of zeros). Then a third domU is destroyed in the
+    /// middle of writing to its disk: it goes, its memory is released once dom0's backend lets go of
+    /// its grants, and dom0 carries on. The hotplug script gave every loop device back.
     @Test func aDiskKeepsItsDataFromOneDomUToTheNext() throws {
         try ToolstackAssets.require()
         let logs = "/var/log/xen/console/guest-disk-write.log /var/log/xen/console/guest-disk-read.log"
@@ -23,7 +24,11 @@ extension BootTests {
             "xl create /etc/xen/disk-read.cfg", "tern-wait disk-read TERN-DISK:.read 120",
             "xl block-attach disk-read /var/lib/tern/disk2.img,raw,xvdb,rw", "tern-wait disk-read TERN-DISK:.xvdb.read 60",
             "xl block-list disk-read", "xl block-detach disk-read xvdb", "tern-wait disk-read TERN-DISK:.xvdb.gone 60",
-            "tern-gone disk-read", "grep -h TERN-DISK \(logs)", "losetup -a",
+            "tern-gone disk-read",
+            // A frontend killed mid-I/O: the benchmark's domU is destroyed a second into its writes.
+            "dd if=/dev/zero of=/var/lib/tern/bench.img bs=1M count=80", "xl create /etc/xen/disk-bench.cfg",
+            "tern-wait disk-bench TERN-LINUX-DONE 120", "sleep 1", "xl destroy disk-bench", "tern-gone disk-bench",
+            "grep -h TERN-DISK \(logs)", "grep -c TERN-BENCH /var/log/xen/console/guest-disk-bench.log || true", "losetup -a",
         ]
         let dom0 = try toolstackDom0(commands: commands)
         defer { try? FileManager.default.removeItem(at: dom0) }
@@ -53,6 +58,13 @@ extension BootTests {
         let listed = out.filter { $0.hasPrefix("(d0) 5171") || $0.hasPrefix("(d0) 5172") }
         #expect(listed.count == 2 && listed.allSatisfy { $0.split(separator: " ")[4] == "4" }, "\(log)")
         #expect(out.contains { $0.contains("TERN-DISK: xvdb gone") }, "\(log)")
+        // The frontend killed mid-I/O (d3) never finished, was released, and its memory went back.
+        let tern = r.lines.filter { $0.hasPrefix("(tern) d3: ") }
+        #expect(printed(by: "grep -c TERN-BENCH /var/log/xen/console/guest-disk-bench.log || true") == "0", "\(log)")
+        #expect(tern.contains("(tern) d3: shutdown: destroyed by the control domain"), "\(tern)")
+        // Released at once, or kept while the backend still mapped its grants and released after.
+        #expect(tern.contains { $0.hasSuffix("released by the control domain") || $0.hasSuffix("memory released") }, "\(tern)")
+        #expect(!tern.contains { $0.contains("memory kept") } || tern.last?.hasSuffix("memory released") == true, "\(tern)")
         // losetup -a prints nothing: every loop device was let go.
         let losetup = out.firstIndex { $0.hasSuffix("TERN-DOM0-RUN: losetup -a") }
         #expect(losetup.map { out[$0 + 1] } == "(d0) TERN-DOM0-STATUS: 0", "\(log)")
