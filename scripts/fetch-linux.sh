@@ -73,8 +73,9 @@ if ! have; then
     rm -rf "$CACHE/root"
 fi
 
-# The initramfs: rebuilt when this script is newer than it, so editing /init takes effect.
-if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ]; then
+# The initramfs: rebuilt when this script is newer than it, so editing /init takes effect, and when
+# the kernel is (its frontend modules must match it).
+if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [ "$CACHE/Image" -nt "$CACHE/initrd.cpio.gz" ]; then
     st=$(mktemp -d)
     trap 'rm -rf "$st"' EXIT
     mkdir -p "$st"/{bin,dev,proc,sys,tmp,lib/modules}
@@ -151,6 +152,7 @@ case $mode in
         insmod /lib/modules/xen-blkfront.ko
         n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
         cs() { read u r < /proc/uptime; echo $((${u%.*}${u#*.})); }
+        echo "TERN-BENCH: disk writing"
         t0=$(cs); dd if=/dev/zero of=/dev/xvda bs=1048576 count=64 conv=fsync 2>/dev/null; t1=$(cs)
         sync; echo 3 > /proc/sys/vm/drop_caches
         t2=$(cs); dd if=/dev/xvda of=/dev/null bs=1048576 count=64 2>/dev/null; t3=$(cs)

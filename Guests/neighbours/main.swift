@@ -103,9 +103,10 @@ func guestMain(_ dtb: UInt64) {
     let end = from + seconds * Timer.frequency
     var work = Work()
     work.run(until: from)
-    let ranBefore = Xen.ranNanoseconds() ?? 0
+    let ranBefore = Xen.ranNanoseconds()
     let units = work.run(until: end)
-    let ranInWindow = (Xen.ranNanoseconds() ?? 0) - ranBefore
+    guard let ranBefore, let ranAfter = Xen.ranNanoseconds(), ranAfter >= ranBefore else { fail("get_runstate_info") }
+    let ranInWindow = ranAfter - ranBefore
     work.run(until: end + Timer.frequency / 2)
     print("neighbours: d\(me) with d\(peer): \(rounds) rounds in \(pingPongMs) ms, work=\(units) ran=\(ranInWindow / 1000) us check=\(work.state & 0xFF)")
     Xen.shutdown(.poweroff)

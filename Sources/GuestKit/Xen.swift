@@ -59,17 +59,15 @@ public enum Xen {
         return call(.sched_op, SchedOpCommand.poll.rawValue, pointingTo: &request)
     }
 
-    /// How long the hypervisor says this vCPU has run (VCPUOP_get_runstate_info), in ns, including
-    /// the stretch it is in now (`vcpu` must be the caller): what the scheduler gave it, whatever the host made of that time.
+    /// How long the hypervisor says this vCPU has run (VCPUOP_get_runstate_info's time[running], which
+    /// Xen and Tern count up to the moment of the call), in ns: what the scheduler gave it, whatever
+    /// the host made of that time. nil if the call fails.
     public static func ranNanoseconds(vcpu: UInt64 = 0) -> UInt64? {
         var info = VCPURunstateInfo()
-        let started = Timer.nanoseconds
         let r = withUnsafeMutablePointer(to: &info) {
             call(.vcpu_op, VCPUOpCommand.get_runstate_info.rawValue, vcpu, UInt64(UInt(bitPattern: $0)))
         }
-        guard r == 0 else { return nil }
-        guard info.state == 0 else { return info.time.0 }
-        return info.time.0 + (started > info.stateEntryTime ? started - info.stateEntryTime : 0)
+        return r == 0 ? info.time.0 : nil
     }
 
     /// Places shared_info in a zeroed page of our own (XENMEM_add_to_physmap, XENMAPSPACE_shared_info)

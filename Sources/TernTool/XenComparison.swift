@@ -158,7 +158,7 @@ public enum XenComparison {
             case "s": return String(format: "%.2f s", v)
             case "ms": return String(format: "%.1f ms", v)
             case "%": return String(format: "%.2f %%", v)
-            case "MB/s": return String(format: "%.1f MB/s", v)
+            case "MiB/s": return String(format: "%.1f MiB/s", v)
             case "bytes": return v >= 10_000_000 ? String(format: "%.1f MB", v / 1e6) : String(format: "%.0f KB", v / 1000)
             // Under icount one counter tick is 16 instructions: both are shown.
             case "instructions": return String(format: "%.0f (%.2f ticks)", v, v / nanosecondsPerTick)

@@ -31,7 +31,7 @@ extension BootTests {
             if let w = words.first(where: { $0.hasPrefix("work=") }), let units = Double(w.dropFirst(5)) { work[d] = units }
             if let w = words.first(where: { $0.hasPrefix("ran=") }), let us = Double(w.dropFirst(4)) { ran[d] = us }
         }
-        #expect(work.count == count && ran.count == count, "domains that reported: \(work.keys.sorted())")
+        #expect(work.count == count && ran.count == count, "domains that reported work: \(work.keys.sorted()), run time: \(ran.keys.sorted())")
         let mostWork = work.values.max() ?? 0, leastWork = work.values.min() ?? 0
         #expect(leastWork > 0 && mostWork / leastWork < 2.5, "work from \(leastWork) to \(mostWork)")
         let longest = ran.values.max() ?? 0, shortest = ran.values.min() ?? 0

@@ -153,6 +153,7 @@ import Testing
         for prefix in ["(d0) ", ""] {
             let lines = [
                 "\(prefix)TERN-BENCH: disk write 400 read 200",
+                "\(prefix)round-trip min/avg/max = 9.000/9.000/9.000 ms",
                 "\(prefix)round-trip min/avg/max = 1.100/2.250/4.000 ms",
                 "\(prefix)TERN-BENCH: fetched 16777216 bytes in 800 cs",
                 "\(prefix)TERN-BENCH: net fetched 16777216 bytes in 1600 cs",
