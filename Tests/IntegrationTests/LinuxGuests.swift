@@ -43,6 +43,15 @@ extension BootTests {
 
     func linuxLines(_ r: RunResult, _ domain: Int) -> [String] { lines(r, "(d\(domain)) ") }
 
+    /// What the n-th run of a tern.run `command` printed in dom0 (`out`: linuxLines of domain 0), up to
+    /// its status line, with kernel messages left out and without the "(d0) " prefix.
+    func dom0Printed(_ out: [String], by command: String, _ n: Int = 0) -> [String] {
+        let starts = out.indices.filter { out[$0].hasSuffix("TERN-DOM0-RUN: \(command)") }
+        guard n < starts.count else { return [] }
+        return out[(starts[n] + 1)...].prefix { !$0.hasPrefix("(d0) TERN-DOM0-STATUS: ") }
+            .filter { !$0.contains("] ") }.map { String($0.dropFirst(5)) }
+    }
+
     /// A config for Debian's kernel and the initramfs that only this test needs, in a temporary file
     /// (the kernel's path is absolute there). The caller removes it.
     func linuxConfig(_ name: String, _ settings: String) throws -> URL {

@@ -42,12 +42,7 @@ extension BootTests {
             guard let line = out.first(where: { $0.contains(marker) }), let rest = line.components(separatedBy: marker).last else { return [] }
             return rest.split(separator: " ").map(String.init)
         }
-        /// What `command` printed in dom0 (kernel messages left out), to its status line.
-        func printed(by command: String) -> [String] {
-            guard let start = out.firstIndex(where: { $0.hasSuffix("TERN-DOM0-RUN: \(command)") }) else { return [] }
-            return out[(start + 1)...].prefix { !$0.hasPrefix("(d0) TERN-DOM0-STATUS: ") }
-                .filter { !$0.contains("] ") }.map { String($0.dropFirst(5)) }
-        }
+        func printed(by command: String) -> [String] { dom0Printed(out, by: command) }
         func firstWord(by command: String) -> String? { printed(by: command).first?.split(separator: " ").first.map(String.init) }
         let wrote = sums(after: "TERN-DISK: wrote ")
         let inDom0 = [firstWord(by: half(0)), firstWord(by: half(64))].compactMap { $0 }
@@ -98,13 +93,7 @@ extension BootTests {
         let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("vif") }.suffix(80).joined(separator: "\n")
         #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
         #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
-        /// What the n-th run of `command` printed in dom0 (kernel messages left out).
-        func printed(by command: String, _ n: Int = 0) -> [String] {
-            let starts = out.indices.filter { out[$0].hasSuffix("TERN-DOM0-RUN: \(command)") }
-            guard n < starts.count else { return [] }
-            return out[(starts[n] + 1)...].prefix { !$0.hasPrefix("(d0) TERN-DOM0-STATUS: ") }
-                .filter { !$0.contains("] ") }.map { String($0.dropFirst(5)) }
-        }
+        func printed(by command: String, _ n: Int = 0) -> [String] { dom0Printed(out, by: command, n) }
         let pattern = "8d55a91d434e1a8fa7b9322ecfa3f70b"     // md5 of `seq 1 700000 | head -c 4194304`
         #expect(printed(by: "ls -1 /sys/class/net/xenbr0/brif") == ["vif1.0"], "\(log)")
         #expect(printed(by: "ping -c 3 10.0.0.2").contains { $0.contains("3 packets transmitted, 3 packets received") }, "\(log)")
