@@ -27,35 +27,9 @@ public enum SplitDriverBenchmark {
     ]
 
     public static func run(runner: TernRunner, xen: XenBoot?, runs: Int, progress: @escaping (String) -> Void) throws -> [ComparisonRow] {
-        let cache = runner.layout.root.appendingPathComponent(".cache/linux")
-        guard FileManager.default.fileExists(atPath: cache.appendingPathComponent("initrd-xl.cpio.gz").path) else {
-            throw TernToolError.io("no \(cache.path)/initrd-xl.cpio.gz: run scripts/fetch-toolstack.sh (make linux) first")
-        }
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-io-\(UUID().uuidString).cfg")
-        try ToolstackBenchmark.controlDomainConfig(running: ToolstackBenchmark.ternRun(commands), linuxCache: cache)
-            .write(to: config, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: config) }
-
-        var tern = [[Double]](repeating: [], count: metrics.count)
-        var onXen = tern
-        for run in 1 ... runs {
-            for side in xen == nil ? [nil] : [nil, xen] {
-                var options = RunOptions(timeout: 600, stopWhen: { $0.hasSuffix("TERN-DOM0-DONE") })
-                options.xen = side
-                let r = try runner.run(configs: [config], options: options, onLine: { _ in })
-                let name = side == nil ? "tern" : "xen"
-                let values = measurements(r.lines)
-                for (i, v) in values.enumerated() {
-                    guard let v else { continue }
-                    if side == nil { tern[i].append(v) } else { onXen[i].append(v) }
-                }
-                if values.contains(where: { $0 == nil }) {
-                    progress("split drivers run \(run) (\(name)): some rows missing\n" + r.lines.filter { !$0.contains("] ") }.suffix(20).joined(separator: "\n"))
-                }
-                progress("split drivers run \(run) (\(name)): "
-                         + zip(metrics, values).map { "\($0.1.map { String(format: "%.2f", $0) } ?? "-") \($0.0.1)" }.joined(separator: ", "))
-            }
-        }
+        let (tern, onXen) = try ToolstackBenchmark.sample("split-drivers", commands: commands, units: metrics.map(\.1),
+                                                          runner: runner, xen: xen, runs: runs, timeout: 600,
+                                                          progress: progress) { lines, _ in measurements(lines) }
         return metrics.indices.map { ComparisonRow(metric: metrics[$0].0, unit: metrics[$0].1, tern: tern[$0], xen: onXen[$0]) }
     }
 

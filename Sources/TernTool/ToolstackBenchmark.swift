@@ -14,34 +14,50 @@ public enum ToolstackBenchmark {
                                  "Toolstack: xl destroy until dom0 is alone and the memory is back"]
 
     public static func run(runner: TernRunner, xen: XenBoot?, runs: Int, progress: @escaping (String) -> Void) throws -> [ComparisonRow] {
+        let (tern, onXen) = try sample("toolstack", commands: commands, units: Array(repeating: "s", count: metrics.count),
+                                       runner: runner, xen: xen, runs: runs, timeout: 400, progress: progress) { lines, times in
+            phases(lines, times) ?? Array(repeating: nil, count: metrics.count)
+        }
+        return metrics.indices.map { ComparisonRow(metric: metrics[$0], unit: "s", tern: tern[$0], xen: onXen[$0]) }
+    }
+
+    /// Boots a control domain whose init runs `commands` (controlDomainConfig), `runs` times on Tern and,
+    /// by turns, on Xen when given, and gathers what `measure` reads from each run's lines and their
+    /// times: a value per row (as `units` lists them), nil where the run gave none. `name` starts each
+    /// progress line. Returns the samples per row on Tern and on Xen.
+    static func sample(_ name: String, commands: [String], units: [String], runner: TernRunner, xen: XenBoot?, runs: Int,
+                       timeout: TimeInterval, progress: @escaping (String) -> Void,
+                       measure: ([String], [TimeInterval]) -> [Double?]) throws -> (tern: [[Double]], xen: [[Double]]) {
         let cache = runner.layout.root.appendingPathComponent(".cache/linux")
         guard FileManager.default.fileExists(atPath: cache.appendingPathComponent("initrd-xl.cpio.gz").path) else {
             throw TernToolError.io("no \(cache.path)/initrd-xl.cpio.gz: run scripts/fetch-toolstack.sh (make linux) first")
         }
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-xl-\(UUID().uuidString).cfg")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("tern-bench-\(name)-\(UUID().uuidString).cfg")
         try controlDomainConfig(running: ternRun(commands), linuxCache: cache).write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
 
-        var tern = [[Double]](repeating: [], count: metrics.count)
+        var tern = [[Double]](repeating: [], count: units.count)
         var onXen = tern
         for run in 1 ... runs {
             for side in xen == nil ? [nil] : [nil, xen] {
-                var options = RunOptions(timeout: 400, stopWhen: { $0.hasSuffix("TERN-DOM0-DONE") })
+                var options = RunOptions(timeout: timeout, stopWhen: { $0.hasSuffix("TERN-DOM0-DONE") })
                 options.xen = side
                 let r = try runner.run(configs: [config], options: options, onLine: { _ in })
-                let name = side == nil ? "tern" : "xen"
-                guard let times = phases(r.lines, r.lineTimes) else {
-                    progress("toolstack run \(run) (\(name)): a command failed or did not finish\n"
-                             + r.lines.suffix(15).joined(separator: "\n"))
-                    continue
+                let label = "\(name) run \(run) (\(side == nil ? "tern" : "xen"))"
+                let values = measure(r.lines, r.lineTimes)
+                for (i, v) in values.enumerated() {
+                    guard let v else { continue }
+                    if side == nil { tern[i].append(v) } else { onXen[i].append(v) }
                 }
-                for (i, t) in times.enumerated() {
-                    if side == nil { tern[i].append(t) } else { onXen[i].append(t) }
+                if values.contains(where: { $0 == nil }) {
+                    progress("\(label): some rows missing (a command failed or did not finish)\n"
+                             + r.lines.filter { !$0.contains("] ") }.suffix(20).joined(separator: "\n"))
                 }
-                progress("toolstack run \(run) (\(name)): " + times.map { String(format: "%.2f s", $0) }.joined(separator: ", "))
+                progress("\(label): " + zip(values, units).map { "\($0.0.map { String(format: "%.2f", $0) } ?? "-") \($0.1)" }
+                    .joined(separator: ", "))
             }
         }
-        return metrics.indices.map { ComparisonRow(metric: metrics[$0], unit: "s", tern: tern[$0], xen: onXen[$0]) }
+        return (tern, onXen)
     }
 
     /// A control domain like examples/xl-dom0.cfg (Debian's kernel with the toolstack's initramfs from
