@@ -16,7 +16,6 @@ var reply: [UInt8] { Array("ACK from the mapper".utf8) }
 var replyOffset: UInt64 { 2048 }
 var seenOffset: UInt64 { 3072 }
 var mapAddress: UInt64 { 0x3000_0000 }      // nothing there in a domain of ours
-var gnttab: UInt64 { GuestLayout.grantTable.raw }
 
 @_cdecl("guest_main")
 func guestMain(_ dtb: UInt64) {
@@ -54,65 +53,34 @@ func wait(_ ms: Int, until done: () -> Bool) -> Bool {
     return done()
 }
 
-func entry(_ ref: UInt64) -> UInt64 { gnttab + ref * 8 }
-
 func granter(peer: UInt16, leaveEarly: Bool) {
-    // xen_add_to_physmap { domid, size, space = grant_table } { idx 0 } { gpfn }: frame 0 in the window.
-    var map: (UInt64, UInt64, UInt64) = (UInt64(domidSelf) | UInt64(XenMapSpace.grant_table.rawValue) << 32, 0, gnttab >> 12)
-    let placed = Xen.call(.memory_op, MemoryOpCommand.add_to_physmap.rawValue, pointingTo: &map)
+    let placed = Grants.placeTable()
     guard placed == 0 else { print("grant: placing the grant table = \(placed)"); return }
     let shared = page(), readOnly = page()
     write(message, at: shared)
     write(message, at: readOnly)
-    // An entry is valid once its flags say so: domid and frame first.
-    guest_store32(entry(8) + 4, UInt32(shared >> 12))
-    guest_store32(entry(9) + 4, UInt32(readOnly >> 12))
-    guest_barrier()
-    guest_store32(entry(8), UInt32(GrantFlags.permitAccess) | UInt32(peer) << 16)
-    guest_store32(entry(9), UInt32(GrantFlags.permitAccess | GrantFlags.readOnly) | UInt32(peer) << 16)
+    Grants.grant(8, page: shared, to: peer)
+    Grants.grant(9, page: readOnly, to: peer, readOnly: true)
     print("grant: granted ref 8 (writable) and ref 9 (read-only) to d\(peer)")
     guard wait(5000, until: { guest_load8(shared + replyOffset) != 0 }) else { print("grant: no reply"); return }
     print("grant: the mapper wrote \"\(text(at: shared + replyOffset, count: reply.count))\"")
-    let inUse = guest_load32(entry(8)) & 0xFFFF
+    let inUse = guest_load32(Grants.entry(8)) & 0xFFFF
     print("grant: ref 8 flags while mapped 0x\(String(inUse, radix: 16))")
     write(Array("SEEN".utf8), at: shared + seenOffset)
     if leaveEarly {
         print("grant: leaving with ref 8 still mapped")
         return
     }
-    let freed = wait(5000, until: { guest_load32(entry(8)) & UInt32(GrantFlags.reading | GrantFlags.writing) == 0 })
-    print("grant: ref 8 flags after the unmap 0x\(String(guest_load32(entry(8)) & 0xFFFF, radix: 16))\(freed ? "" : " (still in use)")")
-    guest_store32(entry(8), 0)          // unused now, so it may simply be revoked
+    let freed = wait(5000, until: { guest_load32(Grants.entry(8)) & UInt32(GrantFlags.reading | GrantFlags.writing) == 0 })
+    print("grant: ref 8 flags after the unmap 0x\(String(guest_load32(Grants.entry(8)) & 0xFFFF, radix: 16))\(freed ? "" : " (still in use)")")
+    guest_store32(Grants.entry(8), 0)          // unused now, so it may simply be revoked
     print("grant: ref 8 revoked")
-}
-
-/// gnttab_map_grant_ref for `ref` of `dom` at `address`: (status, handle).
-func map(_ ref: UInt32, of dom: UInt16, at address: UInt64, readOnly: Bool = false) -> (Int16, UInt32) {
-    var op: (UInt64, UInt32, UInt32, UInt16, Int16, UInt32, UInt64) =
-        (address, GrantMapFlags.hostMap | (readOnly ? GrantMapFlags.readOnly : 0), ref, dom, 0, 0, 0)
-    let r = Xen.call(.grant_table_op, GrantTableOpCommand.map_grant_ref.rawValue, pointingTo: &op, count: 1)
-    return r == 0 ? (op.4, op.5) : (Int16(truncatingIfNeeded: r), 0)
-}
-
-func unmap(_ handle: UInt32, at address: UInt64) -> Int16 {
-    var op: (UInt64, UInt64, UInt32, Int16) = (address, 0, handle, 0)
-    let r = Xen.call(.grant_table_op, GrantTableOpCommand.unmap_grant_ref.rawValue, pointingTo: &op, count: 1)
-    return r == 0 ? op.3 : Int16(truncatingIfNeeded: r)
-}
-
-/// gnttab_copy of `length` bytes; a side is (grant ref, domain) or (our own frame, DOMID_SELF).
-func copy(from source: (UInt64, UInt16, UInt16, Bool), to dest: (UInt64, UInt16, UInt16, Bool), length: UInt16) -> Int16 {
-    let flags = (source.3 ? GrantCopyFlags.sourceGrant : 0) | (dest.3 ? GrantCopyFlags.destinationGrant : 0)
-    var op: (UInt64, UInt16, UInt16, UInt32, UInt64, UInt16, UInt16, UInt32, UInt16, UInt16, Int16, UInt16) =
-        (source.0, source.1, source.2, 0, dest.0, dest.1, dest.2, 0, length, flags, 0, 0)
-    let r = Xen.call(.grant_table_op, GrantTableOpCommand.copy.rawValue, pointingTo: &op, count: 1)
-    return r == 0 ? op.10 : Int16(truncatingIfNeeded: r)
 }
 
 func mapper(peer: UInt16, args: BootArguments) {
     var mapped: (Int16, UInt32) = (-1, 0)
     _ = wait(5000) {
-        mapped = map(8, of: peer, at: mapAddress)
+        mapped = Grants.map(8, of: peer, at: mapAddress)
         return mapped.0 == 0
     }
     guard mapped.0 == 0 else { print("grant: map of ref 8 = \(mapped.0)"); return }
@@ -120,18 +88,18 @@ func mapper(peer: UInt16, args: BootArguments) {
     write(reply, at: mapAddress + replyOffset)
 
     let own = page()
-    let copied = copy(from: (8, peer, 0, true), to: (own >> 12, domidSelf, 100, false), length: UInt16(message.count))
+    let copied = Grants.copy(from: .grant(8, of: peer), to: .frame(own >> 12, offset: 100), length: UInt16(message.count))
     print("grant: copy from ref 8 = \(copied): \"\(text(at: own + 100, count: message.count))\"")
-    let denied = copy(from: (own >> 12, domidSelf, 0, false), to: (9, peer, 0, true), length: 16)
+    let denied = Grants.copy(from: .frame(own >> 12), to: .grant(9, of: peer), length: 16)
     print("grant: copy into read-only ref 9 = \(denied)")
-    print("grant: writable map of read-only ref 9 = \(map(9, of: peer, at: mapAddress + 0x1000).0)")
-    print("grant: map of ref 8 at an unaligned address = \(map(8, of: peer, at: mapAddress + 0x2010).0)")
-    print("grant: map of ref 8 over our own RAM = \(map(8, of: peer, at: GuestLayout.ram.raw).0)")
-    print("grant: map of ref 8 of domain 99 = \(map(8, of: 99, at: mapAddress + 0x3000).0)")
-    print("grant: map of ref 3 (never granted) = \(map(3, of: peer, at: mapAddress + 0x3000).0)")
-    print("grant: map of ref 9999 (beyond the table) = \(map(9999, of: peer, at: mapAddress + 0x3000).0)")
-    print("grant: copy across a page end = \(copy(from: (8, peer, 4000, true), to: (own >> 12, domidSelf, 0, false), length: 200))")
-    print("grant: copy from a frame not ours = \(copy(from: (own >> 12, peer, 0, false), to: (own >> 12, domidSelf, 0, false), length: 8))")
+    print("grant: writable map of read-only ref 9 = \(Grants.map(9, of: peer, at: mapAddress + 0x1000).0)")
+    print("grant: map of ref 8 at an unaligned address = \(Grants.map(8, of: peer, at: mapAddress + 0x2010).0)")
+    print("grant: map of ref 8 over our own RAM = \(Grants.map(8, of: peer, at: GuestLayout.ram.raw).0)")
+    print("grant: map of ref 8 of domain 99 = \(Grants.map(8, of: 99, at: mapAddress + 0x3000).0)")
+    print("grant: map of ref 3 (never granted) = \(Grants.map(3, of: peer, at: mapAddress + 0x3000).0)")
+    print("grant: map of ref 9999 (beyond the table) = \(Grants.map(9999, of: peer, at: mapAddress + 0x3000).0)")
+    print("grant: copy across a page end = \(Grants.copy(from: .grant(8, of: peer, offset: 4000), to: .frame(own >> 12), length: 200))")
+    print("grant: copy from a frame not ours = \(Grants.copy(from: .frame(own >> 12, of: peer), to: .frame(own >> 12), length: 8))")
 
     guard wait(5000, until: { guest_load8(mapAddress + seenOffset) != 0 }) else { print("grant: granter never saw the reply"); return }
     // Long enough for a granter that leaves to be gone, and its memory to be what Tern kept.
@@ -141,8 +109,8 @@ func mapper(peer: UInt16, args: BootArguments) {
         Xen.shutdown(.crash)
     }
     print("grant: still mapped: \"\(text(at: mapAddress, count: message.count))\"")
-    print("grant: unmap = \(unmap(mapped.1, at: mapAddress))")
-    print("grant: unmap again = \(unmap(mapped.1, at: mapAddress))")
+    print("grant: unmap = \(Grants.unmap(mapped.1, at: mapAddress))")
+    print("grant: unmap again = \(Grants.unmap(mapped.1, at: mapAddress))")
 }
 
 @_cdecl("guest_secondary_main")

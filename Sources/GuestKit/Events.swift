@@ -63,6 +63,16 @@ public enum Events {
         return r == 0 ? .success(bind.2) : .failure(XenCallError(code: r))
     }
 
+    /// The domain at the other end of interdomain port `port` (EVTCHNOP_status), or nil if it is not one;
+    /// a port bound to ourselves tells a guest its own domain ID.
+    public static func remoteDomain(of port: UInt32) -> UInt16? {
+        var status = EvtchnStatus()
+        status.dom = domidSelf
+        status.port = EventPort(port)
+        let r = Xen.call(.event_channel_op, EventChannelOpCommand.status.rawValue, pointingTo: &status)
+        return r == 0 && status.status == EvtchnStatus.interdomain ? UInt16(truncatingIfNeeded: status.u0) : nil
+    }
+
     @discardableResult
     public static func send(_ port: UInt32) -> Int64 {
         var p = port
