@@ -180,18 +180,37 @@ read a r < /proc/uptime; n=$(wget -q -O - "$1" | wc -c); read b r < /proc/uptime
 echo "TERN-BENCH: fetched $n bytes in $((${b%.*}${b#*.} - ${a%.*}${a#*.})) cs"
 FETCH
 chmod 755 "$st/bin/tern-fetch"
-# balloon: a 128 MiB domU that stays up, for `xl mem-set`. acpi = 0 is said outright because Debian's
+# balloon: a 192 MiB domU that stays up, for `xl mem-set`. acpi = 0 is said outright because Debian's
 # xl 4.17 asserts in mem-set on Arm when the domain's saved configuration leaves acpi at its default
-# (libxl__arch_extra_memory reads it unset; the same on Xen 4.17).
+# (libxl__arch_extra_memory reads it unset; the same on Xen 4.17). cma=0: Debian's kernel would keep
+# 64 MiB for its contiguous allocator, which a balloon cannot take.
 cat > "$st/etc/xen/balloon.cfg" <<CFG
 name = "balloon"
 kernel = "/var/lib/tern/Image.gz"
 ramdisk = "/var/lib/tern/initrd.cpio.gz"
-memory = 128
-vcpus = 1
+memory = 192
+vcpus = 2
 acpi = 0
-extra = "console=hvc0 rdinit=/init tern.test=hold"
+extra = "console=hvc0 rdinit=/init cma=0 tern.test=hold"
 CFG
+# tern-mem NAME MIB [SECONDS]: waits until domain NAME has MIB MiB (xl list's Mem: its balloon has
+# reached the target), then prints the machine's free memory (MiB, as `xl info` says it) once it has
+# stopped changing (pieces given back are freed a moment after).
+cat > "$st/bin/tern-mem" <<'MEM'
+#!/bin/busybox sh
+n=$((${3:-60} * 4)) last=
+while [ "$n" -gt 0 ]; do
+    mem=$(xl list "$1" | awk 'NR == 2 { print $3 }')
+    if [ "$mem" = "$2" ]; then
+        free=$(xl info | sed -n 's/^free_memory *: //p')
+        [ -n "$free" ] && [ "$free" = "$last" ] && { echo "free_memory: $free"; exit 0; }
+        last=$free
+    fi
+    sleep 0.25; n=$((n - 1))
+done
+echo "tern-mem: $1 has ${mem:-no} MiB, not $2"; xl list; exit 1
+MEM
+chmod 755 "$st/bin/tern-mem"
 # tern-gone NAME [SECONDS]: waits until domain NAME has gone from xl list.
 cat > "$st/bin/tern-gone" <<'GONE'
 #!/bin/busybox sh

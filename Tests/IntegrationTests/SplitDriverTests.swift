@@ -110,3 +110,40 @@ extension BootTests {
         #expect(printed(by: "ls -1 /sys/class/net/xenbr0/brif", 2) == [], "\(log)")
     }
 }
+
+extension BootTests {
+    /// `xl mem-set` shrinks a running 192 MiB Linux domU to 96 MiB: its balloon driver gives the pages
+    /// back (decrease_reservation), xl list shows 96, and `xl info`'s free memory grows by about as
+    /// much (the hypervisor frees each 2 MiB piece of the domU's RAM once all of it is given back).
+    /// Growing it to 192 again (populate_physmap) takes that memory back; a target above its maximum is
+    /// refused and changes nothing.
+    @Test func aBalloonGivesMemoryBackAndTakesItAgain() throws {
+        try ToolstackAssets.require()
+        let commands = [
+            "xl create /etc/xen/balloon.cfg", "tern-wait balloon TERN-LINUX-USERSPACE-UP 120", "tern-mem balloon 192",
+            "xl mem-set balloon 96", "tern-mem balloon 96 120", "xl mem-set balloon 192", "tern-mem balloon 192 120",
+            "xl mem-set balloon 300 2>&1 || echo refused", "xl list balloon", "xl destroy balloon", "tern-settle",
+        ]
+        let dom0 = try toolstackDom0(commands: commands)
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("balloon") }.suffix(80).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        func free(_ command: String) -> Int? {
+            dom0Printed(out, by: command).first { $0.hasPrefix("free_memory: ") }.flatMap { Int($0.dropFirst("free_memory: ".count)) }
+        }
+        let (full, shrunk, grown) = (free("tern-mem balloon 192"), free("tern-mem balloon 96 120"), free("tern-mem balloon 192 120"))
+        guard let full, let shrunk, let grown else {
+            Issue.record("no free memory printed\n\(log)")
+            return
+        }
+        // 96 MiB given back: all of it but a few 2 MiB pieces the balloon left partly used.
+        #expect(shrunk - full >= 88 && shrunk - full <= 96, "free \(full) -> \(shrunk) MiB\n\(log)")
+        #expect(shrunk - grown >= 88 && abs(grown - full) <= 8, "free \(full) -> \(shrunk) -> \(grown) MiB\n\(log)")
+        #expect(dom0Printed(out, by: "xl mem-set balloon 300 2>&1 || echo refused").last == "refused", "\(log)")
+        let listed = dom0Printed(out, by: "xl list balloon").dropFirst().first?.split(separator: " ").map(String.init)
+        #expect(listed.map { $0.count > 2 ? $0[2] : "" } == "192", "\(log)")
+    }
+}

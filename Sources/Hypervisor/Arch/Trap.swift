@@ -180,6 +180,7 @@ private func systemRegister(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
 }
 
 private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> Resume {
+    cpu.interrupts &+= 1
     var reschedule = false
     while true {
         let intid = GICv3.acknowledge()

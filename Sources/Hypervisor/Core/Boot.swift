@@ -185,7 +185,13 @@ private func prepareCPU(_ cpu: PhysicalCPU) {
 /// All RAM goes to the frame allocator except what is already spoken for: this image (and what lies
 /// below it), the DTB and the boot modules.
 private func takeMemory(_ root: DTNode, dtb: PhysicalRange) {
-    for bank in platform.ram { frames.addFree(bank) }
+    var low = UInt64.max, high: UInt64 = 0
+    for bank in platform.ram {
+        frames.addFree(bank)
+        low = min(low, bank.base.raw)
+        high = max(high, bank.end.raw)
+    }
+    ramPieceTable = RAMPieceTable(base: low, end: high)
     frames.reserve(dtb)
     let first = platform.ram[0].base
     frames.reserve(PhysicalRange(base: first, end: HostPhysicalAddress(alignUp(bm_image_end(), pageSize))))

@@ -231,6 +231,8 @@ struct PhysMap {
     var maximumPages: UInt64
     /// How many 2 MiB pieces of RAM a toolstack-built domain has been given.
     var ramPieceCount = 0
+    /// One of its pieces may have neither pages nor uses (RAMPieces.swift sweeps).
+    var hasUnusedPieces = false
     var foreign = ForeignMappings<Domain>()
 }
 

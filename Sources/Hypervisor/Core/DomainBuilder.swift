@@ -170,7 +170,10 @@ func releaseLentFrames(_ d: Domain) {
     d.physMap.withLock { m in
         for frame in m.ownedFrames { freeFrames(frame, pages: 1) }
         m.ownedFrames.removeAll()
-        for piece in d.ramPieces where piece != 0 { freeFrames(HostPhysicalAddress(piece), pages: Int(ramPieceSize / pageSize)) }
+        for piece in d.ramPieces where piece != 0 {
+            ramPieceTable.release(piece)
+            freeFrames(HostPhysicalAddress(piece), pages: Int(ramPieceSize / pageSize))
+        }
         if d.ramPieces.count > 0 { d.ramPieces.deallocate() }
         d.ramPieces = UnsafeMutableBufferPointer(start: nil, count: 0)
         m.ramPieceCount = 0

@@ -255,7 +255,7 @@ private struct Reclaim {
 nonisolated(unsafe) private var reclaiming: [Reclaim] = []
 nonisolated(unsafe) var reclaimsPending = 0
 /// Whether some reclaim work is not already being done by another CPU. Under the scheduler lock.
-var reclaimWorkAvailable: Bool { reclaiming.contains { !$0.busy } }
+var reclaimWorkAvailable: Bool { reclaiming.contains { !$0.busy } || setAsidePieceReady }
 
 /// How much one scheduling pass scrubs at most: about as long as a few vCPU switches under QEMU.
 private let reclaimChunk: UInt64 = 4 << 20
@@ -264,6 +264,7 @@ private let reclaimChunk: UInt64 = 4 << 20
 /// frames freed and a restarting domain rebuilt and started. Called locked, returns locked, and lets
 /// go of the lock meanwhile. Returns false when there was nothing it could do.
 func reclaimStep() -> Bool {
+    if freeSetAsidePiece() { return true }
     guard let i = reclaiming.firstIndex(where: { !$0.busy }) else { return false }
     reclaiming[i].busy = true
     let d = reclaiming[i].domain

@@ -43,6 +43,7 @@ extension Domain {
                 } catch {
                     return error == .outOfMemory ? .ENOMEM : .EBUSY
                 }
+                if d.memory.size == 0 { ramPieceTable.populated(pieceBase(host), pages: Int(pages), owner: d.pieceOwner) }
             } else if byToolstack && order == 0 && ipa.raw >= MagicPages.base.raw && ipa.raw - MagicPages.base.raw < MagicPages.size {
                 guard let frame = allocateFrames(pages: 1) else { return .ENOMEM }
                 do throws(PageTableError) {
@@ -73,13 +74,16 @@ extension Domain {
             guard UInt64(m.ramPieceCount + 1) * (ramPieceSize / pageSize) <= alignUp(m.maximumPages, ramPieceSize / pageSize),
                   let piece = allocateFrames(pages: Int(ramPieceSize / pageSize), alignment: ramPieceSize) else { return .ENOMEM }
             ramPieces[i] = piece.raw
+            ramPieceTable.assign(piece.raw, owner: pieceOwner)
             m.ramPieceCount += 1
         }
         return nil
     }
 
     /// decrease_reservation and remove_from_physmap: another domain's page mapped at `gfn` is let go;
-    /// a page of its own RAM leaves a hole (its frame stays in the reservation, for a later populate).
+    /// a page of its own RAM leaves a hole. Its frame stays in the reservation, for a later populate,
+    /// unless it was the last page of a piece nothing else uses: that piece goes back to the heap once
+    /// the memory_op is over (RAMPieces.swift).
     func remove(at gfn: GuestFrameNumber) -> XenError? {
         let d = self
         var released: ForeignMapping<Domain>?
@@ -99,9 +103,16 @@ extension Domain {
             guard removed != nil else { return .ENOMEM }
             deferStage2Flush(d)
             m.populatedPages -= 1
+            if d.memory.size == 0 && ramPieceTable.removed(pieceBase(t.pa), owner: d.pieceOwner) {
+                m.hasUnusedPieces = true
+                pieceSweepWanted = true
+            }
             return nil
         }
-        released?.owner.withReferences { DomainReferences.drop($0) }
+        if let f = released {
+            f.owner.endUse(f.frame)
+            f.owner.withReferences { DomainReferences.drop($0) }
+        }
         return result
     }
 
@@ -109,12 +120,15 @@ extension Domain {
     /// hole, another domain's page mapped there, or nothing.
     func ownPage(_ gfn: GuestFrameNumber) -> HostPhysicalAddress? {
         let d = self
-        return physMap.withLock { m in
-            guard let t = m.stage2.translate(gfn.address, memory: m.tables), t.type == .normal, !t.borrowed else { return nil }
-            if d.hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa { return t.pa }
-            for frame in m.ownedFrames where frame == t.pa { return frame }
-            return nil
-        }
+        return physMap.withLock { m in d.ownPage(gfn, m) }
+    }
+
+    /// `ownPage`, under the physMap lock.
+    func ownPage(_ gfn: GuestFrameNumber, _ m: PhysMap) -> HostPhysicalAddress? {
+        guard let t = m.stage2.translate(gfn.address, memory: m.tables), t.type == .normal, !t.borrowed else { return nil }
+        if hostAddress(ofRAM: gfn.address, length: pageSize) == t.pa { return t.pa }
+        for frame in m.ownedFrames where frame == t.pa { return frame }
+        return nil
     }
 
     /// Maps `owner`'s frame `frame` (held: the caller took a reference, which the mapping keeps) at
@@ -149,6 +163,7 @@ extension Domain {
         physMap.withLock { m in
             var left = bytes
             for i in 0 ..< d.ramPieces.count where d.ramPieces[i] != 0 && left >= ramPieceSize {
+                ramPieceTable.release(d.ramPieces[i])
                 freeFrames(HostPhysicalAddress(d.ramPieces[i]), pages: Int(ramPieceSize / pageSize))
                 d.ramPieces[i] = 0
                 m.ramPieceCount -= 1
@@ -161,19 +176,25 @@ extension Domain {
     /// with it).
     func dropForeignMappings() {
         let all = physMap.withLock { $0.foreign.removeAll() }
-        for (_, f) in all { f.owner.withReferences { DomainReferences.drop($0) } }
+        for (_, f) in all {
+            f.owner.endUse(f.frame)
+            f.owner.withReferences { DomainReferences.drop($0) }
+        }
     }
 }
 
 /// `owner`'s page at `frame` into `caller`'s space at `gfn` (XENMAPSPACE_gmfn_foreign).
 func mapForeignPage(_ caller: Domain, of owner: DomainID, frame: GuestFrameNumber, at gfn: GuestFrameNumber) -> XenError? {
     guard let o = holdDomain(owner, live: true) else { return .ESRCH }
-    guard let host = o.ownPage(frame) else {
+    guard let host = o.useRAM(frame, mapped: true) else {
         o.withReferences { DomainReferences.drop($0) }
         return .EINVAL
     }
     let result = caller.mapForeign(o, frame: host, at: gfn)
-    if result != nil { o.withReferences { DomainReferences.drop($0) } }
+    if result != nil {
+        o.endUse(host)
+        o.withReferences { DomainReferences.drop($0) }
+    }
     return result
 }
 

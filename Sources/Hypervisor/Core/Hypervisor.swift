@@ -25,6 +25,8 @@ final class PhysicalCPU {
     var lockWaitTicks: UInt64 = 0
     var lockWaits: UInt64 = 0
     var busySince: UInt64 = 0
+    /// Interrupts taken from a guest: each is a point between hypercalls (GracePeriod).
+    var interrupts: UInt64 = 0
     /// Its redistributor's SGI/PPI frame, and whether the virtual timer's PPI is enabled there (it is
     /// not while the running vCPU's timer interrupt is in the guest's hands: see VTimer.swift).
     var sgiFrame: UInt64 = 0

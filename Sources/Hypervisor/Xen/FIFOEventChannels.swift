@@ -60,8 +60,9 @@ func withFIFO<R>(_ d: Domain, _ body: (inout FIFOQueues, inout GuestFIFOMemory) 
 }
 
 extension Domain {
+    /// The hypervisor writes these pages for the domain from now on: pinned.
     func ram(_ address: GuestPhysicalAddress, length: UInt64) -> HostPhysicalAddress? {
-        hostAddress(ofRAM: address, length: length)
+        pinRAM(address, length: length)
     }
 
     func fifoRegisterControlBlock(vcpu: Int, at block: HostPhysicalAddress) -> Bool {

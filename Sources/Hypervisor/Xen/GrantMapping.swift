@@ -37,8 +37,9 @@ private func claim(_ g: Domain, _ table: DomainGrants, _ ref: GrantRef, by user:
     // The frame is read after the claim: a guest may change it only while the entry is unused.
     tern_memory_barrier()
     let gfn = GuestFrameNumber(UInt64(tern_load32(entry.raw + 4)))      // 32 bits: always below 2^36
-    // Its RAM, or a page lent to it (a toolstack-built domain's console and xenstore pages).
-    guard let frame = g.hostAddress(ofRAM: gfn.address, length: pageSize) ?? g.ownPage(gfn) else {
+    // Its RAM, or a page lent to it (a toolstack-built domain's console and xenstore pages), counted as
+    // used so its piece stays g's until the use ends (`relinquish`).
+    guard let frame = g.useRAM(gfn, mapped: false) else {
         return .failure(GrantStatusError(.badPage))
     }
     return .success(frame)
@@ -57,8 +58,9 @@ private func acquire(_ g: Domain, _ ref: GrantRef, by user: DomainID, readOnly: 
 }
 
 /// Gives back a use taken with `acquire`.
-private func relinquish(_ g: Domain, _ ref: GrantRef, readOnly: Bool) {
+private func relinquish(_ g: Domain, _ ref: GrantRef, frame: HostPhysicalAddress, readOnly: Bool) {
     g.grants.withLock { table in release(table, ref, flags: table.active.remove(ref, readOnly: readOnly)) }
+    g.endUse(frame)
 }
 
 /// Clears `flags` in entry `ref` (those no mapping needs any more) of a table under its grants lock.
@@ -89,7 +91,7 @@ extension Domain: GrantTableHost {
                 return .success(h)
             }
             guard case .success(let handle) = mapped else {
-                relinquish(g, ref, readOnly: readOnly)
+                relinquish(g, ref, frame: frame, readOnly: readOnly)
                 return mapped.map { _ in (0, 0) }
             }
             // The control domain drives devices with host addresses (it is direct-mapped for that).
@@ -149,7 +151,7 @@ private func dropMapping(_ e: Maptrack.Entry) {
         log("grant unmap: the granter is gone while mapped; its entry stays marked")
         return
     }
-    relinquish(g, e.ref, readOnly: e.readOnly)
+    relinquish(g, e.ref, frame: e.frame, readOnly: e.readOnly)
     g.withReferences { DomainReferences.drop($0) }
 }
 
@@ -162,7 +164,7 @@ func dropGrantMappings(_ d: Domain) {
     }
     // A granter that died too still has its grant frames: it is kept while these mappings count.
     for e in entries {
-        for case let g? in domains where g.id == e.granter { relinquish(g, e.ref, readOnly: e.readOnly) }
+        for case let g? in domains where g.id == e.granter { relinquish(g, e.ref, frame: e.frame, readOnly: e.readOnly) }
     }
 }
 
@@ -182,7 +184,7 @@ private func withSide(_ d: Domain, _ side: GrantCopyPointer, writing: Bool,
         switch acquire(g, side.ref, by: d.id, readOnly: !writing) {
         case .success(let f):
             let status = body(f)
-            relinquish(g, side.ref, readOnly: !writing)
+            relinquish(g, side.ref, frame: f, readOnly: !writing)
             return status
         case .failure(let e):
             return e.status

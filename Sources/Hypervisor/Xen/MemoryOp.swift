@@ -12,6 +12,7 @@ func memoryOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> UInt64 {
     var memory = RunningGuestMemory()
     let result = MemoryOp.handle(command, arg, &memory, d)
     flushDeferredStage2()
+    if pieceSweepWanted { sweepUnusedPieces() }
     return result
 }
 
@@ -68,7 +69,7 @@ extension Domain: MemoryOpHost {
     /// shared_info lives in the guest's own page at `page`: Tern writes its fields in place, so the
     /// guest sees exactly the page it named, and nothing in its address space has to move.
     func placeSharedInfo(at page: GuestPhysicalAddress) -> UInt64 {
-        guard let host = hostAddress(ofRAM: page, length: pageSize) else { return XenError.EINVAL.returnValue }
+        guard let host = pinRAM(page, length: pageSize) else { return XenError.EINVAL.returnValue }
         tern_zero(host.raw, pageSize)
         tern_memory_barrier()
         events.withLock { $0.sharedInfo = host }

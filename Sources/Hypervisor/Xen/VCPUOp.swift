@@ -12,7 +12,7 @@ extension Domain: VCPUOpHost {
     func isOnline(_ vcpu: Int) -> Bool { vcpus[vcpu].online }
 
     func registerVCPUInfo(_ vcpu: Int, at place: GuestPhysicalAddress) -> UInt64 {
-        guard let host = hostAddress(ofRAM: place, length: UInt64(VCPUInfoLayout.size)) else {
+        guard let host = pinRAM(place, length: UInt64(VCPUInfoLayout.size)) else {
             return XenError.EINVAL.returnValue
         }
         let t = vcpus[vcpu]
