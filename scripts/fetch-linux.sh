@@ -23,7 +23,8 @@
 #   disk-bench          the same, then write 64 MiB of zeros to /dev/xvda (dd bs=1M, fsync at the end)
 #                       and read them back with the page cache dropped first (busybox's dd has no
 #                       O_DIRECT): "TERN-BENCH: disk write <cs> read <cs>" in centiseconds of uptime;
-#                       then "TERN-BENCH: disk done" and poweroff -f
+#                       then 5 s of 4 KiB reads at random offsets with O_DIRECT (scripts/guest/tern-iops.c:
+#                       "TERN-BENCH: disk iops <n> ..."), "TERN-BENCH: disk done" and poweroff -f
 #   net-serve / net-fetch
 #                       the same, then load xen-netfront and bring eth0 up as tern.ip (/24); net-serve
 #                       serves a 4 MiB pattern over HTTP and says "TERN-NET: serving <md5>"; net-fetch
@@ -75,7 +76,9 @@ fi
 
 # The initramfs: rebuilt when this script is newer than it, so editing /init takes effect, and when
 # the kernel is (its frontend modules must match it).
-if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [ "$CACHE/Image" -nt "$CACHE/initrd.cpio.gz" ]; then
+IOPS=$ROOT/scripts/guest/tern-iops.c
+if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [ "$CACHE/Image" -nt "$CACHE/initrd.cpio.gz" ] \
+    || [ "$IOPS" -nt "$CACHE/initrd.cpio.gz" ]; then
     st=$(mktemp -d)
     trap 'rm -rf "$st"' EXIT
     mkdir -p "$st"/{bin,dev,proc,sys,tmp,lib/modules}
@@ -85,6 +88,10 @@ if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [
         dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
         [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-linux: $m.ko not in $kdeb" >&2; exit 1; }
     done
+    # Tern's 4 KiB random-read timer (raw syscalls, no libc), built with the toolchain's clang.
+    CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
+    "$CC" --target=aarch64-linux-gnu -Os -ffreestanding -nostdlib -static -fuse-ld=lld -fno-stack-protector \
+        -o "$st/bin/tern-iops" "$IOPS"
     cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -157,6 +164,7 @@ case $mode in
         sync; echo 3 > /proc/sys/vm/drop_caches
         t2=$(cs); dd if=/dev/xvda of=/dev/null bs=1048576 count=64 2>/dev/null; t3=$(cs)
         echo "TERN-BENCH: disk write $((t1 - t0)) read $((t3 - t2))"
+        tern-iops /dev/xvda 5
         echo "TERN-BENCH: disk done"
         poweroff -f ;;
     net-serve|net-fetch)

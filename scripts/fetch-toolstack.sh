@@ -102,7 +102,7 @@ CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
     -o "$st/bin/tern-foreign" "$TOOL"
 # xl reads it at every start; Debian's is all comments, so the defaults hold either way.
 echo "# xl.conf: Xen's defaults (see xl.conf(5))" > "$st/etc/xen/xl.conf"
-for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback llc stp bridge xen-netback; do
+for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback llc stp bridge xen-netback xen-blkfront; do
     dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
     [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-toolstack: $m.ko not in $kdeb" >&2; exit 1; }
 done
@@ -193,6 +193,33 @@ vcpus = 2
 acpi = 0
 extra = "console=hvc0 rdinit=/init cma=0 tern.test=hold"
 CFG
+# driver: a driver domain (driver_domain = 1 lets it use libxl's own xenstore directories) that runs
+# this same initramfs without dom0's part (tern.role=driver, driver.cpio.gz: all but /var/lib/tern):
+# xen-blkback and `xl devd`, which runs the hotplug scripts for the backends xl in dom0 gives it. Its
+# own disk is dom0's file (through dom0's blkback), which it serves on as /dev/xvda, so what it
+# holds outlives it. disk-remote-write and disk-remote-read are disk-write and disk-read with their
+# disk in the driver domain.
+cat > "$st/etc/xen/driver.cfg" <<CFG
+name = "driver"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/driver.cpio.gz"
+memory = 160
+vcpus = 1
+driver_domain = 1
+disk = [ "/var/lib/tern/disk.img,raw,xvda,rw" ]
+extra = "console=hvc0 rdinit=/init cma=0 tern.role=driver"
+CFG
+for m in write read; do
+    cat > "$st/etc/xen/disk-remote-$m.cfg" <<CFG
+name = "disk-remote-$m"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 192
+vcpus = 2
+disk = [ "backend=driver,format=raw,vdev=xvda,access=rw,target=/dev/xvda" ]
+extra = "console=hvc0 rdinit=/init cma=0 tern.test=disk-$m"
+CFG
+done
 # tern-mem NAME MIB [SECONDS]: waits until domain NAME has MIB MiB (xl list's Mem: its balloon has
 # reached the target), then prints the machine's free memory (MiB, as `xl info` says it) once it has
 # stopped changing (pieces given back are freed a moment after).
@@ -258,8 +285,21 @@ mount -t tmpfs tmpfs /run
 mkdir -p /dev/pts
 mount -t devpts devpts /dev/pts
 mkdir -p /run/xen /run/xenstored /var/lock
-run= after=poweroff
-for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};; esac; done
+run= after=poweroff role=dom0
+for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};;
+    tern.role=*) role=${a#tern.role=};; esac; done
+if [ "$role" = driver ]; then
+    # A driver domain: the block backend and xl devd, which sets up what xl in dom0 asks of it.
+    for m in xen-privcmd xen-evtchn xen-gntdev xenfs loop xen-blkback xen-blkfront; do
+        insmod /lib/modules/$m.ko || echo "TERN-DRIVER: insmod $m failed"
+    done
+    mkdir -p /proc/xen /var/log/xen
+    mount -t xenfs xenfs /proc/xen
+    n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+    xl devd; echo "TERN-DRIVER: xl devd exit $?"
+    echo "TERN-DRIVER: serving /dev/xvda ($(cat /sys/block/xvda/size 2>/dev/null) sectors)"
+    while true; do sleep 3600; done
+fi
 echo
 echo "TERN-DOM0-USERSPACE-UP"
 for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback llc stp bridge xen-netback; do insmod /lib/modules/$m.ko || echo "TERN-DOM0: insmod $m failed"; done
@@ -295,6 +335,10 @@ INIT
 chmod 755 "$st/init"
 mknod -m 600 "$st/dev/console" c 5 1
 find "$st" -exec touch -h -d @0 {} +
+# The driver domain's initramfs: all of this but the guests' kernel and initramfs.
+(cd "$st" && find . -path ./var/lib/tern -prune -o -print | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible -R 0:0) \
+    | gzip -9 -n > "$st/var/lib/tern/driver.cpio.gz"
+touch -h -d @0 "$st/var/lib/tern/driver.cpio.gz"
 (cd "$st" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible -R 0:0) > "$st.cpio"
 gzip -9 -n < "$st.cpio" > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -3,7 +3,8 @@ import Foundation
 /// Linux's split drivers timed inside the guests, on Tern and on Xen 4.17 with the same control domain
 /// (scripts/fetch-toolstack.sh's initramfs) and the same domUs: a PV disk backed by a file in dom0
 /// (64 MiB written with an fsync at the end, then read with the domU's page cache dropped; busybox's
-/// dd has no O_DIRECT) and a PV network on dom0's bridge (16 MiB over HTTP from a domU to dom0 and to
+/// dd has no O_DIRECT), then 5 s of 4 KiB reads at random offsets with O_DIRECT (the guest's
+/// tern-iops), and a PV network on dom0's bridge (16 MiB over HTTP from a domU to dom0 and to
 /// another domU, and dom0's ping round trip to a domU).
 public enum SplitDriverBenchmark {
     static let commands = [
@@ -21,6 +22,7 @@ public enum SplitDriverBenchmark {
     public static let metrics: [(String, String)] = [
         ("PV disk: sequential write through blkfront, 64 MiB (dd bs=1M, fsync; more is better)", "MiB/s"),
         ("PV disk: sequential read through blkfront, 64 MiB (dd bs=1M, cold cache; more is better)", "MiB/s"),
+        ("PV disk: 4 KiB random reads, O_DIRECT, one at a time (more is better)", "IOPS"),
         ("PV network: TCP from a domU to dom0 (HTTP, 16 MiB; more is better)", "MiB/s"),
         ("PV network: TCP from a domU to another domU (HTTP, 16 MiB; more is better)", "MiB/s"),
         ("PV network: ping round trip, dom0 to a domU (after one to learn its address)", "ms"),
@@ -33,7 +35,7 @@ public enum SplitDriverBenchmark {
         return metrics.indices.map { ComparisonRow(metric: metrics[$0].0, unit: metrics[$0].1, tern: tern[$0], xen: onXen[$0]) }
     }
 
-    /// The five values (as `metrics` orders them) from a run's lines, with or without Tern's "(d0) "
+    /// The six values (as `metrics` orders them) from a run's lines, with or without Tern's "(d0) "
     /// prefix; nil where the line is missing or says nothing measurable.
     public static func measurements(_ lines: [String]) -> [Double?] {
         // The last such line: dom0 pings once to learn the domU's address before the timed pings.
@@ -53,8 +55,9 @@ public enum SplitDriverBenchmark {
         let disk = words(after: "TERN-BENCH: disk write ")     // "<cs> read <cs>"
         let write = rate(megabytes: 64, centiseconds: disk?.first)
         let read = rate(megabytes: 64, centiseconds: disk.flatMap { $0.count >= 3 ? $0[2] : nil })
+        let iops = words(after: "TERN-BENCH: disk iops ")?.first.flatMap { Double($0) }.flatMap { $0 > 0 ? $0 : nil }
         // busybox ping: "round-trip min/avg/max = 1.2/3.4/5.6 ms"
         let ping = words(after: "round-trip min/avg/max = ")?.first?.split(separator: "/").dropFirst().first.flatMap { Double($0) }
-        return [write, read, fetched(words(after: "TERN-BENCH: fetched ")), fetched(words(after: "TERN-BENCH: net fetched ")), ping]
+        return [write, read, iops, fetched(words(after: "TERN-BENCH: fetched ")), fetched(words(after: "TERN-BENCH: net fetched ")), ping]
     }
 }

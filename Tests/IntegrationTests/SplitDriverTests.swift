@@ -147,3 +147,52 @@ extension BootTests {
         #expect(listed.map { $0.count > 2 ? $0[2] : "" } == "192", "\(log)")
     }
 }
+
+extension BootTests {
+    /// The disk backend in a driver domain, not dom0: a domU with `driver_domain = 1` runs xen-blkback
+    /// and `xl devd`, and serves on the disk dom0 gives it (so its data outlives it). A domU whose
+    /// config says `backend=driver` writes a pattern through it and powers off; a second reads it back.
+    /// Destroying the driver domain leaves dom0 and that second domU running; a new driver domain
+    /// serves the disk again, and the running domU, given it with `xl block-attach ... backend=driver`,
+    /// reads the same pattern.
+    @Test func aDriverDomainServesDisksAndMayBeRestarted() throws {
+        try ToolstackAssets.require()
+        let logs = "/var/log/xen/console/guest-disk-remote-write.log /var/log/xen/console/guest-disk-remote-read.log"
+        let commands = [
+            "dd if=/dev/zero of=/var/lib/tern/disk.img bs=1M count=16",
+            "xl create /etc/xen/driver.cfg", "tern-wait driver TERN-DRIVER:.serving 120",
+            "xl create /etc/xen/disk-remote-write.cfg", "tern-wait disk-remote-write TERN-DISK:.wrote 120",
+            "tern-gone disk-remote-write",
+            "xl create /etc/xen/disk-remote-read.cfg", "tern-wait disk-remote-read TERN-DISK:.read 120",
+            "xl destroy driver", "tern-gone driver", "sleep 2", "xl list disk-remote-read",
+            "xl create /etc/xen/driver.cfg", "tern-wait driver TERN-DRIVER:.serving 120",
+            "xl block-attach disk-remote-read backend=driver,format=raw,vdev=xvdb,access=rw,target=/dev/xvda",
+            "tern-wait disk-remote-read TERN-DISK:.xvdb.read 120",
+            "grep -h TERN-DISK \(logs)", "xl destroy disk-remote-read", "xl destroy driver", "tern-gone driver",
+        ]
+        let dom0 = try toolstackDom0(commands: commands)
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: 400)
+        let out = linuxLines(r, 0)
+        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("blk") }.suffix(80).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        let printed = dom0Printed(out, by: "grep -h TERN-DISK \(logs)")
+        func sums(after marker: String) -> [String] {
+            guard let line = printed.first(where: { $0.contains(marker) }), let rest = line.components(separatedBy: marker).last else { return [] }
+            return rest.split(separator: " ").map(String.init)
+        }
+        let wrote = sums(after: "TERN-DISK: wrote ")
+        #expect(wrote.count == 2 && wrote[0] != wrote[1] && wrote.allSatisfy { $0.count == 32 }, "\(log)")
+        #expect(sums(after: "TERN-DISK: read ") == wrote, "\(log)")
+        #expect(sums(after: "TERN-DISK: xvdb read ") == wrote, "\(log)")
+        // The reader outlived the driver domain: still listed after it was destroyed.
+        #expect(dom0Printed(out, by: "xl list disk-remote-read").dropFirst().first?.hasPrefix("disk-remote-read ") == true, "\(log)")
+        // The first driver domain (d1; the writer d2, the reader d3, the second driver domain d4) went, and
+        // its memory came back once dom0's backend for its own disk let go of its grants.
+        let tern = r.lines.filter { $0.hasPrefix("(tern) d1: ") }
+        #expect(tern.contains("(tern) d1: shutdown: destroyed by the control domain"), "\(tern)")
+        #expect(tern.last?.hasSuffix("memory released") == true, "\(tern)")
+        #expect(!r.lines.contains { $0.contains("HYPERVISOR FAULT") })
+    }
+}

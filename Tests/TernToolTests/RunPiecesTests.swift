@@ -153,14 +153,16 @@ import Testing
         for prefix in ["(d0) ", ""] {
             let lines = [
                 "\(prefix)TERN-BENCH: disk write 400 read 200",
+                "\(prefix)TERN-BENCH: disk iops 812 reads 4062 in 5001234 us",
                 "\(prefix)round-trip min/avg/max = 9.000/9.000/9.000 ms",
                 "\(prefix)round-trip min/avg/max = 1.100/2.250/4.000 ms",
                 "\(prefix)TERN-BENCH: fetched 16777216 bytes in 800 cs",
                 "\(prefix)TERN-BENCH: net fetched 16777216 bytes in 1600 cs",
             ]
-            #expect(SplitDriverBenchmark.measurements(lines) == [16, 32, 2, 1, 2.25])
+            #expect(SplitDriverBenchmark.measurements(lines) == [16, 32, 812, 2, 1, 2.25])
         }
-        #expect(SplitDriverBenchmark.measurements(["TERN-BENCH: disk write 0 read 200", "TERN-BENCH: fetched 0 bytes in 5 cs"])
-                == [nil, 32, nil, nil, nil])
+        #expect(SplitDriverBenchmark.measurements(["TERN-BENCH: disk write 0 read 200", "TERN-BENCH: disk iops 0 reads 0 in 5 us",
+                                                   "TERN-BENCH: fetched 0 bytes in 5 cs"])
+                == [nil, 32, nil, nil, nil, nil])
     }
 }
