@@ -197,13 +197,15 @@ CFG
 # this same initramfs without dom0's part (tern.role=driver, driver.cpio.gz: all but /var/lib/tern):
 # xen-blkback and `xl devd`, which runs the hotplug scripts for the backends xl in dom0 gives it. Its
 # own disk is dom0's file (through dom0's blkback), which it serves on as /dev/xvda, so what it
-# holds outlives it. disk-remote-write and disk-remote-read are disk-write and disk-read with their
-# disk in the driver domain.
+# holds outlives it; it also has a bridge of its own, xenbr0 (10.0.1.1), for vifs it serves.
+# disk-remote-write, disk-remote-read and disk-remote-bench are disk-write, disk-read and disk-bench
+# with their disk in the driver domain (the last with 128 MiB); net-remote-serve and net-remote-fetch
+# are net-serve and net-fetch on the driver domain's bridge (10.0.1.2 and 10.0.1.3).
 cat > "$st/etc/xen/driver.cfg" <<CFG
 name = "driver"
 kernel = "/var/lib/tern/Image.gz"
 ramdisk = "/var/lib/tern/driver.cpio.gz"
-memory = 160
+memory = 128
 vcpus = 1
 driver_domain = 1
 disk = [ "/var/lib/tern/disk.img,raw,xvda,rw" ]
@@ -218,6 +220,20 @@ memory = 192
 vcpus = 2
 disk = [ "backend=driver,format=raw,vdev=xvda,access=rw,target=/dev/xvda" ]
 extra = "console=hvc0 rdinit=/init cma=0 tern.test=disk-$m"
+CFG
+done
+sed -e 's/disk-remote-read/disk-remote-bench/; s/tern.test=disk-read/tern.test=disk-bench/; s/^memory = 192/memory = 128/' \
+    -e 's/^vcpus = 2/vcpus = 1/' "$st/etc/xen/disk-remote-read.cfg" > "$st/etc/xen/disk-remote-bench.cfg"
+for m in serve:2:3 fetch:3:2; do
+    role=${m%%:*} me=${m#*:}; me=${me%:*} peer=${m##*:}
+    cat > "$st/etc/xen/net-remote-$role.cfg" <<CFG
+name = "net-remote-$role"
+kernel = "/var/lib/tern/Image.gz"
+ramdisk = "/var/lib/tern/initrd.cpio.gz"
+memory = 128
+vcpus = 1
+vif = [ "backend=driver,bridge=xenbr0,mac=00:16:3e:00:02:0$me" ]
+extra = "console=hvc0 rdinit=/init cma=0 tern.test=net-$role tern.ip=10.0.1.$me tern.peer=10.0.1.$peer"
 CFG
 done
 # tern-mem NAME MIB [SECONDS]: waits until domain NAME has MIB MiB (xl list's Mem: its balloon has
@@ -289,15 +305,19 @@ run= after=poweroff role=dom0
 for a in $(cat /proc/cmdline); do case $a in tern.run=*) run=${a#tern.run=};; tern.after=*) after=${a#tern.after=};;
     tern.role=*) role=${a#tern.role=};; esac; done
 if [ "$role" = driver ]; then
-    # A driver domain: the block backend and xl devd, which sets up what xl in dom0 asks of it.
-    for m in xen-privcmd xen-evtchn xen-gntdev xenfs loop xen-blkback xen-blkfront; do
+    # A driver domain: the block and network backends and xl devd, which sets up what xl in dom0
+    # asks of it; vifs it serves join its own bridge.
+    for m in xen-privcmd xen-evtchn xen-gntdev xenfs loop xen-blkback xen-blkfront llc stp bridge xen-netback; do
         insmod /lib/modules/$m.ko || echo "TERN-DRIVER: insmod $m failed"
     done
+    ip link set lo up
+    brctl addbr xenbr0 && ip addr add 10.0.1.1/24 dev xenbr0 && ip link set xenbr0 up || echo "TERN-DRIVER: no bridge"
     mkdir -p /proc/xen /var/log/xen
     mount -t xenfs xenfs /proc/xen
     n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
     xl devd; echo "TERN-DRIVER: xl devd exit $?"
-    echo "TERN-DRIVER: serving /dev/xvda ($(cat /sys/block/xvda/size 2>/dev/null) sectors)"
+    [ -b /dev/xvda ] && echo "TERN-DRIVER: serving /dev/xvda ($(cat /sys/block/xvda/size) sectors)" \
+        || echo "TERN-DRIVER: no /dev/xvda from dom0"
     while true; do sleep 3600; done
 fi
 echo

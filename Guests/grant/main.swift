@@ -15,6 +15,9 @@ var message: [UInt8] { Array("TERN-GRANT-42 from the granter".utf8) }
 var reply: [UInt8] { Array("ACK from the mapper".utf8) }
 var replyOffset: UInt64 { 2048 }
 var seenOffset: UInt64 { 3072 }
+var afterRevoke: [UInt8] { Array("WRITTEN-AFTER-THE-REVOKE".utf8) }
+var afterRevokeOffset: UInt64 { 3500 }
+var triedOffset: UInt64 { 3600 }
 var mapAddress: UInt64 { 0x3000_0000 }      // nothing there in a domain of ours
 
 @_cdecl("guest_main")
@@ -25,7 +28,7 @@ func guestMain(_ dtb: UInt64) {
     if args.text("role", default: "granter") == "mapper" {
         mapper(peer: peer, args: args)
     } else {
-        granter(peer: peer, leaveEarly: args.text("leave", default: "") == "early")
+        granter(peer: peer, leave: args.text("leave", default: ""))
     }
     Xen.shutdown(.poweroff)
 }
@@ -53,7 +56,7 @@ func wait(_ ms: Int, until done: () -> Bool) -> Bool {
     return done()
 }
 
-func granter(peer: UInt16, leaveEarly: Bool) {
+func granter(peer: UInt16, leave: String) {
     let placed = Grants.placeTable()
     guard placed == 0 else { print("grant: placing the grant table = \(placed)"); return }
     let shared = page(), readOnly = page()
@@ -67,9 +70,18 @@ func granter(peer: UInt16, leaveEarly: Bool) {
     let inUse = guest_load32(Grants.entry(8)) & 0xFFFF
     print("grant: ref 8 flags while mapped 0x\(String(inUse, radix: 16))")
     write(Array("SEEN".utf8), at: shared + seenOffset)
-    if leaveEarly {
+    if leave == "early" {
         print("grant: leaving with ref 8 still mapped")
         return
+    }
+    if leave == "revoke" {
+        // A hostile granter ends the grant while it is mapped, and grants the same page to nobody: the
+        // mapping stays what it was (the same frame, still ours), and the entry gives nothing more.
+        guest_store32(Grants.entry(8), 0)
+        print("grant: ref 8 revoked while mapped")
+        write(afterRevoke, at: shared + afterRevokeOffset)
+        // Alive until the mapper has tried the revoked entry (a dead granter's grants are bad_domain).
+        _ = wait(5000, until: { guest_load8(shared + triedOffset) != 0 })
     }
     let freed = wait(5000, until: { guest_load32(Grants.entry(8)) & UInt32(GrantFlags.reading | GrantFlags.writing) == 0 })
     print("grant: ref 8 flags after the unmap 0x\(String(guest_load32(Grants.entry(8)) & 0xFFFF, radix: 16))\(freed ? "" : " (still in use)")")
@@ -107,6 +119,12 @@ func mapper(peer: UInt16, args: BootArguments) {
     if args.text("leave", default: "") == "crash" {
         print("grant: crashing with ref 8 still mapped")
         Xen.shutdown(.crash)
+    }
+    if args.text("leave", default: "") == "revoke" {
+        let seen = wait(5000, until: { guest_load8(mapAddress + afterRevokeOffset) != 0 })
+        print("grant: after the revoke the mapping shows \"\(seen ? text(at: mapAddress + afterRevokeOffset, count: afterRevoke.count) : "")\"")
+        print("grant: map of revoked ref 8 = \(Grants.map(8, of: peer, at: mapAddress + 0x3000).0)")
+        write(Array("TRIED".utf8), at: mapAddress + triedOffset)
     }
     print("grant: still mapped: \"\(text(at: mapAddress, count: message.count))\"")
     print("grant: unmap = \(Grants.unmap(mapped.1, at: mapAddress))")

@@ -301,6 +301,26 @@ struct BootTests {
         #expect(kept < read && read < released && read < unmapped)
     }
 
+    /// A granter that ends its grant while it is mapped (a hostile revoke) changes nothing for the
+    /// mapping: the mapper goes on seeing the granter's page (what the granter writes after the revoke
+    /// too), a new map of the revoked entry is refused, and the unmap succeeds and clears no new flags.
+    @Test func aGrantRevokedWhileMappedKeepsTheMappingAndGivesNoMore() throws {
+        let configs = try grantConfigs(granter: "leave=revoke", mapper: "leave=revoke")
+        defer { for c in configs { try? FileManager.default.removeItem(at: c) } }
+        let r = try runner.run(configs: [example("dom0")] + configs, timeout: 120)
+        #expect(r.allPoweredOff, "\(r.lines.joined(separator: "\n"))")
+        for line in [
+            "(d1) grant: ref 8 revoked while mapped",
+            "(d2) grant: after the revoke the mapping shows \"WRITTEN-AFTER-THE-REVOKE\"",
+            "(d2) grant: map of revoked ref 8 = -1",
+            "(d2) grant: still mapped: \"TERN-GRANT-42 from the granter\"",
+            "(d2) grant: unmap = 0",
+            "(d1) grant: ref 8 flags after the unmap 0x0",
+        ] {
+            #expect(r.lines.contains(line), "\(line)\n\(r.lines.joined(separator: "\n"))")
+        }
+    }
+
     /// A mapper that dies with a grant still mapped loses the mapping with its life: the granter sees
     /// its entry free again and can revoke it.
     @Test func aMapperThatCrashesGivesItsMappingsBack() throws {

@@ -74,25 +74,26 @@ import Testing
 }
 
 @Suite struct GracePeriodTests {
-    /// CPU 0 sets the piece aside (no risk); CPU 1 runs one of the domain's vCPUs (slot 4); CPU 2 runs
-    /// another domain's (slot 9); CPU 3 is idle.
-    let grace = GracePeriod(interrupts: [10, 20, 30, 40], running: [5, 4, 9, -1], this: 0, vcpus: 4 ..< 6)
+    /// CPU 0 sets the piece aside (no risk); CPU 1 runs a vCPU of the owner (slot 4); CPU 2 runs another
+    /// domain's (slot 9), which may be writing through a grant mapping of the piece; CPU 3 is idle.
+    let grace = GracePeriod(interrupts: [10, 20, 30, 40], running: [5, 4, 9, -1], this: 0)
 
-    @Test func onlyCPUsRunningTheDomainElsewhereAreWatched() {
-        #expect(grace.running == [-1, 4, -1, -1])
+    @Test func everyCPURunningAVCPUButTheSweepersIsWatched() {
+        #expect(grace.running == [-1, 4, 9, -1])
         #expect(!grace.isOver(interrupts: [10, 20, 30, 40], running: [5, 4, 9, -1]))
-        // What the other CPUs do meanwhile does not matter.
-        #expect(!grace.isOver(interrupts: [99, 20, 31, 41], running: [4, 4, 5, 5]))
+        // The sweeper and the idle CPU may do anything meanwhile.
+        #expect(!grace.isOver(interrupts: [99, 21, 30, 41], running: [4, 4, 9, 5]))
+        #expect(!grace.isOver(interrupts: [10, 20, 31, 40], running: [5, 4, 9, -1]))
     }
 
-    @Test func itIsOverOnceThatCPUTookAnInterruptOrLeftTheVCPU() {
-        #expect(grace.isOver(interrupts: [10, 21, 30, 40], running: [5, 4, 9, -1]))     // an interrupt
-        #expect(grace.isOver(interrupts: [10, 20, 30, 40], running: [5, -1, 9, -1]))    // switched out
-        #expect(grace.isOver(interrupts: [10, 20, 30, 40], running: [5, 5, 9, -1]))     // another vCPU
+    @Test func itIsOverOnceEachWatchedCPUTookAnInterruptOrSwitched() {
+        #expect(grace.isOver(interrupts: [10, 21, 31, 40], running: [5, 4, 9, -1]))     // interrupts
+        #expect(grace.isOver(interrupts: [10, 20, 30, 40], running: [5, -1, 5, -1]))    // switched
+        #expect(grace.isOver(interrupts: [10, 21, 30, 40], running: [5, 4, -1, -1]))    // one of each
     }
 
-    @Test func aDomainRunningNowhereElseNeedsNoWait() {
-        let alone = GracePeriod(interrupts: [1, 2], running: [4, 9], this: 0, vcpus: 4 ..< 6)
-        #expect(alone.isOver(interrupts: [1, 2], running: [4, 9]))
+    @Test func aMachineWithNothingElseRunningNeedsNoWait() {
+        let alone = GracePeriod(interrupts: [1, 2], running: [4, -1], this: 0)
+        #expect(alone.isOver(interrupts: [1, 2], running: [4, -1]))
     }
 }

@@ -180,6 +180,9 @@ private func systemRegister(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
 }
 
 private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> Resume {
+    // After every store of the hypercall before it (GracePeriod: a freed piece is scrubbed once this
+    // count moves).
+    tern_memory_barrier()
     cpu.interrupts &+= 1
     var reschedule = false
     while true {

@@ -83,8 +83,9 @@ final class Domain {
     // What the toolstack's interfaces keep, after the fields the hot paths use (so their offsets stay
     // small enough for single load and store instructions).
     /// A toolstack-built domain's RAM: the host address of each 2 MiB piece of its RAM window, 0 where
-    /// none is yet. Pieces are added under its physMap lock and never move until it is released, so
-    /// readers look without the lock.
+    /// none is. Pieces are added and taken away (a balloon's, RAMPieces.swift) under its physMap lock.
+    /// Readers that only use a frame during their own hypercall look without the lock (a piece taken
+    /// away waits until no CPU can still be in one); readers that keep it pin or count it (useRAM).
     var ramPieces = UnsafeMutableBufferPointer<UInt64>(start: nil, count: 0)
     /// Its UUID (xen_domain_handle_t) and security label, as the toolstack gave them; zero for Tern's.
     var handle = [UInt8](repeating: 0, count: 16)

@@ -1,9 +1,11 @@
 // A domain's memory after it is built, as memory_op changes it: RAM given back and taken again (a
 // balloon), the toolstack filling a domain it creates, and other domains' pages mapped in (foreign
-// mappings). A domain's RAM is one reservation of host frames (contiguous, so hypercalls reach it by
-// arithmetic); populating maps a piece of it, giving back leaves a hole in the stage 2 and the frame
-// in the reservation. A toolstack-built domain gets its reservation, sized by max_mem, at its first
-// populate of RAM; its magic pages (console, xenstore) are frames lent to it, as Tern's console ring.
+// mappings). A domain built at boot has one block of host frames (contiguous, so hypercalls reach it by
+// arithmetic); populating maps part of it, giving back leaves a hole in the stage 2 and the frame in
+// the block. A toolstack-built domain gets its RAM in 2 MiB pieces as it populates it, at most as many
+// as max_pages fills; a piece whose every page it gives back, and that nothing else uses, goes back to
+// the heap (RAMPieces.swift). Its magic pages (console, xenstore) are frames lent to it, as Tern's
+// console ring.
 // Everything here runs under the domain's physMap lock, and the pages of another domain are held
 // (DomainReferences) for as long as they are mapped.
 import TernArchAsm
@@ -36,12 +38,20 @@ extension Domain {
             guard m.populatedPages + pages <= m.maximumPages else { return .ENOMEM }
             if ipa.raw >= d.ramBase.raw && ipa.raw - d.ramBase.raw < GuestLayout.ramMaximum {
                 if d.memory.size == 0, let e = d.addRAMPieces(for: ipa, size: size, &m) { return e }
-                guard let host = d.hostAddress(ofRAM: ipa, length: size) else { return .ENOMEM }
+                // A piece given for a populate that fails has no pages: the sweep takes it back.
+                func failed(_ e: XenError) -> XenError {
+                    if d.memory.size == 0 {
+                        m.hasUnusedPieces = true
+                        pieceSweepWanted = true
+                    }
+                    return e
+                }
+                guard let host = d.hostAddress(ofRAM: ipa, length: size) else { return failed(.ENOMEM) }
                 tern_zero(host.raw, size)
                 do throws(PageTableError) {
                     try m.stage2.map(ipa, to: host, size: size, type: .normal, permissions: [.read, .write, .execute], memory: &m.tables)
                 } catch {
-                    return error == .outOfMemory ? .ENOMEM : .EBUSY
+                    return failed(error == .outOfMemory ? .ENOMEM : .EBUSY)
                 }
                 if d.memory.size == 0 { ramPieceTable.populated(pieceBase(host), pages: Int(pages), owner: d.pieceOwner) }
             } else if byToolstack && order == 0 && ipa.raw >= MagicPages.base.raw && ipa.raw - MagicPages.base.raw < MagicPages.size {
@@ -220,9 +230,10 @@ func mapGrantTableFrame(_ caller: Domain, of owner: DomainID, _ index: Int, at g
 }
 
 /// A page of `d`'s own RAM left its stage 2 (a balloon gives back hundreds in one call): its frame
-/// stays `d`'s until `d` is released (which flushes its VMID), so a stale TLB entry can reach nothing
-/// of anyone else's, and the TLBs are told once, when the memory_op is done: before the calling vCPU
-/// runs on and before a later call can map something else at that address. Meanwhile `d`'s other
+/// stays `d`'s at least until this CPU has taken an interrupt or switched (a piece given back waits for
+/// that: GracePeriod), or until `d` is released (which flushes its VMID), so a stale TLB entry can reach
+/// nothing of anyone else's, and the TLBs are told once, when the memory_op is done: before the calling
+/// vCPU runs on and before a later call can map something else at that address. Meanwhile `d`'s other
 /// vCPUs may still reach that frame, their own, through what their TLBs hold.
 func deferStage2Flush(_ d: Domain) {
     let cpu = thisCPU()

@@ -1,9 +1,11 @@
 // RAM a live domain gives back (its balloon) goes back to the heap a 2 MiB piece at a time: TernCore's
 // RAMPieceTable counts each piece's pages and the uses that keep it, and a piece left with neither is
-// swept off the domain after the memory_op that emptied it (its stage-2 flush done), set aside until
-// its grace period is over (GracePeriod: no CPU can still write through a translation made before),
-// then scrubbed and freed by the reclaim work of `schedule`. Pieces of domains built at boot are one
-// block and are never given back while the domain lives.
+// swept off the domain after the memory_op that emptied it, set aside until its grace period is over
+// (GracePeriod: no CPU can still write through a translation made before, and the CPU that removed
+// its last page has done its stage-2 flush), then scrubbed and freed by the reclaim work of
+// `schedule`. Until it is freed it still counts against the domain's max_pages, so a domain that
+// populates and gives back in a loop cannot hold more than its maximum. Pieces of domains built at
+// boot are one block and are never given back while the domain lives.
 import TernArchAsm
 import TernCore
 
@@ -16,6 +18,8 @@ nonisolated(unsafe) var pieceSweepWanted = false
 /// Pieces off their domains, waiting out their grace period. Under the scheduler lock.
 private struct SetAside {
     let piece: HostPhysicalAddress
+    /// Its domain, whose piece count it stays in until it is freed.
+    let domain: Domain
     let grace: GracePeriod
 }
 nonisolated(unsafe) private var setAside: [SetAside] = []
@@ -31,6 +35,8 @@ extension Domain {
     /// its RAM (a grant may name a page given back, whose frame its piece still holds), or a page lent
     /// to it (its console and xenstore pages).
     func useRAM(_ gfn: GuestFrameNumber, mapped: Bool) -> HostPhysicalAddress? {
+        // A domain built at boot keeps its one block while it lives: nothing to count.
+        if memory.size != 0 && !mapped, let frame = hostAddress(ofRAM: gfn.address, length: pageSize) { return frame }
         let d = self
         return physMap.withLock { m in
             let ram = mapped ? nil : d.hostAddress(ofRAM: gfn.address, length: pageSize)
@@ -64,8 +70,17 @@ extension Domain {
         }
     }
 
+    /// Pins the piece of its RAM behind `host`, a frame the hypervisor found through the guest's own
+    /// tables and keeps (the runstate area); false when it is no longer its RAM.
+    func pinFrame(_ host: HostPhysicalAddress) -> Bool {
+        let d = self
+        return physMap.withLock { _ in
+            d.memory.size != 0 ? d.ownsRAM(host, length: 8) : ramPieceTable.use(pieceBase(host), owner: d.pieceOwner)
+        }
+    }
+
     /// Takes its pieces that have neither pages nor uses off it (the caller frees them after their
-    /// grace period).
+    /// grace period; they stay in its piece count until then).
     fileprivate func takeUnusedPieces() -> [HostPhysicalAddress] {
         let d = self
         return physMap.withLock { m in
@@ -76,7 +91,6 @@ extension Domain {
                 ramPieceTable.release(d.ramPieces[i])
                 taken.append(HostPhysicalAddress(d.ramPieces[i]))
                 d.ramPieces[i] = 0
-                m.ramPieceCount -= 1
             }
             return taken
         }
@@ -104,10 +118,9 @@ func sweepUnusedPieces() {
     for case let d? in domains where !d.dying {
         let pieces = d.takeUnusedPieces()
         guard !pieces.isEmpty else { continue }
-        let grace = GracePeriod(interrupts: now.interrupts, running: now.running, this: this,
-                                vcpus: d.firstVCPUSlot ..< d.firstVCPUSlot + d.vcpus.count)
+        let grace = GracePeriod(interrupts: now.interrupts, running: now.running, this: this)
         for piece in pieces {
-            setAside.append(SetAside(piece: piece, grace: grace))
+            setAside.append(SetAside(piece: piece, domain: d, grace: grace))
             reclaimsPending += 1
         }
     }
@@ -130,9 +143,11 @@ var setAsidePieceReady: Bool { readySetAside() != nil }
 /// returns locked; false when none is ready.
 func freeSetAsidePiece() -> Bool {
     guard let i = readySetAside() else { return false }
-    let piece = setAside.remove(at: i).piece
+    let taken = setAside.remove(at: i)
     unlockScheduler()
-    freeFrames(piece, pages: RAMPieceTable.pagesPerPiece)
+    freeFrames(taken.piece, pages: RAMPieceTable.pagesPerPiece)
+    // A domain released meanwhile has counted its pieces out already.
+    taken.domain.physMap.withLock { m in if m.ramPieceCount > 0 { m.ramPieceCount -= 1 } }
     lockScheduler()
     reclaimsPending -= 1
     return true

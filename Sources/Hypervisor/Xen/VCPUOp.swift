@@ -40,7 +40,9 @@ extension Domain: VCPUOpHost {
     func registerRunstateArea(_ vcpu: Int, at address: VirtualAddress?) -> Bool {
         var area: RunstateArea?
         if let address {
-            guard let found = RunstateArea(at: address, ownedBy: self) else { return false }
+            // Tern writes there at every switch from now on: the pieces behind it stay the domain's.
+            guard let found = RunstateArea(at: address, ownedBy: self), pinFrame(found.first),
+                  found.second == found.first || pinFrame(found.second) else { return false }
             area = found
         }
         let t = vcpus[vcpu]

@@ -69,18 +69,27 @@ public struct RAMPieceTable: ~Copyable {
     }
 
     /// Something outside the owner's stage 2 now reaches the frame at `host`. False (nothing counted)
-    /// when it is no piece of `owner`'s (a frame lent to it, or RAM of a domain built at boot).
+    /// when it is no piece of `owner`'s (a frame lent to it, or RAM of a domain built at boot). A count
+    /// that reaches its maximum stays there: the piece is then kept for the owner's life (a guest that
+    /// pins pages over and over only keeps its own memory, and cannot overflow the count).
     public mutating func use(_ host: UInt64, owner: UInt16) -> Bool {
         guard let i = index(host), pieces[i].owner == owner, owner != 0 else { return false }
-        pieces[i].uses += 1
+        if pieces[i].uses != .max { pieces[i].uses += 1 }
         return true
     }
 
     /// A use that `use` counted has ended. True when the piece is now unused.
     public mutating func endUse(_ host: UInt64, owner: UInt16) -> Bool {
-        guard let i = index(host), pieces[i].owner == owner, owner != 0, pieces[i].uses > 0 else { return false }
+        guard let i = index(host), pieces[i].owner == owner, owner != 0, pieces[i].uses > 0,
+              pieces[i].uses != .max else { return false }
         pieces[i].uses -= 1
         return pieces[i].pages == 0 && pieces[i].uses == 0
+    }
+
+    /// For tests: a count near its maximum without 2^32 uses.
+    mutating func setUses(_ host: UInt64, _ uses: UInt32) {
+        guard let i = index(host) else { return }
+        pieces[i].uses = uses
     }
 
     /// Whether `owner`'s piece at `host` has neither pages nor uses (and may go once no CPU can still
@@ -91,24 +100,25 @@ public struct RAMPieceTable: ~Copyable {
     }
 }
 
-/// When a piece a live domain gave back may be reused. A CPU in a hypercall of one of the domain's vCPUs
-/// may hold a translation (AT) of a page in it, made before the page left the stage 2, and write through
-/// it for a few more instructions; the stage-2 flush does not reach that. So each CPU that was running
-/// one of the domain's vCPUs when the piece was set aside must first have left that vCPU: taken an
-/// interrupt from the guest (hypercalls run with interrupts masked, so one is taken only between
-/// them) or switched it out.
+/// When a piece a live domain gave back may be reused. A CPU in a hypercall may hold a translation (AT)
+/// of a page in it, made before the page left a stage 2 (the owner's, or another domain's grant or
+/// foreign mapping of it), and write through it for a few more instructions; the stage-2 flush does not
+/// reach that, and the flush itself may still be to come on the CPU that removed the page. So each
+/// CPU that was running a vCPU when the piece was set aside must first have left what it was doing:
+/// taken an interrupt from the guest (hypercalls run with interrupts masked, so one is taken only
+/// between them) or switched vCPU.
 public struct GracePeriod: Equatable, Sendable {
     /// Per CPU: the interrupts it had taken and the vCPU slot it ran when the piece was set aside; a
-    /// slot of -1 is no risk (it ran nothing of the domain's, or it is the CPU that set the piece
-    /// aside, which holds no translation once its memory_op is over).
+    /// slot of -1 is no risk (it ran no vCPU, or it is the CPU that set the piece aside, which holds no
+    /// translation once its memory_op is over).
     public private(set) var interrupts: [UInt64]
     public private(set) var running: [Int]
 
-    /// `interrupts` and `running` are each CPU's now; `vcpus` are the domain's vCPU slots.
-    public init(interrupts: [UInt64], running: [Int], this: Int, vcpus: Range<Int>) {
+    /// `interrupts` and `running` are each CPU's now; `this` is the CPU setting the piece aside.
+    public init(interrupts: [UInt64], running: [Int], this: Int) {
         self.interrupts = interrupts
         self.running = running
-        for i in 0 ..< running.count where i == this || !vcpus.contains(running[i]) { self.running[i] = -1 }
+        if this >= 0 && this < running.count { self.running[this] = -1 }
     }
 
     /// Given each CPU's interrupt count and vCPU slot now.
