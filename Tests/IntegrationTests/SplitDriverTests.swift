@@ -176,7 +176,7 @@ extension BootTests {
             "xl create /etc/xen/disk-remote-bench.cfg", "tern-wait disk-remote-bench TERN-BENCH:.disk.writing 120",
             "xl destroy driver", "tern-gone driver", "sleep 2", "xl list disk-remote-bench",
             "grep -c TERN-BENCH:.disk.done /var/log/xen/console/guest-disk-remote-bench.log || true",
-            "xl destroy disk-remote-bench", "tern-gone disk-remote-bench",
+            "xl destroy disk-remote-bench", "tern-gone disk-remote-bench", "tern-settle",
         ]
         let dom0 = try toolstackDom0(commands: commands)
         defer { try? FileManager.default.removeItem(at: dom0) }

@@ -34,6 +34,18 @@ import Testing
         do { let ok = t.endUse(p + 0x5000, owner: 2); #expect(!ok) }            // an end with no use is not counted
     }
 
+    @Test func aCountThatReachesItsMaximumPinsThePieceForGood() {
+        var t = RAMPieceTable(base: base, end: base + 2 * piece)
+        t.assign(base, owner: 3)
+        t.setUses(base, UInt32.max - 1)
+        do { let ok = t.use(base, owner: 3); #expect(ok) }
+        do { let ok = t.use(base, owner: 3); #expect(ok) }           // no overflow
+        do { let e = t[host: base]; #expect(e.uses == .max) }
+        do { let ok = t.endUse(base, owner: 3); #expect(!ok) }
+        do { let e = t[host: base]; #expect(e.uses == .max) }        // never counts down again
+        do { let ok = t.removed(base, owner: 3); #expect(!ok) }
+    }
+
     @Test func framesOfNoPieceOrOfAnotherOwnerAreNotCounted() {
         var t = RAMPieceTable(base: base, end: base + 4 * piece)
         let p = base + 2 * piece

@@ -230,7 +230,8 @@ struct PhysMap {
     /// Pages it has (Xen's tot_pages: RAM not given back, and magic pages) and may have (max_pages).
     var populatedPages: UInt64
     var maximumPages: UInt64
-    /// How many 2 MiB pieces of RAM a toolstack-built domain has been given.
+    /// How many 2 MiB pieces of RAM a toolstack-built domain holds, those its balloon gave back and
+    /// the hypervisor has not yet freed included (what max_pages limits).
     var ramPieceCount = 0
     /// One of its pieces may have neither pages nor uses (RAMPieces.swift sweeps).
     var hasUnusedPieces = false

@@ -271,7 +271,8 @@ func reclaimStep() -> Bool {
     let done = reclaiming[i].scrubbed
     // A toolstack-built domain's RAM is in pieces: a chunk's worth of them a step too.
     let inPieces = d.memory.size == 0
-    let size = inPieces ? (d.physMap.withLock { $0.ramPieceCount } > 0 ? reclaimChunk : 0) : min(reclaimChunk, d.memory.size - done)
+    // (Its piece count may still include pieces set aside by its balloon: those are freed on their own.)
+    let size = inPieces ? (d.physMap.withLock { _ in d.ramPieces.contains { $0 != 0 } } ? reclaimChunk : 0) : min(reclaimChunk, d.memory.size - done)
     let restarting = d.life.shutdown?.after == .restart
     unlockScheduler()
     if size > 0 && restarting {
