@@ -6,6 +6,24 @@ import Testing
 import TernTool
 
 extension BootTests {
+    /// Boots the toolstack's control domain (2 CPUs) running `commands`, and checks that it powered off
+    /// with every command's status 0. Returns the run, dom0's lines, and what to show when an assertion
+    /// fails: userspace's last 80 lines, with the kernel's that mention one of `kernelLinesWith`.
+    func runControlDomain(_ commands: [String], timeout: TimeInterval, kernelLinesWith words: [String],
+                          sourceLocation: SourceLocation = #_sourceLocation) throws -> (RunResult, [String], String) {
+        let dom0 = try toolstackDom0(commands: commands)
+        defer { try? FileManager.default.removeItem(at: dom0) }
+        let r = try runner.run(configs: [dom0], smp: 2, timeout: timeout)
+        let out = linuxLines(r, 0)
+        let log = out.filter { line in !line.contains("] ") || words.contains { line.contains($0) } }.suffix(80).joined(separator: "\n")
+        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))", sourceLocation: sourceLocation)
+        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count),
+                "\(log)", sourceLocation: sourceLocation)
+        return (r, out, log)
+    }
+}
+
+extension BootTests {
     /// A 16 MiB file in dom0 as a 2-vCPU domU's `disk`: the domU writes two 4 MiB halves of a known
     /// pattern to /dev/xvda at once (flushed) and powers off; dom0 reads the same bytes from the file;
     /// a second 2-vCPU domU reads both halves back at once. Then `xl block-attach` gives the running
@@ -31,13 +49,7 @@ extension BootTests {
             "tern-wait disk-bench TERN-BENCH:.disk.writing 120", "xl destroy disk-bench", "tern-gone disk-bench",
             "grep -h TERN-DISK \(logs)", "grep -c TERN-BENCH /var/log/xen/console/guest-disk-bench.log || true", "losetup -a",
         ]
-        let dom0 = try toolstackDom0(commands: commands)
-        defer { try? FileManager.default.removeItem(at: dom0) }
-        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
-        let out = linuxLines(r, 0)
-        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("blk") }.suffix(80).joined(separator: "\n")
-        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        let (r, out, log) = try runControlDomain(commands, timeout: 300, kernelLinesWith: ["xen", "blk"])
         func sums(after marker: String) -> [String] {
             guard let line = out.first(where: { $0.contains(marker) }), let rest = line.components(separatedBy: marker).last else { return [] }
             return rest.split(separator: " ").map(String.init)
@@ -86,13 +98,7 @@ extension BootTests {
             "ls -1 /sys/class/net/xenbr0/brif", "xl network-detach net-serve 1", "xl network-list net-serve",
             "xl destroy net-fetch", "xl destroy net-serve", "sleep 2", "ls -1 /sys/class/net/xenbr0/brif",
         ]
-        let dom0 = try toolstackDom0(commands: commands)
-        defer { try? FileManager.default.removeItem(at: dom0) }
-        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
-        let out = linuxLines(r, 0)
-        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("vif") }.suffix(80).joined(separator: "\n")
-        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        let (_, out, log) = try runControlDomain(commands, timeout: 300, kernelLinesWith: ["xen", "vif"])
         func printed(by command: String, _ n: Int = 0) -> [String] { dom0Printed(out, by: command, n) }
         let pattern = "8d55a91d434e1a8fa7b9322ecfa3f70b"     // md5 of `seq 1 700000 | head -c 4194304`
         #expect(printed(by: "ls -1 /sys/class/net/xenbr0/brif") == ["vif1.0"], "\(log)")
@@ -124,13 +130,7 @@ extension BootTests {
             "xl mem-set balloon 96", "tern-mem balloon 96 120", "xl mem-set balloon 192", "tern-mem balloon 192 120",
             "xl mem-set balloon 300 2>&1 || echo refused", "xl list balloon", "xl destroy balloon", "tern-settle",
         ]
-        let dom0 = try toolstackDom0(commands: commands)
-        defer { try? FileManager.default.removeItem(at: dom0) }
-        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
-        let out = linuxLines(r, 0)
-        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("balloon") }.suffix(80).joined(separator: "\n")
-        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        let (_, out, log) = try runControlDomain(commands, timeout: 300, kernelLinesWith: ["xen", "balloon"])
         func free(_ command: String) -> Int? {
             dom0Printed(out, by: command).first { $0.hasPrefix("free_memory: ") }.flatMap { Int($0.dropFirst("free_memory: ".count)) }
         }
@@ -178,13 +178,7 @@ extension BootTests {
             "grep -c TERN-BENCH:.disk.done /var/log/xen/console/guest-disk-remote-bench.log || true",
             "xl destroy disk-remote-bench", "tern-gone disk-remote-bench", "tern-settle",
         ]
-        let dom0 = try toolstackDom0(commands: commands)
-        defer { try? FileManager.default.removeItem(at: dom0) }
-        let r = try runner.run(configs: [dom0], smp: 2, timeout: 400)
-        let out = linuxLines(r, 0)
-        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("blk") }.suffix(80).joined(separator: "\n")
-        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        let (r, out, log) = try runControlDomain(commands, timeout: 400, kernelLinesWith: ["xen", "blk"])
         let printed = dom0Printed(out, by: "grep -h TERN-DISK \(logs)")
         func sums(after marker: String) -> [String] {
             guard let line = printed.first(where: { $0.contains(marker) }), let rest = line.components(separatedBy: marker).last else { return [] }
@@ -226,13 +220,7 @@ extension BootTests {
             "xl network-list net-remote-fetch", "ls /sys/class/net",
             "xl destroy net-remote-fetch", "xl destroy net-remote-serve", "xl destroy driver", "tern-gone driver",
         ]
-        let dom0 = try toolstackDom0(commands: commands)
-        defer { try? FileManager.default.removeItem(at: dom0) }
-        let r = try runner.run(configs: [dom0], smp: 2, timeout: 300)
-        let out = linuxLines(r, 0)
-        let log = out.filter { !$0.contains("] ") || $0.contains("xen") || $0.contains("vif") }.suffix(80).joined(separator: "\n")
-        #expect(r.allPoweredOff, "\(r.lines.suffix(30).joined(separator: "\n"))")
-        #expect(out.filter { $0.hasPrefix("(d0) TERN-DOM0-STATUS: ") } == Array(repeating: "(d0) TERN-DOM0-STATUS: 0", count: commands.count), "\(log)")
+        let (_, out, log) = try runControlDomain(commands, timeout: 300, kernelLinesWith: ["xen", "vif"])
         let pattern = "8d55a91d434e1a8fa7b9322ecfa3f70b"     // md5 of `seq 1 700000 | head -c 4194304`
         #expect(dom0Printed(out, by: "grep -h TERN-NET /var/log/xen/console/guest-net-remote-serve.log /var/log/xen/console/guest-net-remote-fetch.log") == [
             "TERN-NET: eth0 is 10.0.1.2", "TERN-NET: serving \(pattern)",
