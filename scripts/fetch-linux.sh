@@ -35,6 +35,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
+. "$ROOT/scripts/lib/freestanding.sh"
 WANT_XEN=0
 [ "${1:-}" = --xen ] && WANT_XEN=1
 export DEBIAN_FRONTEND=noninteractive
@@ -78,7 +79,7 @@ fi
 # the kernel is (its frontend modules must match it).
 IOPS=$ROOT/scripts/guest/tern-iops.c
 if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [ "$CACHE/Image" -nt "$CACHE/initrd.cpio.gz" ] \
-    || [ "$IOPS" -nt "$CACHE/initrd.cpio.gz" ]; then
+    || [ "$IOPS" -nt "$CACHE/initrd.cpio.gz" ] || [ "$FREESTANDING_HEADER" -nt "$CACHE/initrd.cpio.gz" ]; then
     st=$(mktemp -d)
     trap 'rm -rf "$st"' EXIT
     mkdir -p "$st"/{bin,dev,proc,sys,tmp,lib/modules}
@@ -88,10 +89,8 @@ if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [
         dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
         [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-linux: $m.ko not in $kdeb" >&2; exit 1; }
     done
-    # Tern's 4 KiB random-read timer (raw syscalls, no libc), built with the toolchain's clang.
-    CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
-    "$CC" --target=aarch64-linux-gnu -Os -ffreestanding -nostdlib -static -fuse-ld=lld -fno-stack-protector \
-        -o "$st/bin/tern-iops" "$IOPS"
+    # Tern's 4 KiB random-read timer.
+    build_freestanding "$st/bin/tern-iops" "$IOPS"
     cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -8,56 +8,13 @@
 //                                 the pattern every 100 ms.
 //   tern-foreign stop             has the child report whether the pattern held, unmap and exit.
 //
-// Freestanding (raw Linux syscalls, no libc) so that it needs nothing in dom0's initramfs.
-typedef unsigned long u64;
-typedef unsigned int u32;
-typedef unsigned short u16;
+// Freestanding (scripts/lib/tern-freestanding.h) so that it needs nothing in dom0's initramfs.
+#include "tern-freestanding.h"
 
-enum { SYS_faccessat = 48, SYS_openat = 56, SYS_close = 57, SYS_pipe2 = 59, SYS_read = 63, SYS_write = 64,
-       SYS_exit = 93, SYS_nanosleep = 101, SYS_unlinkat = 35, SYS_setsid = 157, SYS_munmap = 215,
-       SYS_clone = 220, SYS_mmap = 222, SYS_ioctl = 29 };
 enum { AT_FDCWD = -100, O_RDWR = 2, O_WRONLY = 1, O_CREAT = 0100, O_CLOEXEC = 02000000, SIGCHLD = 17 };
-
-static long sys6(long n, long a, long b, long c, long d, long e, long f) {
-    register long x8 __asm__("x8") = n;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    register long x3 __asm__("x3") = d;
-    register long x4 __asm__("x4") = e;
-    register long x5 __asm__("x5") = f;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-    return x0;
-}
-#define sys(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 
 static const char stopFile[] = "/run/tern-foreign.stop";
 
-static u64 length(const char *s) { u64 n = 0; while (s[n]) n++; return n; }
-static void put(const char *s) { sys(SYS_write, 1, s, length(s)); }
-static void putHex(u64 v) {
-    char b[19] = "0x"; int n = 2;
-    for (int shift = 60; shift >= 0; shift -= 4) {
-        int d = (v >> shift) & 15;
-        if (d || n > 2 || shift == 0) b[n++] = "0123456789abcdef"[d];
-    }
-    b[n] = 0; put(b);
-}
-static void putDec(u64 v) { char b[21]; int n = 20; b[n] = 0; do { b[--n] = '0' + v % 10; v /= 10; } while (v); put(b + n); }
-static int parse(const char *s, u64 *out) {
-    u64 v = 0, base = 10;
-    if (s[0] == '0' && s[1] == 'x') { base = 16; s += 2; }
-    if (!*s) return 0;
-    for (; *s; s++) {
-        u64 d;
-        if (*s >= '0' && *s <= '9') d = *s - '0';
-        else if (base == 16 && *s >= 'a' && *s <= 'f') d = *s - 'a' + 10;
-        else return 0;
-        v = v * base + d;
-    }
-    *out = v; return 1;
-}
-static int same(const char *a, const char *b) { while (*a && *a == *b) { a++; b++; } return *a == *b; }
 static void pause100ms(void) { long ts[2] = {0, 100000000}; sys(SYS_nanosleep, ts, 0, 0); }
 static unsigned char patternByte(u64 gfn, u64 i) { return (unsigned char)(i * 7 + gfn + 0x5a); }
 
@@ -138,14 +95,4 @@ static int run(long argc, char **argv) {
     if (argc == 2 && same(argv[1], "stop")) return stop();
     put("usage: tern-foreign hold DOMID GFN | tern-foreign stop\n");
     return 2;
-}
-
-// The kernel starts us with sp at argc, then the argv pointers.
-__attribute__((naked)) void _start(void) {
-    __asm__("mov x0, sp\n"
-            "bl startC\n");
-}
-__attribute__((used, noreturn)) void startC(long *sp) {
-    sys(SYS_exit, run(sp[0], (char **)(sp + 1)), 0, 0);
-    __builtin_unreachable();
 }

@@ -3,39 +3,10 @@
 // "TERN-BENCH: disk iops <reads per second> reads <n> in <microseconds> us". busybox has no fio and
 // its dd no O_DIRECT.
 //
-// Freestanding (raw Linux syscalls, no libc) so that the guest initramfs needs nothing else.
-typedef unsigned long u64;
-typedef long s64;
+// Freestanding (scripts/lib/tern-freestanding.h) so that the guest initramfs needs nothing else.
+#include "tern-freestanding.h"
 
-enum { SYS_openat = 56, SYS_lseek = 62, SYS_write = 64, SYS_pread64 = 67, SYS_exit = 93, SYS_clock_gettime = 113,
-       SYS_mmap = 222 };
 enum { AT_FDCWD = -100, O_RDONLY = 0, O_DIRECT = 0200000, SEEK_END = 2, CLOCK_MONOTONIC = 1 };
-
-static long sys6(long n, long a, long b, long c, long d, long e, long f) {
-    register long x8 __asm__("x8") = n;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    register long x3 __asm__("x3") = d;
-    register long x4 __asm__("x4") = e;
-    register long x5 __asm__("x5") = f;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-    return x0;
-}
-#define sys(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
-
-static u64 length(const char *s) { u64 n = 0; while (s[n]) n++; return n; }
-static void put(const char *s) { sys(SYS_write, 1, s, length(s)); }
-static void putDec(u64 v) { char b[21]; int n = 20; b[n] = 0; do { b[--n] = '0' + v % 10; v /= 10; } while (v); put(b + n); }
-static int parse(const char *s, u64 *out) {
-    u64 v = 0;
-    if (!*s) return 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        v = v * 10 + (*s - '0');
-    }
-    *out = v; return 1;
-}
 
 static u64 nanoseconds(void) {
     s64 t[2];
@@ -73,14 +44,4 @@ static int run(long argc, char **argv) {
     put("TERN-BENCH: disk iops "); putDec(reads * 1000000UL / (us ? us : 1));
     put(" reads "); putDec(reads); put(" in "); putDec(us); put(" us\n");
     return 0;
-}
-
-// The kernel starts us with sp at argc, then the argv pointers.
-__attribute__((naked)) void _start(void) {
-    __asm__("mov x0, sp\n"
-            "bl startC\n");
-}
-__attribute__((used, noreturn)) void startC(long *sp) {
-    sys(SYS_exit, run(sp[0], (char **)(sp + 1)), 0, 0);
-    __builtin_unreachable();
 }
