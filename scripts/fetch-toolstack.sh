@@ -17,13 +17,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${TERN_LINUX_CACHE:-$ROOT/.cache/linux}
 OUT=$CACHE/initrd-xl.cpio.gz
 TS=$CACHE/toolstack
+. "$ROOT/scripts/lib/freestanding.sh"
 export DEBIAN_FRONTEND=noninteractive
 
 kdeb=$(ls "$CACHE"/debs/linux-image-*_arm64.deb 2>/dev/null | head -1)
 [ -n "$kdeb" ] && [ -s "$CACHE/busybox" ] || { echo "fetch-toolstack: run scripts/fetch-linux.sh first" >&2; exit 1; }
 TOOL=$ROOT/scripts/dom0/tern-foreign.c
 if [ -s "$OUT" ] && [ "$OUT" -nt "$0" ] && [ "$OUT" -nt "$kdeb" ] && [ "$OUT" -nt "$CACHE/initrd.cpio.gz" ] \
-   && [ "$OUT" -nt "$TOOL" ]; then
+   && [ "$OUT" -nt "$TOOL" ] && [ "$OUT" -nt "$FREESTANDING_HEADER" ]; then
     echo "fetch-toolstack: $(cat "$TS/versions" 2>/dev/null | paste -sd';')"
     ls -l "$OUT"; exit 0
 fi
@@ -96,10 +97,8 @@ done
 ln -s $bin/xl "$st/bin/xl"
 mkdir -p "$st/etc/xen/scripts"
 cp -a "$TS/root/etc/xen/scripts/." "$st/etc/xen/scripts/"
-# Tern's own test tool for foreign mappings (raw syscalls, no libc), built with the toolchain's clang.
-CC=$(command -v clang || echo /opt/swift/usr/bin/clang)
-"$CC" --target=aarch64-linux-gnu -Os -ffreestanding -nostdlib -static -fuse-ld=lld -fno-stack-protector \
-    -o "$st/bin/tern-foreign" "$TOOL"
+# Tern's own test tool for foreign mappings.
+build_freestanding "$st/bin/tern-foreign" "$TOOL"
 # xl reads it at every start; Debian's is all comments, so the defaults hold either way.
 echo "# xl.conf: Xen's defaults (see xl.conf(5))" > "$st/etc/xen/xl.conf"
 for m in xen-privcmd xen-evtchn xen-gntdev xen-gntalloc xenfs loop xen-blkback llc stp bridge xen-netback xen-blkfront; do
@@ -236,24 +235,6 @@ vif = [ "backend=driver,bridge=xenbr0,mac=00:16:3e:00:02:0$me" ]
 extra = "console=hvc0 rdinit=/init cma=0 tern.test=net-$role tern.ip=10.0.1.$me tern.peer=10.0.1.$peer"
 CFG
 done
-# tern-mem NAME MIB [SECONDS]: waits until domain NAME has MIB MiB (xl list's Mem: its balloon has
-# reached the target), then prints the machine's free memory (MiB, as `xl info` says it) once it has
-# stopped changing (pieces given back are freed a moment after).
-cat > "$st/bin/tern-mem" <<'MEM'
-#!/bin/busybox sh
-n=$((${3:-60} * 4)) last=
-while [ "$n" -gt 0 ]; do
-    mem=$(xl list "$1" | awk 'NR == 2 { print $3 }')
-    if [ "$mem" = "$2" ]; then
-        free=$(xl info | sed -n 's/^free_memory *: //p')
-        [ -n "$free" ] && [ "$free" = "$last" ] && { echo "free_memory: $free"; exit 0; }
-        last=$free
-    fi
-    sleep 0.25; n=$((n - 1))
-done
-echo "tern-mem: $1 has ${mem:-no} MiB, not $2"; xl list; exit 1
-MEM
-chmod 755 "$st/bin/tern-mem"
 # tern-gone NAME [SECONDS]: waits until domain NAME has gone from xl list.
 cat > "$st/bin/tern-gone" <<'GONE'
 #!/bin/busybox sh
@@ -270,22 +251,38 @@ while [ "$n" -gt 0 ]; do grep -q "$2" "$f" 2>/dev/null && exit 0; sleep 0.2; n=$
 echo "tern-wait: $1 did not print $2"; exit 1
 WAIT
 chmod 755 "$st/bin/tern-wait"
-# tern-settle [SECONDS]: waits until Domain-0 is the only domain and the free memory has stopped
-# changing, then prints it (MiB, as `xl info` does).
-cat > "$st/bin/tern-settle" <<'SETTLE'
+# tern-steady SECONDS FAILURE CONDITION: waits until the shell test CONDITION holds and the machine's
+# free memory (MiB, as `xl info` says it) has stopped changing while it does, then prints that; after
+# SECONDS says FAILURE and what xl list shows. The two below use it.
+cat > "$st/bin/tern-steady" <<'STEADY'
 #!/bin/busybox sh
-n=$((${1:-60} * 4)) last=
+n=$(($1 * 4)) last=
 while [ "$n" -gt 0 ]; do
-    if [ "$(xl list | wc -l)" -le 2 ]; then
+    if eval "$3"; then
         free=$(xl info | sed -n 's/^free_memory *: //p')
         [ -n "$free" ] && [ "$free" = "$last" ] && { echo "free_memory: $free"; exit 0; }
         last=$free
     fi
     sleep 0.25; n=$((n - 1))
 done
-echo "tern-settle: domains or free memory still changing"; xl list; exit 1
+echo "$2"; xl list; exit 1
+STEADY
+# tern-settle [SECONDS]: waits until Domain-0 is the only domain and the free memory has stopped
+# changing, then prints it.
+cat > "$st/bin/tern-settle" <<'SETTLE'
+#!/bin/busybox sh
+exec tern-steady "${1:-60}" "tern-settle: domains or free memory still changing" '[ "$(xl list | wc -l)" -le 2 ]'
 SETTLE
-chmod 755 "$st/bin/tern-settle"
+# tern-mem NAME MIB [SECONDS]: waits until domain NAME has MIB MiB (xl list's Mem: its balloon has
+# reached the target), then prints the free memory once it has stopped changing (pieces given back
+# are freed a moment after).
+cat > "$st/bin/tern-mem" <<'MEM'
+#!/bin/busybox sh
+export NAME="$1" MIB="$2"
+exec tern-steady "${3:-60}" "tern-mem: $1 did not reach $2 MiB, or the free memory kept changing" \
+    '[ "$(xl list "$NAME" | awk "NR == 2 { print \$3 }")" = "$MIB" ]'
+MEM
+chmod 755 "$st/bin/tern-steady" "$st/bin/tern-settle" "$st/bin/tern-mem"
 cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
