@@ -20,11 +20,15 @@
 #                       printing "TERN-DISK: wrote|read <md5> <md5>"; disk-read then waits for an
 #                       xvdb to be attached, reads it ("TERN-DISK: xvdb read <md5> <md5>") and waits
 #                       for it to go ("TERN-DISK: xvdb gone"); then poweroff -f
-#   disk-bench          the same, then write 64 MiB of zeros to /dev/xvda (dd bs=1M, fsync at the end)
-#                       and read them back with the page cache dropped first (busybox's dd has no
-#                       O_DIRECT): "TERN-BENCH: disk write <cs> read <cs>" in centiseconds of uptime;
-#                       then 5 s of 4 KiB reads at random offsets with O_DIRECT (scripts/guest/tern-iops.c:
-#                       "TERN-BENCH: disk iops <n> ..."), "TERN-BENCH: disk done" and poweroff -f
+#   disk-reread         disk-read, but after the read waits for /dev/xvda to go ("TERN-DISK: xvda gone")
+#                       and come back, reads it again ("TERN-DISK: xvda back <md5> <md5>") and stays up
+#   disk-bench          the same, then with direct I/O (scripts/guest/tern-disk.c; busybox's dd has no
+#                       O_DIRECT) write 64 MiB of zeros to /dev/xvda in 1 MiB requests, read them back
+#                       ("TERN-BENCH: disk write|read <bytes> bytes in <us> us") and read 4 KiB at random
+#                       offsets for 5 s ("TERN-BENCH: disk iops <n> ..."); "TERN-BENCH: disk done" and
+#                       poweroff -f
+#   disk-busy           the same, then writes 64 MiB to /dev/xvda with direct I/O again and again, saying
+#                       "TERN-DISK: busy <n>" before pass n, until it is destroyed
 #   net-serve / net-fetch
 #                       the same, then load xen-netfront and bring eth0 up as tern.ip (/24); net-serve
 #                       serves a 4 MiB pattern over HTTP and says "TERN-NET: serving <md5>"; net-fetch
@@ -77,9 +81,9 @@ fi
 
 # The initramfs: rebuilt when this script is newer than it, so editing /init takes effect, and when
 # the kernel is (its frontend modules must match it).
-IOPS=$ROOT/scripts/guest/tern-iops.c
+DISKTOOL=$ROOT/scripts/guest/tern-disk.c
 if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [ "$CACHE/Image" -nt "$CACHE/initrd.cpio.gz" ] \
-    || [ "$IOPS" -nt "$CACHE/initrd.cpio.gz" ] || [ "$FREESTANDING_HEADER" -nt "$CACHE/initrd.cpio.gz" ]; then
+    || [ "$DISKTOOL" -nt "$CACHE/initrd.cpio.gz" ] || [ "$FREESTANDING_HEADER" -nt "$CACHE/initrd.cpio.gz" ]; then
     st=$(mktemp -d)
     trap 'rm -rf "$st"' EXIT
     mkdir -p "$st"/{bin,dev,proc,sys,tmp,lib/modules}
@@ -89,8 +93,8 @@ if [ ! -s "$CACHE/initrd.cpio.gz" ] || [ "$0" -nt "$CACHE/initrd.cpio.gz" ] || [
         dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O --wildcards "*/$m.ko" > "$st/lib/modules/$m.ko"
         [ -s "$st/lib/modules/$m.ko" ] || { echo "fetch-linux: $m.ko not in $kdeb" >&2; exit 1; }
     done
-    # Tern's 4 KiB random-read timer.
-    build_freestanding "$st/bin/tern-iops" "$IOPS"
+    # Tern's direct-I/O timer.
+    build_freestanding "$st/bin/tern-disk" "$DISKTOOL"
     cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -125,7 +129,7 @@ case $mode in
     crash) echo "reading guest-physical 0x10000000, where nothing is mapped"; devmem 0x10000000 32
            echo "devmem ended with status $?; init gives up"; exit 1 ;;
     shell) exec /bin/sh ;;
-    disk-write|disk-read)
+    disk-write|disk-read|disk-reread)
         # Two 4 MiB halves, written or read at once (one dd each, on whichever vCPUs they land): the
         # numbers from 1 and from 2000000, one per line, so every block differs.
         insmod /lib/modules/xen-blkfront.ko
@@ -144,6 +148,16 @@ case $mode in
         fi
         half /dev/xvda 0 > /tmp/a & half /dev/xvda 64 > /tmp/b & wait
         echo "TERN-DISK: read $(cat /tmp/a) $(cat /tmp/b)"
+        if [ $mode = disk-reread ]; then
+            # Its backend dies and the toolstack takes the disk away, then gives it back from a new one.
+            n=0; while [ -b /dev/xvda ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n + 1)); done
+            [ -b /dev/xvda ] && { echo "TERN-DISK: xvda still there"; poweroff -f; }
+            echo "TERN-DISK: xvda gone"
+            n=0; while [ ! -b /dev/xvda ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n + 1)); done
+            [ -b /dev/xvda ] && echo "TERN-DISK: xvda back $(half /dev/xvda 0) $(half /dev/xvda 64)" \
+                || echo "TERN-DISK: xvda not back"
+            while true; do sleep 3600; done
+        fi
         # Then a disk the toolstack attaches while this domain runs (xl block-attach), read and let go.
         n=0; while [ ! -b /dev/xvdb ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
         if [ -b /dev/xvdb ]; then
@@ -157,15 +171,16 @@ case $mode in
     disk-bench)
         insmod /lib/modules/xen-blkfront.ko
         n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-        cs() { read u r < /proc/uptime; echo $((${u%.*}${u#*.})); }
         echo "TERN-BENCH: disk writing"
-        t0=$(cs); dd if=/dev/zero of=/dev/xvda bs=1048576 count=64 conv=fsync 2>/dev/null; t1=$(cs)
-        sync; echo 3 > /proc/sys/vm/drop_caches
-        t2=$(cs); dd if=/dev/xvda of=/dev/null bs=1048576 count=64 2>/dev/null; t3=$(cs)
-        echo "TERN-BENCH: disk write $((t1 - t0)) read $((t3 - t2))"
-        tern-iops /dev/xvda 5
+        tern-disk write /dev/xvda 64
+        tern-disk read /dev/xvda 64
+        tern-disk random /dev/xvda 5
         echo "TERN-BENCH: disk done"
         poweroff -f ;;
+    disk-busy)
+        insmod /lib/modules/xen-blkfront.ko
+        n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+        n=0; while true; do echo "TERN-DISK: busy $n"; tern-disk write /dev/xvda 64; n=$((n + 1)); done ;;
     net-serve|net-fetch)
         insmod /lib/modules/xen-netfront.ko
         n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done

@@ -149,7 +149,8 @@ extra = "console=hvc0 rdinit=/init tern.test=disk-$m"
 CFG
 done
 # net-serve and net-fetch: one vCPU and 128 MiB each on xenbr0 (10.0.0.2 and 10.0.0.3): the first serves
-# a 4 MiB pattern and 16 MiB of zeros over HTTP, the second pings it and fetches both.
+# a 4 MiB pattern and 16 MiB of zeros over HTTP, the second pings it and fetches both (cma=0: Debian's
+# 64 MiB CMA area would leave too little of the 128 MiB for the 16 MiB in its RAM-backed root).
 for m in serve:2:3 fetch:3:2; do
     role=${m%%:*} me=${m#*:}; me=${me%:*} peer=${m##*:}
     cat > "$st/etc/xen/net-$role.cfg" <<CFG
@@ -159,10 +160,11 @@ ramdisk = "/var/lib/tern/initrd.cpio.gz"
 memory = 128
 vcpus = 1
 vif = [ "bridge=xenbr0,mac=00:16:3e:00:00:0$me" ]
-extra = "console=hvc0 rdinit=/init tern.test=net-$role tern.ip=10.0.0.$me tern.peer=10.0.0.$peer"
+extra = "console=hvc0 rdinit=/init cma=0 tern.test=net-$role tern.ip=10.0.0.$me tern.peer=10.0.0.$peer"
 CFG
 done
-# disk-bench: the disk benchmark's domU (1 vCPU, 256 MiB), on an 80 MiB file the benchmark makes.
+# disk-bench: the disk benchmark's domU (1 vCPU, 256 MiB), on an 80 MiB file the benchmark makes;
+# disk-busy: the same domU writing to it until destroyed (tests kill it in the middle of its I/O).
 cat > "$st/etc/xen/disk-bench.cfg" <<CFG
 name = "disk-bench"
 kernel = "/var/lib/tern/Image.gz"
@@ -172,6 +174,7 @@ vcpus = 1
 disk = [ "/var/lib/tern/bench.img,raw,xvda,rw" ]
 extra = "console=hvc0 rdinit=/init tern.test=disk-bench"
 CFG
+sed 's/disk-bench/disk-busy/g' "$st/etc/xen/disk-bench.cfg" > "$st/etc/xen/disk-busy.cfg"
 # tern-fetch URL: fetches URL and says how long that took ("TERN-BENCH: fetched N bytes in C cs").
 cat > "$st/bin/tern-fetch" <<'FETCH'
 #!/bin/busybox sh
@@ -197,7 +200,7 @@ CFG
 # xen-blkback and `xl devd`, which runs the hotplug scripts for the backends xl in dom0 gives it. Its
 # own disk is dom0's file (through dom0's blkback), which it serves on as /dev/xvda, so what it
 # holds outlives it; it also has a bridge of its own, xenbr0 (10.0.1.1), for vifs it serves.
-# disk-remote-write, disk-remote-read and disk-remote-bench are disk-write, disk-read and disk-bench
+# disk-remote-write, disk-remote-read and disk-remote-busy are disk-write, disk-reread and disk-busy
 # with their disk in the driver domain (the last with 128 MiB); net-remote-serve and net-remote-fetch
 # are net-serve and net-fetch on the driver domain's bridge (10.0.1.2 and 10.0.1.3).
 cat > "$st/etc/xen/driver.cfg" <<CFG
@@ -218,11 +221,11 @@ ramdisk = "/var/lib/tern/initrd.cpio.gz"
 memory = 192
 vcpus = 2
 disk = [ "backend=driver,format=raw,vdev=xvda,access=rw,target=/dev/xvda" ]
-extra = "console=hvc0 rdinit=/init cma=0 tern.test=disk-$m"
+extra = "console=hvc0 rdinit=/init cma=0 tern.test=disk-${m/read/reread}"
 CFG
 done
-sed -e 's/disk-remote-read/disk-remote-bench/; s/tern.test=disk-read/tern.test=disk-bench/; s/^memory = 192/memory = 128/' \
-    -e 's/^vcpus = 2/vcpus = 1/' "$st/etc/xen/disk-remote-read.cfg" > "$st/etc/xen/disk-remote-bench.cfg"
+sed -e 's/disk-remote-read/disk-remote-busy/; s/tern.test=disk-reread/tern.test=disk-busy/; s/^memory = 192/memory = 128/' \
+    -e 's/^vcpus = 2/vcpus = 1/' "$st/etc/xen/disk-remote-read.cfg" > "$st/etc/xen/disk-remote-busy.cfg"
 for m in serve:2:3 fetch:3:2; do
     role=${m%%:*} me=${m#*:}; me=${me%:*} peer=${m##*:}
     cat > "$st/etc/xen/net-remote-$role.cfg" <<CFG

@@ -152,7 +152,8 @@ import Testing
     @Test func ratesComeFromTheGuestsLines() {
         for prefix in ["(d0) ", ""] {
             let lines = [
-                "\(prefix)TERN-BENCH: disk write 400 read 200",
+                "\(prefix)TERN-BENCH: disk write 67108864 bytes in 4000000 us",
+                "\(prefix)TERN-BENCH: disk read 67108864 bytes in 2000000 us",
                 "\(prefix)TERN-BENCH: disk iops 812 reads 4062 in 5001234 us",
                 "\(prefix)round-trip min/avg/max = 9.000/9.000/9.000 ms",
                 "\(prefix)round-trip min/avg/max = 1.100/2.250/4.000 ms",
@@ -161,7 +162,9 @@ import Testing
             ]
             #expect(SplitDriverBenchmark.measurements(lines) == [16, 32, 812, 2, 1, 2.25])
         }
-        #expect(SplitDriverBenchmark.measurements(["TERN-BENCH: disk write 0 read 200", "TERN-BENCH: disk iops 0 reads 0 in 5 us",
+        #expect(SplitDriverBenchmark.measurements(["TERN-BENCH: disk write 67108864 bytes in 0 us",
+                                                   "TERN-BENCH: disk read 67108864 bytes in 2000000 us",
+                                                   "TERN-BENCH: disk iops 0 reads 0 in 5 us",
                                                    "TERN-BENCH: fetched 0 bytes in 5 cs"])
                 == [nil, 32, nil, nil, nil, nil])
     }
