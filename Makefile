@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: setup linux build demo guests-demo linux-demo test bench clean
+.PHONY: setup linux build demo guests-demo linux-demo test fuzz-host bench clean
 
 setup:
 	@scripts/setup.sh
@@ -33,9 +33,17 @@ bench: build linux
 	@scripts/fetch-linux.sh --xen
 	$(SWIFT) run tern bench --runs 3
 
+# Every test, then each host fuzzer a short while from its corpus, then the core's host tests again
+# with the address sanitizer (the core only: the test framework is not ours to check).
 test: setup linux
 	$(SWIFT) run tern build
 	$(SWIFT) test
+	scripts/fuzz-host.sh --seconds 20
+	TERN_ASAN=1 ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --build-path .build-asan --filter TernCoreTests
+
+# The host fuzzers (libFuzzer, address sanitizer), 5 minutes each; scripts/fuzz-host.sh says more.
+fuzz-host: setup
+	scripts/fuzz-host.sh --seconds 300
 
 clean:
-	rm -rf .build .build-metal
+	rm -rf .build .build-metal .build-fuzz .build-asan

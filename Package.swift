@@ -13,7 +13,11 @@ func linkerScript(_ name: String) -> [LinkerSetting] {
     [.unsafeFlags(["-Xlinker", "-T", "-Xlinker", "\(root)/metal/\(name).ld"])]
 }
 
-let core = Target.target(name: "TernCore")
+/// TERN_ASAN=1 (make test's second pass) builds the core with the address sanitizer, and only the core:
+/// the test framework's own code is not ours to check.
+let asan = ProcessInfo.processInfo.environment["TERN_ASAN"] != nil && !metal
+let core = Target.target(name: "TernCore", swiftSettings: asan ? [.unsafeFlags(["-sanitize=address"])] : [],
+                         linkerSettings: asan ? [.unsafeFlags(["-sanitize=address"])] : [])
 
 // The toolchain's Embedded Unicode tables, found from the swiftc that runs this build.
 let toolchain = ProcessInfo.processInfo.environment["TERN_TOOLCHAIN"] ?? "/opt/swift/usr"

@@ -1,0 +1,149 @@
+// libFuzzer targets for what Tern reads from outside its trust, compiled with TernCore's own sources and
+// the host tests' fakes under the address sanitizer (scripts/fuzz-host.sh builds and runs them).
+// TERN_FUZZ_TARGET picks one:
+//   xlcfg   an xl.cfg file, as `tern` reads it (XLConfigParser): a bad one is an error naming its line
+//   fdt     a boot device tree blob (FlattenedDeviceTree.parse, then the look-ups boot makes); a tree
+//           that parses must write out and read back as itself
+//   evtchn  a run of event_channel_op calls by three domains (dom0 and two domUs) with structures and
+//           pointers from the input, against the host model of their port tables
+//   grant   a run of grant_table_op calls (any command, count and pointer) against the host model
+// A trap (bounds, overflow, a failed precondition) or a sanitizer report is a finding.
+@testable import TernCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The input, taken a piece at a time; past its end every read is zero.
+struct FuzzInput {
+    let bytes: UnsafeRawBufferPointer
+    var at = 0
+
+    var isEmpty: Bool { at >= bytes.count }
+
+    mutating func byte() -> UInt8 {
+        defer { at += 1 }
+        return at < bytes.count ? bytes[at] : 0
+    }
+
+    mutating func word() -> UInt64 { (0 ..< 8).reduce(0) { v, i in v | UInt64(byte()) << (8 * UInt64(i)) } }
+
+    /// One of `values`, or (for a byte past their count) a word from the input.
+    mutating func pick(_ values: [UInt64]) -> UInt64 {
+        let b = Int(byte())
+        return b < values.count ? values[b] : word()
+    }
+}
+
+/// Values at the edges of what a guest may pass.
+let interesting: [UInt64] = [0, 1, 2, 3, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x1_0000_0000, .max, .max - 1, 1 << 63, 4095, 4096]
+
+func fuzzXLConfig(_ input: UnsafeRawBufferPointer) {
+    let text = String(decoding: input, as: UTF8.self)
+    do {
+        _ = try XLConfigParser.parse(text, file: "fuzz.cfg")
+    } catch {
+        // Where the problem is must be a line of the file (0: the file as a whole).
+        let lines = text.utf8.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }     // as the parser counts: "\r\n" is one
+        precondition(error.line >= 0 && error.line <= lines, "error on line \(error.line) of a \(lines)-line file")
+        _ = error.description
+    }
+}
+
+func sameTree(_ a: DTNode, _ b: DTNode) -> Bool {
+    a.name == b.name && a.properties == b.properties && a.children.count == b.children.count
+        && zip(a.children, b.children).allSatisfy { sameTree($0, $1) }
+}
+
+func fuzzDeviceTree(_ input: UnsafeRawBufferPointer) {
+    guard let root = try? FlattenedDeviceTree.parse(input) else { return }
+    // The look-ups boot makes of the host's tree.
+    for path: StaticString in ["/chosen", "/cpus", "/memory", "/psci", "/timer", "/intc", "/hypervisor"] {
+        guard let node = root.node(atPath: path) else { continue }
+        for p in node.properties { for i in 0 ..< 4 { _ = p.cell(i) }; _ = p.containsString("xen,domain") }
+    }
+    for node in root.all(where: { $0.isCompatible("xen,domain") || $0.isCompatible("multiboot,module") }) {
+        _ = node.property("reg")?.cell(0)
+        _ = root.parent(of: node)
+    }
+    let written = FlattenedDeviceTree.serialize(root)
+    let reread = written.withUnsafeBytes { try? FlattenedDeviceTree.parse($0) }
+    precondition(reread.map { sameTree(root, $0) } == true, "a tree Tern wrote did not read back as itself")
+}
+
+func fuzzEventChannels(_ input: UnsafeRawBufferPointer) {
+    var input = FuzzInput(bytes: input)
+    let machine = FakeEventMachine()
+    machine.add(0)
+    machine.add(1)
+    machine.add(2, vcpus: 1)
+    var memory = FakeGuestMemory()
+    memory.map(0x1000)
+    memory.map(0x2000, writable: false)
+    // A structure where it is whole, one that runs into a read-only page, one in it, one in nothing.
+    let pointers: [UInt64] = [0x1000, 0x1FF8, 0x2000, 0x9000, 0x1FFC]
+    while !input.isEmpty {
+        let caller = UInt16(input.byte() % 3)
+        let command = EventChannelOpCommand(rawValue: UInt64(input.byte() % 14))!
+        // The structure: ports and domain IDs from the small numbers that name real ones, or anything.
+        var fields: [UInt64] = []
+        for _ in 0 ..< 4 { fields.append(input.pick([0, 1, 2, 3, 4, 5, 0x7FF0, 0xFFFF, 0x3FF, 0x400] + interesting)) }
+        let raw = fields.flatMap { v in (0 ..< 8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+        _ = raw.withUnsafeBytes { memory.copy(to: VirtualAddress(0x1000), from: $0.baseAddress!, count: $0.count) }
+        let pointer = input.pick(pointers)
+        let host = FakeEventMachine.Host(machine: machine, caller: DomainID(caller))
+        _ = EventChannelOp.handle(command, VirtualAddress(pointer), &memory, host)
+    }
+}
+
+func fuzzGrantTable(_ input: UnsafeRawBufferPointer) {
+    var input = FuzzInput(bytes: input)
+    let host = FakeGrantHost()
+    var memory = FakeGuestMemory()
+    for page in 0 ..< 3 { memory.map(0x10000 + UInt64(page) * 0x1000) }
+    memory.map(0x13000, writable: false)
+    let pointers: [UInt64] = [0x10000, 0x10FF8, 0x12FF0, 0x13000, 0x20000, 0x13FF8]
+    var steps = 0
+    while !input.isEmpty && steps < 64 {
+        steps += 1
+        let command = UInt64(input.byte() % 15)
+        let count = input.pick([1, 2, 3, 0, 16, 512, 0xFFFF_FFFF, 1 << 31] + interesting)
+        var raw: [UInt8] = []
+        for _ in 0 ..< 12 {
+            let v = input.pick([0, 1, 2, 3, 7, 0x3FF, 0x400, 0x40000, 0x7FF0, 0x1000] + interesting)
+            raw += (0 ..< 8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) }
+        }
+        _ = raw.withUnsafeBytes { memory.copy(to: VirtualAddress(0x10000), from: $0.baseAddress!, count: $0.count) }
+        host.mapAnswer = input.byte() & 1 == 0 ? .success((UInt32(input.byte()), input.word())) : .failure(GrantStatusError(.badGrantRef))
+        host.unmapAnswer = input.byte() & 1 == 0 ? .okay : .badHandle
+        host.flushAnswer = input.pick(interesting)
+        // A continuation comes back for the rest of a long batch, as the guest would call again.
+        var pointer = input.pick(pointers), rest = count
+        for _ in 0 ..< 4 {
+            guard case .continues(let next, let left) = GrantTableOp.handle(command, VirtualAddress(pointer), rest, &memory, host)
+            else { break }
+            (pointer, rest) = (next.raw, left)
+        }
+    }
+}
+
+nonisolated(unsafe) var fuzzTarget: ((UnsafeRawBufferPointer) -> Void)?
+
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> CInt {
+    let name = getenv("TERN_FUZZ_TARGET").map { String(cString: $0) } ?? ""
+    let targets: [String: (UnsafeRawBufferPointer) -> Void] = [
+        "xlcfg": fuzzXLConfig, "fdt": fuzzDeviceTree, "evtchn": fuzzEventChannels, "grant": fuzzGrantTable,
+    ]
+    guard let target = targets[name] else {
+        print("tern-fuzz: set TERN_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))")
+        exit(2)
+    }
+    fuzzTarget = target
+    return 0
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzTarget?(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
