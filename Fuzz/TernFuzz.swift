@@ -7,6 +7,8 @@
 //   evtchn  a run of event_channel_op calls by three domains (dom0 and two domUs) with structures and
 //           pointers from the input, against the host model of their port tables
 //   grant   a run of grant_table_op calls (any command, count and pointer) against the host model
+//   image   a Linux Image header and the kernel, initrd and RAM sizes from a boot device tree: where
+//           LinuxImage puts them must fit, in order
 // A trap (bounds, overflow, a failed precondition) or a sanitizer report is a finding.
 @testable import TernCore
 #if canImport(Glibc)
@@ -34,6 +36,11 @@ struct FuzzInput {
     }
 }
 
+/// A broken rule is a finding: says what broke (fatalError's message, unlike precondition's, stays in -O).
+func check(_ holds: Bool, _ message: @autoclosure () -> String) {
+    if !holds { fatalError(message()) }
+}
+
 /// Values at the edges of what a guest may pass.
 let interesting: [UInt64] = [0, 1, 2, 3, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x1_0000_0000, .max, .max - 1, 1 << 63, 4095, 4096]
 
@@ -44,7 +51,7 @@ func fuzzXLConfig(_ input: UnsafeRawBufferPointer) {
     } catch {
         // Where the problem is must be a line of the file (0: the file as a whole).
         let lines = text.utf8.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }     // as the parser counts: "\r\n" is one
-        precondition(error.line >= 0 && error.line <= lines, "error on line \(error.line) of a \(lines)-line file")
+        check(error.line >= 0 && error.line <= lines, "error on line \(error.line) of a \(lines)-line file")
         _ = error.description
     }
 }
@@ -67,7 +74,7 @@ func fuzzDeviceTree(_ input: UnsafeRawBufferPointer) {
     }
     let written = FlattenedDeviceTree.serialize(root)
     let reread = written.withUnsafeBytes { try? FlattenedDeviceTree.parse($0) }
-    precondition(reread.map { sameTree(root, $0) } == true, "a tree Tern wrote did not read back as itself")
+    check(reread.map { sameTree(root, $0) } == true, "a tree Tern wrote did not read back as itself")
 }
 
 func fuzzEventChannels(_ input: UnsafeRawBufferPointer) {
@@ -126,6 +133,20 @@ func fuzzGrantTable(_ input: UnsafeRawBufferPointer) {
     }
 }
 
+func fuzzLinuxImage(_ input: UnsafeRawBufferPointer) {
+    guard input.count >= LinuxImage.headerSize, let header = LinuxImage.Header(input) else { return }
+    var rest = FuzzInput(bytes: UnsafeRawBufferPointer(rebasing: input[LinuxImage.headerSize...]))
+    let sizes = [0, 64, 0x20_0000, 0x4000_0000, 1 << 40] + interesting
+    let (kernel, ramdisk, memory) = (rest.pick(sizes), rest.pick(sizes), rest.pick(sizes))
+    guard let l = LinuxImage.layout(header, kernelSize: kernel, ramdiskSize: ramdisk, memoryBytes: memory) else { return }
+    // What it placed fits, in order, without a sum that wraps.
+    func end(_ a: UInt64, _ b: UInt64) -> UInt64? { let (s, o) = a.addingReportingOverflow(b); return o ? nil : s }
+    check(end(l.textOffset, max(header.imageSize, kernel)).map { $0 <= l.ramdiskOffset } == true
+          && end(l.ramdiskOffset, ramdisk).map { $0 <= l.dtbOffset } == true
+          && end(l.dtbOffset, 0x20_0000) == memory,
+          "\(l) does not fit kernel \(kernel) (header \(header)), initrd \(ramdisk) in \(memory) bytes")
+}
+
 nonisolated(unsafe) var fuzzTarget: ((UnsafeRawBufferPointer) -> Void)?
 
 @_cdecl("LLVMFuzzerInitialize")
@@ -133,6 +154,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
     let name = getenv("TERN_FUZZ_TARGET").map { String(cString: $0) } ?? ""
     let targets: [String: (UnsafeRawBufferPointer) -> Void] = [
         "xlcfg": fuzzXLConfig, "fdt": fuzzDeviceTree, "evtchn": fuzzEventChannels, "grant": fuzzGrantTable,
+        "image": fuzzLinuxImage,
     ]
     guard let target = targets[name] else {
         print("tern-fuzz: set TERN_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))")

@@ -27,8 +27,9 @@
 #                       ("TERN-BENCH: disk write|read <bytes> bytes in <us> us") and read 4 KiB at random
 #                       offsets for 5 s ("TERN-BENCH: disk iops <n> ..."); "TERN-BENCH: disk done" and
 #                       poweroff -f
-#   disk-busy           the same, then writes 64 MiB to /dev/xvda with direct I/O again and again, saying
-#                       "TERN-DISK: busy <n>" before pass n, until it is destroyed
+#   disk-busy           load xen-blkfront, wait for /dev/xvda, then write 64 MiB to it with direct I/O
+#                       again and again, saying "TERN-DISK: busy <n>" before pass n, until it is
+#                       destroyed; a write that fails ends the passes ("TERN-DISK: busy failed")
 #   net-serve / net-fetch
 #                       the same, then load xen-netfront and bring eth0 up as tern.ip (/24); net-serve
 #                       serves a 4 MiB pattern over HTTP and says "TERN-NET: serving <md5>"; net-fetch
@@ -180,7 +181,9 @@ case $mode in
     disk-busy)
         insmod /lib/modules/xen-blkfront.ko
         n=0; while [ ! -b /dev/xvda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-        n=0; while true; do echo "TERN-DISK: busy $n"; tern-disk write /dev/xvda 64; n=$((n + 1)); done ;;
+        # A write that fails stops it (it holds): a test waiting for pass 1 then sees none.
+        n=0; while true; do echo "TERN-DISK: busy $n"; tern-disk write /dev/xvda 64 > /dev/null || break; n=$((n + 1)); done
+        echo "TERN-DISK: busy failed"; while true; do sleep 3600; done ;;
     net-serve|net-fetch)
         insmod /lib/modules/xen-netfront.ko
         n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done

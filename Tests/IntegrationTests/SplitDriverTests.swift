@@ -28,8 +28,8 @@ extension BootTests {
     /// pattern to /dev/xvda at once (flushed) and powers off; dom0 reads the same bytes from the file;
     /// a second 2-vCPU domU reads both halves back at once. Then `xl block-attach` gives the running
     /// domU a copy of the file as xvdb, which it reads, and `xl block-detach` takes it away, which it
-    /// sees. Every checksum agrees (and none is that of zeros). Then a third domU is destroyed as it
-    /// starts writing 64 MiB to its disk: it goes, its memory is released once dom0's backend lets go of
+    /// sees. Every checksum agrees (and none is that of zeros). Then a third domU is destroyed while it
+    /// writes to its disk (in its second 64 MiB): it goes, its memory is released once dom0's backend lets go of
     /// its grants, and dom0 carries on. The hotplug script gave every loop device back.
     @Test func aDiskKeepsItsDataFromOneDomUToTheNext() throws {
         try ToolstackAssets.require()

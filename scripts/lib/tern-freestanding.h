@@ -1,4 +1,4 @@
-// What Tern's small Linux tools (tern-foreign in dom0, tern-iops in the guests) share: raw arm64 Linux
+// What Tern's small Linux tools (tern-foreign in dom0, tern-disk in the guests) share: raw arm64 Linux
 // system calls, output without printf, number parsing and the entry point. No libc, so that an
 // initramfs needs nothing else to run them. A tool defines `static int run(long argc, char **argv)`.
 typedef unsigned long u64;

@@ -48,11 +48,12 @@ func readDomainSpec(_ node: DTNode, id: DomainID) -> DomainSpec? {
         }
     }
     let name = node.property("tern,name")?.string ?? node.name
-    guard let kernel, memoryKB >= 1024, vcpus >= 1, vcpus <= TernLimits.maximumVCPUsPerDomain else {
+    // 2^40 KiB (1 PiB) is past any machine, and keeps the size in bytes and its alignment in 64 bits.
+    guard let kernel, memoryKB >= 1024, memoryKB < 1 << 40, vcpus >= 1, vcpus <= TernLimits.maximumVCPUsPerDomain else {
         log { c in
             c.s("domain node ")
             c.bytes(node.name)
-            c.s(" is incomplete (needs a kernel module, memory >= 1 MiB, 1-")
+            c.s(" is incomplete (needs a kernel module, memory of 1 MiB to 1 PiB, 1-")
             c.dec(TernLimits.maximumVCPUsPerDomain)
             c.s(" cpus); skipped")
         }
@@ -93,14 +94,13 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
         return (nil, f)
     }
 
-    // Linux arm64 Image header: text_offset at 8, image_size at 16, "ARM\x64" at 56.
     let k = spec.kernel.base.raw
-    guard spec.kernel.size >= 64, tern_load32(k + 56) == 0x644D_5241 else { return fail(.notAnImage) }
-    let textOffset = tern_load64(k + 8)
-    let imageSize = max(tern_load64(k + 16), spec.kernel.size)
-    let dtbOffset = spec.memoryBytes - twoMiB
-    let ramdiskSize = alignUp(spec.ramdisk?.size ?? 0, twoMiB)
-    guard textOffset + imageSize + ramdiskSize <= dtbOffset else { return fail(.tooLarge) }
+    guard let start = UnsafeRawPointer(bitPattern: UInt(k)),
+          let header = LinuxImage.Header(UnsafeRawBufferPointer(start: start, count: Int(min(spec.kernel.size, 64))))
+    else { return fail(.notAnImage) }
+    guard let layout = LinuxImage.layout(header, kernelSize: spec.kernel.size, ramdiskSize: spec.ramdisk?.size ?? 0,
+                                         memoryBytes: spec.memoryBytes) else { return fail(.tooLarge) }
+    let (textOffset, dtbOffset) = (layout.textOffset, layout.dtbOffset)
 
     // Direct-mapped RAM must still sit where guests expect RAM (above the device and grant windows,
     // below the 39-bit IPA limit).
@@ -126,7 +126,7 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
     tern_copy(base.raw + textOffset, k, spec.kernel.size)
     var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?
     if let rd = spec.ramdisk {
-        let offset = dtbOffset - ramdiskSize
+        let offset = layout.ramdiskOffset
         tern_copy(base.raw + offset, rd.base.raw, rd.size)
         initrd = (ramBase + offset, ramBase + offset + rd.size)
     }
