@@ -36,6 +36,11 @@ struct FuzzInput {
     }
 }
 
+/// The words as a guest lays them out in memory (little-endian), for a structure the input fills.
+func littleEndianBytes(_ words: [UInt64]) -> [UInt8] {
+    words.flatMap { v in (0 ..< 8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+}
+
 /// A broken rule is a finding: says what broke (fatalError's message, unlike precondition's, stays in -O).
 func check(_ holds: Bool, _ message: @autoclosure () -> String) {
     if !holds { fatalError(message()) }
@@ -94,8 +99,7 @@ func fuzzEventChannels(_ input: UnsafeRawBufferPointer) {
         // The structure: ports and domain IDs from the small numbers that name real ones, or anything.
         var fields: [UInt64] = []
         for _ in 0 ..< 4 { fields.append(input.pick([0, 1, 2, 3, 4, 5, 0x7FF0, 0xFFFF, 0x3FF, 0x400] + interesting)) }
-        let raw = fields.flatMap { v in (0 ..< 8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
-        _ = raw.withUnsafeBytes { memory.copy(to: VirtualAddress(0x1000), from: $0.baseAddress!, count: $0.count) }
+        _ = littleEndianBytes(fields).withUnsafeBytes { memory.copy(to: VirtualAddress(0x1000), from: $0.baseAddress!, count: $0.count) }
         let pointer = input.pick(pointers)
         let host = FakeEventMachine.Host(machine: machine, caller: DomainID(caller))
         _ = EventChannelOp.handle(command, VirtualAddress(pointer), &memory, host)
@@ -114,12 +118,9 @@ func fuzzGrantTable(_ input: UnsafeRawBufferPointer) {
         steps += 1
         let command = UInt64(input.byte() % 15)
         let count = input.pick([1, 2, 3, 0, 16, 512, 0xFFFF_FFFF, 1 << 31] + interesting)
-        var raw: [UInt8] = []
-        for _ in 0 ..< 12 {
-            let v = input.pick([0, 1, 2, 3, 7, 0x3FF, 0x400, 0x40000, 0x7FF0, 0x1000] + interesting)
-            raw += (0 ..< 8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) }
-        }
-        _ = raw.withUnsafeBytes { memory.copy(to: VirtualAddress(0x10000), from: $0.baseAddress!, count: $0.count) }
+        var fields: [UInt64] = []
+        for _ in 0 ..< 12 { fields.append(input.pick([0, 1, 2, 3, 7, 0x3FF, 0x400, 0x40000, 0x7FF0, 0x1000] + interesting)) }
+        _ = littleEndianBytes(fields).withUnsafeBytes { memory.copy(to: VirtualAddress(0x10000), from: $0.baseAddress!, count: $0.count) }
         host.mapAnswer = input.byte() & 1 == 0 ? .success((UInt32(input.byte()), input.word())) : .failure(GrantStatusError(.badGrantRef))
         host.unmapAnswer = input.byte() & 1 == 0 ? .okay : .badHandle
         host.flushAnswer = input.pick(interesting)
@@ -134,7 +135,7 @@ func fuzzGrantTable(_ input: UnsafeRawBufferPointer) {
 }
 
 func fuzzLinuxImage(_ input: UnsafeRawBufferPointer) {
-    guard input.count >= LinuxImage.headerSize, let header = LinuxImage.Header(input) else { return }
+    guard let header = LinuxImage.Header(input) else { return }      // at least a header's bytes
     var rest = FuzzInput(bytes: UnsafeRawBufferPointer(rebasing: input[LinuxImage.headerSize...]))
     let sizes = [0, 64, 0x20_0000, 0x4000_0000, 1 << 40] + interesting
     let (kernel, ramdisk, memory) = (rest.pick(sizes), rest.pick(sizes), rest.pick(sizes))
