@@ -125,7 +125,7 @@ tern_vectors:
     .endm
 
 // tern_trap returns the frame to resume, which is the one that trapped, or 0: the vCPU leaves the CPU,
-// the scheduler lock is held, and tern_schedule (once the frame is whole) picks what runs next.
+// this CPU's run-queue lock is held, and tern_schedule (once the frame is whole) picks what runs next.
 guest_trap_common:
     store_x2_x18
     store_x19_x29 x0
@@ -136,7 +136,7 @@ guest_trap_common:
 
 // A hypercall reads and writes x0-x4 and x16 only, and the handlers it reaches preserve x19-x29 as the
 // calling convention says. So while the vCPU stays, its x19-x29 stay in the registers and are neither
-// stored nor reloaded. When it leaves the CPU they go into its frame before the scheduler lock is let
+// stored nor reloaded. When it leaves the CPU they go into its frame before its run-queue lock is let
 // go: until then no other CPU can pick the vCPU, so no CPU ever resumes a frame without them, and no
 // late store overwrites newer values. (Frames live as long as their scheduler slot.)
 hvc_trap:

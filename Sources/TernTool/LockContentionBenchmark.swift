@@ -1,6 +1,6 @@
 import Foundation
 
-/// How much of the CPUs' time goes to waiting for the one scheduler lock, with the 64 neighbours
+/// How much of the CPUs' time goes to waiting for run-queue locks, with the 64 neighbours
 /// domains of the scaling test (32 pairs playing event-channel ping-pong, then timed work) on 2 and on
 /// 4 CPUs. Wall-clock time, one run each. Tern alone: Xen prints no such count. On a host with fewer
 /// cores than QEMU has CPUs, a lock holder's thread is often descheduled by the host, which the 4-CPU
@@ -20,8 +20,8 @@ public enum LockContentionBenchmark {
             let finished = r.allPoweredOff && !r.lines.contains { $0.contains("FAILED") || $0.contains("still waiting") || $0.contains("HYPERVISOR FAULT") }
             if !finished { progress("64 domains on \(cpus) CPUs did not all finish: no lock row") }
             let share = finished ? waitShare(lines: r.lines) : nil
-            progress("scheduler lock, 64 domains on \(cpus) CPUs: \(share.map { String(format: "%.2f", $0) } ?? "-") % of CPU time waiting")
-            rows.append(ComparisonRow(metric: "Waiting for the scheduler lock, 64 domains on \(cpus) CPUs, % of CPU time",
+            progress("run-queue locks, 64 domains on \(cpus) CPUs: \(share.map { String(format: "%.2f", $0) } ?? "-") % of CPU time waiting")
+            rows.append(ComparisonRow(metric: "Waiting for run-queue locks, 64 domains on \(cpus) CPUs, % of CPU time",
                                       unit: "%", tern: share.map { [$0] } ?? [], xen: []))
         }
         return rows
@@ -43,8 +43,8 @@ public enum LockContentionBenchmark {
         }
     }
 
-    /// The CPUs' waits for the scheduler lock as a percentage of their time, from the lines Tern prints
-    /// as it powers off ("pcpuN: idle I ms of T ms, waited W us for the scheduler lock (K times)"); nil
+    /// The CPUs' waits for run-queue locks as a percentage of their time, from the lines Tern prints
+    /// as it powers off ("pcpuN: idle I ms of T ms, waited W us for run-queue locks (K times)"); nil
     /// when no CPU printed one.
     public static func waitShare(lines: [String]) -> Double? {
         var waited = 0.0, total = 0.0

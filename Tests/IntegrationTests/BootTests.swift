@@ -99,10 +99,10 @@ struct BootTests {
         let waited = try #require(Int(poll.split(separator: " ").dropLast().last ?? ""))
         #expect(waited >= 200, "\(poll)")
         let pcpu = try #require(r.lines.first { $0.hasPrefix("(tern) pcpu0: idle ") })
-        // "(tern) pcpu0: idle I ms of T ms, waited W us for the scheduler lock (N times)"
+        // "(tern) pcpu0: idle I ms of T ms, waited W us for run-queue locks (N times)"
         let numbers = pcpu.split(separator: " ").compactMap { Int($0) }
         #expect(numbers.count == 3 && numbers[0] * 2 > numbers[1], "\(pcpu)")
-        #expect(pcpu.hasSuffix(" times)") && pcpu.contains(" us for the scheduler lock ("), "\(pcpu)")
+        #expect(pcpu.hasSuffix(" times)") && pcpu.contains(" us for run-queue locks ("), "\(pcpu)")
     }
 
     @Test func rebootWithRestartBuildsTheDomainAgain() throws {

@@ -97,8 +97,8 @@ import Testing
     @Test func theWaitShareIsTheCPUsWaitsOverTheirTime() throws {
         let lines = [
             "(tern) all domains have ended; powering off",
-            "(tern) pcpu0: idle 0 ms of 1000 ms, waited 10000 us for the scheduler lock (30 times)",
-            "(tern) pcpu1: idle 5 ms of 1000 ms, waited 30000 us for the scheduler lock (40 times)",
+            "(tern) pcpu0: idle 0 ms of 1000 ms, waited 10000 us for run-queue locks (30 times)",
+            "(tern) pcpu1: idle 5 ms of 1000 ms, waited 30000 us for run-queue locks (40 times)",
             "(d0) pcpu-ish guest line: idle of nothing",
         ]
         let share = try #require(LockContentionBenchmark.waitShare(lines: lines))

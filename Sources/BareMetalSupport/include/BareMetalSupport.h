@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 // Spin locks shared between CPUs; 0 is free, as a zeroed global or field starts.
-// bm_lock/bm_unlock: test-and-set, for the scheduler lock and the global leaves.
+// bm_lock/bm_unlock: test-and-set, for the run-queue locks and the global leaves.
 void bm_lock(volatile uint32_t *lock);
 void bm_unlock(volatile uint32_t *lock);
 // bm_ticket_lock/bm_ticket_unlock: a fair ticket lock, for the per-domain locks (SpinLocked).

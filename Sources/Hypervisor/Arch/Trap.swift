@@ -11,12 +11,12 @@ enum TrapKind: UInt64 {
 }
 
 /// What a trap handler returns: its own vCPU's frame to resume at once, or nil (from `leaveCPU`) when
-/// the vCPU is to leave the CPU. Then the scheduler lock is held, and the exit path completes the frame
-/// (a hypercall exit still holds x19-x29 in registers) before `tern_schedule` lets go of the lock: no
-/// other CPU can pick the vCPU and resume a frame that is not yet whole.
+/// the vCPU is to leave the CPU. Then this CPU's run-queue lock (or every one) is held, and the exit
+/// path completes the frame (a hypercall exit still holds x19-x29 in registers) before `tern_schedule`
+/// lets go of it: no other CPU can pick the vCPU and resume a frame that is not yet whole.
 typealias Resume = UnsafeMutablePointer<tern_frame>?
 
-/// The vCPU that trapped leaves the CPU; call with the scheduler lock held.
+/// The vCPU that trapped leaves the CPU; call with this CPU's run-queue lock held, or every one.
 @inline(__always) func leaveCPU() -> Resume { nil }
 
 @_cdecl("tern_trap")
@@ -24,7 +24,7 @@ func ternTrap(_ frame: UnsafeMutablePointer<tern_frame>, _ kind: UInt64) -> Resu
     // The frame names its vCPU, which is alive while it runs: borrowed, so the common paths neither
     // look up the CPU nor touch reference counts.
     guard let owner = frame.pointee.owner else {
-        lockScheduler()
+        lockRunQueue(thisCPUIndex())
         return leaveCPU()
     }
     return Unmanaged<VCPU>.fromOpaque(owner)._withUnsafeGuaranteedRef { v in
@@ -64,15 +64,7 @@ private func synchronous(_ v: VCPU) -> Resume {
     case ExceptionClass.sysreg:
         return systemRegister(v, esr)
     case ExceptionClass.wfx:
-        v.frame.pointee.elr &+= 4
-        lockScheduler()
-        if esr.iss & 1 != 0 {
-            scheduler.yield(pcpu: thisCPUIndex(), now: now())   // WFE: someone else holds a lock we want
-        } else if !blockCurrent(v, reason: .wfi) {
-            unlockScheduler()
-            return v.frame
-        }
-        return leaveCPU()
+        return waitForInterrupt(v, esr)
     case ExceptionClass.instructionAbortLower:
         if isMapped(v.domain, faultingIPA(), for: .execute) { return v.frame }
         // Nothing to run there: the guest's own handler decides, as on hardware (Xen injects it too).
@@ -100,6 +92,21 @@ private func synchronous(_ v: VCPU) -> Resume {
         }
         return kill(v.domain)
     }
+}
+
+/// A trapped WFI (the vCPU waits for an interrupt) or WFE. Out of line: the trap path's common cases
+/// keep their registers.
+@inline(never) private func waitForInterrupt(_ v: VCPU, _ esr: ExceptionSyndrome) -> Resume {
+    v.frame.pointee.elr &+= 4
+    let p = thisCPUIndex()
+    lockRunQueue(p)
+    if esr.iss & 1 != 0 {
+        scheduler.yield(pcpu: p, now: now())   // WFE: someone else holds a lock we want
+    } else if !blockCurrent(v, reason: .wfi) {
+        unlockRunQueue(p)
+        return v.frame
+    }
+    return leaveCPU()
 }
 
 @inline(__always) private func faultingIPA() -> GuestPhysicalAddress {
@@ -210,7 +217,7 @@ private func interrupt(_ v: VCPU, _ cpu: PhysicalCPU) -> Resume {
         flushPendingInterrupts(v)
         return v.frame
     }
-    lockScheduler()
+    lockRunQueue(cpu.index)
     return leaveCPU()
 }
 

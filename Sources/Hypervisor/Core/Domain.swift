@@ -2,6 +2,7 @@
 // GIC distributor. Its plain fields are changed under the scheduler lock unless noted; the rest are
 // inside the locks that guard them (SpinLock.swift has the order they are taken in).
 import BareMetalSupport
+import Synchronization
 import TernArchAsm
 import TernCore
 
@@ -45,7 +46,8 @@ final class Domain {
     /// input): it is not released while any does. Changed only through `withReferences`, with atomics.
     var referenceCount: UInt32 = 0
     /// How many of its vCPUs poll ports right now (SCHEDOP_poll): senders look for them only when some do.
-    var pollers = 0
+    /// Its vCPUs change it on their own CPUs, each under its own run queue's lock: an atomic.
+    let pollers = Atomic<Int>(0)
     /// The console ring page Tern provides (at MagicPages.console) and its event channel; set at build.
     var consoleRing: HostPhysicalAddress?
     var consolePort = EventPort.none
@@ -75,11 +77,6 @@ final class Domain {
     var controllerPause = ControllerPause()
     /// Hypervisor time when it started: its guest's clocks begin about then (see PlatformOp.swift).
     var startedAt: Nanoseconds = 0
-    /// Which physical CPUs ran this domain, and how many of its vCPUs ran at the same moment at most:
-    /// the evidence that a multi-vCPU domain really is spread across the machine.
-    var pcpusUsed: UInt64 = 0
-    var running = 0
-    var maximumConcurrent = 0
     // What the toolstack's interfaces keep, after the fields the hot paths use (so their offsets stay
     // small enough for single load and store instructions).
     /// A toolstack-built domain's RAM: the host address of each 2 MiB piece of its RAM window, 0 where
@@ -194,6 +191,21 @@ final class Domain {
     func flushConsole() {
         console.withLock { if !$0.isEmpty { $0.flush(domain: id, kept: !privileged) } }
     }
+}
+
+extension Domain {
+    /// How many of its vCPUs are on CPUs (their state there, not yet saved). With every run queue's lock.
+    var vcpusOnCPUs: Int { countVCPUsOnCPUs(self) }
+    /// Which physical CPUs ran it, and how many of its vCPUs ran at the same moment at most: the
+    /// evidence that a multi-vCPU domain really is spread across the machine.
+    var pcpusUsed: UInt64 { vcpus.reduce(0) { $0 | $1.pcpusUsed } }
+    var maximumConcurrent: Int { min(vcpus.reduce(0) { max($0, $1.mostAtOnce) }, vcpus.count) }
+}
+
+@inline(never) private func countVCPUsOnCPUs(_ d: Domain) -> Int {
+    var n = 0
+    for v in d.vcpus where v.runningOn >= 0 { n += 1 }
+    return n
 }
 
 /// A domain's event channels: its ports, and where their bits are in its memory (shared_info, or the

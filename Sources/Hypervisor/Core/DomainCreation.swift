@@ -137,7 +137,14 @@ func pinVCPU(_ d: Domain, vcpu index: Int, hard: UInt64) -> UInt64? {
     guard index < d.vcpus.count else { return nil }
     let v = d.vcpus[index]
     lockScheduler()
+    let before = scheduler.placement(of: v.slot).pcpu
     let leaving = scheduler.setAffinity(v.slot, hard)
+    // A blocked one changes queue now: its wake-up time goes with it, to its new CPU's sleepers.
+    let after = scheduler.placement(of: v.slot).pcpu
+    if after != before, let sleeper = sleepers(before).pointee.entry(v.slot) {
+        sleepers(before).pointee.remove(v.slot)
+        sleepers(after).pointee.set(v.slot, key: sleeper.key, tie: sleeper.tie)
+    }
     if let p = leaving, p != thisCPUIndex() { kickCPU(p) }
     unlockScheduler()
     // One on a CPU it may no longer use is queued on its new CPU by that CPU's next pick: the new CPU

@@ -177,8 +177,9 @@ func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
     for case let d? in domains where d.dying {
         let holders = d.withReferences { DomainReferences.holders($0) }
-        guard d.life.mayRelease(vcpusOnCPUs: d.running, holders: holders) else {
-            if d.life.announceHolders(vcpusOnCPUs: d.running, holders: holders) {
+        let onCPUs = d.vcpusOnCPUs
+        guard d.life.mayRelease(vcpusOnCPUs: onCPUs, holders: holders) else {
+            if d.life.announceHolders(vcpusOnCPUs: onCPUs, holders: holders) {
                 log { c in
                     c.domain(d)
                     c.s(": memory kept while others hold it (")

@@ -1,5 +1,6 @@
 // The hypervisor's global state: the machine, the physical CPUs, every domain and vCPU, and the
-// scheduler that shares the CPUs among them. One lock (`schedulerLock`) guards scheduling state.
+// scheduler that shares the CPUs among them. Each CPU's run-queue lock guards its part of the
+// scheduling state; all of them together (`lockScheduler`) guard the rest.
 import BareMetalSupport
 import TernArch
 import TernArchAsm
@@ -21,9 +22,11 @@ final class PhysicalCPU {
     var online = false
     var idleSince: UInt64 = 0
     var idleTicks: UInt64 = 0
-    /// How long, and how many times, it waited for the scheduler lock.
+    /// How long, and how many times, it waited for a run-queue lock.
     var lockWaitTicks: UInt64 = 0
     var lockWaits: UInt64 = 0
+    /// It holds every run queue's lock (`lockScheduler`), not only its own.
+    var holdsEveryQueue = false
     var busySince: UInt64 = 0
     /// Interrupts taken from a guest: each is a point between hypercalls (GracePeriod).
     var interrupts: UInt64 = 0
@@ -62,12 +65,10 @@ nonisolated(unsafe) private var schedulerState: UnsafeMutablePointer<Scheduler>?
     _read { yield schedulerState.unsafelyUnwrapped.pointee }
     _modify { yield &schedulerState.unsafelyUnwrapped.pointee }
 }
-/// The vCPUs blocked until a time (a timer, a poll timeout), by that time: the earliest is the alarm's.
+/// Per physical CPU, the vCPUs of its run queue blocked until a time (a timer, a poll timeout), by that
+/// time: the earliest is its alarm's. Under its run-queue lock.
 nonisolated(unsafe) private var sleepersState: UnsafeMutablePointer<SlotHeap>?
-@inline(__always) var sleepers: SlotHeap {
-    _read { yield sleepersState.unsafelyUnwrapped.pointee }
-    _modify { yield &sleepersState.unsafelyUnwrapped.pointee }
-}
+@inline(__always) func sleepers(_ p: Int) -> UnsafeMutablePointer<SlotHeap> { sleepersState.unsafelyUnwrapped + p }
 
 /// Each vCPU slot's register frame, allocated when the slot is first used and kept for good: the frame
 /// a CPU last ran (its TPIDR_EL2) is never freed memory, even once that vCPU has been destroyed.
@@ -84,8 +85,13 @@ func allocateTables(cpus: Int) {
     vcpuFrames.initialize(repeating: nil)
     schedulerState = .allocate(capacity: 1)
     schedulerState!.initialize(to: Scheduler(pcpus: cpus, domains: initialDomains, vcpus: initialVCPUs))
-    sleepersState = .allocate(capacity: 1)
-    sleepersState!.initialize(to: SlotHeap(capacity: initialVCPUs))
+    sleepersState = .allocate(capacity: cpus)
+    for p in 0 ..< cpus { (sleepersState! + p).initialize(to: SlotHeap(capacity: initialVCPUs)) }
+    runQueueLocks = .allocate(capacity: cpus)
+    runQueueLocks.initialize(repeating: 0, count: cpus)
+    runQueueCount = cpus
+    domainOnCPU = .allocate(capacity: cpus)
+    domainOnCPU.initialize(repeating: -1, count: cpus)
 }
 
 /// The largest block the heap hands out: its regions are 4 MiB, each added one with its class map at
@@ -107,7 +113,7 @@ func growTables(domains domainSlots: Int, vcpus vcpuSlotCount: Int) -> Bool {
         // The old frame table is kept: a restart builds its vCPUs outside the lock, and may still be
         // looking at it (the tables only double, so what is kept is less than what is in use).
         vcpuFrames = grown(vcpuFrames, to: vcpuCount, freeingOld: false)
-        sleepers.grow(to: vcpuCount)
+        for p in 0 ..< runQueueCount { sleepers(p).pointee.grow(to: vcpuCount) }
     }
     scheduler.grow(domains: domainCount, vcpus: vcpuCount)
     return true
@@ -133,7 +139,12 @@ func vcpuFrame(slot: Int) -> UnsafeMutablePointer<tern_frame> {
     frame.initialize(to: tern_frame())
     return frame
 }
-nonisolated(unsafe) var schedulerLock: UInt32 = 0
+/// Each physical CPU's run-queue lock (see SpinLock.swift for what each guards).
+nonisolated(unsafe) var runQueueLocks = UnsafeMutablePointer<UInt32>(bitPattern: 8)!
+nonisolated(unsafe) var runQueueCount = 0
+/// Each physical CPU's running domain (its slot; -1: none), written by that CPU as it switches and read
+/// by others without its lock, for Domain.maximumConcurrent only.
+nonisolated(unsafe) var domainOnCPU = UnsafeMutablePointer<Int>(bitPattern: 8)!
 nonisolated(unsafe) var counterFrequency: UInt64 = 62_500_000
 nonisolated(unsafe) var bootTicks: UInt64 = 0
 nonisolated(unsafe) var domainsAlive = 0
@@ -148,16 +159,21 @@ nonisolated(unsafe) var domainsAlive = 0
     }
 }
 
-/// Out of line, as bm_lock was: inlined, its attempt costs the trap paths that might lock registers.
-@inline(never) func lockScheduler() {
-    withUnsafeMutablePointer(to: &schedulerLock) { lock in
-        if bm_trylock_inline(lock) == 0 { waitForScheduler(lock) }
-    }
+/// Physical CPU `p`'s run-queue lock. Out of line, as bm_lock was: inlined, its attempt costs the
+/// trap paths that might lock registers.
+@inline(never) func lockRunQueue(_ p: Int) {
+    let lock = runQueueLocks + p
+    if bm_trylock_inline(lock) == 0 { waitForRunQueue(lock) }
 }
 
-/// The scheduler lock is taken: wait, and count how long, so a run says what one lock for every CPU
-/// costs (the power-off lines, and `make bench`'s scaling rows).
-@inline(never) private func waitForScheduler(_ lock: UnsafeMutablePointer<UInt32>) {
+@inline(__always) func unlockRunQueue(_ p: Int) { bm_unlock_inline(runQueueLocks + p) }
+
+/// `p`'s run-queue lock if it is free, without waiting.
+@inline(__always) func tryLockRunQueue(_ p: Int) -> Bool { bm_trylock_inline(runQueueLocks + p) != 0 }
+
+/// The lock is taken: wait, and count how long, so a run says what the locks cost (the power-off
+/// lines, and `make bench`'s scaling rows).
+@inline(never) private func waitForRunQueue(_ lock: UnsafeMutablePointer<UInt32>) {
     let start = GenericTimer.now
     bm_lock(lock)
     let cpu = thisCPU()
@@ -165,8 +181,52 @@ nonisolated(unsafe) var domainsAlive = 0
     cpu.lockWaits &+= 1
 }
 
-@inline(__always) func unlockScheduler() {
-    withUnsafeMutablePointer(to: &schedulerLock) { bm_unlock_inline($0) }
+/// The whole scheduler: every run queue's lock, in CPU order (the lock order), for what changes more
+/// than one CPU's part of it or the tables every CPU reads (domains and vCPUs coming and going, the
+/// domain table, pauses, affinity, the toolstack's views). Nothing may hold a run-queue lock already.
+@inline(never) func lockScheduler() {
+    for p in 0 ..< runQueueCount { lockRunQueue(p) }
+    thisCPU().holdsEveryQueue = true
+}
+
+@inline(never) func unlockScheduler() {
+    thisCPU().holdsEveryQueue = false
+    for p in 0 ..< runQueueCount { unlockRunQueue(p) }
+}
+
+/// The run-queue lock that guards `v`'s scheduling state (its queue's, which changes only under that
+/// lock), taken; returns its index for `unlockRunQueue`. The queue is read under this CPU's own lock
+/// first: the scheduler's tables are replaced (grow) only under every lock, so a read with none could
+/// see freed memory.
+func lockHome(_ v: VCPU) -> Int {
+    let here = thisCPUIndex()
+    lockRunQueue(here)
+    while true {
+        let q = scheduler.placement(of: v.slot).pcpu
+        if q == here { return q }
+        unlockRunQueue(here)
+        lockRunQueue(q)
+        if scheduler.placement(of: v.slot).pcpu == q { return q }
+        unlockRunQueue(q)
+        lockRunQueue(here)
+    }
+}
+
+/// The domain table (`domains`, `vcpuSlots`) read: any one run-queue lock keeps it still, as it changes
+/// only under all of them, so this CPU takes its own.
+@inline(__always) func withDomainTable<R>(_ body: () -> R) -> R {
+    let p = thisCPUIndex()
+    lockRunQueue(p)
+    defer { unlockRunQueue(p) }
+    return body()
+}
+
+/// For the scheduler's moves between queues (RunQueueLocking): a CPU that holds every queue's lock has
+/// the one it asks for already.
+struct RunQueueTryLocks: RunQueueLocking {
+    let holdsEvery = thisCPU().holdsEveryQueue
+    @inline(__always) func tryLock(_ p: Int) -> Bool { holdsEvery || tryLockRunQueue(p) }
+    @inline(__always) func unlock(_ p: Int) { if !holdsEvery { unlockRunQueue(p) } }
 }
 
 /// The physical CPU this code runs on, from the words at the top of its stack: no MPIDR decoding, no

@@ -1,6 +1,10 @@
 // Sharing the physical CPUs: switching vCPU state in and out, blocking and waking, the idle loop, and
 // the one alarm each CPU keeps. The policy itself (who runs next) is TernCore's Scheduler; this file
-// only carries out its choices. Everything here runs with the scheduler lock held unless noted.
+// only carries out its choices. Everything here runs with the run-queue lock of the vCPU it works on
+// held (its queue's: for a vCPU running here, this CPU's), unless noted.
+//
+// A vCPU's state stays on the CPU it ran on until `switchOut` saves it, and until then that CPU keeps
+// its run-queue lock (and the partner's a pick locked): no other CPU can pick the vCPU up half saved.
 import TernArch
 import TernArchAsm
 import TernCore
@@ -9,64 +13,123 @@ nonisolated(unsafe) private var poweringOff = false
 /// The earliest deadline of any live domain's watchdog, so the switch path checks one number; zero
 /// while the control domain is to be told of a domain's end (markDomainException).
 nonisolated(unsafe) var nextWatchdog = Nanoseconds.never
-@inline(__always) func markSleeping(_ v: VCPU) { sleepers.set(v.slot, key: v.wakeAt.raw, tie: 0) }
-@inline(__always) func markNotSleeping(slot: Int) { sleepers.remove(slot) }
+/// `v` runs here (its queue is this CPU's): it sleeps among this CPU's sleepers.
+@inline(__always) func markSleeping(_ v: VCPU) { sleepers(thisCPUIndex()).pointee.set(v.slot, key: v.wakeAt.raw, tie: 0) }
+/// The vCPU in `slot` sleeps nowhere any more (it stops for good): with every run queue's lock.
+@inline(never) func markNotSleeping(slot: Int) {
+    for p in 0 ..< runQueueCount { sleepers(p).pointee.remove(slot) }
+}
 
-/// Chooses what runs next on `cpu` and returns the frame to resume. Called locked; returns unlocked.
-/// With nothing to run the CPU idles here (in WFI) until something becomes runnable.
+/// Chooses what runs next on `cpu` and returns the frame to resume. Called with `cpu`'s run-queue lock
+/// held, or every one (`lockScheduler`); returns with none. With nothing to run the CPU idles here (in
+/// WFI) until something becomes runnable.
 func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
+    let p = cpu.index
+    if cpu.holdsEveryQueue {
+        cpu.holdsEveryQueue = false
+        for q in 0 ..< runQueueCount where q != p { unlockRunQueue(q) }
+    }
     var reclaimedThisPass = false
+    var wholeSchedulerLooked = false
     while true {
         let t = now()
-        wakeSleepers(t)
-        if t >= nextWatchdog {
-            fireWatchdogs(t)
-            // Telling the control domain of a domain's end rides on this check (markDomainException),
-            // so the switch path pays nothing for it. Telling lets go of the lock: the vCPU here leaves
-            // the CPU first, as for reclaim work.
-            if domainExceptionPending {
-                if let old = cpu.current { switchOut(old, from: cpu, at: t) }
-                tellControlDomain()
-                continue
-            }
-        }
-        releaseDeadDomains()
-        // Reclaim work goes a chunk per pass, so a CPU with vCPUs to run is held up only briefly. The
-        // lock is let go meanwhile, so the vCPU here leaves the CPU first: no vCPU is ever half on one.
-        if reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable {
-            if let old = cpu.current { switchOut(old, from: cpu, at: t) }
-            if reclaimStep() {
-                // The time went to the hypervisor, not to the vCPU the scheduler still has here.
-                scheduler.hypervisorWork(pcpu: cpu.index, from: t, to: now())
-                reclaimedThisPass = true
+        wakeSleepers(cpu, t)
+        // The rare work that needs the whole scheduler: watchdogs and telling the control domain of a
+        // domain's end (both ride on the one watchdog check, so the switch path pays nothing for
+        // them), releasing dead domains, reclaiming memory a chunk per pass.
+        if !wholeSchedulerLooked && (t >= nextWatchdog || domainsToRelease != 0
+                                     || reclaimsPending != 0 && !reclaimedThisPass) {
+            wholeSchedulerLooked = true
+            // After work done (it let go of the locks meanwhile), look again: telling the control domain
+            // comes before releasing, a reclaim chunk once a pass.
+            if withWholeScheduler(cpu, at: t, { workOfTheWholeScheduler(cpu, at: t, reclaimedThisPass: &reclaimedThisPass) }) {
+                wholeSchedulerLooked = false
                 continue
             }
         }
         if domainsAlive == 0 {
             let first = !poweringOff
             poweringOff = true
-            unlockScheduler()
+            unlockRunQueue(p)
             if first { powerOff() }
             while true { tern_wfi() }
         }
-        if let slot = scheduler.pick(pcpu: cpu.index, now: t), let v = vcpuSlots[slot] {
+        let hadVCPU = cpu.current != nil
+        let partner = runQueueCount > 1 ? scheduler.partner(for: p, now: t) : nil
+        if let q = partner { lockPartner(q, of: cpu, at: t) }
+        let chosen = scheduler.pick(pcpu: p, partner: partner, now: t).flatMap { vcpuSlots[$0] }
+        if let v = chosen {
             switchTo(v, on: cpu, at: t)
+        } else if let old = cpu.current {
+            switchOut(old, from: cpu, at: t)
+        }
+        if let q = partner { unlockRunQueue(q) }
+        if let v = chosen {
             armAlarm(cpu, now: t)
-            unlockScheduler()
+            unlockRunQueue(p)
             return v.frame
         }
-        if let old = cpu.current {
+        if hadVCPU {
             // Once it is off the CPU its domain may be released (or restarted): look again.
-            switchOut(old, from: cpu, at: t)
+            wholeSchedulerLooked = false
             continue
         }
         // Nothing to run (and nothing on this CPU): an idle CPU scrubs until it is done or something
         // wants the CPU.
-        if reclaimsPending != 0 && reclaimStep() { continue }
+        if reclaimsPending != 0 && withWholeScheduler(cpu, at: t, { reclaimsPending != 0 && reclaimStep() }) { continue }
         armAlarm(cpu, now: t)
-        unlockScheduler()
+        unlockRunQueue(p)
         idle(cpu)
-        lockScheduler()
+        lockRunQueue(p)
+        wholeSchedulerLooked = false
+    }
+}
+
+/// Runs `work` holding every run queue's lock, from a pick holding `cpu`'s: the vCPU here leaves the
+/// CPU first (its state saved: with this CPU's lock let go, another could pick it up). Returns what
+/// `work` did; `cpu`'s lock is held again.
+private func withWholeScheduler(_ cpu: PhysicalCPU, at t: Nanoseconds, _ work: () -> Bool) -> Bool {
+    if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+    unlockRunQueue(cpu.index)
+    lockScheduler()
+    let did = work()
+    unlockScheduler()
+    lockRunQueue(cpu.index)
+    return did
+}
+
+/// The whole scheduler's part of a pick; true when it did something the pick should look again after.
+private func workOfTheWholeScheduler(_ cpu: PhysicalCPU, at t: Nanoseconds, reclaimedThisPass: inout Bool) -> Bool {
+    if t >= nextWatchdog {
+        fireWatchdogs(t)
+        // Telling lets go of the locks meanwhile.
+        if domainExceptionPending {
+            tellControlDomain()
+            return true
+        }
+    }
+    releaseDeadDomains()
+    // A chunk per pass, so a CPU with vCPUs to run is held up only briefly.
+    if reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable && reclaimStep() {
+        // The time went to the hypervisor, not to the vCPU the scheduler still has here.
+        scheduler.hypervisorWork(pcpu: cpu.index, from: t, to: now())
+        reclaimedThisPass = true
+        return true
+    }
+    return false
+}
+
+/// Takes the lock of `q`, the queue a pick on `cpu` looks at besides its own. Locks are taken in CPU
+/// order; a lower one is tried, and if it is taken, this CPU lets go of its own and takes both in order
+/// (its vCPU leaving the CPU first, as for the whole scheduler's work).
+private func lockPartner(_ q: Int, of cpu: PhysicalCPU, at t: Nanoseconds) {
+    if q > cpu.index {
+        lockRunQueue(q)
+    } else if !tryLockRunQueue(q) {
+        if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+        unlockRunQueue(cpu.index)
+        lockRunQueue(q)
+        lockRunQueue(cpu.index)
     }
 }
 
@@ -88,13 +151,19 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: Nanoseconds) {
     v.enterRunstate(.running, at: t)
     v.runningOn = cpu.index
     v.pcpusUsed |= 1 << UInt64(cpu.index)
-    let d = v.domain
-    d.pcpusUsed |= 1 << UInt64(cpu.index)
-    d.running += 1
-    if d.running > d.maximumConcurrent { d.maximumConcurrent = d.running }
+    if runQueueCount > 1 { countAtOnce(v, on: cpu.index) }
     cpu.current = v
     virtualTimerSwitchedIn(v, cpu)
     flushPendingInterrupts(v)
+}
+
+/// Notes that `v`'s domain runs on `p`, and how many of its vCPUs run now (Domain.maximumConcurrent).
+@inline(never) private func countAtOnce(_ v: VCPU, on p: Int) {
+    let d = v.domain.slot
+    domainOnCPU[p] = d
+    var atOnce = 0
+    for q in 0 ..< runQueueCount where domainOnCPU[q] == d { atOnce += 1 }
+    if atOnce > v.mostAtOnce { v.mostAtOnce = atOnce }
 }
 
 private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
@@ -107,7 +176,7 @@ private func switchOut(_ v: VCPU, from cpu: PhysicalCPU, at t: Nanoseconds) {
     tern_vgic_save(v.vgic)
     write_ich_hcr_el2(0)                    // no virtual interface, and so no maintenance, until the next vCPU
     v.runningOn = -1
-    v.domain.running -= 1
+    if runQueueCount > 1 { domainOnCPU[cpu.index] = -1 }
     cpu.current = nil
 }
 
@@ -139,7 +208,7 @@ func blockCurrent(_ v: VCPU, reason: BlockReason, pollDeadline: Nanoseconds = .n
     return true
 }
 
-/// Something a blocked vCPU waits for has happened.
+/// Something a blocked vCPU waits for has happened. Under the lock of its queue (`lockHome`).
 func wake(_ v: VCPU) {
     guard v.blocked != .none, v.online, !v.domain.dying else { return }
     guard !v.domain.controllerPause.isPaused else { return parkPaused(v) }
@@ -147,9 +216,10 @@ func wake(_ v: VCPU) {
     endWait(v)
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
-    if let p = scheduler.wake(v.slot, now: t) {
+    let locks = RunQueueTryLocks()
+    if let p = scheduler.wake(v.slot, now: t, locks: locks) {
         if p != thisCPUIndex() { kickCPU(p) }
-    } else if let p = scheduler.preemption(for: v.slot, now: t) {
+    } else if let p = scheduler.preemption(for: v.slot, now: t, locks: locks) {
         // Its vCPU gives way at the pick the kick causes (on this CPU too: the kick is taken on the way
         // back to the guest).
         kickCPU(p)
@@ -159,7 +229,7 @@ func wake(_ v: VCPU) {
 @inline(__always) private func endWait(_ v: VCPU) {
     stopPolling(v)
     v.wakeAt = .never
-    markNotSleeping(slot: v.slot)
+    sleepers(scheduler.placement(of: v.slot).pcpu).pointee.remove(v.slot)
     v.pollDeadline = .never
 }
 
@@ -215,12 +285,14 @@ func unpauseDomain(_ d: Domain) -> XenError? {
     return nil
 }
 
-/// Wakes every blocked vCPU whose virtual timer or poll timeout has come: the sleepers are a heap by
-/// wake-up time, so this looks at the due ones only.
-private func wakeSleepers(_ t: Nanoseconds) {
-    while let due = sleepers.first, due.key <= t.raw {
-        sleepers.remove(due.slot)               // woken below, or of a dying domain that never wakes
-        guard let v = vcpuSlots[due.slot] else { continue }
+/// Wakes every blocked vCPU of `cpu`'s queue whose virtual timer or poll timeout has come: the sleepers
+/// are a heap by wake-up time, so this looks at the due ones only.
+private func wakeSleepers(_ cpu: PhysicalCPU, _ t: Nanoseconds) {
+    let sleepers = sleepers(cpu.index)
+    while let due = sleepers.pointee.first, due.key <= t.raw {
+        sleepers.pointee.remove(due.slot)       // woken below, or of a dying domain that never wakes
+        // (or of one whose slot another vCPU has now, of another queue: not this CPU's to wake)
+        guard let v = vcpuSlots[due.slot], scheduler.placement(of: due.slot).pcpu == cpu.index else { continue }
         if v.pollDeadline <= t {
             v.setRegister(0, 0)
         }
@@ -241,7 +313,7 @@ private func wakeSleepers(_ t: Nanoseconds) {
 func armAlarm(_ cpu: PhysicalCPU, now t: Nanoseconds) {
     var deadline = min(scheduler.deadline(pcpu: cpu.index) ?? .never, nextWatchdog)
     if let v = cpu.current { deadline = min(deadline, physicalTimerDeadline(v)) }
-    if let sleeper = sleepers.first { deadline = min(deadline, Nanoseconds(sleeper.key)) }
+    if let sleeper = sleepers(cpu.index).pointee.first { deadline = min(deadline, Nanoseconds(sleeper.key)) }
     if deadline == .never {
         GenericTimer.cancelAlarm()
     } else {
@@ -276,7 +348,7 @@ private func powerOff() -> Never {
             c.dec(now().raw / 1_000_000)
             c.s(" ms, waited ")
             c.dec(systemCounter.duration(cpu.lockWaitTicks).raw / 1_000)
-            c.s(" us for the scheduler lock (")
+            c.s(" us for run-queue locks (")
             c.dec(cpu.lockWaits)
             c.s(" times)")
         }

@@ -53,8 +53,11 @@ final class VCPU {
 
     /// Publishes its vcpu_info, once the page is filled (the caller's barrier orders the two).
     func publishVCPUInfo(_ address: HostPhysicalAddress) { vcpuInfoWord = address.raw }
+    /// The physical CPUs it ran on, and the most vCPUs of its domain it saw on CPUs as it went on one
+    /// (counted from `domainOnCPU`, without the other CPUs' locks: a few too many at a moment of change).
     var pcpusUsed: UInt64 = 0
-    /// Where its time went (changed under the scheduler lock), and where the guest asked to see it.
+    var mostAtOnce = 0
+    /// Where its time went (changed under its run queue's lock), and where the guest asked to see it.
     var runstate = Runstate(.offline, at: now())
     var runstateArea: RunstateArea?
     /// Its virtual timer's interrupt is in the virtual GIC (pending or being handled), so the physical

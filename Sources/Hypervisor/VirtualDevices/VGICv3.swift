@@ -22,21 +22,21 @@ func raiseInterrupt(_ v: VCPU, _ intid: Int) {
 }
 
 /// `v` has something deliverable: put it in a list register now, or get its CPU to, or wake it.
-/// Looking at another vCPU's state takes the scheduler lock: `v` may be blocking right now on another
-/// CPU, and blocking (which checks for pending interrupts, then switches out) happens under that lock,
-/// so this sees either a vCPU that will notice the interrupt or one that is already off its CPU.
+/// Looking at another vCPU's state takes the lock of its run queue: `v` may be blocking right now on
+/// another CPU, and blocking (which checks for pending interrupts, then switches out) happens under
+/// that lock, so this sees either a vCPU that will notice the interrupt or one that is already off its CPU.
 private func deliverTo(_ v: VCPU) {
     if v.runningOn == thisCPUIndex() {
         flushPendingInterrupts(v)
         return
     }
-    lockScheduler()
+    let home = lockHome(v)
     if v.runningOn >= 0 {
         kickCPU(v.runningOn)
     } else if v.blocked != .none {
         wake(v)
     }
-    unlockScheduler()
+    unlockRunQueue(home)
 }
 
 /// Raises an SPI for the domain (a virtual device's line went up): it goes to the vCPU its route names.

@@ -109,9 +109,10 @@ func emulatePhysicalTimer(_ v: VCPU, _ register: EmulatedTimer.Register, _ acces
     syncPhysicalTimer(v, now: t)
     flushPendingInterrupts(v)
     // Its deadline may have moved: this CPU's alarm covers the running vCPU's.
-    lockScheduler()
-    armAlarm(thisCPU(), now: now())
-    unlockScheduler()
+    let cpu = thisCPU()
+    lockRunQueue(cpu.index)
+    armAlarm(cpu, now: now())
+    unlockRunQueue(cpu.index)
 }
 
 /// Brings PPI 30 in line with the timer's condition at counter value `t`: raised when it starts to

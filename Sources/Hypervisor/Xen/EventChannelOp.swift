@@ -74,7 +74,8 @@ func notifyPort(_ d: Domain, _ port: EventPort) {
 
 /// The domain `id` (live unless `live` is false), held (DomainReferences) while `body` works on it, so
 /// it cannot be released meanwhile; nil if there is none (or, with `xenPV`, none with Xen's PV interfaces). Only
-/// the look-up takes the scheduler lock (the domain table is under it); letting go takes none.
+/// the look-up takes a lock (this CPU's run queue's: the domain table changes only under all of them);
+/// letting go takes none.
 func withHeldDomain<R>(_ id: DomainID, live: Bool = true, xenPV: Bool = false, _ body: (Domain) -> R) -> R? {
     guard let d = holdDomain(id, live: live, xenPV: xenPV) else { return nil }
     defer { d.withReferences { DomainReferences.drop($0) } }
@@ -83,22 +84,20 @@ func withHeldDomain<R>(_ id: DomainID, live: Bool = true, xenPV: Bool = false, _
 
 /// The domain `id` (dead or alive, with `live` only alive), held: DomainReferences.drop lets go.
 func holdDomain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
-    lockScheduler()
-    defer { unlockScheduler() }
-    guard let d = domain(id, live: live, xenPV: xenPV) else { return nil }
-    return d.withReferences { DomainReferences.hold($0) } ? d : nil
+    withDomainTable {
+        guard let d = domain(id, live: live, xenPV: xenPV) else { return nil }
+        return d.withReferences { DomainReferences.hold($0) } ? d : nil
+    }
 }
 
 /// The live domain with id `id`, for the other end of an interdomain channel (its table only: to write
 /// its memory, hold it with withHeldDomain).
 func liveDomain(_ id: DomainID) -> Domain? {
-    lockScheduler()
-    defer { unlockScheduler() }
-    return domain(id, live: true)
+    withDomainTable { domain(id, live: true) }
 }
 
 /// The domain `id` in the domain table (with `live`, not dying; with `xenPV`, one with Xen's PV
-/// interfaces). Under the scheduler lock.
+/// interfaces). Under a run-queue lock (withDomainTable) or all of them.
 private func domain(_ id: DomainID, live: Bool, xenPV: Bool = false) -> Domain? {
     for case let d? in domains where d.id == id && !(live && d.dying) && (d.xenPV || !xenPV) { return d }
     return nil

@@ -55,7 +55,7 @@ struct RunstateArea {
 }
 
 extension VCPU {
-    /// Moves its runstate on at `t` (a switch: under the scheduler lock) and shows the guest where it
+    /// Moves its runstate on at `t` (a switch: under its run queue's lock) and shows the guest where it
     /// registered an area. Wake-ups only count (`runstate.enter`): Xen too rewrites the area at switches.
     @inline(__always) func enterRunstate(_ state: Runstate.State, at t: Nanoseconds) {
         runstate.enter(state, at: t)

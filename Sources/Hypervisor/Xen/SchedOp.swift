@@ -1,5 +1,6 @@
 // sched_op: a vCPU gives up its CPU (yield), sleeps until an interrupt (block) or an event on given
 // ports (poll), arms a watchdog, or ends its domain (shutdown).
+import Synchronization
 import TernArch
 import TernArchAsm
 import TernCore
@@ -13,8 +14,9 @@ func schedOp(_ command: UInt64, _ arg: VirtualAddress, _ v: VCPU) -> Resume {
 }
 
 private func yield() -> Resume {
-    lockScheduler()
-    scheduler.yield(pcpu: thisCPUIndex(), now: now())
+    let p = thisCPUIndex()
+    lockRunQueue(p)
+    scheduler.yield(pcpu: p, now: now())
     return leaveCPU()
 }
 
@@ -30,9 +32,10 @@ private func yield() -> Resume {
         return yield()
     case .success(.block):
         f.pointee.x.0 = 0
-        lockScheduler()
+        let p = thisCPUIndex()
+        lockRunQueue(p)
         if !blockCurrent(v, reason: .schedBlock) {
-            unlockScheduler()
+            unlockRunQueue(p)
             return f
         }
         return leaveCPU()
@@ -60,12 +63,13 @@ private func yield() -> Resume {
 /// VCPU.pollPort when the vCPU is not polling.
 let notPolling: Int32 = .min
 
-/// SCHEDOP_poll: TernCore's SchedOp.poll decides, under the scheduler lock, with the vCPU as its host.
+/// SCHEDOP_poll: TernCore's SchedOp.poll decides, under this CPU's run-queue lock, with the vCPU as its host.
 private func poll(_ v: VCPU, _ ports: [EventPort], until deadline: Nanoseconds?) -> Resume {
-    lockScheduler()
+    let p = thisCPUIndex()
+    lockRunQueue(p)
     switch SchedOp.poll(ports, until: deadline, v) {
     case .returnNow:
-        unlockScheduler()
+        unlockRunQueue(p)
         return v.frame
     case .sleeps:
         return leaveCPU()
@@ -75,7 +79,7 @@ private func poll(_ v: VCPU, _ ports: [EventPort], until deadline: Nanoseconds?)
 extension VCPU: SchedPollHost {
     func beginPolling(only port: EventPort?) {
         pollPort = port.map { Int32(bitPattern: $0.raw) } ?? -1
-        domain.pollers += 1
+        domain.pollers.wrappingAdd(1, ordering: .sequentiallyConsistent)
         tern_memory_barrier()
     }
 
@@ -95,11 +99,11 @@ private func isPortPending(_ d: Domain, _ port: EventPort) -> Bool {
     return tern_test_bit((shared + UInt64(SharedInfoLayout.evtchnPending)).raw, port.raw) != 0
 }
 
-/// The vCPU no longer polls (it returns, or was woken). Under the scheduler lock.
+/// The vCPU no longer polls (it returns, or was woken). Under its run queue's lock.
 func stopPolling(_ v: VCPU) {
     guard v.pollPort != notPolling else { return }
     v.pollPort = notPolling
-    v.domain.pollers -= 1
+    v.domain.pollers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
 }
 
 /// Xen's evtchn_check_pollers: `port` of `d` has just been made pending; a vCPU polling it (or polling
@@ -107,15 +111,17 @@ func stopPolling(_ v: VCPU) {
 /// (LDAR), which the atomic that set the port pending cannot pass, as the poller's barrier keeps its
 /// count ahead of its look at the ports.
 @inline(__always) func wakePollers(_ d: Domain, _ port: EventPort) {
-    let pollers = withUnsafeMutablePointer(to: &d.pollers) { tern_load_ordered64(UInt64(UInt(bitPattern: $0))) }
-    if pollers != 0 { wakePollersOf(d, port) }
+    if d.pollers.load(ordering: .acquiring) != 0 { wakePollersOf(d, port) }
 }
 
+/// Each vCPU's poll state is under its own run queue's lock: one at a time.
 @inline(never) private func wakePollersOf(_ d: Domain, _ port: EventPort) {
-    lockScheduler()
-    for v in d.vcpus where v.blocked == .poll
-        && SchedOp.pollerWakes(polling: v.pollPort == -1 ? nil : EventPort(UInt32(bitPattern: v.pollPort)), fired: port) {
-        wake(v)
+    for v in d.vcpus {
+        let home = lockHome(v)
+        if v.blocked == .poll
+            && SchedOp.pollerWakes(polling: v.pollPort == -1 ? nil : EventPort(UInt32(bitPattern: v.pollPort)), fired: port) {
+            wake(v)
+        }
+        unlockRunQueue(home)
     }
-    unlockScheduler()
 }

@@ -139,7 +139,7 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
             // one is only shut down, with the guest's reason, as a destroyed one is not.
             id: d.id, dying: d.life.awaitsRelease,
             shutdownReason: d.life.shutdown.flatMap { $0.byGuest ? $0.reason.rawValue : nil }, paused: d.controllerPause.isPaused,
-            running: d.running > 0, allBlocked: blocked == online, pages: pages,
+            running: d.vcpusOnCPUs > 0, allBlocked: blocked == online, pages: pages,
             maxPages: maxPages, sharedInfoFrame: sharedInfo / pageSize,
             cpuTime: scheduler.consumed(domain: d.slot), onlineVCPUs: online, vcpus: d.vcpus.count,
             spis: UInt32(VirtualDistributor.spiCount), handle: d.handle, ssidref: d.ssidref))

@@ -4,7 +4,7 @@
 // and once released it can no longer be held. The count and the released mark share one word, so
 // "not released, so one more holder" and "nobody holds it, so released" are each one compare-and-swap
 // and cannot interleave. The count takes no lock; finding the domain to hold is the caller's (the
-// hypervisor looks it up in its domain table, under the scheduler lock).
+// hypervisor looks it up in its domain table, under a run-queue lock).
 
 public enum DomainReferences {
     /// Set for good once the domain's memory is being released (Xen's DOMAIN_DESTROYED).

@@ -6,17 +6,32 @@
 //
 // This is policy only. The hypervisor owns the clock (passed in as Nanoseconds; plain UInt64 inside,
 // where the arithmetic is), the timers (it arms one for `deadline(pcpu:)` after every `pick`) and the
-// lock (every pCPU calls in under it). Domains and vCPUs are slot indices chosen by the caller, below
-// the capacities given at creation or by `grow`.
+// run-queue locks. Domains and vCPUs are slot indices chosen by the caller, below the capacities given
+// at creation or by `grow`.
 //
 // Each pCPU has a run queue, a heap ordered by domain virtual time, so a pick costs O(pCPUs + log n)
 // however many domains there are. A queue keeps each vCPU's virtual time as of when it was queued; a
 // domain's virtual time only grows, so a stale key is too small, never too large, and the head is
-// refreshed until it is current, which makes it the true minimum of its queue. Balancing: a pick
-// compares its own head with the other queues' heads (allowed here), so with no affinity the choice is
-// the machine-wide best; a pCPU that would otherwise idle searches the other queues for any vCPU it may
-// run. A preempted vCPU queues where it ran; a woken one on an idle pCPU it may use (which the caller
-// kicks), else where it last ran.
+// refreshed until it is current, which makes it the true minimum of its queue.
+//
+// Locks. Each pCPU's run queue has a lock, held by the caller: it guards the queue, the pCPU's record,
+// and every vCPU whose queue it is (`vcpus[v].queue`: where it waits, runs, or last ran). Calls that
+// change the whole (domains and vCPUs coming and going, affinity, parameters, `grow`) are made with
+// every queue's lock held. A vCPU changes queue only with both queues' locks held, and never while it
+// runs. A domain's accounting (its virtual time, cap budget, runnable count), which its vCPUs on
+// several pCPUs change at once, has a lock of its own inside the scheduler, innermost. Other pCPUs'
+// records and queue heads are read without their locks, as hints (a domain's virtual time only grows),
+// and acted on only under the lock.
+//
+// Balancing rule: a pick compares its own queue with one other, its `partner`: the queue whose head
+// (allowed here, not throttled) is furthest behind, if that is behind what this pCPU has; with nothing
+// at all here, any queue holding a vCPU it may run. The caller locks the partner too, and the pick
+// takes the better of the two heads, so a vCPU waiting anywhere reaches a pCPU that is free for it
+// and, with no affinity, the choice is the machine-wide best as far as the heads tell. A preempted
+// vCPU queues where it ran; a woken one on an idle pCPU it may use (which the caller kicks) if that
+// queue's lock is free, else where it last ran, to be taken from there by the kicked pCPU's pick.
+
+import Synchronization
 
 public struct SchedulerParameters: Sendable {
     /// How long a vCPU runs before its pCPU reconsiders; also the most credit a sleeper may bank.
@@ -78,7 +93,7 @@ public struct Scheduler: ~Copyable {
         private var currentSlot = -1
         private var flags: UInt64 = 0
 
-        private static let hasDeadline: UInt64 = 1, yieldedFlag: UInt64 = 2, kickedFlag: UInt64 = 4
+        private static let hasDeadline: UInt64 = 1, yieldedFlag: UInt64 = 2
 
         var current: Int? {
             @inline(__always) get { currentSlot < 0 ? nil : currentSlot }
@@ -97,12 +112,6 @@ public struct Scheduler: ~Copyable {
         var yielded: Bool {
             @inline(__always) get { flags & PCPU.yieldedFlag != 0 }
             @inline(__always) set { setFlag(PCPU.yieldedFlag, newValue) }
-        }
-
-        /// `wake` already named this idle pCPU; naming it again would leave another idle pCPU unused.
-        var kicked: Bool {
-            @inline(__always) get { flags & PCPU.kickedFlag != 0 }
-            @inline(__always) set { setFlag(PCPU.kickedFlag, newValue) }
         }
 
         @inline(__always) private mutating func setFlag(_ flag: UInt64, _ on: Bool) {
@@ -125,8 +134,11 @@ public struct Scheduler: ~Copyable {
     let pcpus: UnsafeMutablePointer<PCPU>
     /// Each pCPU's waiting vCPUs, keyed by their domain's virtual time when queued, then waiting time.
     let queues: UnsafeMutablePointer<SlotHeap>
-    /// Room for the throttled vCPUs a pick sets aside while it looks past them.
-    var setAside: UnsafeMutablePointer<Int>
+    /// Each domain's accounting lock (see the top of the file).
+    var accountingLocks: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Per pCPU, nonzero once `wake` has named it (idle) for a kick: naming it again would leave another
+    /// idle pCPU unused. Set by other pCPUs without its lock, so a word of its own.
+    let kicks: UnsafeMutablePointer<Atomic<UInt32>>
 
     /// Slots are below `domains` and `vcpus` until `grow` makes room for more; `pcpus` is at most 64
     /// (affinity is a 64-bit mask).
@@ -145,7 +157,10 @@ public struct Scheduler: ~Copyable {
         self.pcpus.initialize(repeating: PCPU(), count: pcpus)
         queues = .allocate(capacity: pcpus)
         for p in 0 ..< pcpus { (queues + p).initialize(to: SlotHeap(capacity: vcpus)) }
-        setAside = .allocate(capacity: vcpus)
+        accountingLocks = .allocate(capacity: domains)
+        for d in 0 ..< domains { (accountingLocks + d).initialize(to: Atomic(0)) }
+        kicks = .allocate(capacity: pcpus)
+        for p in 0 ..< pcpus { (kicks + p).initialize(to: Atomic(0)) }
     }
 
     deinit {
@@ -154,29 +169,47 @@ public struct Scheduler: ~Copyable {
         domains.deallocate()
         vcpus.deallocate()
         pcpus.deallocate()
-        setAside.deallocate()
+        accountingLocks.deallocate()
+        kicks.deallocate()
     }
 
     // MARK: - Becoming runnable and not
 
-    /// Returns an idle pCPU the vCPU may run on, for the caller to kick out of its idle loop.
-    public mutating func wake(_ v: Int, now: Nanoseconds) -> Int? {
+    /// Returns an idle pCPU the vCPU may run on, for the caller to kick out of its idle loop. The
+    /// caller holds the lock of the vCPU's queue.
+    public mutating func wake(_ v: Int, now: Nanoseconds) -> Int? { wake(v, now: now, locks: EveryQueueHeld()) }
+
+    public mutating func wake<Locks: RunQueueLocking>(_ v: Int, now: Nanoseconds, locks: Locks) -> Int? {
         let now = now.raw
         guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .blocked else { return nil }
         let d = vcpus[v].domain
+        lockAccounting(d)
         if domains[d].runnableVCPUs == 0 { catchUp(d) }
         domains[d].runnableVCPUs += 1
+        unlockAccounting(d)
         vcpus[v].state = .waiting
         vcpus[v].waitingSince = now
-        for p in 0 ..< pcpuCount where pcpus[p].current == nil && !pcpus[p].kicked && allowed(v, on: p) {
-            pcpus[p].kicked = true
-            enqueue(v, on: p)
+        let home = vcpus[v].queue
+        for p in 0 ..< pcpuCount where pcpus[p].current == nil && !isKicked(p) && allowed(v, on: p) {
+            kicks[p].store(1, ordering: .relaxed)
+            // Waiting in the idle pCPU's own queue, it is that pCPU's pick at once.
+            move(v, from: home, to: p, locks: locks)
             return p
         }
-        let last = vcpus[v].queue
-        enqueue(v, on: allowed(v, on: last) ? last : firstAllowed(v))
+        // A vCPU pinned away from its queue while it ran (setAffinity) waits where it may run.
+        if allowed(v, on: home) { enqueue(v, on: home) } else { move(v, from: home, to: firstAllowed(v), locks: locks) }
         return nil
     }
+
+    /// Queues waiting vCPU `v` on `p` if `p`'s lock can be had, else (for `p`'s pick to take it) on `home`.
+    private mutating func move<Locks: RunQueueLocking>(_ v: Int, from home: Int, to p: Int, locks: Locks) {
+        guard p != home else { return enqueue(v, on: p) }
+        guard locks.tryLock(p) else { return enqueue(v, on: home) }
+        enqueue(v, on: p)
+        locks.unlock(p)
+    }
+
+    @inline(__always) func isKicked(_ p: Int) -> Bool { kicks[p].load(ordering: .relaxed) != 0 }
 
     /// Where a vCPU that `wake` left waiting should run at once, as Xen's schedulers tickle a CPU: the
     /// busy pCPU it may use whose vCPU it precedes (its domain is behind in virtual time, as a woken
@@ -185,6 +218,10 @@ public struct Scheduler: ~Copyable {
     /// has not yet run `minimumRun`, when it has.
     /// nil: it waits for a pick as usual (a capped domain out of budget always does).
     public mutating func preemption(for v: Int, now: Nanoseconds) -> Int? {
+        preemption(for: v, now: now, locks: EveryQueueHeld())
+    }
+
+    public mutating func preemption<Locks: RunQueueLocking>(for v: Int, now: Nanoseconds, locks: Locks) -> Int? {
         let now = now.raw
         guard v >= 0 && v < vcpuCapacity, vcpus[v].state == .waiting,
               !isThrottled(vcpus[v].domain, now: now) else { return nil }
@@ -202,15 +239,16 @@ public struct Scheduler: ~Copyable {
                 best = (ready, ahead)
             }
         }
-        if let p = target, vcpus[v].queue != p {
+        if let p = target, vcpus[v].queue != p, locks.tryLock(p) {
             dequeue(v)
             enqueue(v, on: p)
+            locks.unlock(p)
         }
         return target
     }
 
     /// The virtual time of the domain running on `p` as it would be if charged now.
-    private func runningVirtualTime(pcpu p: Int, now: UInt64) -> UInt64 {
+    mutating func runningVirtualTime(pcpu p: Int, now: UInt64) -> UInt64 {
         guard let w = pcpus[p].current else { return 0 }
         let d = vcpus[w].domain
         let ran = unchargedRun(pcpu: p, now: now)
@@ -221,14 +259,15 @@ public struct Scheduler: ~Copyable {
     /// caught up with everyone else, so it is brought to within one slice (of its own run time) of the
     /// furthest-behind runnable domain: a sleeper keeps a small edge, which makes it responsive, and
     /// nothing more. The runnable domains are those running somewhere and those at the head of a queue
-    /// (a head's domain is the furthest behind of its queue).
+    /// (a head's domain is the furthest behind of its queue, give or take a stale key). Read without
+    /// the other pCPUs' locks; under `d`'s accounting lock.
     private mutating func catchUp(_ d: Int) {
         var floor: UInt64?
         for p in 0 ..< pcpuCount {
             if let v = pcpus[p].current, vcpus[v].domain != d {
                 floor = min(floor ?? .max, domains[vcpus[v].domain].virtualTime)
             }
-            if let v = head(of: p) {
+            if let v = queues[p].slotUnlocked(at: 0), vcpus[v].domain != d {
                 floor = min(floor ?? .max, domains[vcpus[v].domain].virtualTime)
             }
         }
@@ -255,127 +294,16 @@ public struct Scheduler: ~Copyable {
             pcpus[p].deadline = now
         }
         vcpus[v].state = .blocked
+        lockAccounting(vcpus[v].domain)
         domains[vcpus[v].domain].runnableVCPUs -= 1
+        unlockAccounting(vcpus[v].domain)
     }
 
     /// Xen's ratelimit, set by the toolstack (sysctl scheduler_op); 0 lets a woken vCPU in at once.
     public mutating func setMinimumRun(_ t: Nanoseconds) { parameters.minimumRun = t }
 
-    // MARK: - Choosing
-
-    /// The outgoing vCPU is charged and goes back among the waiting, then the best candidate is chosen:
-    /// the one whose domain has the least virtual time, then the one that has waited longest, then the
-    /// lowest slot (so the result never depends on queue order).
-    public mutating func pick(pcpu p: Int, now: Nanoseconds) -> Int? {
-        let now = now.raw
-        pcpus[p].kicked = false
-        let previous = pcpus[p].current
-        // Xen's ratelimit: a pick before its deadline (a kick: someone woke) leaves a vCPU that has
-        // run less than `minimumRun` where it is, and comes back when it has.
-        if let v = previous, !pcpus[p].yielded, let due = pcpus[p].deadline, due > now,
-           now < pcpus[p].pickedAt + parameters.minimumRun.raw {
-            pcpus[p].deadline = min(due, pcpus[p].pickedAt + parameters.minimumRun.raw)
-            return v
-        }
-        var yielder: Int?
-        if let v = pcpus[p].current {
-            charge(pcpu: p, now: now)
-            pcpus[p].current = nil
-            vcpus[v].state = .waiting
-            vcpus[v].waitingSince = now
-            // A yielder is queued again once the choice is made: it runs again only when nobody else can.
-            // Its queue is this pCPU's, unless setAffinity has just moved it away.
-            if pcpus[p].yielded { yielder = v } else { enqueue(v, on: vcpus[v].queue) }
-        }
-        pcpus[p].yielded = false
-
-        var throttledHere = false
-        var best = bestOfOwnQueue(p, now: now, throttled: &throttledHere)
-        for q in 0 ..< pcpuCount where q != p {
-            guard let v = head(of: q), allowed(v, on: p) else { continue }
-            if isThrottled(vcpus[v].domain, now: now) {
-                throttledHere = true
-            } else if best.map({ precedes(v, $0) }) ?? true {
-                best = v
-            }
-        }
-        if best == nil { best = bestOfOtherQueues(for: p, now: now, throttled: &throttledHere) }
-        // A yielder pinned away from here meanwhile (setAffinity moved its queue) does not stay.
-        if best == nil, let v = yielder, vcpus[v].queue == p {
-            if isThrottled(vcpus[v].domain, now: now) { throttledHere = true } else { best = v }
-        }
-        if let v = yielder, v != best { enqueue(v, on: vcpus[v].queue) }
-
-        guard let chosen = best else {
-            // A throttled domain becomes eligible again at the next period, and nothing else will make
-            // this pCPU look again.
-            pcpus[p].deadline = throttledHere ? periodStart(now) + parameters.capPeriod.raw : nil
-            return nil
-        }
-        if chosen != yielder { dequeue(chosen) }
-        vcpus[chosen].state = .running(pcpu: p)
-        vcpus[chosen].queue = p
-        if chosen != previous { pcpus[p].pickedAt = now }
-        pcpus[p].current = chosen
-        pcpus[p].chargedUntil = now
-        pcpus[p].deadline = deadline(for: chosen, now: now)
-        return chosen
-    }
-
-    /// The head of `p`'s own queue, looking past (and keeping) vCPUs of throttled domains.
-    private mutating func bestOfOwnQueue(_ p: Int, now: UInt64, throttled: inout Bool) -> Int? {
-        var best: Int?
-        var kept = 0
-        while let v = head(of: p) {
-            guard isThrottled(vcpus[v].domain, now: now) else {
-                best = v
-                break
-            }
-            throttled = true
-            queues[p].remove(v)
-            setAside[kept] = v
-            kept += 1
-        }
-        for i in 0 ..< kept { enqueue(setAside[i], on: p) }
-        return best
-    }
-
-    /// With nothing for `p` at the heads, any vCPU waiting elsewhere that may run on `p`: the slow path
-    /// of a pCPU that would otherwise idle.
-    private mutating func bestOfOtherQueues(for p: Int, now: UInt64, throttled: inout Bool) -> Int? {
-        var best: Int?
-        for q in 0 ..< pcpuCount where q != p {
-            for i in 0 ..< queues[q].count {
-                let v = queues[q].entry(at: i).slot
-                guard allowed(v, on: p) else { continue }
-                if isThrottled(vcpus[v].domain, now: now) {
-                    throttled = true
-                } else if best.map({ precedes(v, $0) }) ?? true {
-                    best = v
-                }
-            }
-        }
-        return best
-    }
-
-    /// The pCPU did the hypervisor's own work from `start` to `end` (scrubbing a dead domain's memory):
-    /// its vCPU is charged up to `start` and not for that time.
-    public mutating func hypervisorWork(pcpu p: Int, from start: Nanoseconds, to end: Nanoseconds) {
-        guard pcpus[p].current != nil else { return }
-        charge(pcpu: p, now: start.raw)
-        pcpus[p].chargedUntil = max(pcpus[p].chargedUntil, end.raw)
-    }
-
-    /// The caller picks on this pCPU next; the yielder is charged for what it used and steps aside once.
-    public mutating func yield(pcpu p: Int, now: Nanoseconds) {
-        let now = now.raw
-        guard pcpus[p].current != nil else { return }
-        charge(pcpu: p, now: now)
-        pcpus[p].yielded = true
-    }
-
     @inline(__always)
-    private func precedes(_ a: Int, _ b: Int) -> Bool {
+    func precedes(_ a: Int, _ b: Int) -> Bool {
         let va = domains[vcpus[a].domain].virtualTime
         let vb = domains[vcpus[b].domain].virtualTime
         if va != vb { return va < vb }
@@ -383,7 +311,7 @@ public struct Scheduler: ~Copyable {
         return a < b
     }
 
-    @inline(__always) private func allowed(_ v: Int, on p: Int) -> Bool {
+    @inline(__always) func allowed(_ v: Int, on p: Int) -> Bool {
         vcpus[v].affinity & (1 << UInt64(p)) != 0
     }
 
@@ -409,16 +337,16 @@ public struct Scheduler: ~Copyable {
             return nil
         case .running(let p):
             // Its next pick (at once: the deadline has passed, and it yields nothing) queues it where
-            // it may run, and it is no candidate here any more.
+            // it may run, and it is no candidate here any more. Its queue stays `p`'s while it runs
+            // (its state is saved under that lock); one that blocks first moves when woken.
             guard !allowed(v, on: p) else { return nil }
-            vcpus[v].queue = firstAllowed(v)
             pcpus[p].deadline = 0
             pcpus[p].yielded = false
             return p
         }
     }
 
-    func firstAllowed(_ v: Int) -> Int {
+    @inline(__always) func firstAllowed(_ v: Int) -> Int {
         for p in 0 ..< pcpuCount where allowed(v, on: p) { return p }
         return 0
     }

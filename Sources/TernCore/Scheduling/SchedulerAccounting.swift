@@ -2,13 +2,32 @@
 // weight) and, for a capped domain, as time used in the current cap period, with run time on other
 // pCPUs not yet charged counted too so that two vCPUs of one domain cannot both slip past its cap.
 
+import Synchronization
+
 extension Scheduler {
+    /// A domain's accounting lock: its vCPUs on other pCPUs charge it too. Innermost, held for a few
+    /// instructions; a test-and-set lock, as the run queues' are.
+    @inline(__always) func lockAccounting(_ d: Int) {
+        guard pcpuCount > 1 else { return }     // one pCPU: nobody to keep out
+        while !accountingLocks[d].compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
+            while accountingLocks[d].load(ordering: .relaxed) != 0 {}
+        }
+    }
+
+    @inline(__always) func unlockAccounting(_ d: Int) {
+        guard pcpuCount > 1 else { return }
+        accountingLocks[d].store(0, ordering: .releasing)
+    }
+
     mutating func charge(pcpu p: Int, now: UInt64) {
         guard let v = pcpus[p].current else { return }
         let ran = unchargedRun(pcpu: p, now: now)
         pcpus[p].chargedUntil = now
         guard ran != 0 else { return }
-        let domain = domains + vcpus[v].domain
+        let d = vcpus[v].domain
+        lockAccounting(d)
+        defer { unlockAccounting(d) }
+        let domain = domains + d
         domain.pointee.consumed += ran
 
         let scaled = ran * Scheduler.weightUnit + domain.pointee.virtualRemainder
@@ -55,9 +74,16 @@ extension Scheduler {
 
     /// Counts run time on other pCPUs not yet charged, so two vCPUs of one domain cannot both slip
     /// past its cap.
-    @inline(__always) func isThrottled(_ d: Int, now: UInt64) -> Bool {
+    @inline(__always) mutating func isThrottled(_ d: Int, now: UInt64) -> Bool {
         guard domains[d].cap != 0 else { return false }
-        return spentInPeriod(d, now: now) >= capBudget(d)
+        return hasSpentItsBudget(d, now: now)
+    }
+
+    /// The capped domain's part of `isThrottled`, out of line: the check is made in many places.
+    /// Mutating only so that callers pass the scheduler by reference (a non-mutating call from a
+    /// mutating method copies the whole struct to the stack first).
+    @inline(never) mutating func hasSpentItsBudget(_ d: Int, now: UInt64) -> Bool {
+        spentInPeriod(d, now: now) >= capBudget(d)
     }
 
     @inline(__always)

@@ -1,6 +1,8 @@
 // Which domains and vCPUs the scheduler knows: the hypervisor adds them as it builds domains and
 // removes them as it releases them (a vCPU leaves the run queue it waits in).
 
+import Synchronization
+
 extension Scheduler {
     /// `cap` is in percent of one pCPU (above 100 makes sense for a domain with several vCPUs); 0 means
     /// uncapped. A zero weight is treated as the smallest weight rather than as "never".
@@ -44,6 +46,10 @@ extension Scheduler {
             (larger + domainCapacity).initialize(repeating: Domain(), count: newDomains - domainCapacity)
             domains.deallocate()
             domains = larger
+            let locks = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: newDomains)
+            for d in 0 ..< newDomains { (locks + d).initialize(to: Atomic(0)) }
+            accountingLocks.deallocate()
+            accountingLocks = locks
             domainCapacity = newDomains
         }
         guard newVCPUs > vcpuCapacity else { return }
@@ -52,8 +58,6 @@ extension Scheduler {
         (larger + vcpuCapacity).initialize(repeating: VCPU(), count: newVCPUs - vcpuCapacity)
         vcpus.deallocate()
         vcpus = larger
-        setAside.deallocate()
-        setAside = .allocate(capacity: newVCPUs)
         for p in 0 ..< pcpuCount { queues[p].grow(to: newVCPUs) }
         vcpuCapacity = newVCPUs
     }

@@ -44,7 +44,7 @@ public struct SlotHeap: ~Copyable {
     }
 
     /// Room for slots below `newCapacity`; every entry stays where it is. A smaller capacity is ignored.
-    public mutating func grow(to newCapacity: Int) {
+    @inline(never) public mutating func grow(to newCapacity: Int) {
         guard newCapacity > capacity else { return }
         precondition(newCapacity < Int(Int32.max))
         let newEntries = UnsafeMutablePointer<Entry>.allocate(capacity: newCapacity)
@@ -77,6 +77,16 @@ public struct SlotHeap: ~Copyable {
     public func entry(at index: Int) -> Entry {
         precondition(index >= 0 && index < count)
         return entries[index]
+    }
+
+    /// The slot of the entry at `index` in heap order (0 is the first), read by a CPU that does not
+    /// hold the heap's lock while its owner may be changing it: a hint to be checked under the lock.
+    /// It may be stale or come from an entry in motion, but it is a slot below the capacity or nil
+    /// (the storage is replaced only while every lock is held).
+    public func slotUnlocked(at index: Int) -> Int? {
+        guard index >= 0 && index < count && index < capacity else { return nil }
+        let slot = entries[index].slot
+        return slot >= 0 && slot < capacity ? slot : nil
     }
 
     /// Puts `slot` in with this key, or moves it there if it is in already.

@@ -1,6 +1,6 @@
 // PSCI as guests see it (HVC #0 or SMC, SMCCC function IDs in x0): which calls exist, what they answer
 // and which vCPU a call names, decided here and host-tested; the hypervisor carries out the rest
-// (starting, stopping and suspending vCPUs, ending the domain), under its scheduler lock.
+// (starting, stopping and suspending vCPUs, ending the domain), under all of its scheduler's locks.
 
 public enum VirtualPSCI {
     /// What a call asks of the hypervisor.

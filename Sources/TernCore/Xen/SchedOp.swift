@@ -101,8 +101,8 @@ public enum SchedOp {
     }
 }
 
-/// What SCHEDOP_poll needs from the hypervisor, for the calling vCPU; every call is made with the
-/// scheduler lock held.
+/// What SCHEDOP_poll needs from the hypervisor, for the calling vCPU; every call is made with its
+/// run queue's lock held (which guards its poll state).
 public protocol SchedPollHost {
     /// The vCPU polls `only` that port (nil: several, or none). Visible to senders, with a full barrier,
     /// before any port is looked at: a sender looks for pollers after setting its port pending, so one
