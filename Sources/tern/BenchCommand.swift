@@ -48,6 +48,7 @@ struct BenchCommand: ParsableCommand {
         }
         if scalingOnly {
             let rows = try ScalingBenchmark.run(runner: runner, xen: xen, progress: { printError($0) })
+                + LockContentionBenchmark.run(runner: runner, progress: { printError($0) })
             printOut(XenComparison.markdown(rows))
             return
         }
