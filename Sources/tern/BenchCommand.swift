@@ -20,7 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Skip the side-by-side runs with Xen 4.17.")
     var noXen = false
 
-    @Flag(help: "Only the rows of switch and wake-up cost at 2, 16 and 64 domains (printed, not written).")
+    @Flag(help: "Only the rows of switch and wake-up cost at 2, 16 and 64 domains and the run-queue lock waits with 64 domains (printed, not written).")
     var scalingOnly = false
 
     @Flag(help: "Only the rows of Xen's toolstack at work: dom0's boot, xl create, xl destroy (printed, not written).")

@@ -6,7 +6,8 @@ import Testing
 /// Four threads as four pCPUs share one Scheduler the way the hypervisor's CPUs do (Scheduling.swift):
 /// each works under its own run-queue lock, locks the partner a pick names (in CPU order, or tried,
 /// or after letting go of its own), wakes vCPUs under their queue's lock (found as lockHome finds
-/// it), and lets the scheduler try other queues' locks for its moves. No vCPU may ever be picked on two
+/// it), lets the scheduler try other queues' locks for its moves, and makes none for a vCPU woken
+/// before it is switched out. No vCPU may ever be picked on two
 /// pCPUs at once or where its affinity forbids, and every nanosecond a pCPU had a vCPU must be charged
 /// to a domain exactly once (two vCPUs of each domain run at once, on different pCPUs).
 @Suite struct SchedulerConcurrencyTests {
@@ -120,7 +121,12 @@ import Testing
             m.lock(p)
             var t = m.now()
             account(t)
-            if let v = current, next(3) == 0 { m.scheduler.pointee.block(v, now: t) }
+            if let v = current, next(3) == 0 {
+                m.scheduler.pointee.block(v, now: t)
+                // Its own timer may wake it before it is switched out (the hypervisor's wakeSleepers):
+                // its state is still here, so it must not move (NoMoves) where another pCPU could pick it.
+                if next(2) == 0 { _ = m.scheduler.pointee.wake(v, now: t, locks: NoMoves()) }
+            }
             let partner = m.scheduler.pointee.partner(for: p, now: t)
             if let q = partner {
                 if q > p {

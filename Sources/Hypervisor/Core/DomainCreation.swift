@@ -160,7 +160,8 @@ func pinVCPU(_ d: Domain, vcpu index: Int, hard: UInt64) -> UInt64? {
     }
     lockScheduler()
     let q = scheduler.placement(of: v.slot).pcpu
-    if q != thisCPUIndex() { kickCPU(q) }
+    // (A sleeper moved to this CPU's sleepers: its alarm covers it from now.)
+    if q != thisCPUIndex() { kickCPU(q) } else { armAlarm(thisCPU(), now: now()) }
     unlockScheduler()
     return hard
 }

@@ -11,7 +11,7 @@ let maximumCPUs = TernLimits.maximumCPUs
 /// The CPU's VMID width, read at boot: how many domains can live at once.
 nonisolated(unsafe) var vmids = VMIDs.cortexA57
 
-/// One physical CPU's own state, touched only by that CPU (and read by others under the lock).
+/// One physical CPU's own state, touched only by that CPU (and read by others holding every run-queue lock).
 final class PhysicalCPU {
     let index: Int
     let affinity: CPUAffinity
@@ -250,7 +250,11 @@ func registerCPUObject(_ cpu: PhysicalCPU) {
 
 /// Makes physical CPU `index` reschedule: an SGI to it, wherever it sits in the machine. Out of line:
 /// inlined, its table lookup costs the trap paths that might kick (MMIO, SGIs) a register pair to save.
-@inline(never) func kickCPU(_ index: Int) { GICv3.kick(sgi: cpus[index].kickSGI) }
+/// What the kicked CPU is to find (a queue it reads without its lock) is stored before the SGI goes.
+@inline(never) func kickCPU(_ index: Int) {
+    tern_dsb_ishst()
+    GICv3.kick(sgi: cpus[index].kickSGI)
+}
 
 /// This CPU's index, without its object.
 @inline(__always) func thisCPUIndex() -> Int { Int(truncatingIfNeeded: tern_this_cpu_words()[1]) }

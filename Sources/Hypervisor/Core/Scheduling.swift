@@ -9,7 +9,8 @@ import TernArch
 import TernArchAsm
 import TernCore
 
-nonisolated(unsafe) private var poweringOff = false
+/// Nonzero once a CPU has begun powering off (the first to find no domain alive; others may find it too).
+nonisolated(unsafe) private var poweringOff: UInt32 = 0
 /// The earliest deadline of any live domain's watchdog, so the switch path checks one number; zero
 /// while the control domain is to be told of a domain's end (markDomainException).
 nonisolated(unsafe) var nextWatchdog = Nanoseconds.never
@@ -48,8 +49,7 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
             }
         }
         if domainsAlive == 0 {
-            let first = !poweringOff
-            poweringOff = true
+            let first = withUnsafeMutablePointer(to: &poweringOff) { HostAtomicWord($0).compareExchange(expected: 0, desired: 1) } == 0
             unlockRunQueue(p)
             if first { powerOff() }
             while true { tern_wfi() }
@@ -85,16 +85,26 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
     }
 }
 
-/// Runs `work` holding every run queue's lock, from a pick holding `cpu`'s: the vCPU here leaves the
-/// CPU first (its state saved: with this CPU's lock let go, another could pick it up). Returns what
-/// `work` did; `cpu`'s lock is held again.
+/// Runs `work` holding every run-queue lock, from a pick holding `cpu`'s. The others are tried first
+/// (no waiting out of order), so usually the vCPU here stays on the CPU; if one is taken, this CPU lets
+/// go of its own and takes them all in order, its vCPU leaving the CPU first (with this CPU's lock let
+/// go, another could pick it up half saved). `work` switches the vCPU out itself before any step that
+/// lets go of the locks. Returns what `work` did, holding `cpu`'s lock alone again.
 private func withWholeScheduler(_ cpu: PhysicalCPU, at t: Nanoseconds, _ work: () -> Bool) -> Bool {
-    if let old = cpu.current { switchOut(old, from: cpu, at: t) }
-    unlockRunQueue(cpu.index)
-    lockScheduler()
+    let p = cpu.index
+    var taken = 0
+    while taken < runQueueCount && (taken == p || tryLockRunQueue(taken)) { taken += 1 }
+    if taken < runQueueCount {
+        for q in 0 ..< taken where q != p { unlockRunQueue(q) }
+        if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+        unlockRunQueue(p)
+        lockScheduler()
+    } else {
+        cpu.holdsEveryQueue = true
+    }
     let did = work()
-    unlockScheduler()
-    lockRunQueue(cpu.index)
+    cpu.holdsEveryQueue = false
+    for q in 0 ..< runQueueCount where q != p { unlockRunQueue(q) }
     return did
 }
 
@@ -102,15 +112,19 @@ private func withWholeScheduler(_ cpu: PhysicalCPU, at t: Nanoseconds, _ work: (
 private func workOfTheWholeScheduler(_ cpu: PhysicalCPU, at t: Nanoseconds, reclaimedThisPass: inout Bool) -> Bool {
     if t >= nextWatchdog {
         fireWatchdogs(t)
-        // Telling lets go of the locks meanwhile.
+        // Telling lets go of the locks meanwhile: the vCPU here leaves the CPU first.
         if domainExceptionPending {
+            if let old = cpu.current { switchOut(old, from: cpu, at: t) }
             tellControlDomain()
             return true
         }
     }
     releaseDeadDomains()
-    // A chunk per pass, so a CPU with vCPUs to run is held up only briefly.
-    if reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable && reclaimStep() {
+    // A chunk per pass, so a CPU with vCPUs to run is held up only briefly. The chunk is scrubbed with
+    // the locks let go: the vCPU here leaves the CPU first.
+    guard reclaimsPending != 0 && !reclaimedThisPass && reclaimWorkAvailable else { return false }
+    if let old = cpu.current { switchOut(old, from: cpu, at: t) }
+    if reclaimStep() {
         // The time went to the hypervisor, not to the vCPU the scheduler still has here.
         scheduler.hypervisorWork(pcpu: cpu.index, from: t, to: now())
         reclaimedThisPass = true
@@ -151,7 +165,7 @@ private func switchTo(_ v: VCPU, on cpu: PhysicalCPU, at t: Nanoseconds) {
     v.enterRunstate(.running, at: t)
     v.runningOn = cpu.index
     v.pcpusUsed |= 1 << UInt64(cpu.index)
-    if runQueueCount > 1 { countAtOnce(v, on: cpu.index) }
+    if runQueueCount > 1 { countAtOnce(v, on: cpu.index) } else if v.mostAtOnce == 0 { v.mostAtOnce = 1 }
     cpu.current = v
     virtualTimerSwitchedIn(v, cpu)
     flushPendingInterrupts(v)
@@ -216,12 +230,26 @@ func wake(_ v: VCPU) {
     endWait(v)
     let t = now()
     if v.runningOn < 0 { v.runstate.enter(.runnable, at: t) }
-    let locks = RunQueueTryLocks()
-    if let p = scheduler.wake(v.slot, now: t, locks: locks) {
+    // One whose state is still on a CPU (it has just blocked there, and a timer of its own woke it in
+    // the same pass) stays in its queue, whose lock that CPU holds until the state is saved: moved to
+    // another queue, another CPU could pick it up half saved.
+    let home = scheduler.placement(of: v.slot).pcpu
+    if v.runningOn >= 0 {
+        wakeWithoutMoving(v, now: t)
+    } else if let p = scheduler.wake(v.slot, now: t, locks: RunQueueTryLocks()) {
         if p != thisCPUIndex() { kickCPU(p) }
-    } else if let p = scheduler.preemption(for: v.slot, now: t, locks: locks) {
+    } else if scheduler.placement(of: v.slot).pcpu == home,
+              // (moved by the wake, it is in a queue whose lock this CPU does not hold)
+              let p = scheduler.preemption(for: v.slot, now: t, locks: RunQueueTryLocks()) {
         // Its vCPU gives way at the pick the kick causes (on this CPU too: the kick is taken on the way
         // back to the guest).
+        kickCPU(p)
+    }
+}
+
+@inline(never) private func wakeWithoutMoving(_ v: VCPU, now t: Nanoseconds) {
+    if let p = scheduler.wake(v.slot, now: t, locks: NoMoves()) ?? scheduler.preemption(for: v.slot, now: t, locks: NoMoves()),
+       p != thisCPUIndex() {
         kickCPU(p)
     }
 }

@@ -108,6 +108,8 @@ void tern_tlbi_alle2(void);
 void tern_tlbi_ipa_is(uint64_t ipa);
 /* New stage-2 entries are seen by every CPU's table walker before the guest can use them. */
 static inline __attribute__((always_inline)) void tern_stage2_sync(void) { __asm__ volatile("dsb ishst\n isb" ::: "memory"); }
+/* Stores before an SGI are seen by the CPU it interrupts (the SGI register write is no memory access). */
+static inline __attribute__((always_inline)) void tern_dsb_ishst(void) { __asm__ volatile("dsb ishst" ::: "memory"); }
 // Translates a guest virtual address with the current vCPU's stage 1 and stage 2; returns PAR_EL1
 // (bit 0 set on failure). `write` selects the write-permission check.
 uint64_t tern_at_s12e1(uint64_t va, int write);

@@ -42,7 +42,7 @@ extension Scheduler {
         }
         // What this pCPU has: the head of its own queue, and its vCPU unless it steps aside.
         var here: UInt64 = .max
-        if let v = queues[p].first?.slot, !isThrottled(vcpus[v].domain, now: now) {
+        if let v = queues[p].first?.slot, allowed(v, on: p), !isThrottled(vcpus[v].domain, now: now) {
             here = domains[vcpus[v].domain].virtualTime
         }
         if pcpus[p].current != nil && !pcpus[p].yielded, let v = pcpus[p].current, !isThrottled(vcpus[v].domain, now: now) {

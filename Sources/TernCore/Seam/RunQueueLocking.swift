@@ -12,6 +12,14 @@ public protocol RunQueueLocking {
     func unlock(_ p: Int)
 }
 
+/// For a vCPU whose state is still on a CPU (it has just blocked, and is woken before it is switched
+/// out): no move at all, so it stays in the queue whose lock that CPU holds until the state is saved.
+public struct NoMoves: RunQueueLocking {
+    public init() {}
+    @inline(__always) public func tryLock(_ p: Int) -> Bool { false }
+    @inline(__always) public func unlock(_ p: Int) {}
+}
+
 /// A caller that holds every queue's lock, or runs on one thread (host tests, boot): every move is made.
 public struct EveryQueueHeld: RunQueueLocking {
     public init() {}
