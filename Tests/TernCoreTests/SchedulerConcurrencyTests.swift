@@ -81,14 +81,8 @@ import Testing
 
     /// One pCPU's thread: `operations` random blocks, wakes and picks.
     static func run(_ m: Machine, pcpu p: Int, operations: Int, seed: UInt64) {
-        var random = seed
-        func next(_ n: Int) -> Int {
-            random &+= 0x9E37_79B9_7F4A_7C15
-            var z = random
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(n))
-        }
+        var random = SeededRandom(state: seed)
+        func next(_ n: Int) -> Int { Int(random.next() % UInt64(n)) }
         var current: Int?                   // the vCPU this pCPU has "switched in"
         var since: UInt64 = 0
         func account(_ t: Nanoseconds) {

@@ -133,7 +133,7 @@ private func within(_ value: UInt64, _ expected: UInt64, percent: Double) -> Boo
 }
 
 /// SplitMix64, so the stress test is reproducible.
-private struct SeededRandom: RandomNumberGenerator {
+struct SeededRandom: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

@@ -26,10 +26,7 @@ nonisolated(unsafe) var nextWatchdog = Nanoseconds.never
 /// WFI) until something becomes runnable.
 func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
     let p = cpu.index
-    if cpu.holdsEveryQueue {
-        cpu.holdsEveryQueue = false
-        for q in 0 ..< runQueueCount where q != p { unlockRunQueue(q) }
-    }
+    if cpu.holdsEveryQueue { keepOnlyOwnQueue(cpu) }
     var reclaimedThisPass = false
     var wholeSchedulerLooked = false
     while true {
@@ -103,9 +100,14 @@ private func withWholeScheduler(_ cpu: PhysicalCPU, at t: Nanoseconds, _ work: (
         cpu.holdsEveryQueue = true
     }
     let did = work()
-    cpu.holdsEveryQueue = false
-    for q in 0 ..< runQueueCount where q != p { unlockRunQueue(q) }
+    keepOnlyOwnQueue(cpu)
     return did
+}
+
+/// From holding every run-queue lock to holding `cpu`'s alone.
+private func keepOnlyOwnQueue(_ cpu: PhysicalCPU) {
+    cpu.holdsEveryQueue = false
+    for q in 0 ..< runQueueCount where q != cpu.index { unlockRunQueue(q) }
 }
 
 /// The whole scheduler's part of a pick; true when it did something the pick should look again after.
@@ -233,23 +235,19 @@ func wake(_ v: VCPU) {
     // One whose state is still on a CPU (it has just blocked there, and a timer of its own woke it in
     // the same pass) stays in its queue, whose lock that CPU holds until the state is saved: moved to
     // another queue, another CPU could pick it up half saved.
+    if v.runningOn >= 0 { makeRunnable(v, now: t, locks: NoMoves()) } else { makeRunnable(v, now: t, locks: RunQueueTryLocks()) }
+}
+
+/// The scheduler's part of `wake`: `v` waits in a queue, and the CPU that should run it is kicked.
+@inline(never) private func makeRunnable<Locks: RunQueueLocking>(_ v: VCPU, now t: Nanoseconds, locks: Locks) {
     let home = scheduler.placement(of: v.slot).pcpu
-    if v.runningOn >= 0 {
-        wakeWithoutMoving(v, now: t)
-    } else if let p = scheduler.wake(v.slot, now: t, locks: RunQueueTryLocks()) {
+    if let p = scheduler.wake(v.slot, now: t, locks: locks) {
         if p != thisCPUIndex() { kickCPU(p) }
     } else if scheduler.placement(of: v.slot).pcpu == home,
               // (moved by the wake, it is in a queue whose lock this CPU does not hold)
-              let p = scheduler.preemption(for: v.slot, now: t, locks: RunQueueTryLocks()) {
+              let p = scheduler.preemption(for: v.slot, now: t, locks: locks) {
         // Its vCPU gives way at the pick the kick causes (on this CPU too: the kick is taken on the way
         // back to the guest).
-        kickCPU(p)
-    }
-}
-
-@inline(never) private func wakeWithoutMoving(_ v: VCPU, now t: Nanoseconds) {
-    if let p = scheduler.wake(v.slot, now: t, locks: NoMoves()) ?? scheduler.preemption(for: v.slot, now: t, locks: NoMoves()),
-       p != thisCPUIndex() {
         kickCPU(p)
     }
 }

@@ -157,10 +157,15 @@ public struct Scheduler: ~Copyable {
         self.pcpus.initialize(repeating: PCPU(), count: pcpus)
         queues = .allocate(capacity: pcpus)
         for p in 0 ..< pcpus { (queues + p).initialize(to: SlotHeap(capacity: vcpus)) }
-        accountingLocks = .allocate(capacity: domains)
-        for d in 0 ..< domains { (accountingLocks + d).initialize(to: Atomic(0)) }
-        kicks = .allocate(capacity: pcpus)
-        for p in 0 ..< pcpus { (kicks + p).initialize(to: Atomic(0)) }
+        accountingLocks = Scheduler.zeroedWords(domains)
+        kicks = Scheduler.zeroedWords(pcpus)
+    }
+
+    /// `count` atomic words, each 0 (an Atomic is not copyable, so they are set one by one).
+    static func zeroedWords(_ count: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        let words = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: count)
+        for i in 0 ..< count { (words + i).initialize(to: Atomic(0)) }
+        return words
     }
 
     deinit {

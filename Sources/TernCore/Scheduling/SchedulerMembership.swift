@@ -46,10 +46,8 @@ extension Scheduler {
             (larger + domainCapacity).initialize(repeating: Domain(), count: newDomains - domainCapacity)
             domains.deallocate()
             domains = larger
-            let locks = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: newDomains)
-            for d in 0 ..< newDomains { (locks + d).initialize(to: Atomic(0)) }
             accountingLocks.deallocate()
-            accountingLocks = locks
+            accountingLocks = Scheduler.zeroedWords(newDomains)
             domainCapacity = newDomains
         }
         guard newVCPUs > vcpuCapacity else { return }

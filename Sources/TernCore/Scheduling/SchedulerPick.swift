@@ -45,7 +45,7 @@ extension Scheduler {
         if let v = queues[p].first?.slot, allowed(v, on: p), !isThrottled(vcpus[v].domain, now: now) {
             here = domains[vcpus[v].domain].virtualTime
         }
-        if pcpus[p].current != nil && !pcpus[p].yielded, let v = pcpus[p].current, !isThrottled(vcpus[v].domain, now: now) {
+        if !pcpus[p].yielded, let v = pcpus[p].current, !isThrottled(vcpus[v].domain, now: now) {
             here = min(here, runningVirtualTime(pcpu: p, now: now))
         }
         if let q = partner { return behind < here ? q : nil }
