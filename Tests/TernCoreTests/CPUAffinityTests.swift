@@ -36,4 +36,15 @@ import Testing
         #expect(Self.qemu17[16].sgi(15) == 15 << 24 | 1 << 16 | 1)
         #expect(CPUAffinity(mpidr: 0x11).sgi(0) == 1 << 44 | 1 << 1)
     }
+
+    /// vCPUs are named as Xen names them: 16 per Aff1 group, so an SGI target list reaches each.
+    @Test func vcpuAffinitiesAreXensAndRoundTrip() {
+        #expect(CPUAffinity(vcpu: 0).raw == 0 && CPUAffinity(vcpu: 7).raw == 7)
+        #expect(CPUAffinity(vcpu: 16).raw == 0x100 && CPUAffinity(vcpu: 37).raw == 0x205)
+        for index in 0 ..< 4096 { #expect(CPUAffinity(vcpu: index).vcpuIndex == index) }
+        #expect(CPUAffinity(mpidr: 0x10).vcpuIndex == nil)             // Aff0 16: no vCPU has it
+        #expect(CPUAffinity(mpidr: 0x1_0000).vcpuIndex == nil)         // Aff2
+        #expect(CPUAffinity(mpidr: 0x1_0000_0000).vcpuIndex == nil)    // Aff3
+        #expect(CPUAffinity(mpidr: 0x8000_0103).vcpuIndex == 19)       // bit 31 is not affinity
+    }
 }

@@ -30,4 +30,15 @@ import Testing
         #expect(ids.allocate { _ in true } == nil)
         #expect(ids.allocate { $0.raw != 0x7FEF } == DomainID(0x7FEF))
     }
+
+    /// Lists come out in ID order, as Xen lists its domains; equal IDs keep their order.
+    @Test func sortingByDomainIDIsStable() {
+        var random = SeededRandom(state: 0xD0)
+        for length in [0, 1, 2, 7, 64] {
+            var items = (0 ..< length).map { i in (id: DomainID(UInt16(random.next() % 9)), order: i) }
+            let expected = items.sorted { $0.id.raw < $1.id.raw || $0.id.raw == $1.id.raw && $0.order < $1.order }
+            items.sortByDomainID { $0.id }
+            #expect(items.map(\.id) == expected.map(\.id) && items.map(\.order) == expected.map(\.order))
+        }
+    }
 }

@@ -67,16 +67,13 @@ import Testing
             return
         }
         #expect(request.timeout == 5000 && request.portCount == 2)
-        #expect(!request.hasTimedOut(at: 4999))
-        #expect(request.hasTimedOut(at: 5000))              // returns at once, as Xen's timer would fire
         memory = pollRequest([], timeout: 0)
         #expect(poll(&memory) == .success([]))
         guard case .success(.poll(let forever)) = decode(.poll, &memory) else {
             Issue.record("not a poll")
             return
         }
-        #expect(!forever.hasTimedOut(at: .never))           // 0: no timeout
-        #expect(forever.deadline == nil && request.deadline == 5000)
+        #expect(forever.deadline == nil && request.deadline == 5000)      // 0: no timeout
         // A list need not be aligned.
         var unaligned = FakeGuestMemory()
         unaligned.map(arg)
@@ -144,33 +141,48 @@ import Testing
         func endPolling() { calls.append("end") }
     }
 
+    let clock = FakeClock(1_000)
+
     @Test func aPendingPortReturnsAtOnce() {
         let host = Host()
         host.pending = [7]
-        #expect(SchedOp.poll([3, 7, 9], until: nil, host) == .returnNow)
+        #expect(SchedOp.poll([3, 7, 9], until: nil, host, clock: clock) == .returnNow)
         #expect(host.calls == ["begin several", "look 3", "look 7", "end"])
     }
 
     @Test func nothingPendingSleepsUntilTheTimeout() {
         let host = Host()
-        #expect(SchedOp.poll([5], until: 2_000, host) == .sleeps)
+        #expect(SchedOp.poll([5], until: 2_000, host, clock: clock) == .sleeps)
         #expect(host.calls == ["begin 5", "look 5", "sleep 2000"])     // its waker ends the polling
         let forever = Host()
-        #expect(SchedOp.poll([], until: nil, forever) == .sleeps)
+        #expect(SchedOp.poll([], until: nil, forever, clock: clock) == .sleeps)
         #expect(forever.calls == ["begin several", "sleep forever"])
+    }
+
+    /// A timeout already passed returns 0 at once, as Xen's timer would fire at once: no polling, no
+    /// sleep, no look at the ports. One still ahead is the sleep's deadline.
+    @Test func aTimeoutInThePastReturnsAtOnce() {
+        let host = Host()
+        #expect(SchedOp.poll([5], until: 5_000, host, clock: FakeClock(5_000)) == .returnNow)
+        #expect(SchedOp.poll([5], until: 4_999, host, clock: FakeClock(5_000)) == .returnNow)
+        #expect(host.calls.isEmpty)
+        #expect(SchedOp.poll([5], until: 5_001, host, clock: FakeClock(5_000)) == .sleeps)
+        #expect(host.calls == ["begin 5", "look 5", "sleep 5001"])
+        let forever = Host()
+        #expect(SchedOp.poll([5], until: nil, forever, clock: FakeClock(.never)) == .sleeps)
     }
 
     @Test func aWaitingInterruptReturnsAtOnce() {
         let host = Host()
         host.interruptWaiting = true
-        #expect(SchedOp.poll([4, 6], until: nil, host) == .returnNow)
+        #expect(SchedOp.poll([4, 6], until: nil, host, clock: clock) == .returnNow)
         #expect(host.calls == ["begin several", "look 4", "look 6", "sleep forever", "end"])
     }
 
     /// Port 0 is "no port": a poll of it alone waits for any event, as one of several ports does.
     @Test func whoAnEventWakes() {
         let host = Host()
-        _ = SchedOp.poll([0], until: nil, host)
+        _ = SchedOp.poll([0], until: nil, host, clock: clock)
         #expect(host.calls.first == "begin several")
         #expect(SchedOp.pollerWakes(polling: 5, fired: 5))
         #expect(!SchedOp.pollerWakes(polling: 5, fired: 6))

@@ -132,17 +132,9 @@ private func within(_ value: UInt64, _ expected: UInt64, percent: Double) -> Boo
     return error <= percent
 }
 
-/// SplitMix64, so the stress test is reproducible.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// TernCore's SplitMix64, so the stress tests are reproducible.
+typealias SeededRandom = SplitMix64
+extension SplitMix64: RandomNumberGenerator {}
 
 @Suite struct SchedulerTests {
     @Test func weightsDivideOnePCPUInProportion() {

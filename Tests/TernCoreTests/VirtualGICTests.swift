@@ -54,6 +54,13 @@ private func raise(_ r: inout VirtualRedistributor, _ intid: Int) -> Bool { r.ra
         #expect(d.target(of: spi) == 1)
         #expect(d.deliverable(to: 0) == 0)
         #expect(d.deliverable(to: 1) == 1 << UInt64(spi - 32))
+        // vCPU 17 is 0.0.1.1; an affinity no vCPU has (Aff0 16) routes to nobody.
+        d.write(offset: 0x6100 + 8 * (spi - 32), size: 8, value: 0x101)
+        #expect(d.target(of: spi) == 17)
+        #expect(d.deliverable(to: 1) == 0)
+        d.write(offset: 0x6100 + 8 * (spi - 32), size: 8, value: 0x10)
+        #expect(d.target(of: spi) == .max)
+        #expect((0 ..< 32).allSatisfy { d.deliverable(to: $0) == 0 })
         // Interrupt_Routing_Mode 1 (any vCPU) goes to vCPU 0.
         d.write(offset: 0x6100 + 8 * (spi - 32), size: 8, value: 1 << 31 | 1)
         #expect(d.target(of: spi) == 0)

@@ -257,7 +257,7 @@ private func createBootDomains(_ root: DTNode) {
     for (node, id) in zip(nodes, ids) {
         if let spec = readDomainSpec(node, id: DomainID(UInt16(id))) { specs.append(spec) }
     }
-    specs.sort { $0.id.raw < $1.id.raw }
+    specs.sortByDomainID { $0.id }
     // A request beyond a limit is refused whole, never cut short: starting some of the domains asked
     // for would leave the others silently missing.
     guard specs.count <= vmids.domainLimit else {

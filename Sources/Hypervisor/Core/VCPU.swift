@@ -79,7 +79,7 @@ final class VCPU {
         vgic = .allocate(capacity: 1)
         vgic.initialize(to: tern_vgic_state())
         redistributor = VirtualRedistributor(vcpu: index, isLast: index == count - 1)
-        el1.pointee.vmpidr = 0x8000_0000 | UInt64(index)
+        el1.pointee.vmpidr = 0x8000_0000 | CPUAffinity(vcpu: index).raw
         frame.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
     }
 

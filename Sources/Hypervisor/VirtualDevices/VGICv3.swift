@@ -122,25 +122,22 @@ func hasPendingInterrupt(_ v: VCPU) -> Bool {
     return false
 }
 
-/// A guest's ICC_SGI1R_EL1 write: send an SGI to the vCPUs it names.
+/// A guest's ICC_SGI1R_EL1 write: TernCore's VirtualSGI picks the vCPUs, each gets the SGI raised.
 func sendVirtualSGI(from v: VCPU, value: UInt64) {
-    let intid = Int(value >> 24 & 0xF)
+    let intid = VirtualSGI.intid(of: value)
+    // A self-IPI, the measured case: the value names this vCPU alone.
+    if VirtualSGI.namesOnly(v.index, value) { return raiseInterruptHere(v, intid) }
     let d = v.domain
-    if value & (1 << 40) != 0 {                      // IRM: everyone but me
-        for target in d.vcpus where target !== v && target.online { raiseInterrupt(target, intid) }
-        return
-    }
-    let aff1 = value >> 16 & 0xFF, aff2 = value >> 32 & 0xFF, aff3 = value >> 48 & 0xFF
-    guard aff1 == 0, aff2 == 0, aff3 == 0 else { return }
-    // The target list names Aff0 values, which are vCPU indices here (vCPU i is 0.0.0.i).
-    let count = min(d.vcpus.count, 16)
-    var targets = value & 0xFFFF & (1 << UInt64(count) &- 1)
+    var targets = VirtualSGI.targets(of: value, from: v.index, d)
     while targets != 0 {
         let index = targets.trailingZeroBitCount
         targets &= targets - 1
-        if index == v.index { raiseInterruptHere(v, intid) } else { raiseInterrupt(d.vcpus[index], intid) }
+        raiseInterrupt(d.vcpus[index], intid)
     }
 }
+
+/// Its vCPUs as VirtualSGI asks about them (vcpuCount and isOnline serve event channels and vcpu_op too).
+extension Domain: VirtualCPUs {}
 
 /// A trapped access to the distributor, `offset` bytes into it (inlined: the busiest trapped device).
 @inline(__always)
@@ -149,12 +146,7 @@ func emulateDistributor(_ v: VCPU, offset: Int, access: DataAbort) -> Bool {
     if access.isWrite {
         let value = v.register(access.register)
         if let ready = d.withVGIC({ d.distributor.write(offset: offset, size: access.size, value: value) }) {
-            var bits = ready.bits
-            while bits != 0 {
-                let target = d.withVGIC { d.distributor.target(of: ready.base + bits.trailingZeroBitCount) }
-                if target < d.vcpus.count { deliverTo(d.vcpus[target]) }
-                bits &= bits - 1
-            }
+            deliverReadySPIs(d, base: ready.base, ready.bits)
         }
     } else {
         // Reads take no lock: every register is one aligned word of state that writers change in
@@ -163,6 +155,17 @@ func emulateDistributor(_ v: VCPU, offset: Int, access: DataAbort) -> Bool {
         v.setRegister(access.register, access.loadedValue(value))
     }
     return true
+}
+
+/// SPIs a distributor write made deliverable (bit n: INTID base + n), each to the vCPU it is routed
+/// to. Out of line: the trapped read beside it is the measured path.
+@inline(never) private func deliverReadySPIs(_ d: Domain, base: Int, _ ready: UInt32) {
+    var bits = ready
+    while bits != 0 {
+        let target = d.withVGIC { d.distributor.target(of: base + bits.trailingZeroBitCount) }
+        if target < d.vcpus.count { deliverTo(d.vcpus[target]) }
+        bits &= bits - 1
+    }
 }
 
 /// A trapped access to the redistributors, `offset` bytes into their frames (two per vCPU).

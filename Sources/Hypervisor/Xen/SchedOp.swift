@@ -46,7 +46,6 @@ private func yield() -> Resume {
             return f
         case .success(let ports):
             f.pointee.x.0 = 0
-            if request.hasTimedOut(at: now()) { return f }
             return poll(v, ports, until: request.deadline)
         }
     case .success(.watchdog(let id, let timeout)):
@@ -67,7 +66,7 @@ let notPolling: Int32 = .min
 private func poll(_ v: VCPU, _ ports: [EventPort], until deadline: Nanoseconds?) -> Resume {
     let p = thisCPUIndex()
     lockRunQueue(p)
-    switch SchedOp.poll(ports, until: deadline, v) {
+    switch SchedOp.poll(ports, until: deadline, v, clock: SystemClock()) {
     case .returnNow:
         unlockRunQueue(p)
         return v.frame

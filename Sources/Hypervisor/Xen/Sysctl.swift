@@ -146,6 +146,6 @@ private func domainSummaries(from first: DomainID, limit: Int) -> [DomainSummary
     }
     unlockScheduler()
     // Xen keeps its domains in ID order; Tern's table is by slot.
-    found.sort { $0.id.raw < $1.id.raw }
+    found.sortByDomainID { $0.id }
     return Array(found.prefix(limit))
 }

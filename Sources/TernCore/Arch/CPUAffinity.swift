@@ -18,6 +18,17 @@ public struct CPUAffinity: Hashable, Sendable {
         raw = reg
     }
 
+    /// vCPU `index`'s affinity, as Xen gives it (vcpuid_to_vaffinity): Aff0 holds the low 4 bits, so
+    /// one SGI target list reaches 16 vCPUs, and Aff1 the rest.
+    public init(vcpu index: Int) { raw = UInt64(index >> 4 & 0xFF) << 8 | UInt64(index & 0xF) }
+
+    /// The vCPU index this affinity names (the inverse of init(vcpu:)); nil for one no vCPU has.
+    @inlinable public var vcpuIndex: Int? {
+        // Aff0 below 16, Aff2 and Aff3 zero: Aff1.Aff0 then reads as the index in hexadecimal digits.
+        guard raw & 0xFF_00FF_00F0 == 0 else { return nil }
+        return Int(raw >> 4 & 0xFF0 | raw & 0xF)
+    }
+
     public var aff0: UInt64 { raw & 0xFF }
     public var aff1: UInt64 { raw >> 8 & 0xFF }
     public var aff2: UInt64 { raw >> 16 & 0xFF }

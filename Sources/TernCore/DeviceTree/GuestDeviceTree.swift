@@ -79,11 +79,12 @@ public enum GuestDeviceTree {
         cpus.set("#address-cells", u32: 1)
         cpus.set("#size-cells", u32: 0)
         for i in 0 ..< m.vcpus {
-            let cpu = cpus.addChild(DTNode(name: utf8Bytes("cpu@") + hex(UInt64(i))))
+            let reg = CPUAffinity(vcpu: i).raw
+            let cpu = cpus.addChild(DTNode(name: utf8Bytes("cpu@") + hex(reg)))
             cpu.set("device_type", string: "cpu")
             cpu.set("compatible", string: "arm,armv8")
             cpu.set("enable-method", string: "psci")
-            cpu.set("reg", u32: UInt32(i))
+            cpu.set("reg", u32: UInt32(reg))
         }
 
         let psci = root.addChild(DTNode("psci"))

@@ -49,3 +49,22 @@ public struct DomainIDAllocator: Sendable {
         return nil
     }
 }
+
+extension Array {
+    /// Puts the elements in the order of their domain IDs (ties keep their order), as Xen lists its
+    /// domains. An insertion sort: the lists are short and built rarely (boot, a toolstack's
+    /// domain list), and the library's sort would add kilobytes to the image for each element type.
+    public mutating func sortByDomainID(_ id: (Element) -> DomainID) {
+        guard count > 1 else { return }
+        for i in 1 ..< count {
+            let moving = self[i]
+            let key = id(moving).raw
+            var j = i
+            while j > 0 && id(self[j - 1]).raw > key {
+                self[j] = self[j - 1]
+                j -= 1
+            }
+            self[j] = moving
+        }
+    }
+}

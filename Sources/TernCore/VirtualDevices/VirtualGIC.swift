@@ -119,11 +119,12 @@ public struct VirtualDistributor {
         delivered(intid)
     }
 
-    /// The vCPU an SPI goes to: IROUTER's Aff0 (Tern's vCPUs differ only there); 1-of-N routing picks vCPU 0.
+    /// The vCPU an SPI goes to: the one whose affinity IROUTER names (Int.max when none has it: as in
+    /// Xen, the SPI is then delivered to nobody); 1-of-N routing picks vCPU 0.
     public func target(of intid: Int) -> Int {
         guard intid >= 32, intid < 32 + Self.spiCount else { return 0 }
         let route = routes[intid - 32]
-        return route & (1 << 31) != 0 ? 0 : Int(route & 0xFF)
+        return route & (1 << 31) != 0 ? 0 : CPUAffinity(mpidr: route).vcpuIndex ?? .max
     }
 
     /// SPIs pending, enabled and routed to `vcpu`, bit n standing for INTID 32 + n.

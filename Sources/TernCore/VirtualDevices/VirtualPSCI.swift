@@ -56,11 +56,9 @@ public enum VirtualPSCI {
     }
 
     /// The vCPU a target affinity names. Only MPIDR's affinity fields count (Xen masks with
-    /// MPIDR_HWID_MASK, so bit 31 and the rest are ignored); Tern's vCPUs differ only in Aff0, so a
-    /// nonzero Aff1-Aff3 names no vCPU.
+    /// MPIDR_HWID_MASK, so bit 31 and the rest are ignored).
     public static func vcpu(affinity: UInt64, vcpus: Int) -> Int? {
-        let fields = affinity & CPUAffinity.fieldMask
-        guard fields & ~UInt64(0xFF) == 0, fields < UInt64(vcpus) else { return nil }
-        return Int(fields)
+        guard let index = CPUAffinity(mpidr: affinity).vcpuIndex, index < vcpus else { return nil }
+        return index
     }
 }

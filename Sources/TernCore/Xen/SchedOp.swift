@@ -27,10 +27,6 @@ public struct SchedWatchdog {
 }
 
 extension SchedPoll {
-    /// Whether its timeout (Xen system time; 0 = none) had passed at `now`: the poll returns 0 at once,
-    /// as Xen's timer would fire at once.
-    @inlinable public func hasTimedOut(at now: Nanoseconds) -> Bool { timeout != 0 && timeout <= now.raw }
-
     /// When the poll gives up; nil: never.
     @inlinable public var deadline: Nanoseconds? { timeout == 0 ? nil : Nanoseconds(timeout) }
 }
@@ -126,9 +122,12 @@ extension SchedOp {
     }
 
     /// SCHEDOP_poll with its ports read and checked, as Xen's do_poll: returns at once when one of
-    /// them is already pending or an interrupt waits for the vCPU, else sleeps until one becomes
-    /// pending, an interrupt arrives or `deadline` (nil: none) passes.
-    public static func poll<Host: SchedPollHost>(_ ports: [EventPort], until deadline: Nanoseconds?, _ host: Host) -> PollOutcome {
+    /// them is already pending, an interrupt waits for the vCPU or `deadline` (nil: none) has passed
+    /// on `clock` (Xen's timer would fire at once), else sleeps until one becomes pending, an
+    /// interrupt arrives or the deadline passes.
+    public static func poll<Host: SchedPollHost, Time: Clock>(
+        _ ports: [EventPort], until deadline: Nanoseconds?, _ host: Host, clock: Time) -> PollOutcome {
+        if let deadline, deadline <= clock.now() { return .returnNow }
         host.beginPolling(only: ports.count == 1 && ports[0] != .none ? ports[0] : nil)
         // A plain loop: `contains(where:)` with this closure crashes the embedded compiler (6.3).
         var pending = false
