@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: setup linux build demo guests-demo linux-demo test fuzz-host bench clean
+.PHONY: setup linux build demo guests-demo linux-demo test fuzz fuzz-host bench clean
 
 setup:
 	@scripts/setup.sh
@@ -40,6 +40,11 @@ test: setup linux
 	$(SWIFT) test
 	scripts/fuzz-host.sh --seconds 20
 	TERN_ASAN=1 ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --build-path .build-asan --filter TernCoreTests
+
+# Fuzzing domains beside a canary under QEMU, seed after seed until stopped (CTRL-C); each run's
+# report goes to results/fuzz.md, and a failure prints the one command that reproduces it.
+fuzz: build
+	$(SWIFT) run tern fuzz --soak --ops 2000000
 
 # The host fuzzers (libFuzzer, address sanitizer), 5 minutes each; scripts/fuzz-host.sh says more.
 fuzz-host: setup

@@ -55,14 +55,20 @@ func guestIRQ() {
     }
 }
 
+/// Where a guest that provokes aborts on purpose (the fuzzer) takes them: given ESR, ELR and FAR, it
+/// returns where to resume, or nil to crash as a guest without it does.
+nonisolated(unsafe) public var abortHandler: ((_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64?)?
+
 /// Synchronous exceptions at EL1: an undefined instruction (what the hypervisor injects for things a
-/// guest may not do) is counted and skipped; anything else is reported and the domain crashes.
+/// guest may not do) is counted and skipped; an abort goes to abortHandler if there is one; anything
+/// else is reported and the domain crashes.
 @_cdecl("guest_exception")
 func guestException(_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64 {
     if esr >> 26 == 0 {
         undefinedInstructions += 1
         return elr + 4
     }
+    if esr >> 26 == 0x25 || esr >> 26 == 0x21, let resume = abortHandler?(esr, elr, far) { return resume }
     unexpectedExceptions += 1
     if esr >> 26 == 0x25 || esr >> 26 == 0x21 {
         // An abort the hypervisor gave us for touching what is not there: nothing to recover here.

@@ -6,7 +6,7 @@ struct Tern: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Build and run the Tern hypervisor and its domains on QEMU.",
-        subcommands: [BuildCommand.self, RunCommand.self, CheckCommand.self, BenchCommand.self])
+        subcommands: [BuildCommand.self, RunCommand.self, CheckCommand.self, BenchCommand.self, FuzzCommand.self])
 }
 
 /// Exit statuses, fixed so scripts and tests can tell the outcomes apart.

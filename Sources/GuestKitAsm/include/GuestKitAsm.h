@@ -19,6 +19,11 @@ uint64_t guest_read_cntp_ctl(void);
 uint64_t guest_secondary_entry_address(void);
 
 void guest_wfi(void);
+#if defined(__aarch64__) && !defined(__linux__)
+static inline void guest_wfe(void) { __asm__ volatile("wfe" ::: "memory"); }
+#else
+static inline void guest_wfe(void) {}
+#endif
 void guest_irq_enable(void);
 void guest_irq_disable(void);
 
@@ -51,9 +56,12 @@ GUEST_SYSREG(icc_sgi1r_el1)
 static inline uint8_t guest_exchange8(uint64_t a, uint8_t v) { return __atomic_exchange_n((uint8_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_exchange64(uint64_t a, uint64_t v) { return __atomic_exchange_n((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_fetch_or64(uint64_t a, uint64_t v) { return __atomic_fetch_or((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t guest_fetch_add64(uint64_t a, uint64_t v) { return __atomic_fetch_add((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t guest_fetch_and64(uint64_t a, uint64_t v) { return __atomic_fetch_and((uint64_t *)(uintptr_t)a, v, __ATOMIC_SEQ_CST); }
 static inline uint8_t guest_load8(uint64_t a) { return *(volatile uint8_t *)(uintptr_t)a; }
 static inline void guest_store8(uint64_t a, uint8_t v) { *(volatile uint8_t *)(uintptr_t)a = v; }
+static inline uint16_t guest_load16(uint64_t a) { return *(volatile uint16_t *)(uintptr_t)a; }
+static inline void guest_store16(uint64_t a, uint16_t v) { *(volatile uint16_t *)(uintptr_t)a = v; }
 static inline uint32_t guest_load32(uint64_t a) { return *(volatile uint32_t *)(uintptr_t)a; }
 static inline void guest_store32(uint64_t a, uint32_t v) { *(volatile uint32_t *)(uintptr_t)a = v; }
 static inline uint64_t guest_load64(uint64_t a) { return *(volatile uint64_t *)(uintptr_t)a; }

@@ -1,0 +1,113 @@
+// The fuzzing guest: a seeded stream of operations over the whole surface a guest has (Operations.swift),
+// on every vCPU at once, counting what it did and reached. `seed`, `ops` (in all) and `vcpus` come
+// from its command line; vCPU i draws from seed + i, so a run on one vCPU replays exactly. Aborts it
+// provokes are skipped; the invariants it can see from inside (registers the hypervisor must give back,
+// control-plane calls a domU must be refused) are checked as it goes and reported as ANOMALY lines.
+// It ends with `fuzz: done`, its counts and the sub-ops reached, and powers off.
+import GuestKit
+import GuestKitAsm
+import TernCore
+
+/// Set by vCPU 0 before it starts the others (globals with initializers are set up lazily).
+nonisolated(unsafe) var arena = Arena(scratch: 0, ramEnd: 0)
+nonisolated(unsafe) var statsBlock: UnsafeMutablePointer<UInt64>!
+nonisolated(unsafe) var seed: UInt64 = 0
+nonisolated(unsafe) var opsPerVCPU: UInt64 = 0
+nonisolated(unsafe) var vcpuCount = 1
+nonisolated(unsafe) var privileged = false
+/// vCPUs started (vCPU 0 lets them fuzz once all are, so none is started by a stray CPU_ON) and done.
+nonisolated(unsafe) var started: UInt64 = 0
+nonisolated(unsafe) var go: UInt64 = 0
+nonisolated(unsafe) var finished: UInt64 = 0
+
+func stats(_ vcpu: Int) -> Stats { Stats(base: statsBlock + vcpu * Stats.words) }
+
+/// Data aborts the fuzzing provoked (MMIO to holes, scratch pages it unmapped) are counted and stepped
+/// over. One in the fuzzer's own memory, or an instruction abort, means a hypercall took a page of its
+/// own after all: it crashes, and the harness counts it as killed.
+func skipAbort(_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64? {
+    guard esr >> 26 == 0x25, !arena.isOwn(far) else { return nil }
+    stats(VCPU.index).count(.aborts)
+    return elr + 4
+}
+
+func fuzz(vcpu: Int) {
+    guest_irq_disable()
+    let s = stats(vcpu)
+    var fuzzer = Fuzzer(random: SplitMix64(state: seed &+ UInt64(vcpu)), arena: arena, vcpus: vcpuCount,
+                        stats: s, privileged: privileged)
+    for done in 0 ..< opsPerVCPU {
+        fuzzer.step()
+        if vcpu == 0 && done % 100_000 == 99_999 { print("fuzz: vcpu0 at \(done + 1) ops") }
+    }
+    write_cntv_ctl_el0(0)
+    write_cntp_ctl_el0(0)
+}
+
+@_cdecl("guest_main")
+func guestMain(_ dtb: UInt64) {
+    let args = BootArguments(deviceTree: dtb)
+    seed = UInt64(args.integer("seed", default: 1))
+    let ops = UInt64(args.integer("ops", default: 100_000))
+    vcpuCount = max(1, min(args.integer("vcpus", default: 1), 8))
+    privileged = args.text("mode", default: "domU") == "control"
+    opsPerVCPU = ops / UInt64(vcpuCount)
+    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount)")
+    guard args.memoryBytes >= 16 << 20 else {
+        print("fuzz: FAILED: needs at least 16 MiB")
+        Xen.shutdown(.crash)
+    }
+    // Scratch is the top of RAM but the last 2 MiB (where the device tree is): far from the image.
+    let ramEnd = GuestLayout.ram.raw + args.memoryBytes
+    arena = Arena(scratch: ramEnd - (2 << 20) - Arena.pages * 4096, ramEnd: ramEnd)
+    statsBlock = Stats.allocate(vcpus: vcpuCount)
+    abortHandler = skipAbort
+    Interrupts.start()
+    guest_irq_disable()
+    for i in 1 ..< vcpuCount {
+        let r = PSCI.startVCPU(i)
+        if r != 0 { print("fuzz: FAILED to start vcpu \(i): PSCI \(r)") }
+    }
+    while atomicLoad(&started) != UInt64(vcpuCount - 1) { Xen.yield() }
+    atomicAdd(&go)
+    let start = Timer.milliseconds
+    fuzz(vcpu: 0)
+    while atomicLoad(&finished) != UInt64(vcpuCount - 1) { Xen.yield() }
+    report(milliseconds: Timer.milliseconds - start)
+    Xen.shutdown(.poweroff)
+}
+
+@_cdecl("guest_secondary_main")
+func guestSecondaryMain(_ index: UInt64) {
+    Interrupts.start()
+    guest_irq_disable()
+    atomicAdd(&started)
+    while atomicLoad(&go) == 0 { guest_wfe() }
+    fuzz(vcpu: Int(index))
+    atomicAdd(&finished)
+    while true { Xen.yield() }                  // stays on: a stray CPU_ON finds it ALREADY_ON
+}
+
+func atomicLoad(_ word: UnsafeMutablePointer<UInt64>) -> UInt64 { guest_load64(UInt64(UInt(bitPattern: word))) }
+func atomicAdd(_ word: UnsafeMutablePointer<UInt64>) { _ = guest_fetch_add64(UInt64(UInt(bitPattern: word)), 1) }
+
+func report(milliseconds: UInt64) {
+    let total = stats(0)
+    for v in 1 ..< vcpuCount { total.add(stats(v)) }
+    let rate = milliseconds == 0 ? 0 : total[.ops] * 1000 / milliseconds
+    print("")       // ends a line of console_io bytes the fuzzing left unfinished
+    print("fuzz: counts hypercalls=\(total[.hypercalls]) mmio=\(total[.mmio]) sysregs=\(total[.systemRegisters]) psci=\(total[.psci]) waits=\(total[.waits]) yields=\(total[.yields]) aborts=\(total[.aborts]) undefined=\(undefinedInstructions)")
+    var regions = "fuzz: mmio"
+    for r in 0 ..< 6 {
+        let region = Region(rawValue: r)!
+        regions += " \(region.name)=\(total.region(region))"
+    }
+    print(regions)
+    var subops = 0
+    for n in 0 ... UInt64(Stats.numbers) where total.calls(n) != 0 {
+        let reached = total.reached(n)
+        subops += reached.nonzeroBitCount
+        print("fuzz: hypercall \(n == UInt64(Stats.numbers) ? "64+" : "\(n)") calls=\(total.calls(n)) subops=\(hex(reached))")
+    }
+    print("fuzz: done seed=\(seed) ops=\(total[.ops]) subops=\(subops) anomalies=\(total[.anomalies]) ms=\(milliseconds) ops/s=\(rate)")
+}

@@ -1,0 +1,222 @@
+import Foundation
+
+/// `tern fuzz`: fuzzing domains (Guests/fuzz) beside a canary (Guests/canary, whose partner is the
+/// control domain), on one QEMU machine. The run fails if Tern faults or hangs, if a fuzzer or the
+/// canary reports an ANOMALY, or if the canary falls silent; a fuzzing domain that Tern ends for what
+/// it did is counted, not a failure. Domain i of a run seeded S is seeded `seed(ofDomain: i)`, so
+/// `--seed` with that value and one domain, one vCPU and one CPU replays it alone.
+public struct FuzzPlan: Sendable {
+    public var seed: UInt64
+    /// Operations per fuzzing domain (shared among its vCPUs).
+    public var ops: UInt64
+    public var smp: Int
+    public var domains: Int
+    public var vcpus: Int
+
+    public init(seed: UInt64, ops: UInt64, smp: Int, domains: Int = 2, vcpus: Int? = nil) {
+        self.seed = seed
+        self.ops = ops
+        self.smp = smp
+        self.domains = domains
+        self.vcpus = vcpus ?? smp
+    }
+
+    /// The fuzzing domains' IDs start after the partner (0) and the canary (1).
+    public static let firstFuzzer = 2
+
+    public func seed(ofDomain i: Int) -> UInt64 { seed &+ UInt64(i) &* 1_000_003 }
+
+    public var command: String {
+        "tern fuzz --seed \(seed) --ops \(ops) --smp \(smp) --domains \(domains) --vcpus \(vcpus)"
+    }
+
+    /// A bound on the run, from the slowest rate seen here (about 5,000 operations a second per
+    /// domain on a loaded 2-core host), so a hang ends it and a healthy run never meets it.
+    public var timeout: TimeInterval { 90 + Double(ops) / 2_000 * Double(max(1, domains * vcpus / smp)) }
+
+    /// The configs, in domain-ID order: file name and text.
+    public var configs: [(name: String, text: String)] {
+        var configs = [
+            ("partner", """
+                name = "partner"
+                kernel = "tern:canary"
+                memory = 32
+                extra = "role=partner peer=1"
+
+                """),
+            ("canary", """
+                name = "canary"
+                kernel = "tern:canary"
+                memory = 32
+                extra = "role=canary peer=0 seed=\(seed)"
+
+                """),
+        ]
+        for i in 0 ..< domains {
+            configs.append(("fuzz\(i)", """
+                name = "fuzz\(i)"
+                kernel = "tern:fuzz"
+                memory = 32
+                vcpus = \(vcpus)
+                extra = "seed=\(seed(ofDomain: i)) ops=\(ops) vcpus=\(vcpus)"
+
+                """))
+        }
+        return configs
+    }
+}
+
+/// What a fuzzing run's console says, added up.
+public struct FuzzOutcome: Sendable, Equatable {
+    /// Operations the fuzzing domains report done.
+    public var operations: UInt64 = 0
+    /// Fuzzing domains that finished (printed `fuzz: done`).
+    public var finished = 0
+    /// Fuzzing domains Tern ended before they finished: "d2 (fuzz0): crash".
+    public var killed: [String] = []
+    public var anomalies: [String] = []
+    /// Tern's fault report, if it faulted.
+    public var fault: [String] = []
+    /// Canary status lines, and how many came after the last fuzzing domain finished.
+    public var canaryReports = 0
+    public var canaryReportsAfterFuzzing = 0
+    public var canaryStopped: String?
+    public var lastCanaryReport: String?
+    /// By hypercall number ("64+" for those beyond): calls, and the sub-ops reached (bit n: sub-op n
+    /// was answered with something other than -ENOSYS).
+    public var calls: [String: UInt64] = [:]
+    public var subops: [String: UInt64] = [:]
+    /// Added up over the fuzzing domains: hypercalls, mmio, aborts, ... and MMIO by region.
+    public var counts: [String: UInt64] = [:]
+    public var mmio: [String: UInt64] = [:]
+    public var opsPerSecond: [UInt64] = []
+    public var timedOut = false
+
+    public var subopsReached: Int { subops.values.reduce(0) { $0 + $1.nonzeroBitCount } }
+
+    public var failures: [String] {
+        var failures: [String] = []
+        if !fault.isEmpty { failures.append("Tern faulted: " + fault.joined(separator: " | ")) }
+        if timedOut { failures.append("the run did not end in time: a hang (see the vCPU dump above)") }
+        failures += anomalies
+        if let canaryStopped { failures.append("the canary stopped: \(canaryStopped)") }
+        if !timedOut && fault.isEmpty && canaryReportsAfterFuzzing == 0 {
+            failures.append("the canary said nothing after the fuzzing ended")
+        }
+        return failures
+    }
+
+    public init() {}
+
+    /// Reads the console of a run of `plan`.
+    public init(lines: [String], plan: FuzzPlan, timedOut: Bool) {
+        self.timedOut = timedOut
+        var inFault = false
+        var fuzzersGone = Set<Int>()
+        for line in lines {
+            if line.contains("HYPERVISOR FAULT") { inFault = true }
+            if inFault {
+                if line.hasPrefix("(tern)") { fault.append(line) }
+                continue
+            }
+            if line.contains("ANOMALY") { anomalies.append(line) }
+            if let shutdown = ShutdownLine(line) {
+                if shutdown.domain >= FuzzPlan.firstFuzzer {
+                    fuzzersGone.insert(shutdown.domain)
+                    if shutdown.reason != "poweroff" { killed.append("d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)") }
+                } else {
+                    canaryStopped = "d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)"
+                }
+                continue
+            }
+            guard let text = line.range(of: "fuzz: ").map({ String(line[$0.lowerBound...]) })
+                    ?? line.range(of: "canary: t=").map({ String(line[$0.lowerBound...]) }) else { continue }
+            if text.hasPrefix("canary: ") {
+                canaryReports += 1
+                lastCanaryReport = text
+                if fuzzersGone.count == plan.domains { canaryReportsAfterFuzzing += 1 }
+                continue
+            }
+            let words = text.split(separator: " ").map(String.init)
+            let fields = Self.fields(words)
+            switch words.count > 1 ? words[1] : "" {
+            case "done":
+                finished += 1
+                operations += fields["ops"] ?? 0
+                if let rate = fields["ops/s"] { opsPerSecond.append(rate) }
+            case "counts":
+                for (key, value) in fields { counts[key, default: 0] += value }
+            case "mmio":
+                for (key, value) in fields { mmio[key, default: 0] += value }
+            case "hypercall" where words.count > 2:
+                calls[words[2], default: 0] += fields["calls"] ?? 0
+                subops[words[2], default: 0] |= fields["subops"] ?? 0
+            default:
+                break
+            }
+        }
+    }
+
+    /// key=value words; values in decimal or 0x hex.
+    static func fields(_ words: [String]) -> [String: UInt64] {
+        var fields: [String: UInt64] = [:]
+        for word in words {
+            let parts = word.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let value = parts[1].hasPrefix("0x") ? UInt64(parts[1].dropFirst(2), radix: 16) : UInt64(parts[1])
+            if let value { fields[String(parts[0])] = value }
+        }
+        return fields
+    }
+
+    /// The report: what was done and reached, what went wrong.
+    public var report: [String] {
+        var lines = ["operations: \(operations) in \(finished) finished fuzzing domains"
+                     + (opsPerSecond.isEmpty ? "" : ", \(opsPerSecond.reduce(0, +)) per second in all")]
+        lines.append("hypercall sub-ops reached: \(subopsReached), over \(calls.count) hypercall numbers")
+        let numbers = calls.keys.sorted { (Int($0) ?? 1000) < (Int($1) ?? 1000) }
+        lines.append("calls by hypercall: " + numbers.map { "\($0)=\(calls[$0]!)" }.joined(separator: " "))
+        lines.append("MMIO by region: " + mmio.keys.sorted().map { "\($0)=\(mmio[$0]!)" }.joined(separator: " "))
+        lines.append("other: " + counts.keys.sorted().filter { $0 != "hypercalls" && $0 != "mmio" }
+                        .map { "\($0)=\(counts[$0]!)" }.joined(separator: " "))
+        lines.append("fuzzing domains killed and counted: \(killed.count)" + (killed.isEmpty ? "" : " (\(killed.joined(separator: ", ")))"))
+        lines.append("Tern faults: \(fault.isEmpty ? 0 : 1); anomalies: \(anomalies.count)")
+        if let lastCanaryReport { lines.append("canary, last: \(lastCanaryReport)") }
+        return lines
+    }
+}
+
+public enum FuzzRun {
+    /// Boots `plan`'s domains and reads the outcome. The machine is stopped once every fuzzing domain
+    /// is done or gone and the canary has reported once more after that.
+    public static func run(_ plan: FuzzPlan, runner: TernRunner, onLine: @escaping @Sendable (String) -> Void) throws -> (FuzzOutcome, RunResult) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-fuzz-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let configs = try plan.configs.enumerated().map { i, config in
+            let file = folder.appendingPathComponent(String(format: "%02d-%@.cfg", i, config.name))
+            try Data(config.text.utf8).write(to: file)
+            return file
+        }
+        let watch = StopWatch(fuzzers: plan.domains)
+        let options = RunOptions(smp: plan.smp, timeout: plan.timeout, extraQEMUArguments: [],
+                                 stopWhen: { watch.shouldStop(after: $0) })
+        let result = try runner.run(configs: configs, options: options, onLine: onLine)
+        return (FuzzOutcome(lines: result.lines, plan: plan, timedOut: result.timedOut), result)
+    }
+
+    /// Counts fuzzing domains done or gone; then the canary's next report ends the run.
+    final class StopWatch: @unchecked Sendable {
+        let fuzzers: Int
+        private let lock = NSLock()
+        private var gone = Set<Int>()
+        init(fuzzers: Int) { self.fuzzers = fuzzers }
+
+        func shouldStop(after line: String) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            if let shutdown = ShutdownLine(line), shutdown.domain >= FuzzPlan.firstFuzzer { gone.insert(shutdown.domain) }
+            return gone.count == fuzzers && line.contains("canary: t=")
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import TernCore
+import TernTool
+
+struct FuzzCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fuzz",
+        abstract: "Run fuzzing domains beside a canary domain; fail on a Tern fault, a hang or an anomaly.",
+        discussion: """
+            The seed is printed first; the same arguments replay the run, exactly with --smp 1 \
+            --domains 1 --vcpus 1 (fuzzing domain i of a run seeded S is seeded S + 1000003 i). With \
+            --soak it runs one seed after another until stopped, adding up operations and coverage. \
+            The last run's report goes to results/fuzz.md. Exit status 1 when the run failed.
+            """)
+
+    @Option(help: "The seed (default: from the clock).")
+    var seed: UInt64?
+
+    @Option(help: "Operations per fuzzing domain.")
+    var ops: UInt64 = 200_000
+
+    @Option(help: "Physical CPUs of the QEMU machine.")
+    var smp: Int = 2
+
+    @Option(help: "Fuzzing domains beside the canary.")
+    var domains: Int = 2
+
+    @Option(help: "vCPUs of each fuzzing domain (default: --smp).")
+    var vcpus: Int?
+
+    @Flag(help: "Run seed after seed until stopped (make fuzz).")
+    var soak = false
+
+    @Flag(help: "Show every console line, not only the fuzzers' and the canary's.")
+    var verbose = false
+
+    @Option(help: "The Tern package folder (default: found from the current folder upwards).")
+    var packageRoot: String?
+
+    func validate() throws {
+        try validateSMP(smp)
+        guard (1 ... 8).contains(domains) else { throw ValidationError("--domains must be 1 to 8") }
+        if let vcpus, !(1 ... TernLimits.maximumVCPUsPerDomain).contains(vcpus) {
+            throw ValidationError("--vcpus must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
+        }
+        guard ops >= 1 else { throw ValidationError("--ops must be positive") }
+    }
+
+    func run() throws {
+        let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: printOut)
+        var plan = FuzzPlan(seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1000) % 1_000_000_007,
+                            ops: ops, smp: smp, domains: domains, vcpus: vcpus)
+        printOut("tern fuzz: seed \(plan.seed) (\(plan.command))")
+        var total = FuzzOutcome()
+        let started = Date()
+        while true {
+            let verbose = self.verbose
+            let (outcome, _) = try FuzzRun.run(plan, runner: runner) { line in
+                if verbose || line.contains("fuzz: ") || line.contains("canary: ") || line.hasPrefix("(tern)") { printOut(line) }
+            }
+            let report = outcome.report + outcome.failures.map { "FAILED: \($0)" }
+            try writeReport(plan, outcome, report)
+            printOut("")
+            for line in report { printOut("tern fuzz: \(line)") }
+            guard outcome.failures.isEmpty else {
+                printError("tern fuzz: FAILED with seed \(plan.seed); reproduce: \(plan.command)")
+                throw ExitCode(ExitStatus.failure)
+            }
+            guard soak else {
+                printOut("tern fuzz: passed, seed \(plan.seed)")
+                return
+            }
+            total.operations += outcome.operations
+            total.killed += outcome.killed
+            for (number, reached) in outcome.subops { total.subops[number, default: 0] |= reached }
+            let seconds = Date().timeIntervalSince(started)
+            printOut(String(format: "tern fuzz: soak: %llu operations in %.0f s (%.0f per second), %d sub-ops reached, %d fuzzing domains killed",
+                            total.operations, seconds, Double(total.operations) / seconds, total.subopsReached, total.killed.count))
+            plan.seed = plan.seed &+ 1
+            printOut("tern fuzz: seed \(plan.seed) (\(plan.command))")
+        }
+    }
+
+    func writeReport(_ plan: FuzzPlan, _ outcome: FuzzOutcome, _ report: [String]) throws {
+        let root = try packageRoot.map { PackageLayout(root: URL(fileURLWithPath: $0)) }?.root ?? PackageLayout.locate().root
+        let results = root.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        let text = "# Fuzzing run\n\n`\(plan.command)`\n\n" + report.map { "- \($0)" }.joined(separator: "\n") + "\n"
+        try Data(text.utf8).write(to: results.appendingPathComponent("fuzz.md"))
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import TernTool
+
+/// How `tern fuzz` reads a run's console: what passes, and each way it fails.
+@Suite struct FuzzRunTests {
+    let plan = FuzzPlan(seed: 42, ops: 1000, smp: 2, domains: 2, vcpus: 2)
+
+    /// A run in which both fuzzers finish and the canary reports after them.
+    var healthy: [String] {
+        [
+            "(d1) canary: bound to d0",
+            "(d2) fuzz: seed=42 ops=1000 vcpus=2",
+            "(d1) canary: t=1s rounds=100 ticks=98 round-max=90us round-avg=40us tick-max=12000us checks=1 anomalies=0",
+            "(d2) fuzz: counts hypercalls=600 mmio=180 sysregs=100 psci=60 waits=40 yields=20 aborts=30 undefined=50",
+            "(d2) fuzz: mmio gicd=30 gicr=30 uart=30 grant-window=30 hole=30 past-ram=30",
+            "(d2) fuzz: hypercall 12 calls=100 subops=0x5",
+            "(d2) fuzz: hypercall 64+ calls=7 subops=0x0",
+            "(d2) fuzz: done seed=42 ops=1000 subops=2 anomalies=0 ms=100 ops/s=10000",
+            "(tern) d2 (fuzz0): shutdown: poweroff",
+            "(d3) fuzz: hypercall 12 calls=50 subops=0x3",
+            "(d3) fuzz: mmio gicd=1 gicr=2 uart=3 grant-window=4 hole=5 past-ram=6",
+            "(d3) fuzz: done seed=1000045 ops=1000 subops=2 anomalies=0 ms=100 ops/s=9000",
+            "(tern) d3 (fuzz1): shutdown: poweroff",
+            "(d1) canary: t=2s rounds=200 ticks=198 round-max=90us round-avg=40us tick-max=12000us checks=2 anomalies=0",
+        ]
+    }
+
+    @Test func aHealthyRunPassesAndAddsUp() {
+        let o = FuzzOutcome(lines: healthy, plan: plan, timedOut: false)
+        #expect(o.failures == [])
+        #expect(o.operations == 2000 && o.finished == 2 && o.killed.isEmpty)
+        #expect(o.calls == ["12": 150, "64+": 7])
+        #expect(o.subops["12"] == 0x7 && o.subopsReached == 3)
+        #expect(o.mmio["gicd"] == 31 && o.mmio["past-ram"] == 36)
+        #expect(o.counts["aborts"] == 30 && o.opsPerSecond == [10000, 9000])
+        #expect(o.canaryReports == 2 && o.canaryReportsAfterFuzzing == 1)
+    }
+
+    @Test func aFaultAHangAnAnomalyOrASilentCanaryFails() {
+        let fault = Array(healthy.prefix(4)) + ["(tern) HYPERVISOR FAULT: data abort (kind 1) on the cpu with affinity 0x0",
+                                               "(tern)   esr 0x96000004", "(d1) canary: t=3s rounds=1"]
+        let faulted = FuzzOutcome(lines: fault, plan: plan, timedOut: false)
+        #expect(faulted.failures.count == 1 && faulted.failures[0].hasPrefix("Tern faulted: (tern) HYPERVISOR FAULT"))
+        #expect(faulted.fault.count == 2)
+
+        let hung = FuzzOutcome(lines: Array(healthy.prefix(8)), plan: plan, timedOut: true)
+        #expect(hung.failures == ["the run did not end in time: a hang (see the vCPU dump above)"])
+
+        var lines = healthy
+        lines.insert("(d1) canary: ANOMALY its memory changed at 0x40812340", at: 5)
+        #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures == ["(d1) canary: ANOMALY its memory changed at 0x40812340"])
+
+        let silent = FuzzOutcome(lines: Array(healthy.dropLast()), plan: plan, timedOut: false)
+        #expect(silent.failures == ["the canary said nothing after the fuzzing ended"])
+
+        lines = healthy
+        lines.insert("(tern) d1 (canary): shutdown: crash", at: 3)
+        #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures == ["the canary stopped: d1 (canary): crash"])
+    }
+
+    /// A fuzzing domain Tern ended is counted; the run goes on and passes.
+    @Test func aKilledFuzzerIsCountedNotAFailure() {
+        var lines = healthy
+        lines.removeSubrange(9 ..< 13)
+        lines.insert("(tern) d3 (fuzz1): shutdown: crash", at: 9)
+        let o = FuzzOutcome(lines: lines, plan: plan, timedOut: false)
+        #expect(o.failures == [])
+        #expect(o.killed == ["d3 (fuzz1): crash"] && o.finished == 1 && o.operations == 1000)
+    }
+
+    @Test func theStopWatchWaitsForEveryFuzzerThenTheCanary() {
+        let watch = FuzzRun.StopWatch(fuzzers: 2)
+        #expect(!watch.shouldStop(after: "(d1) canary: t=1s rounds=1"))
+        #expect(!watch.shouldStop(after: "(tern) d2 (fuzz0): shutdown: poweroff"))
+        #expect(!watch.shouldStop(after: "(d1) canary: t=2s rounds=2"))
+        #expect(!watch.shouldStop(after: "(tern) d1 (canary): shutdown: crash"))      // not a fuzzer
+        #expect(!watch.shouldStop(after: "(tern) d3 (fuzz1): shutdown: crash"))
+        #expect(watch.shouldStop(after: "(d1) canary: t=3s rounds=3"))
+    }
+
+    @Test func configsSeedEachFuzzerSoOneReplaysAlone() {
+        let configs = plan.configs
+        #expect(configs.map(\.name) == ["partner", "canary", "fuzz0", "fuzz1"])
+        #expect(configs[2].text.contains("extra = \"seed=42 ops=1000 vcpus=2\""))
+        #expect(configs[3].text.contains("seed=\(42 + 1_000_003) "))
+        #expect(FuzzPlan(seed: plan.seed(ofDomain: 1), ops: 1000, smp: 1, domains: 1, vcpus: 1).configs[2].text
+                .contains("seed=\(plan.seed(ofDomain: 1)) ops=1000 vcpus=1"))
+        #expect(plan.command == "tern fuzz --seed 42 --ops 1000 --smp 2 --domains 2 --vcpus 2")
+    }
+}
