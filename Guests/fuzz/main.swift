@@ -1,9 +1,10 @@
 // The fuzzing guest: a seeded stream of operations over the whole surface a guest has (Operations.swift),
 // on every vCPU at once, counting what it did and reached. `seed`, `ops` (in all) and `vcpus` come
-// from its command line; vCPU i draws from seed + i, so a run on one vCPU replays exactly. Aborts it
-// provokes are skipped; the invariants it can see from inside (registers the hypervisor must give back,
-// control-plane calls a domU must be refused) are checked as it goes and reported as ANOMALY lines.
-// It ends with `fuzz: done`, its counts and the sub-ops reached, and powers off.
+// from its command line; vCPU i draws the stream seeded with the (i+1)th number of the seed's own
+// stream (so seeds next to each other share no vCPU's stream), and a run on one vCPU replays exactly.
+// Aborts it provokes are skipped; the invariants it can see from inside (registers the hypervisor must
+// give back, control-plane calls a domU must be refused) are checked as it goes and reported as
+// ANOMALY lines. It ends with `fuzz: done`, its counts and the sub-ops reached, and powers off.
 import GuestKit
 import GuestKitAsm
 import TernCore
@@ -14,7 +15,6 @@ nonisolated(unsafe) var statsBlock: UnsafeMutablePointer<UInt64>!
 nonisolated(unsafe) var seed: UInt64 = 0
 nonisolated(unsafe) var opsPerVCPU: UInt64 = 0
 nonisolated(unsafe) var vcpuCount = 1
-nonisolated(unsafe) var privileged = false
 /// vCPUs started (vCPU 0 lets them fuzz once all are, so none is started by a stray CPU_ON) and done.
 nonisolated(unsafe) var started: UInt64 = 0
 nonisolated(unsafe) var go: UInt64 = 0
@@ -24,18 +24,23 @@ func stats(_ vcpu: Int) -> Stats { Stats(base: statsBlock + vcpu * Stats.words) 
 
 /// Data aborts the fuzzing provoked (MMIO to holes, scratch pages it unmapped) are counted and stepped
 /// over. One in the fuzzer's own memory, or an instruction abort, means a hypercall took a page of its
-/// own after all: it crashes, and the harness counts it as killed.
+/// own after all (a stale scratch word read as a frame, say): it says so and crashes, and the harness
+/// counts it as killed.
 func skipAbort(_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64? {
-    guard esr >> 26 == 0x25, !arena.isOwn(far) else { return nil }
+    guard esr >> 26 == 0x25, !arena.isOwn(far) else {
+        print("fuzz: killed by an abort in its own memory at \(hex(far)) (pc \(hex(elr)), seed \(seed))")
+        return nil
+    }
     stats(VCPU.index).count(.aborts)
     return elr + 4
 }
 
 func fuzz(vcpu: Int) {
     guest_irq_disable()
-    let s = stats(vcpu)
-    var fuzzer = Fuzzer(random: SplitMix64(state: seed &+ UInt64(vcpu)), arena: arena, vcpus: vcpuCount,
-                        stats: s, privileged: privileged)
+    var seeds = SplitMix64(state: seed)
+    var state = seeds.next()
+    for _ in 0 ..< vcpu { state = seeds.next() }
+    var fuzzer = Fuzzer(random: SplitMix64(state: state), arena: arena, vcpus: vcpuCount, stats: stats(vcpu))
     for done in 0 ..< opsPerVCPU {
         fuzzer.step()
         if vcpu == 0 && done % 100_000 == 99_999 { print("fuzz: vcpu0 at \(done + 1) ops") }
@@ -50,7 +55,6 @@ func guestMain(_ dtb: UInt64) {
     seed = UInt64(args.integer("seed", default: 1))
     let ops = UInt64(args.integer("ops", default: 100_000))
     vcpuCount = max(1, min(args.integer("vcpus", default: 1), 8))
-    privileged = args.text("mode", default: "domU") == "control"
     opsPerVCPU = ops / UInt64(vcpuCount)
     print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount)")
     guard args.memoryBytes >= 16 << 20 else {
@@ -66,7 +70,10 @@ func guestMain(_ dtb: UInt64) {
     guest_irq_disable()
     for i in 1 ..< vcpuCount {
         let r = PSCI.startVCPU(i)
-        if r != 0 { print("fuzz: FAILED to start vcpu \(i): PSCI \(r)") }
+        if r != 0 {
+            print("fuzz: FAILED to start vcpu \(i): PSCI \(r)")
+            Xen.shutdown(.crash)
+        }
     }
     while atomicLoad(&started) != UInt64(vcpuCount - 1) { Xen.yield() }
     atomicAdd(&go)

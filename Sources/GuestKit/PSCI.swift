@@ -9,10 +9,10 @@ public enum PSCI {
 
     /// Starts vCPU `index` at the kit's secondary entry, which calls `guest_secondary_main(index)`.
     public static func startVCPU(_ index: Int) -> Int64 {
-        call(.cpu_on, UInt64(index), guest_secondary_entry_address(), UInt64(index))
+        call(.cpu_on, CPUAffinity(vcpu: index).raw, guest_secondary_entry_address(), UInt64(index))
     }
 
-    public static func isOn(_ index: Int) -> Bool { call(.affinity_info, UInt64(index)) == 0 }
+    public static func isOn(_ index: Int) -> Bool { call(.affinity_info, CPUAffinity(vcpu: index).raw) == 0 }
 
     public static func stopThisVCPU() -> Never {
         _ = call(.cpu_off)

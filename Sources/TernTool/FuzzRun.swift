@@ -2,9 +2,11 @@ import Foundation
 
 /// `tern fuzz`: fuzzing domains (Guests/fuzz) beside a canary (Guests/canary, whose partner is the
 /// control domain), on one QEMU machine. The run fails if Tern faults or hangs, if a fuzzer or the
-/// canary reports an ANOMALY, or if the canary falls silent; a fuzzing domain that Tern ends for what
-/// it did is counted, not a failure. Domain i of a run seeded S is seeded `seed(ofDomain: i)`, so
-/// `--seed` with that value and one domain, one vCPU and one CPU replays it alone.
+/// canary reports an ANOMALY or a failure of its own, if the canary stops or falls silent, or if no
+/// fuzzing domain finished; a fuzzing domain that Tern ends for what it did is counted, not a failure.
+/// Domain i of a run seeded S is seeded `seed(ofDomain: i)`. A fuzzing domain of one vCPU replays
+/// exactly with that seed and one domain, one vCPU and one CPU; one of several vCPUs draws the same
+/// streams again, but their interleaving (and so what each call meets) is the host's.
 public struct FuzzPlan: Sendable {
     public var seed: UInt64
     /// Operations per fuzzing domain (shared among its vCPUs).
@@ -30,9 +32,16 @@ public struct FuzzPlan: Sendable {
         "tern fuzz --seed \(seed) --ops \(ops) --smp \(smp) --domains \(domains) --vcpus \(vcpus)"
     }
 
-    /// A bound on the run, from the slowest rate seen here (about 5,000 operations a second per
-    /// domain on a loaded 2-core host), so a hang ends it and a healthy run never meets it.
-    public var timeout: TimeInterval { 90 + Double(ops) / 2_000 * Double(max(1, domains * vcpus / smp)) }
+    /// A bound on the run, so a hang ends it and a healthy run never meets it: at least 500 operations
+    /// a second for each vCPU's share of a CPU (runs here did 1,000 to 2,000).
+    public var timeout: TimeInterval {
+        90 + Double(ops) / Double(vcpus) / 500 * max(1, Double(domains * vcpus) / Double(smp))
+    }
+
+    /// The commands that replay each fuzzing domain alone on one CPU (exactly when it has one vCPU).
+    public var replays: [String] {
+        (0 ..< domains).map { "tern fuzz --seed \(seed(ofDomain: $0)) --ops \(ops) --smp 1 --domains 1 --vcpus \(vcpus)" }
+    }
 
     /// The configs, in domain-ID order: file name and text.
     public var configs: [(name: String, text: String)] {
@@ -74,7 +83,10 @@ public struct FuzzOutcome: Sendable, Equatable {
     public var finished = 0
     /// Fuzzing domains Tern ended before they finished: "d2 (fuzz0): crash".
     public var killed: [String] = []
+    /// ANOMALY lines, and `anomalies=` counts above zero in reports (a line the console split in two
+    /// still counts), and a guest's own FAILED lines.
     public var anomalies: [String] = []
+    public var guestFailures: [String] = []
     /// Tern's fault report, if it faulted.
     public var fault: [String] = []
     /// Canary status lines, and how many came after the last fuzzing domain finished.
@@ -98,10 +110,12 @@ public struct FuzzOutcome: Sendable, Equatable {
         var failures: [String] = []
         if !fault.isEmpty { failures.append("Tern faulted: " + fault.joined(separator: " | ")) }
         if timedOut { failures.append("the run did not end in time: a hang (see the vCPU dump above)") }
-        failures += anomalies
+        failures += anomalies + guestFailures
         if let canaryStopped { failures.append("the canary stopped: \(canaryStopped)") }
-        if !timedOut && fault.isEmpty && canaryReportsAfterFuzzing == 0 {
-            failures.append("the canary said nothing after the fuzzing ended")
+        if !timedOut && fault.isEmpty {
+            // Two reports: the first may come from a check of its memory begun before the end.
+            if canaryReportsAfterFuzzing < 2 { failures.append("the canary said too little after the fuzzing ended") }
+            if finished == 0 { failures.append("no fuzzing domain finished") }
         }
         return failures
     }
@@ -113,6 +127,7 @@ public struct FuzzOutcome: Sendable, Equatable {
         self.timedOut = timedOut
         var inFault = false
         var fuzzersGone = Set<Int>()
+        var anomalySources = Set<String>()
         for line in lines {
             if line.contains("HYPERVISOR FAULT") { inFault = true }
             if inFault {
@@ -120,6 +135,7 @@ public struct FuzzOutcome: Sendable, Equatable {
                 continue
             }
             if line.contains("ANOMALY") { anomalies.append(line) }
+            if line.contains("fuzz: FAILED") || line.contains("canary: FAILED") { guestFailures.append(line) }
             if let shutdown = ShutdownLine(line) {
                 if shutdown.domain >= FuzzPlan.firstFuzzer {
                     fuzzersGone.insert(shutdown.domain)
@@ -131,14 +147,20 @@ public struct FuzzOutcome: Sendable, Equatable {
             }
             guard let text = line.range(of: "fuzz: ").map({ String(line[$0.lowerBound...]) })
                     ?? line.range(of: "canary: t=").map({ String(line[$0.lowerBound...]) }) else { continue }
+            let words = text.split(separator: " ").map(String.init)
+            let fields = Self.fields(words)
+            // Counts are running totals: one failure per domain that reports any.
+            let source = String(line.prefix { $0 != " " })
+            if let count = fields["anomalies"], count > 0, !anomalySources.contains(source) {
+                anomalySources.insert(source)
+                anomalies.append("\(source) reports \(count) anomalies: \(text)")
+            }
             if text.hasPrefix("canary: ") {
                 canaryReports += 1
                 lastCanaryReport = text
                 if fuzzersGone.count == plan.domains { canaryReportsAfterFuzzing += 1 }
                 continue
             }
-            let words = text.split(separator: " ").map(String.init)
-            let fields = Self.fields(words)
             switch words.count > 1 ? words[1] : "" {
             case "done":
                 finished += 1
@@ -205,18 +227,21 @@ public enum FuzzRun {
         return (FuzzOutcome(lines: result.lines, plan: plan, timedOut: result.timedOut), result)
     }
 
-    /// Counts fuzzing domains done or gone; then the canary's next report ends the run.
+    /// Counts fuzzing domains done or gone; then the canary's second report ends the run (the first
+    /// may come from a check of its memory begun before the last fuzzer ended).
     final class StopWatch: @unchecked Sendable {
         let fuzzers: Int
         private let lock = NSLock()
         private var gone = Set<Int>()
+        private var reportsAfter = 0
         init(fuzzers: Int) { self.fuzzers = fuzzers }
 
         func shouldStop(after line: String) -> Bool {
             lock.lock()
             defer { lock.unlock() }
             if let shutdown = ShutdownLine(line), shutdown.domain >= FuzzPlan.firstFuzzer { gone.insert(shutdown.domain) }
-            return gone.count == fuzzers && line.contains("canary: t=")
+            if gone.count == fuzzers && line.contains("canary: t=") { reportsAfter += 1 }
+            return reportsAfter == 2
         }
     }
 }

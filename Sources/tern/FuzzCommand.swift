@@ -8,10 +8,11 @@ struct FuzzCommand: ParsableCommand {
         commandName: "fuzz",
         abstract: "Run fuzzing domains beside a canary domain; fail on a Tern fault, a hang or an anomaly.",
         discussion: """
-            The seed is printed first; the same arguments replay the run, exactly with --smp 1 \
-            --domains 1 --vcpus 1 (fuzzing domain i of a run seeded S is seeded S + 1000003 i). With \
-            --soak it runs one seed after another until stopped, adding up operations and coverage. \
-            The last run's report goes to results/fuzz.md. Exit status 1 when the run failed.
+            The seed is printed first. Fuzzing domain i of a run seeded S is seeded S + 1000003 i; a \
+            failure prints, for each, the command that runs it alone on one CPU, which replays it \
+            exactly when it has one vCPU (with several, their interleaving is the host's). With --soak \
+            it runs one seed after another until stopped, adding up operations and coverage. The last \
+            run's report goes to results/fuzz.md. Exit status 1 when the run failed.
             """)
 
     @Option(help: "The seed (default: from the clock).")
@@ -41,10 +42,13 @@ struct FuzzCommand: ParsableCommand {
     func validate() throws {
         try validateSMP(smp)
         guard (1 ... 8).contains(domains) else { throw ValidationError("--domains must be 1 to 8") }
-        if let vcpus, !(1 ... TernLimits.maximumVCPUsPerDomain).contains(vcpus) {
-            throw ValidationError("--vcpus must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
+        let vcpus = self.vcpus ?? smp
+        guard (1 ... TernLimits.maximumVCPUsPerDomain).contains(vcpus) else {
+            throw ValidationError("--vcpus (default: --smp) must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
         }
-        guard ops >= 1 else { throw ValidationError("--ops must be positive") }
+        // The guests read their arguments as decimal numbers that must fit in an Int.
+        guard ops >= 1, ops <= 1_000_000_000_000 else { throw ValidationError("--ops must be 1 to 10^12") }
+        if let seed, seed > 1_000_000_000_000_000 { throw ValidationError("--seed must be at most 10^18") }
     }
 
     func run() throws {
@@ -64,7 +68,8 @@ struct FuzzCommand: ParsableCommand {
             printOut("")
             for line in report { printOut("tern fuzz: \(line)") }
             guard outcome.failures.isEmpty else {
-                printError("tern fuzz: FAILED with seed \(plan.seed); reproduce: \(plan.command)")
+                printError("tern fuzz: FAILED with seed \(plan.seed); run it again: \(plan.command)")
+                for replay in plan.replays { printError("tern fuzz: one fuzzing domain alone: \(replay)") }
                 throw ExitCode(ExitStatus.failure)
             }
             guard soak else {

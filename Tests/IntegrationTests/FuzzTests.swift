@@ -6,14 +6,13 @@ import Foundation
 import Testing
 import TernTool
 
-@Suite(.serialized)
-struct FuzzTests {
+extension BootTests {
     @Test func aMillionHostileOperationsLeaveTernAndTheCanaryWhole() throws {
         // A seed per CI run, printed, so a failure names what reproduces it.
         let seed = UInt64(Date().timeIntervalSince1970) % 1_000_000_007
         let plan = FuzzPlan(seed: seed, ops: 500_000, smp: 2, domains: 2, vcpus: 2)
         print("fuzz: seed \(seed); reproduce with: \(plan.command)")
-        let (outcome, result) = try FuzzRun.run(plan, runner: TernRunner(), onLine: { _ in })
+        let (outcome, result) = try FuzzRun.run(plan, runner: runner, onLine: { _ in })
         let tail = result.lines.filter { !$0.isEmpty }.suffix(40).joined(separator: "\n")
         #expect(outcome.failures == [], "seed \(seed): \(plan.command)\n\(tail)")
         for line in outcome.report { print("fuzz: \(line)") }

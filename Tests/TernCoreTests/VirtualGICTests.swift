@@ -54,7 +54,8 @@ private func raise(_ r: inout VirtualRedistributor, _ intid: Int) -> Bool { r.ra
         #expect(d.target(of: spi) == 1)
         #expect(d.deliverable(to: 0) == 0)
         #expect(d.deliverable(to: 1) == 1 << UInt64(spi - 32))
-        // vCPU 17 is 0.0.1.1; an affinity no vCPU has (Aff0 16) routes to nobody.
+        // vCPU 17 is 0.0.1.1; an affinity no vCPU has (Aff0 16) routes to nobody, as the GIC
+        // architecture says (Xen would keep the old route).
         d.write(offset: 0x6100 + 8 * (spi - 32), size: 8, value: 0x101)
         #expect(d.target(of: spi) == 17)
         #expect(d.deliverable(to: 1) == 0)
@@ -109,6 +110,10 @@ private func raise(_ r: inout VirtualRedistributor, _ intid: Int) -> Bool { r.ra
         // GICR_TYPER: affinity in the top half, processor number, Last for the final frame.
         #expect(read(&first, 0x0008, 8) == 0)
         #expect(read(&last, 0x0008, 8) == 3 << 32 | 3 << 8 | 1 << 4)
+        // vCPU 18 is 0.0.1.2, as its MPIDR says.
+        var eighteenth = VirtualRedistributor(vcpu: 18, isLast: false)
+        #expect(read(&eighteenth, 0x0008, 8) == 0x102 << 32 | 18 << 8)
+        #expect(read(&eighteenth, 0x000C, 4) == 0x102)
         // WAKER: asleep until the guest clears ProcessorSleep; ChildrenAsleep follows it.
         #expect(read(&first, 0x0014, 4) == 0x6)
         first.write(offset: 0x0014, size: 4, value: 0)

@@ -36,7 +36,8 @@ import Testing
                 == .cpuOn(vcpu: 1, entry: 0x4008_0000, context: 9))
         #expect(call(.cpu_on, 0xFF_0000_0001, 0x4008_0000) == Self.invalid)    // Aff3
         #expect(call(.cpu_on, 0xFFFF_0000_0000_0001, 0x4008_0000) == .cpuOn(vcpu: 1, entry: 0x4008_0000, context: 0))   // above Aff3
-        // Past 16 vCPUs, Aff1 counts the groups of 16 (Xen's vaffinity_to_vcpuid); Aff0 stays below 16.
+        // Past 16 vCPUs, Aff1 counts the groups of 16, as Xen's vaffinity_to_vcpuid; an Aff0 of 16 or
+        // more names no vCPU here (Xen would OR it into the index).
         #expect(call(.cpu_on, 0x102, 0x4008_0000, vcpus: 20) == .cpuOn(vcpu: 18, entry: 0x4008_0000, context: 0))
         #expect(call(.cpu_on, 0x10, 0x4008_0000, vcpus: 20) == Self.invalid)
     }

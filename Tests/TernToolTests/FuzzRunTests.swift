@@ -6,7 +6,7 @@ import Testing
 @Suite struct FuzzRunTests {
     let plan = FuzzPlan(seed: 42, ops: 1000, smp: 2, domains: 2, vcpus: 2)
 
-    /// A run in which both fuzzers finish and the canary reports after them.
+    /// A run in which both fuzzers finish and the canary reports twice after them.
     var healthy: [String] {
         [
             "(d1) canary: bound to d0",
@@ -23,6 +23,7 @@ import Testing
             "(d3) fuzz: done seed=1000045 ops=1000 subops=2 anomalies=0 ms=100 ops/s=9000",
             "(tern) d3 (fuzz1): shutdown: poweroff",
             "(d1) canary: t=2s rounds=200 ticks=198 round-max=90us round-avg=40us tick-max=12000us checks=2 anomalies=0",
+            "(d1) canary: t=3s rounds=300 ticks=298 round-max=90us round-avg=40us tick-max=12000us checks=3 anomalies=0",
         ]
     }
 
@@ -34,7 +35,7 @@ import Testing
         #expect(o.subops["12"] == 0x7 && o.subopsReached == 3)
         #expect(o.mmio["gicd"] == 31 && o.mmio["past-ram"] == 36)
         #expect(o.counts["aborts"] == 30 && o.opsPerSecond == [10000, 9000])
-        #expect(o.canaryReports == 2 && o.canaryReportsAfterFuzzing == 1)
+        #expect(o.canaryReports == 3 && o.canaryReportsAfterFuzzing == 2)
     }
 
     @Test func aFaultAHangAnAnomalyOrASilentCanaryFails() {
@@ -51,12 +52,34 @@ import Testing
         lines.insert("(d1) canary: ANOMALY its memory changed at 0x40812340", at: 5)
         #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures == ["(d1) canary: ANOMALY its memory changed at 0x40812340"])
 
+        // One report after the end is not enough: its memory check may have begun before.
         let silent = FuzzOutcome(lines: Array(healthy.dropLast()), plan: plan, timedOut: false)
-        #expect(silent.failures == ["the canary said nothing after the fuzzing ended"])
+        #expect(silent.failures == ["the canary said too little after the fuzzing ended"])
 
         lines = healthy
         lines.insert("(tern) d1 (canary): shutdown: crash", at: 3)
         #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures == ["the canary stopped: d1 (canary): crash"])
+    }
+
+    /// An anomaly whose line the console split (only its count shows), a guest's own failure, and a
+    /// run in which every fuzzing domain was killed all fail.
+    @Test func countsFailuresOfTheGuestsAndNoSurvivorFail() {
+        var lines = healthy
+        lines[7] = "(d2) fuzz: done seed=42 ops=1000 subops=2 anomalies=1 ms=100 ops/s=10000"
+        lines[13] = "(d1) canary: t=2s rounds=200 ticks=198 round-max=90us round-avg=40us tick-max=12000us checks=2 anomalies=2"
+        lines[14] = "(d1) canary: t=3s rounds=300 ticks=298 round-max=90us round-avg=40us tick-max=12000us checks=3 anomalies=2"
+        let counted = FuzzOutcome(lines: lines, plan: plan, timedOut: false)
+        #expect(counted.failures.count == 2)         // one per domain that reports any
+        #expect(counted.failures[0].hasPrefix("(d2) reports 1 anomalies") && counted.failures[1].hasPrefix("(d1) reports 2 anomalies"))
+
+        lines = healthy
+        lines.insert("(d3) fuzz: FAILED to start vcpu 1: PSCI -2", at: 2)
+        #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures == ["(d3) fuzz: FAILED to start vcpu 1: PSCI -2"])
+
+        let noSurvivor = [healthy[0], healthy[2], "(tern) d2 (fuzz0): shutdown: crash", "(tern) d3 (fuzz1): shutdown: crash",
+                          healthy[13], healthy[14]]
+        let o = FuzzOutcome(lines: noSurvivor, plan: plan, timedOut: false)
+        #expect(o.killed.count == 2 && o.failures == ["no fuzzing domain finished"])
     }
 
     /// A fuzzing domain Tern ended is counted; the run goes on and passes.
@@ -76,7 +99,8 @@ import Testing
         #expect(!watch.shouldStop(after: "(d1) canary: t=2s rounds=2"))
         #expect(!watch.shouldStop(after: "(tern) d1 (canary): shutdown: crash"))      // not a fuzzer
         #expect(!watch.shouldStop(after: "(tern) d3 (fuzz1): shutdown: crash"))
-        #expect(watch.shouldStop(after: "(d1) canary: t=3s rounds=3"))
+        #expect(!watch.shouldStop(after: "(d1) canary: t=3s rounds=3"))          // its check may predate the end
+        #expect(watch.shouldStop(after: "(d1) canary: t=4s rounds=4"))
     }
 
     @Test func configsSeedEachFuzzerSoOneReplaysAlone() {
@@ -87,5 +111,7 @@ import Testing
         #expect(FuzzPlan(seed: plan.seed(ofDomain: 1), ops: 1000, smp: 1, domains: 1, vcpus: 1).configs[2].text
                 .contains("seed=\(plan.seed(ofDomain: 1)) ops=1000 vcpus=1"))
         #expect(plan.command == "tern fuzz --seed 42 --ops 1000 --smp 2 --domains 2 --vcpus 2")
+        #expect(plan.replays == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2",
+                                 "tern fuzz --seed 1000045 --ops 1000 --smp 1 --domains 1 --vcpus 2"])
     }
 }

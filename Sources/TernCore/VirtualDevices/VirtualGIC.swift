@@ -119,8 +119,9 @@ public struct VirtualDistributor {
         delivered(intid)
     }
 
-    /// The vCPU an SPI goes to: the one whose affinity IROUTER names (Int.max when none has it: as in
-    /// Xen, the SPI is then delivered to nobody); 1-of-N routing picks vCPU 0.
+    /// The vCPU an SPI goes to: the one whose affinity IROUTER names, or Int.max when none has it (the
+    /// SPI is then delivered to nobody, as the GIC architecture has it; Xen ignores such a write and
+    /// keeps the old target); 1-of-N routing picks vCPU 0.
     public func target(of intid: Int) -> Int {
         guard intid >= 32, intid < 32 + Self.spiCount else { return 0 }
         let route = routes[intid - 32]
@@ -182,8 +183,9 @@ public struct VirtualRedistributor {
         case 0x0000 where size == 4: return 0
         case 0x0004 where size == 4: return VirtualGICIdentity.iidr
         case 0x0008 where size == 8:
-            return UInt64(vcpu) << 32 | UInt64(vcpu) << 8 | (isLast ? 1 << 4 : 0)
-        case 0x000C where size == 4: return UInt64(vcpu)
+            // GICR_TYPER: the vCPU's affinity (as its MPIDR has it), its number, and Last.
+            return CPUAffinity(vcpu: vcpu).redistributorAffinity << 32 | UInt64(vcpu) << 8 | (isLast ? 1 << 4 : 0)
+        case 0x000C where size == 4: return CPUAffinity(vcpu: vcpu).redistributorAffinity
         case 0x0014 where size == 4: return UInt64(waker)
         case 0xFFD0 ... 0xFFFC where size == 4: return VirtualGICIdentity.idRegister(offset)
         case 0x10080 where size == 4: return 0xFFFF_FFFF
