@@ -28,7 +28,8 @@ func stats(_ vcpu: Int) -> Stats { Stats(base: statsBlock + vcpu * Stats.words) 
 /// counts it as killed.
 func skipAbort(_ esr: UInt64, _ elr: UInt64, _ far: UInt64) -> UInt64? {
     guard esr >> 26 == 0x25, !arena.isOwn(far) else {
-        print("fuzz: killed by an abort in its own memory at \(hex(far)) (pc \(hex(elr)), seed \(seed))")
+        let what: StaticString = esr >> 26 == 0x25 ? "a data abort in its own memory" : "an instruction abort"
+        print("fuzz: killed by \(what) at \(hex(far)) (pc \(hex(elr)), seed \(seed))")
         return nil
     }
     stats(VCPU.index).count(.aborts)

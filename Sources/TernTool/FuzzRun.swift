@@ -4,9 +4,10 @@ import Foundation
 /// control domain), on one QEMU machine. The run fails if Tern faults or hangs, if a fuzzer or the
 /// canary reports an ANOMALY or a failure of its own, if the canary stops or falls silent, or if no
 /// fuzzing domain finished; a fuzzing domain that Tern ends for what it did is counted, not a failure.
-/// Domain i of a run seeded S is seeded `seed(ofDomain: i)`. A fuzzing domain of one vCPU replays
-/// exactly with that seed and one domain, one vCPU and one CPU; one of several vCPUs draws the same
-/// streams again, but their interleaving (and so what each call meets) is the host's.
+/// Domain i of a run seeded S is seeded `seed(ofDomain: i)`. Run alone with that seed on one CPU, a
+/// fuzzing domain draws the same operations again; that replays it exactly when it has one vCPU and
+/// what failed did not involve another domain (alone it is domain 2 and has no sibling). With
+/// several vCPUs, their interleaving (and so what each call meets) is the host's.
 public struct FuzzPlan: Sendable {
     public var seed: UInt64
     /// Operations per fuzzing domain (shared among its vCPUs).
@@ -38,7 +39,7 @@ public struct FuzzPlan: Sendable {
         90 + Double(ops) / Double(vcpus) / 500 * max(1, Double(domains * vcpus) / Double(smp))
     }
 
-    /// The commands that replay each fuzzing domain alone on one CPU (exactly when it has one vCPU).
+    /// The commands that run each fuzzing domain alone on one CPU (see above for when that replays it).
     public var replays: [String] {
         (0 ..< domains).map { "tern fuzz --seed \(seed(ofDomain: $0)) --ops \(ops) --smp 1 --domains 1 --vcpus \(vcpus)" }
     }
@@ -134,7 +135,10 @@ public struct FuzzOutcome: Sendable, Equatable {
                 if line.hasPrefix("(tern)") { fault.append(line) }
                 continue
             }
-            if line.contains("ANOMALY") { anomalies.append(line) }
+            if line.contains("ANOMALY") {
+                anomalies.append(line)
+                anomalySources.insert(String(line.prefix { $0 != " " }))     // its count adds nothing
+            }
             if line.contains("fuzz: FAILED") || line.contains("canary: FAILED") { guestFailures.append(line) }
             if let shutdown = ShutdownLine(line) {
                 if shutdown.domain >= FuzzPlan.firstFuzzer {
@@ -149,7 +153,7 @@ public struct FuzzOutcome: Sendable, Equatable {
                     ?? line.range(of: "canary: t=").map({ String(line[$0.lowerBound...]) }) else { continue }
             let words = text.split(separator: " ").map(String.init)
             let fields = Self.fields(words)
-            // Counts are running totals: one failure per domain that reports any.
+            // Counts are running totals: one failure per domain that reports any and said no ANOMALY line.
             let source = String(line.prefix { $0 != " " })
             if let count = fields["anomalies"], count > 0, !anomalySources.contains(source) {
                 anomalySources.insert(source)

@@ -10,7 +10,7 @@ struct FuzzCommand: ParsableCommand {
         discussion: """
             The seed is printed first. Fuzzing domain i of a run seeded S is seeded S + 1000003 i; a \
             failure prints, for each, the command that runs it alone on one CPU, which replays it \
-            exactly when it has one vCPU (with several, their interleaving is the host's). With --soak \
+            exactly when it has one vCPU and the failure involved no other domain. With --soak \
             it runs one seed after another until stopped, adding up operations and coverage. The last \
             run's report goes to results/fuzz.md. Exit status 1 when the run failed.
             """)

@@ -48,8 +48,11 @@ import Testing
         let hung = FuzzOutcome(lines: Array(healthy.prefix(8)), plan: plan, timedOut: true)
         #expect(hung.failures == ["the run did not end in time: a hang (see the vCPU dump above)"])
 
+        // One anomaly is one failure: the canary's later counts of it add none.
         var lines = healthy
         lines.insert("(d1) canary: ANOMALY its memory changed at 0x40812340", at: 5)
+        lines[14] = lines[14].replacingOccurrences(of: "anomalies=0", with: "anomalies=1")
+        lines[15] = lines[15].replacingOccurrences(of: "anomalies=0", with: "anomalies=1")
         #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures == ["(d1) canary: ANOMALY its memory changed at 0x40812340"])
 
         // One report after the end is not enough: its memory check may have begun before.
