@@ -7,6 +7,9 @@
 //   evtchn  a run of event_channel_op calls by three domains (dom0 and two domUs) with structures and
 //           pointers from the input, against the host model of their port tables
 //   grant   a run of grant_table_op calls (any command, count and pointer) against the host model
+//   chosen  the `/chosen` domain nodes of a boot device tree (DomainSpec.read, DomainIDs.check): what
+//           is read has its sizes in range and its modules in RAM, and the guest's own device tree
+//           built from it reads back with its command line
 //   image   a Linux Image header and the kernel, initrd and RAM sizes from a boot device tree: where
 //           LinuxImage puts them must fit, in order
 // A trap (bounds, overflow, a failed precondition) or a sanitizer report is a finding.
@@ -148,6 +151,30 @@ func fuzzLinuxImage(_ input: UnsafeRawBufferPointer) {
           "\(l) does not fit kernel \(kernel) (header \(header)), initrd \(ramdisk) in \(memory) bytes")
 }
 
+func fuzzChosenDomains(_ input: UnsafeRawBufferPointer) {
+    guard let root = try? FlattenedDeviceTree.parse(input), let chosen = root.child("chosen") else { return }
+    let ram = [PhysicalRange(base: HostPhysicalAddress(0x4000_0000), size: 0x4000_0000),
+               PhysicalRange(base: HostPhysicalAddress(0x1_0000_0000), size: 0x1000_0000)]
+    let nodes = chosen.children.filter { $0.isCompatible("xen,domain") }
+    let ids = nodes.indices.map { nodes[$0].property("tern,domid")?.u32 ?? UInt32($0) }
+    if DomainIDs.check(ids) != nil { return }
+    for (node, id) in zip(nodes, ids) {
+        guard case .spec(let spec) = DomainSpec.read(node, id: DomainID(UInt16(id)), ram: ram) else { continue }
+        func inRAM(_ r: PhysicalRange) -> Bool { ram.contains { $0.contains(r.base, length: r.size) } }
+        check(spec.memoryBytes >= 0x20_0000 && spec.memoryBytes % 0x20_0000 == 0 && spec.memoryBytes <= 1 << 50,
+              "memory of \(spec.memoryBytes) bytes")
+        check(spec.vcpus >= 1 && spec.vcpus <= TernLimits.maximumVCPUsPerDomain, "\(spec.vcpus) vCPUs")
+        check(inRAM(spec.kernel) && spec.ramdisk.map(inRAM) != false, "a module outside RAM: \(spec.kernel), \(String(describing: spec.ramdisk))")
+        check(!spec.bootargs.contains(0), "a NUL inside the command line")
+        let tree = GuestDeviceTree.build(GuestMachine(
+            memory: [(GuestLayout.ram, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs,
+            initrd: spec.ramdisk.map { (GuestLayout.ram, GuestLayout.ram + $0.size) }, xen: spec.xenPV, uart: spec.uart))
+        let guest = tree.withUnsafeBytes { try? FlattenedDeviceTree.parse($0) }
+        check(guest?.child("chosen")?.property("bootargs")?.string == spec.bootargs,
+              "the guest's device tree does not carry its command line")
+    }
+}
+
 nonisolated(unsafe) var fuzzTarget: ((UnsafeRawBufferPointer) -> Void)?
 
 @_cdecl("LLVMFuzzerInitialize")
@@ -155,7 +182,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
     let name = getenv("TERN_FUZZ_TARGET").map { String(cString: $0) } ?? ""
     let targets: [String: (UnsafeRawBufferPointer) -> Void] = [
         "xlcfg": fuzzXLConfig, "fdt": fuzzDeviceTree, "evtchn": fuzzEventChannels, "grant": fuzzGrantTable,
-        "image": fuzzLinuxImage,
+        "image": fuzzLinuxImage, "chosen": fuzzChosenDomains,
     ]
     guard let target = targets[name] else {
         print("tern-fuzz: set TERN_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))")

@@ -198,10 +198,40 @@ private func takeMemory(_ root: DTNode, dtb: PhysicalRange) {
     guard let chosen = root.child("chosen") else { return }
     for node in chosen.all(where: { $0.isCompatible("multiboot,module") }) {
         let parent = chosen.parent(of: node) ?? chosen
+        // One outside RAM is not Tern's to keep (and a domain naming it is refused).
         for r in node.reg(in: parent) where r.size > 0 {
-            frames.reserve(PhysicalRange(base: HostPhysicalAddress(alignDown(r.address, pageSize)),
-                                         end: HostPhysicalAddress(alignUp(r.address + r.size, pageSize))))
+            guard let m = DomainSpec.bootModule(address: r.address, size: r.size, ram: platform.ram) else { continue }
+            frames.reserve(PhysicalRange(base: HostPhysicalAddress(alignDown(m.base.raw, pageSize)),
+                                         end: HostPhysicalAddress(alignUp(m.end.raw, pageSize))))
         }
+    }
+}
+
+/// A domain node Tern cannot build, and why: skipped, the others still start.
+private func logRefusedNode(_ node: DTNode, _ problem: DomainNodeProblem) {
+    log { c in
+        c.s("domain node ")
+        c.bytes(node.name)
+        switch problem {
+        case .noKernel: c.s(" has no multiboot,kernel module")
+        case .memory(let kb):
+            c.s(" asks for memory = ")
+            c.dec(kb)
+            c.s(" KiB (1 MiB to 1 PiB)")
+        case .vcpus(let n):
+            c.s(" asks for cpus = ")
+            c.dec(UInt64(n))
+            c.s(" (1-")
+            c.dec(TernLimits.maximumVCPUsPerDomain)
+            c.s(")")
+        case .moduleOutsideRAM(let address, let size):
+            c.s(" has a module at ")
+            c.hex(address)
+            c.s(" of ")
+            c.dec(size)
+            c.s(" bytes, not in RAM")
+        }
+        c.s("; skipped")
     }
 }
 
@@ -255,7 +285,10 @@ private func createBootDomains(_ root: DTNode) {
     }
     var specs: [DomainSpec] = []
     for (node, id) in zip(nodes, ids) {
-        if let spec = readDomainSpec(node, id: DomainID(UInt16(id))) { specs.append(spec) }
+        switch DomainSpec.read(node, id: DomainID(UInt16(id)), ram: platform.ram) {
+        case .spec(let spec): specs.append(spec)
+        case .refused(let problem): logRefusedNode(node, problem)
+        }
     }
     specs.sortByDomainID { $0.id }
     // A request beyond a limit is refused whole, never cut short: starting some of the domains asked

@@ -1,79 +1,11 @@
-// Turning a domain description from the boot device tree (Xen's dom0less `xen,domain` nodes, plus
-// Tern's own properties) into a running domain: memory, stage-2 tables, the kernel where its Image
+// Turning a domain's description (TernCore's DomainSpec, from the boot device tree or the toolstack)
+// into a running domain: memory, stage-2 tables, the kernel where its Image
 // header asks, an initrd and a device tree at the top of RAM, and vCPU 0 at the kernel's entry.
 import TernArch
 import TernArchAsm
 import TernCore
 
 private let twoMiB: UInt64 = 0x20_0000
-
-struct DomainSpec {
-    var id: DomainID
-    var name: [UInt8]
-    var memoryBytes: UInt64
-    var vcpus: Int
-    var weight: UInt32
-    var cap: UInt32
-    var affinity: UInt64
-    var kernel: PhysicalRange
-    var ramdisk: PhysicalRange?
-    var bootargs: [UInt8]
-    var uart: Bool
-    var xenPV: Bool
-    /// Guest physical = host physical for its RAM (Xen's dom0, and dom0less `direct-map`).
-    var directMapped: Bool
-    /// A Linux panic banner on its console ends it as crashed (PanicWatch); on unless the config says not.
-    var watchesPanic: Bool
-    /// xl's on_poweroff, on_reboot, on_crash and on_watchdog.
-    var actions: ShutdownActions
-    /// Created by the control domain's toolstack (domctl createdomain), not by the boot configuration.
-    var builtByToolstack = false
-}
-
-/// Reads one `/chosen/domU*` node, for domain `id`. Returns nil (and says why) for a node Tern cannot build.
-func readDomainSpec(_ node: DTNode, id: DomainID) -> DomainSpec? {
-    let memoryKB = node.property("memory").flatMap { $0.u64 ?? $0.u32.map { UInt64($0) } } ?? 0
-    let vcpus = Int(node.property("cpus")?.u32 ?? 1)
-    var kernel: PhysicalRange?
-    var ramdisk: PhysicalRange?
-    var bootargs: [UInt8] = []
-    for module in node.children {
-        guard let r = module.reg(in: node).first else { continue }
-        let range = PhysicalRange(base: HostPhysicalAddress(r.address), size: r.size)
-        if module.isCompatible("multiboot,kernel") {
-            kernel = range
-            bootargs = module.property("bootargs")?.string ?? []
-        } else if module.isCompatible("multiboot,ramdisk") {
-            ramdisk = range
-        }
-    }
-    let name = node.property("tern,name")?.string ?? node.name
-    // 2^40 KiB (1 PiB) is past any machine, and keeps the size in bytes and its alignment in 64 bits.
-    guard let kernel, memoryKB >= 1024, memoryKB < 1 << 40, vcpus >= 1, vcpus <= TernLimits.maximumVCPUsPerDomain else {
-        log { c in
-            c.s("domain node ")
-            c.bytes(node.name)
-            c.s(" is incomplete (needs a kernel module, memory of 1 MiB to 1 PiB, 1-")
-            c.dec(TernLimits.maximumVCPUsPerDomain)
-            c.s(" cpus); skipped")
-        }
-        return nil
-    }
-    return DomainSpec(
-        id: id,
-        name: name, memoryBytes: alignUp(memoryKB * 1024, twoMiB), vcpus: vcpus,
-        weight: node.property("tern,weight")?.u32 ?? 256, cap: node.property("tern,cap")?.u32 ?? 0,
-        affinity: UInt64(node.property("tern,affinity")?.u32 ?? 0xFFFF_FFFF),
-        kernel: kernel, ramdisk: ramdisk, bootargs: bootargs, uart: node.property("vpl011") != nil,
-        xenPV: node.property("xen,enhanced") != nil,
-        directMapped: node.property("direct-map") != nil,
-        watchesPanic: node.property("tern,ignore-panic") == nil,
-        actions: ShutdownActions(
-            poweroff: AfterShutdown(rawValue: node.property("tern,on-poweroff")?.u32 ?? 0) ?? .destroy,
-            reboot: AfterShutdown(rawValue: node.property("tern,on-reboot")?.u32 ?? 1) ?? .restart,
-            crash: AfterShutdown(rawValue: node.property("tern,on-crash")?.u32 ?? 0) ?? .destroy,
-            watchdog: AfterShutdown(rawValue: node.property("tern,on-watchdog")?.u32 ?? 0) ?? .destroy))
-}
 
 enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }
 
