@@ -1,7 +1,9 @@
 // The fuzzing guest: a seeded stream of operations over the whole surface a guest has (Operations.swift),
-// on every vCPU at once, counting what it did and reached. `seed`, `ops` (in all) and `vcpus` come
-// from its command line; vCPU i draws the stream seeded with the (i+1)th number of the seed's own
+// on every vCPU at once, counting what it did and reached. `seed`, `ops` (in all), `vcpus` and `ends`
+// come from its command line; vCPU i draws the stream seeded with the (i+1)th number of the seed's own
 // stream (so seeds next to each other share no vCPU's stream), and a run on one vCPU replays exactly.
+// A restarted fuzzer (Tern rebuilt it after it ended itself, Ending.swift, or was killed) is the next
+// generation and takes the next seed, which it prints.
 // Aborts it provokes are skipped; the invariants it can see from inside (registers the hypervisor must
 // give back, control-plane calls a domU must be refused) are checked as it goes and reported as
 // ANOMALY lines. It ends with `fuzz: done`, its counts and the sub-ops reached, and powers off.
@@ -15,6 +17,8 @@ nonisolated(unsafe) var statsBlock: UnsafeMutablePointer<UInt64>!
 nonisolated(unsafe) var seed: UInt64 = 0
 nonisolated(unsafe) var opsPerVCPU: UInt64 = 0
 nonisolated(unsafe) var vcpuCount = 1
+nonisolated(unsafe) var generation = 0
+nonisolated(unsafe) var ending: Ending?
 /// vCPUs started (vCPU 0 lets them fuzz once all are, so none is started by a stray CPU_ON) and done.
 nonisolated(unsafe) var started: UInt64 = 0
 nonisolated(unsafe) var go: UInt64 = 0
@@ -42,7 +46,12 @@ func fuzz(vcpu: Int) {
     var state = seeds.next()
     for _ in 0 ..< vcpu { state = seeds.next() }
     var fuzzer = Fuzzer(random: SplitMix64(state: state), arena: arena, vcpus: vcpuCount, stats: stats(vcpu))
+    let endsAfter = ending.flatMap { $0.vcpu == vcpu ? $0.op : nil } ?? .max
     for done in 0 ..< opsPerVCPU {
+        if done == endsAfter {
+            let operations = (0 ..< vcpuCount).reduce(0) { $0 + stats($1)[.ops] }
+            ending!.perform(generation: generation, operations: operations)
+        }
         fuzzer.step()
         if vcpu == 0 && done % 100_000 == 99_999 { print("fuzz: vcpu0 at \(done + 1) ops") }
     }
@@ -53,11 +62,14 @@ func fuzz(vcpu: Int) {
 @_cdecl("guest_main")
 func guestMain(_ dtb: UInt64) {
     let args = BootArguments(deviceTree: dtb)
-    seed = UInt64(args.integer("seed", default: 1))
+    generation = args.restarts
+    seed = Ending.seed(UInt64(args.integer("seed", default: 1)), generation: generation)
     let ops = UInt64(args.integer("ops", default: 100_000))
     vcpuCount = max(1, min(args.integer("vcpus", default: 1), 8))
     opsPerVCPU = ops / UInt64(vcpuCount)
-    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount)")
+    let endsLeft = args.integer("ends", default: 0) - generation
+    ending = Ending(seed: seed, endsLeft: endsLeft, vcpus: vcpuCount, opsPerVCPU: opsPerVCPU)
+    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount) generation=\(generation) ends=\(max(0, endsLeft))")
     guard args.memoryBytes >= 16 << 20 else {
         print("fuzz: FAILED: needs at least 16 MiB")
         Xen.shutdown(.crash)

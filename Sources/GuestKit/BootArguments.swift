@@ -11,14 +11,18 @@ public struct BootArguments {
            let root = try? FlattenedDeviceTree.parse(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: UInt(deviceTree)), count: size)) {
             args = root.node(atPath: "/chosen")?.property("bootargs")?.string ?? []
             memoryBytes = root.node(atPath: "/memory")?.reg(in: root).first?.size ?? 0
+            restarts = Int(root.node(atPath: "/chosen")?.property("tern,restarts")?.u32 ?? 0)
         } else {
             memoryBytes = 0
+            restarts = 0
         }
         words = args.split(separator: UInt8(ascii: " ")).map { Array($0) }
     }
 
     /// Guest RAM size from the device tree.
     public let memoryBytes: UInt64
+    /// How many times the hypervisor restarted this domain (/chosen/tern,restarts; 0 on Xen).
+    public let restarts: Int
 
     public func value(_ key: StaticString) -> [UInt8]? {
         let k = utf8Bytes(key) + [UInt8(ascii: "=")]

@@ -3,11 +3,14 @@ import Foundation
 /// `tern fuzz`: fuzzing domains (Guests/fuzz) beside a canary (Guests/canary, whose partner is the
 /// control domain), on one QEMU machine. The run fails if Tern faults or hangs, if a fuzzer or the
 /// canary reports an ANOMALY or a failure of its own, if the canary stops or falls silent, or if no
-/// fuzzing domain finished; a fuzzing domain that Tern ends for what it did is counted, not a failure.
-/// Domain i of a run seeded S is seeded `seed(ofDomain: i)`. Run alone with that seed on one CPU, a
-/// fuzzing domain draws the same operations again; that replays it exactly when it has one vCPU and
-/// what failed did not involve another domain (alone it is domain 2 and has no sibling). With
-/// several vCPUs, their interleaving (and so what each call meets) is the host's.
+/// fuzzing domain finished. A fuzzing domain that ends itself on purpose (`ends`: a reboot, a crash,
+/// a reset or a watchdog while its vCPUs are busy) or that Tern ends for what it did is restarted by
+/// Tern with the next seed (its config says restart), and counted, not a failure.
+/// Domain i of a run seeded S is seeded `seed(ofDomain: i)`, its generation g (after g restarts)
+/// `seed(ofDomain: i) + g * 100000007`. Run alone with that seed on one CPU, a generation draws the
+/// same operations again; that replays it exactly when it has one vCPU and what failed did not
+/// involve another domain (alone it is domain 2 and has no sibling). With several vCPUs, their
+/// interleaving (and so what each call meets) is the host's.
 public struct FuzzPlan: Sendable {
     public var seed: UInt64
     /// Operations per fuzzing domain (shared among its vCPUs).
@@ -15,13 +18,16 @@ public struct FuzzPlan: Sendable {
     public var smp: Int
     public var domains: Int
     public var vcpus: Int
+    /// How many generations of each fuzzing domain end themselves on purpose.
+    public var ends: Int
 
-    public init(seed: UInt64, ops: UInt64, smp: Int, domains: Int = 2, vcpus: Int? = nil) {
+    public init(seed: UInt64, ops: UInt64, smp: Int, domains: Int = 2, vcpus: Int? = nil, ends: Int = 0) {
         self.seed = seed
         self.ops = ops
         self.smp = smp
         self.domains = domains
         self.vcpus = vcpus ?? smp
+        self.ends = ends
     }
 
     /// The fuzzing domains' IDs start after the partner (0) and the canary (1).
@@ -30,18 +36,20 @@ public struct FuzzPlan: Sendable {
     public func seed(ofDomain i: Int) -> UInt64 { seed &+ UInt64(i) &* 1_000_003 }
 
     public var command: String {
-        "tern fuzz --seed \(seed) --ops \(ops) --smp \(smp) --domains \(domains) --vcpus \(vcpus)"
+        "tern fuzz --seed \(seed) --ops \(ops) --smp \(smp) --domains \(domains) --vcpus \(vcpus) --ends \(ends)"
     }
 
     /// A bound on the run, so a hang ends it and a healthy run never meets it: at least 500 operations
-    /// a second for each vCPU's share of a CPU (runs here did 1,000 to 2,000).
+    /// a second for each vCPU's share of a CPU (runs here did 1,000 to 2,000), for every generation.
     public var timeout: TimeInterval {
-        90 + Double(ops) / Double(vcpus) / 500 * max(1, Double(domains * vcpus) / Double(smp))
+        90 + Double(ops) / Double(vcpus) / 500 * max(1, Double(domains * vcpus) / Double(smp)) * Double(1 + ends)
     }
 
-    /// The commands that run each fuzzing domain alone on one CPU (see above for when that replays it).
-    public var replays: [String] {
-        (0 ..< domains).map { "tern fuzz --seed \(seed(ofDomain: $0)) --ops \(ops) --smp 1 --domains 1 --vcpus \(vcpus)" }
+    /// The command that runs generation `generation` of fuzzing domain `i` alone on one CPU (see above
+    /// for when that replays it): its own seed, and as many ends still to come.
+    public func replay(domain i: Int, generation: Int) -> String {
+        let seed = seed(ofDomain: i) &+ UInt64(generation) &* 100_000_007
+        return "tern fuzz --seed \(seed) --ops \(ops) --smp 1 --domains 1 --vcpus \(vcpus) --ends \(max(0, ends - generation))"
     }
 
     /// The configs, in domain-ID order: file name and text.
@@ -68,7 +76,10 @@ public struct FuzzPlan: Sendable {
                 kernel = "tern:fuzz"
                 memory = 32
                 vcpus = \(vcpus)
-                extra = "seed=\(seed(ofDomain: i)) ops=\(ops) vcpus=\(vcpus)"
+                extra = "seed=\(seed(ofDomain: i)) ops=\(ops) vcpus=\(vcpus) ends=\(ends)"
+                on_reboot = "restart"
+                on_crash = "restart"
+                on_watchdog = "restart"
 
                 """))
         }
@@ -82,8 +93,16 @@ public struct FuzzOutcome: Sendable, Equatable {
     public var operations: UInt64 = 0
     /// Fuzzing domains that finished (printed `fuzz: done`).
     public var finished = 0
-    /// Fuzzing domains Tern ended before they finished: "d2 (fuzz0): crash".
+    /// Generations of fuzzing domains that ended themselves on purpose (and the operations they did
+    /// are in `operations`), and those that ended otherwise before they finished, Tern having ended
+    /// them for what they did: "d2 (fuzz0): crash".
+    public var endings = 0
     public var killed: [String] = []
+    /// Fuzzing domains Tern built again after either, and any it could not.
+    public var restarts = 0
+    public var notRebuilt: [String] = []
+    /// The latest generation seen of each fuzzing domain, by index (domain ID - firstFuzzer).
+    public var generations: [Int: Int] = [:]
     /// ANOMALY lines, and `anomalies=` counts above zero in reports (a line the console split in two
     /// still counts), and a guest's own FAILED lines.
     public var anomalies: [String] = []
@@ -111,7 +130,7 @@ public struct FuzzOutcome: Sendable, Equatable {
         var failures: [String] = []
         if !fault.isEmpty { failures.append("Tern faulted: " + fault.joined(separator: " | ")) }
         if timedOut { failures.append("the run did not end in time: a hang (see the vCPU dump above)") }
-        failures += anomalies + guestFailures
+        failures += anomalies + guestFailures + notRebuilt.map { "Tern could not restart a fuzzing domain: \($0)" }
         if let canaryStopped { failures.append("the canary stopped: \(canaryStopped)") }
         if !timedOut && fault.isEmpty {
             // Two reports: the first may come from a check of its memory begun before the end.
@@ -128,6 +147,7 @@ public struct FuzzOutcome: Sendable, Equatable {
         self.timedOut = timedOut
         var inFault = false
         var fuzzersGone = Set<Int>()
+        var endingAnnounced = Set<Int>()
         var anomalySources = Set<String>()
         for line in lines {
             if line.contains("HYPERVISOR FAULT") { inFault = true }
@@ -140,10 +160,16 @@ public struct FuzzOutcome: Sendable, Equatable {
                 anomalySources.insert(String(line.prefix { $0 != " " }))     // its count adds nothing
             }
             if line.contains("fuzz: FAILED") || line.contains("canary: FAILED") { guestFailures.append(line) }
+            if line.hasPrefix("(tern)") && line.contains("could not be rebuilt") { notRebuilt.append(line) }
             if let shutdown = ShutdownLine(line) {
                 if shutdown.domain >= FuzzPlan.firstFuzzer {
-                    fuzzersGone.insert(shutdown.domain)
-                    if shutdown.reason != "poweroff" { killed.append("d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)") }
+                    let restarting = line.contains("(restarting)")
+                    if restarting { restarts += 1 } else { fuzzersGone.insert(shutdown.domain) }
+                    // A watchdog announced may lose the race with the last operation: then it powers off.
+                    let announced = endingAnnounced.remove(shutdown.domain) != nil
+                    if shutdown.reason != "poweroff" && !announced {
+                        killed.append("d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)")
+                    }
                 } else {
                     canaryStopped = "d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)"
                 }
@@ -166,6 +192,14 @@ public struct FuzzOutcome: Sendable, Equatable {
                 continue
             }
             switch words.count > 1 ? words[1] : "" {
+            case "generation" where text.contains("ends itself"):
+                endings += 1
+                operations += fields["ops"] ?? 0
+                if let d = Self.domain(line) { endingAnnounced.insert(d) }
+            case _ where words.count > 1 && words[1].hasPrefix("seed="):
+                if let d = Self.domain(line), d >= FuzzPlan.firstFuzzer, let g = fields["generation"] {
+                    generations[d - FuzzPlan.firstFuzzer] = Int(g)
+                }
             case "done":
                 finished += 1
                 operations += fields["ops"] ?? 0
@@ -183,6 +217,12 @@ public struct FuzzOutcome: Sendable, Equatable {
         }
     }
 
+    /// N of a guest's line, "(dN) ...".
+    static func domain(_ line: String) -> Int? {
+        guard line.hasPrefix("(d") else { return nil }
+        return Int(line.dropFirst(2).prefix { $0.isASCII && $0.isNumber })
+    }
+
     /// key=value words; values in decimal or 0x hex.
     static func fields(_ words: [String]) -> [String: UInt64] {
         var fields: [String: UInt64] = [:]
@@ -195,6 +235,11 @@ public struct FuzzOutcome: Sendable, Equatable {
         return fields
     }
 
+    /// The commands that run each fuzzing domain's latest generation alone on one CPU.
+    public func replays(of plan: FuzzPlan) -> [String] {
+        (0 ..< plan.domains).map { plan.replay(domain: $0, generation: generations[$0] ?? 0) }
+    }
+
     /// The report: what was done and reached, what went wrong.
     public var report: [String] {
         var lines = ["operations: \(operations) in \(finished) finished fuzzing domains"
@@ -205,7 +250,8 @@ public struct FuzzOutcome: Sendable, Equatable {
         lines.append("MMIO by region: " + mmio.keys.sorted().map { "\($0)=\(mmio[$0]!)" }.joined(separator: " "))
         lines.append("other: " + counts.keys.sorted().filter { $0 != "hypercalls" && $0 != "mmio" }
                         .map { "\($0)=\(counts[$0]!)" }.joined(separator: " "))
-        lines.append("fuzzing domains killed and counted: \(killed.count)" + (killed.isEmpty ? "" : " (\(killed.joined(separator: ", ")))"))
+        lines.append("fuzzing domains restarted: \(restarts), after ending themselves on purpose: \(endings), killed by Tern: \(killed.count)"
+                     + (killed.isEmpty ? "" : " (\(killed.joined(separator: ", ")))"))
         lines.append("Tern faults: \(fault.isEmpty ? 0 : 1); anomalies: \(anomalies.count)")
         if let lastCanaryReport { lines.append("canary, last: \(lastCanaryReport)") }
         return lines
@@ -231,7 +277,7 @@ public enum FuzzRun {
         return (FuzzOutcome(lines: result.lines, plan: plan, timedOut: result.timedOut), result)
     }
 
-    /// Counts fuzzing domains done or gone; then the canary's second report ends the run (the first
+    /// Counts fuzzing domains done or gone (not restarting); then the canary's second report ends the run (the first
     /// may come from a check of its memory begun before the last fuzzer ended).
     final class StopWatch: @unchecked Sendable {
         let fuzzers: Int
@@ -243,7 +289,9 @@ public enum FuzzRun {
         func shouldStop(after line: String) -> Bool {
             lock.lock()
             defer { lock.unlock() }
-            if let shutdown = ShutdownLine(line), shutdown.domain >= FuzzPlan.firstFuzzer { gone.insert(shutdown.domain) }
+            if let shutdown = ShutdownLine(line), shutdown.domain >= FuzzPlan.firstFuzzer, !line.contains("(restarting)") {
+                gone.insert(shutdown.domain)
+            }
             if gone.count == fuzzers && line.contains("canary: t=") { reportsAfter += 1 }
             return reportsAfter == 2
         }

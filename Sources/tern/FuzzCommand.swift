@@ -8,9 +8,12 @@ struct FuzzCommand: ParsableCommand {
         commandName: "fuzz",
         abstract: "Run fuzzing domains beside a canary domain; fail on a Tern fault, a hang or an anomaly.",
         discussion: """
-            The seed is printed first. Fuzzing domain i of a run seeded S is seeded S + 1000003 i; a \
-            failure prints, for each, the command that runs it alone on one CPU, which replays it \
-            exactly when it has one vCPU and the failure involved no other domain. With --soak \
+            The seed is printed first. Fuzzing domain i of a run seeded S is seeded S + 1000003 i; each \
+            of its first --ends generations ends itself on purpose (a reboot, crash, reset or watchdog \
+            while its vCPUs are busy) and Tern restarts it, the next generation seeded 100000007 \
+            further on. A failure prints, for each domain, the command that runs its latest generation \
+            alone on one CPU, which replays it exactly when it has one vCPU and the failure involved no \
+            other domain. With --soak \
             it runs one seed after another until stopped, adding up operations and coverage. The last \
             run's report goes to results/fuzz.md. Exit status 1 when the run failed.
             """)
@@ -30,6 +33,9 @@ struct FuzzCommand: ParsableCommand {
     @Option(help: "vCPUs of each fuzzing domain (default: --smp).")
     var vcpus: Int?
 
+    @Option(help: "Generations of each fuzzing domain that end themselves and are restarted.")
+    var ends: Int = 1
+
     @Flag(help: "Run seed after seed until stopped (make fuzz).")
     var soak = false
 
@@ -47,6 +53,7 @@ struct FuzzCommand: ParsableCommand {
             throw ValidationError("--vcpus (default: --smp) must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
         }
         // The guests read their arguments as decimal numbers that must fit in an Int.
+        guard (0 ... 100).contains(ends) else { throw ValidationError("--ends must be 0 to 100") }
         guard ops >= 1, ops <= 1_000_000_000_000 else { throw ValidationError("--ops must be 1 to 10^12") }
         if let seed, seed > 1_000_000_000_000_000 { throw ValidationError("--seed must be at most 10^18") }
     }
@@ -54,7 +61,7 @@ struct FuzzCommand: ParsableCommand {
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: printOut)
         var plan = FuzzPlan(seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1000) % 1_000_000_007,
-                            ops: ops, smp: smp, domains: domains, vcpus: vcpus)
+                            ops: ops, smp: smp, domains: domains, vcpus: vcpus, ends: ends)
         printOut("tern fuzz: seed \(plan.seed) (\(plan.command))")
         var total = FuzzOutcome()
         let started = Date()
@@ -69,7 +76,7 @@ struct FuzzCommand: ParsableCommand {
             for line in report { printOut("tern fuzz: \(line)") }
             guard outcome.failures.isEmpty else {
                 printError("tern fuzz: FAILED with seed \(plan.seed); run it again: \(plan.command)")
-                for replay in plan.replays { printError("tern fuzz: one fuzzing domain alone: \(replay)") }
+                for replay in outcome.replays(of: plan) { printError("tern fuzz: one fuzzing domain alone: \(replay)") }
                 throw ExitCode(ExitStatus.failure)
             }
             guard soak else {
@@ -78,10 +85,13 @@ struct FuzzCommand: ParsableCommand {
             }
             total.operations += outcome.operations
             total.killed += outcome.killed
+            total.endings += outcome.endings
+            total.restarts += outcome.restarts
             for (number, reached) in outcome.subops { total.subops[number, default: 0] |= reached }
             let seconds = Date().timeIntervalSince(started)
-            printOut(String(format: "tern fuzz: soak: %llu operations in %.0f s (%.0f per second), %d sub-ops reached, %d fuzzing domains killed",
-                            total.operations, seconds, Double(total.operations) / seconds, total.subopsReached, total.killed.count))
+            printOut(String(format: "tern fuzz: soak: %llu operations in %.0f s (%.0f per second), %d sub-ops reached, %d fuzzing domains restarted (%d ended themselves, %d killed by Tern)",
+                            total.operations, seconds, Double(total.operations) / seconds, total.subopsReached,
+                            total.restarts, total.endings, total.killed.count))
             plan.seed = plan.seed &+ 1
             printOut("tern fuzz: seed \(plan.seed) (\(plan.command))")
         }

@@ -59,4 +59,12 @@ struct GuestDeviceTreeTests {
         let none = try build(GuestMachine(memory: [(GuestLayout.ram, 64 << 20)], vcpus: 1, bootargs: []))
         #expect(none.node(atPath: "/chosen")?.property("rng-seed") == nil)
     }
+
+    /// A restarted domain's tree says how many times it was restarted; a first boot's says nothing.
+    @Test func aRestartIsCountedInChosen() throws {
+        var machine = GuestMachine(memory: [(GuestLayout.ram, 64 << 20)], vcpus: 1, bootargs: [])
+        #expect(try build(machine).node(atPath: "/chosen")?.property("tern,restarts") == nil)
+        machine.restarts = 3
+        #expect(try build(machine).node(atPath: "/chosen")?.property("tern,restarts")?.u32 == 3)
+    }
 }

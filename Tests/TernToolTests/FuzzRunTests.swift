@@ -98,23 +98,63 @@ import Testing
     @Test func theStopWatchWaitsForEveryFuzzerThenTheCanary() {
         let watch = FuzzRun.StopWatch(fuzzers: 2)
         #expect(!watch.shouldStop(after: "(d1) canary: t=1s rounds=1"))
-        #expect(!watch.shouldStop(after: "(tern) d2 (fuzz0): shutdown: poweroff"))
+        #expect(!watch.shouldStop(after: "(tern) d2 (fuzz0): shutdown: reboot (restarting)"))
+        #expect(!watch.shouldStop(after: "(tern) d3 (fuzz1): shutdown: poweroff"))
         #expect(!watch.shouldStop(after: "(d1) canary: t=2s rounds=2"))
+        #expect(!watch.shouldStop(after: "(d1) canary: t=3s rounds=3"))          // d2 is back, fuzzing
         #expect(!watch.shouldStop(after: "(tern) d1 (canary): shutdown: crash"))      // not a fuzzer
-        #expect(!watch.shouldStop(after: "(tern) d3 (fuzz1): shutdown: crash"))
-        #expect(!watch.shouldStop(after: "(d1) canary: t=3s rounds=3"))          // its check may predate the end
-        #expect(watch.shouldStop(after: "(d1) canary: t=4s rounds=4"))
+        #expect(!watch.shouldStop(after: "(tern) d2 (fuzz0): shutdown: crash"))
+        #expect(!watch.shouldStop(after: "(d1) canary: t=4s rounds=4"))          // its check may predate the end
+        #expect(watch.shouldStop(after: "(d1) canary: t=5s rounds=5"))
     }
 
     @Test func configsSeedEachFuzzerSoOneReplaysAlone() {
         let configs = plan.configs
         #expect(configs.map(\.name) == ["partner", "canary", "fuzz0", "fuzz1"])
-        #expect(configs[2].text.contains("extra = \"seed=42 ops=1000 vcpus=2\""))
+        #expect(configs[2].text.contains("extra = \"seed=42 ops=1000 vcpus=2 ends=0\""))
+        #expect(configs[2].text.contains("on_crash = \"restart\"") && configs[2].text.contains("on_watchdog = \"restart\""))
+        #expect(!configs[1].text.contains("restart"))
         #expect(configs[3].text.contains("seed=\(42 + 1_000_003) "))
         #expect(FuzzPlan(seed: plan.seed(ofDomain: 1), ops: 1000, smp: 1, domains: 1, vcpus: 1).configs[2].text
                 .contains("seed=\(plan.seed(ofDomain: 1)) ops=1000 vcpus=1"))
-        #expect(plan.command == "tern fuzz --seed 42 --ops 1000 --smp 2 --domains 2 --vcpus 2")
-        #expect(plan.replays == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2",
-                                 "tern fuzz --seed 1000045 --ops 1000 --smp 1 --domains 1 --vcpus 2"])
+        #expect(plan.command == "tern fuzz --seed 42 --ops 1000 --smp 2 --domains 2 --vcpus 2 --ends 0")
+        #expect(FuzzOutcome().replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0",
+                                                    "tern fuzz --seed 1000045 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0"])
+    }
+
+    /// A fuzzer that ends itself on purpose is restarted and its operations counted; its replay is its
+    /// latest generation's seed with the ends still to come. One Tern ends unannounced is killed, and
+    /// restarted too; one Tern cannot rebuild fails the run.
+    @Test func restartsAreCountedAndReplayTheLatestGeneration() {
+        let plan = FuzzPlan(seed: 42, ops: 1000, smp: 2, domains: 2, vcpus: 2, ends: 2)
+        var lines = healthy
+        lines.insert(contentsOf: [
+            "(d3) fuzz: seed=1000045 ops=1000 vcpus=2 generation=0 ends=2",
+            "(d3) fuzz: generation 0 ends itself by SCHEDOP_shutdown(crash) after ops=400",
+            "(tern) d3 (fuzz1): shutdown: crash (restarting)",
+            "(tern) d3 (fuzz1): restarted (1)",
+            "(d3) fuzz: seed=101000052 ops=1000 vcpus=2 generation=1 ends=1",
+            "(tern) d3 (fuzz1): shutdown: crash (restarting)",
+            "(d3) fuzz: seed=201000059 ops=1000 vcpus=2 generation=2 ends=0",
+        ], at: 1)
+        let o = FuzzOutcome(lines: lines, plan: plan, timedOut: false)
+        #expect(o.failures == [])
+        #expect(o.endings == 1 && o.restarts == 2 && o.killed == ["d3 (fuzz1): crash"])
+        #expect(o.operations == 2400 && o.finished == 2)
+        #expect(o.replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 2",
+                                        "tern fuzz --seed 201000059 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0"])
+        #expect(plan.replay(domain: 1, generation: 1) == "tern fuzz --seed 101000052 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 1")
+        #expect(plan.timeout > FuzzPlan(seed: 42, ops: 1000, smp: 2, domains: 2, vcpus: 2).timeout)
+
+        // A watchdog announced that the last operation beat: it powers off, and is neither killed nor restarted.
+        lines = healthy
+        lines.insert("(d2) fuzz: generation 0 ends itself by a watchdog left to run out after ops=999", at: 7)
+        let raced = FuzzOutcome(lines: lines, plan: plan, timedOut: false)
+        #expect(raced.failures == [] && raced.endings == 1 && raced.restarts == 0 && raced.killed.isEmpty)
+
+        lines = healthy
+        lines.insert(contentsOf: ["(tern) d3 (fuzz1): shutdown: reboot (restarting)", "(tern) d3 (fuzz1): could not be rebuilt; destroyed"], at: 9)
+        #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures
+                == ["Tern could not restart a fuzzing domain: (tern) d3 (fuzz1): could not be rebuilt; destroyed"])
     }
 }

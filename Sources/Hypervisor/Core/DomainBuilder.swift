@@ -14,7 +14,7 @@ enum BuildFailure { case noMemory, notAnImage, tooLarge, tables }
 /// A restart passes `scrubbed`, its old RAM already zeroed and never given back meanwhile, so no other
 /// allocation can take a piece of it; it is freed if the build fails.
 func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
-                 into scrubbed: PhysicalRange? = nil) -> (Domain?, BuildFailure?) {
+                 into scrubbed: PhysicalRange? = nil, restarts: Int = 0) -> (Domain?, BuildFailure?) {
     ensureHeapHeadroom()
     let pages = Int(spec.memoryBytes / pageSize)
     let reused = scrubbed.flatMap { $0.size == spec.memoryBytes ? $0.base : nil }
@@ -62,10 +62,12 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
         tern_copy(base.raw + offset, rd.base.raw, rd.size)
         initrd = (ramBase + offset, ramBase + offset + rd.size)
     }
-    let tree = GuestDeviceTree.build(GuestMachine(
+    var machine = GuestMachine(
         memory: [(ramBase, spec.memoryBytes)], vcpus: spec.vcpus, bootargs: spec.bootargs, initrd: initrd,
         rngSeed: withSpinLock(&bootEntropyLock) { bootEntropy?.next() }, directMapped: spec.directMapped,
-        xen: spec.xenPV, uart: spec.uart, rtc: rtc.map { GuestPhysicalAddress($0.raw) }))
+        xen: spec.xenPV, uart: spec.uart, rtc: rtc.map { GuestPhysicalAddress($0.raw) })
+    machine.restarts = restarts
+    let tree = GuestDeviceTree.build(machine)
     tree.withUnsafeBytes { b in
         tern_copy(base.raw + dtbOffset, UInt64(UInt(bitPattern: b.baseAddress!)), UInt64(b.count))
     }

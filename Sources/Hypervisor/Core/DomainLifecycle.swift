@@ -318,7 +318,8 @@ func vcpuSlotAwaitsRebuild(_ vcpuSlot: Int) -> Bool {
 /// Builds a restarting domain again from its boot module, into its own scrubbed memory. Outside the
 /// lock: the copies take long, and nothing else uses its slots meanwhile.
 private func rebuild(_ old: Domain) -> Domain? {
-    let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot, into: old.memory)
+    let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot, into: old.memory,
+                                 restarts: old.restarts + 1)
     guard let d = built else {
         log { c in
             c.domain(old)

@@ -16,6 +16,11 @@ public struct GuestMachine {
     public var uart: Bool
     /// The board's PL031 real-time clock, passed through at this address (the control domain's).
     public var rtc: GuestPhysicalAddress?
+    /// How many times the hypervisor has rebuilt this domain for its config's `restart`, as
+    /// /chosen/tern,restarts (absent at 0). Tern's own: Xen's toolstack gives a restarted domain a new
+    /// ID instead; a guest that wants to do something else the next time (the fuzzer: the next seed)
+    /// reads it.
+    public var restarts = 0
 
     public init(memory: [(base: GuestPhysicalAddress, size: UInt64)], vcpus: Int, bootargs: [UInt8],
                 initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)? = nil, rngSeed: [UInt8]? = nil,
@@ -68,6 +73,7 @@ public enum GuestDeviceTree {
             chosen.set("linux,initrd-end", u64: initrd.end.raw)
         }
         if let seed = m.rngSeed { chosen.set("rng-seed", bytes: seed) }
+        if m.restarts > 0 { chosen.set("tern,restarts", u32: UInt32(clamping: m.restarts)) }
 
         for bank in m.memory {
             let mem = root.addChild(DTNode(name: utf8Bytes("memory@") + hex(bank.base.raw)))
