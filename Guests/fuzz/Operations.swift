@@ -12,10 +12,23 @@ struct Fuzzer {
     let arena: Arena
     let vcpus: Int
     let stats: Stats
+    /// The other fuzzing domain, if there is one (Peer.swift), and this vCPU's mappings of its grants.
+    let peer: UInt16?
+    var handles = [UInt32](repeating: .max, count: Fuzzer.mapSlots)
+
+    init(random: SplitMix64, arena: Arena, vcpus: Int, stats: Stats, peer: UInt16?) {
+        self.random = random
+        self.arena = arena
+        self.vcpus = vcpus
+        self.stats = stats
+        self.peer = peer
+    }
 
     mutating func step() {
         switch random.below(100) {
-        case 0 ..< 60: hypercall()
+        case 0 ..< 50: hypercall()
+        case 50 ..< 60:
+            if let peer { peerOperation(peer) } else { hypercall() }
         case 60 ..< 78: mmio()
         case 78 ..< 88: systemRegister()
         case 88 ..< 94: psci()
@@ -132,7 +145,10 @@ struct Fuzzer {
         var offset = random.below(2) == 0 ? random.below(size) : random.below(min(size, 0x1000))
         if random.below(8) != 0 { offset &= ~(width - 1) }
         let address = base + offset
-        if random.below(2) == 0 {
+        // Not the entries it grants its peer (Peer.swift): a narrow write could piece a frame of its
+        // own together in one, for the peer to write into.
+        let ownEntry = region == .grantWindow && offset < Fuzzer.peerRefs * 8
+        if random.below(2) == 0 && !ownEntry {
             let value = random.value(arena)
             switch width {
             case 1: guest_store8(address, UInt8(truncatingIfNeeded: value))

@@ -5,6 +5,7 @@ import GuestKitAsm
 
 enum Counter: Int {
     case ops, hypercalls, mmio, systemRegisters, psci, waits, yields, aborts, anomalies
+    case peer, peerMapped, peerCopied, peerBound
 }
 
 enum Region: Int {
@@ -29,7 +30,7 @@ struct Stats {
     static let reachedAt = callsAt + numbers + 1
     static let regionsAt = reachedAt + numbers + 1
     static let countersAt = regionsAt + 6
-    static let words = countersAt + 9
+    static let words = countersAt + 13
 
     let base: UnsafeMutablePointer<UInt64>
 

@@ -19,6 +19,7 @@ nonisolated(unsafe) var opsPerVCPU: UInt64 = 0
 nonisolated(unsafe) var vcpuCount = 1
 nonisolated(unsafe) var generation = 0
 nonisolated(unsafe) var ending: Ending?
+nonisolated(unsafe) var peer: UInt16?
 /// vCPUs started (vCPU 0 lets them fuzz once all are, so none is started by a stray CPU_ON) and done.
 nonisolated(unsafe) var started: UInt64 = 0
 nonisolated(unsafe) var go: UInt64 = 0
@@ -45,7 +46,7 @@ func fuzz(vcpu: Int) {
     var seeds = SplitMix64(state: seed)
     var state = seeds.next()
     for _ in 0 ..< vcpu { state = seeds.next() }
-    var fuzzer = Fuzzer(random: SplitMix64(state: state), arena: arena, vcpus: vcpuCount, stats: stats(vcpu))
+    var fuzzer = Fuzzer(random: SplitMix64(state: state), arena: arena, vcpus: vcpuCount, stats: stats(vcpu), peer: peer)
     let endsAfter = ending.flatMap { $0.vcpu == vcpu ? $0.op : nil } ?? .max
     for done in 0 ..< opsPerVCPU {
         if done == endsAfter {
@@ -69,7 +70,9 @@ func guestMain(_ dtb: UInt64) {
     opsPerVCPU = ops / UInt64(vcpuCount)
     let endsLeft = args.integer("ends", default: 0) - generation
     ending = Ending(seed: seed, endsLeft: endsLeft, vcpus: vcpuCount, opsPerVCPU: opsPerVCPU)
-    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount) generation=\(generation) ends=\(max(0, endsLeft))")
+    let peerID = args.integer("peer", default: -1)
+    peer = peerID >= 0 && peerID < 0x7FF0 ? UInt16(peerID) : nil
+    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount) generation=\(generation) ends=\(max(0, endsLeft)) peer=\(peerID)")
     guard args.memoryBytes >= 16 << 20 else {
         print("fuzz: FAILED: needs at least 16 MiB")
         Xen.shutdown(.crash)
@@ -78,6 +81,10 @@ func guestMain(_ dtb: UInt64) {
     let ramEnd = GuestLayout.ram.raw + args.memoryBytes
     arena = Arena(scratch: ramEnd - (2 << 20) - Arena.pages * 4096, ramEnd: ramEnd)
     statsBlock = Stats.allocate(vcpus: vcpuCount)
+    if peer != nil {
+        let placed = Grants.placeTable()
+        if placed != 0 { print("fuzz: FAILED to place its grant table: \(placed)") }
+    }
     abortHandler = skipAbort
     Interrupts.start()
     guest_irq_disable()
@@ -117,6 +124,9 @@ func report(milliseconds: UInt64) {
     let rate = milliseconds == 0 ? 0 : total[.ops] * 1000 / milliseconds
     print("")       // ends a line of console_io bytes the fuzzing left unfinished
     print("fuzz: counts hypercalls=\(total[.hypercalls]) mmio=\(total[.mmio]) sysregs=\(total[.systemRegisters]) psci=\(total[.psci]) waits=\(total[.waits]) yields=\(total[.yields]) aborts=\(total[.aborts]) undefined=\(undefinedInstructions)")
+    if peer != nil {
+        print("fuzz: counts peer=\(total[.peer]) peer-mapped=\(total[.peerMapped]) peer-copied=\(total[.peerCopied]) peer-bound=\(total[.peerBound])")
+    }
     var regions = "fuzz: mmio"
     for r in 0 ..< 6 {
         let region = Region(rawValue: r)!

@@ -71,12 +71,14 @@ public struct FuzzPlan: Sendable {
                 """),
         ]
         for i in 0 ..< domains {
+            // Each fuzzing domain's peer is the next (Guests/fuzz/Peer.swift); alone, it has none.
+            let peer = domains > 1 ? " peer=\(Self.firstFuzzer + (i + 1) % domains)" : ""
             configs.append(("fuzz\(i)", """
                 name = "fuzz\(i)"
                 kernel = "tern:fuzz"
                 memory = 32
                 vcpus = \(vcpus)
-                extra = "seed=\(seed(ofDomain: i)) ops=\(ops) vcpus=\(vcpus) ends=\(ends)"
+                extra = "seed=\(seed(ofDomain: i)) ops=\(ops) vcpus=\(vcpus) ends=\(ends)\(peer)"
                 on_reboot = "restart"
                 on_crash = "restart"
                 on_watchdog = "restart"

@@ -30,6 +30,10 @@ extension BootTests {
         for region in ["gicd", "gicr", "uart", "grant-window", "hole", "past-ram"] {
             #expect(outcome.mmio[region, default: 0] > 1000, "\(region)")
         }
+        // The peers met: grants mapped and copied, ports bound, across the two fuzzing domains.
+        for count in ["peer-mapped", "peer-copied", "peer-bound"] {
+            #expect(outcome.counts[count, default: 0] > 100, "\(count)")
+        }
         #expect(outcome.canaryReports >= 2)
     }
 }

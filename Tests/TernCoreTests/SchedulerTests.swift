@@ -311,6 +311,44 @@ extension SplitMix64: RandomNumberGenerator {}
         #expect(within(sim.ran[1] ?? 0, second / 2, percent: 5))
     }
 
+    /// A domain (re)started while every other one sleeps starts level with where the busy ones were,
+    /// not at virtual time 0: found by the fuzzing domains, where both fuzzers restarting at once
+    /// held both CPUs for seconds while the canary, woken every 10 ms, waited.
+    @Test func aDomainStartedWhileOthersSleepDoesNotStarveThem() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)                       // busy
+        sim.vcpu(1, domain: 1, wake: false)          // wakes every 10 ms, for 1 ms
+        func sleeper(_ sim: inout Simulation, for duration: UInt64) {
+            let end = sim.now + duration
+            while sim.now < end {
+                let runnable = sim.scheduler.isRunnable(1)     // still waiting: its wait goes on
+                if !runnable {
+                    sim.wake(1)
+                    // The hypervisor's kick of the pCPU the woken vCPU should take (Scheduling.swift).
+                    if let p = sim.scheduler.preemption(for: 1, now: Nanoseconds(sim.now)) { sim.dispatch(p) }
+                }
+                sim.run(until: sim.now + ms)
+                if sim.onPCPU[0] == 1 { sim.block(1) }
+                sim.run(until: sim.now + 9 * ms)
+            }
+        }
+        sleeper(&sim, for: 3 * second)
+        // The busy domain ends (a restart), and its successor starts while the sleeper sleeps.
+        if sim.onPCPU[0] == 0 { sim.onPCPU[0] = nil }
+        sim.scheduler.removeDomain(0)
+        sim.run(until: sim.now + ms)
+        sim.domain(2)
+        sim.vcpu(2, domain: 2)
+        sim.settle()
+        let before = sim.ran[1] ?? 0
+        sleeper(&sim, for: second)
+        sim.settle()
+        // It asks for 1 ms in 10 and gets it (it got none before the fix).
+        #expect((sim.ran[1] ?? 0) - before >= 90 * ms, "the sleeper ran \(((sim.ran[1] ?? 0) - before) / ms) ms in a second")
+    }
+
     @Test func yieldAlternatesTwoVCPUs() {
         var sim = Simulation(pcpus: 1)
         sim.domain(0)

@@ -111,12 +111,13 @@ import Testing
     @Test func configsSeedEachFuzzerSoOneReplaysAlone() {
         let configs = plan.configs
         #expect(configs.map(\.name) == ["partner", "canary", "fuzz0", "fuzz1"])
-        #expect(configs[2].text.contains("extra = \"seed=42 ops=1000 vcpus=2 ends=0\""))
+        #expect(configs[2].text.contains("extra = \"seed=42 ops=1000 vcpus=2 ends=0 peer=3\""))
+        #expect(configs[3].text.contains("ends=0 peer=2\""))
         #expect(configs[2].text.contains("on_crash = \"restart\"") && configs[2].text.contains("on_watchdog = \"restart\""))
         #expect(!configs[1].text.contains("restart"))
         #expect(configs[3].text.contains("seed=\(42 + 1_000_003) "))
         #expect(FuzzPlan(seed: plan.seed(ofDomain: 1), ops: 1000, smp: 1, domains: 1, vcpus: 1).configs[2].text
-                .contains("seed=\(plan.seed(ofDomain: 1)) ops=1000 vcpus=1"))
+                .contains("seed=\(plan.seed(ofDomain: 1)) ops=1000 vcpus=1 ends=0\""))
         #expect(plan.command == "tern fuzz --seed 42 --ops 1000 --smp 2 --domains 2 --vcpus 2 --ends 0")
         #expect(FuzzOutcome().replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0",
                                                     "tern fuzz --seed 1000045 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0"])

@@ -139,6 +139,10 @@ public struct Scheduler: ~Copyable {
     /// Per pCPU, nonzero once `wake` has named it (idle) for a kick: naming it again would leave another
     /// idle pCPU unused. Set by other pCPUs without its lock, so a word of its own.
     let kicks: UnsafeMutablePointer<Atomic<UInt32>>
+    /// The least virtual time of the runnable domains when last looked at (`runnableFloor`), which never
+    /// goes back: where a domain starts, and what a sleeper catches up to when nothing else runs. Without it
+    /// a domain started while all the others slept began at 0 and held the CPUs until it caught up.
+    let virtualFloor: UnsafeMutablePointer<Atomic<UInt64>>
 
     /// Slots are below `domains` and `vcpus` until `grow` makes room for more; `pcpus` is at most 64
     /// (affinity is a 64-bit mask).
@@ -159,6 +163,8 @@ public struct Scheduler: ~Copyable {
         for p in 0 ..< pcpus { (queues + p).initialize(to: SlotHeap(capacity: vcpus)) }
         accountingLocks = Scheduler.zeroedWords(domains)
         kicks = Scheduler.zeroedWords(pcpus)
+        virtualFloor = .allocate(capacity: 1)
+        virtualFloor.initialize(to: Atomic(0))
     }
 
     /// `count` atomic words, each 0 (an Atomic is not copyable, so they are set one by one).
@@ -176,6 +182,7 @@ public struct Scheduler: ~Copyable {
         pcpus.deallocate()
         accountingLocks.deallocate()
         kicks.deallocate()
+        virtualFloor.deallocate()
     }
 
     // MARK: - Becoming runnable and not
@@ -262,11 +269,22 @@ public struct Scheduler: ~Copyable {
 
     /// A domain's virtual time stood still while it slept. Left alone, it would now hold the CPU until it
     /// caught up with everyone else, so it is brought to within one slice (of its own run time) of the
-    /// furthest-behind runnable domain: a sleeper keeps a small edge, which makes it responsive, and
-    /// nothing more. The runnable domains are those running somewhere and those at the head of a queue
-    /// (a head's domain is the furthest behind of its queue, give or take a stale key). Read without
-    /// the other pCPUs' locks; under `d`'s accounting lock.
+    /// furthest-behind runnable domain (with none, of the virtual floor): a sleeper keeps a small edge,
+    /// which makes it responsive, and nothing more. Under `d`'s accounting lock.
     private mutating func catchUp(_ d: Int) {
+        let floor = runnableFloor(other: d)
+        let lead = parameters.slice.raw * Scheduler.weightUnit / domains[d].weight
+        let target = floor > lead ? floor - lead : 0
+        if domains[d].virtualTime < target {
+            domains[d].virtualTime = target
+            domains[d].virtualRemainder = 0
+        }
+    }
+
+    /// The least virtual time of the runnable domains other than `d`: those running somewhere and those
+    /// at the head of a queue (a head's domain is the furthest behind of its queue, give or take a
+    /// stale key); with none, the virtual floor, which this raises. Read without the other pCPUs' locks.
+    mutating func runnableFloor(other d: Int) -> UInt64 {
         var floor: UInt64?
         for p in 0 ..< pcpuCount {
             if let v = pcpus[p].current, vcpus[v].domain != d {
@@ -276,13 +294,14 @@ public struct Scheduler: ~Copyable {
                 floor = min(floor ?? .max, domains[vcpus[v].domain].virtualTime)
             }
         }
-        guard let floor else { return }
-        let lead = parameters.slice.raw * Scheduler.weightUnit / domains[d].weight
-        let target = floor > lead ? floor - lead : 0
-        if domains[d].virtualTime < target {
-            domains[d].virtualTime = target
-            domains[d].virtualRemainder = 0
+        var known = virtualFloor.pointee.load(ordering: .relaxed)
+        guard let floor else { return known }
+        while floor > known {
+            let (exchanged, original) = virtualFloor.pointee.compareExchange(expected: known, desired: floor, ordering: .relaxed)
+            if exchanged { break }
+            known = original
         }
+        return floor
     }
 
     /// A running vCPU leaves its pCPU idle with an expired deadline; the caller picks there next.

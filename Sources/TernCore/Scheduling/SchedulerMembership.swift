@@ -10,6 +10,8 @@ extension Scheduler {
         precondition(d >= 0 && d < domainCapacity)
         if domains[d].present { removeDomain(d) }
         domains[d] = Domain(present: true, weight: UInt64(max(weight, 1)), cap: UInt64(cap))
+        // Level with the others, not at 0 (Scheduler.virtualFloor).
+        domains[d].virtualTime = runnableFloor(other: d)
     }
 
     /// A new weight and cap for a domain already here (`xl sched-credit2`): its virtual time stays,
