@@ -15,13 +15,19 @@ struct Fuzzer {
     /// The other fuzzing domain, if there is one (Peer.swift), and this vCPU's mappings of its grants.
     let peer: UInt16?
     var handles = [UInt32](repeating: .max, count: Fuzzer.mapSlots)
+    /// The privileged mode (Privileged.swift): it is the control domain, and domains 1...victims are
+    /// sacrificial.
+    let privileged: Bool
+    let victims: Int
 
-    init(random: SplitMix64, arena: Arena, vcpus: Int, stats: Stats, peer: UInt16?) {
+    init(random: SplitMix64, arena: Arena, vcpus: Int, stats: Stats, peer: UInt16?, privileged: Bool = false, victims: Int = 0) {
         self.random = random
         self.arena = arena
         self.vcpus = vcpus
         self.stats = stats
         self.peer = peer
+        self.privileged = privileged
+        self.victims = victims
     }
 
     mutating func step() {
@@ -65,7 +71,7 @@ struct Fuzzer {
     }
 
     mutating func hypercall() {
-        let number = hypercallNumber()
+        let number = privileged && random.below(4) == 0 ? Hypercall.domctl.rawValue : hypercallNumber()
         var a0 = random.below(4) == 0 ? random.integer() : random.below(32)
         var a1 = random.safeValue(arena), a2 = random.safeValue(arena)
         let a3 = random.safeValue(arena), a4 = random.safeValue(arena)
@@ -73,19 +79,30 @@ struct Fuzzer {
         let structured = number == Hypercall.platform_op.rawValue || number == Hypercall.sysctl.rawValue
             || number == Hypercall.domctl.rawValue
         if structured || number == Hypercall.multicall.rawValue { a0 = random.pointer(arena) }
+        // A privileged domctl's structure is where the command and domain can be set (Privileged.swift).
+        if privileged && number == Hypercall.domctl.rawValue && !(arena.contains(a0) && a0 & 7 == 0) {
+            a0 = arena.scratch + random.below(Arena.pages) * 4096 + random.below(64) * 8
+        }
         random.fill(a0, words: 24, arena)
         random.fill(a1, words: 24, arena)
         random.fill(a2, words: 24, arena)
         var command = a0
         // A misaligned structure keeps what fill left in it (the command word cannot be stored
-        // misaligned in the guest's device memory), so it counts as no sub-op.
+        // misaligned in the guest's device memory), so it counts as no sub-op; nor does one with
+        // another interface version, which is refused before its command is looked at.
         if structured { command = 64 }
+        var versioned = false
         if structured, arena.contains(a0), a0 & 7 == 0 {
             // cmd, then the version Xen 4.17 expects most of the time, so the command is looked at.
             command = random.below(4) == 0 ? random.integer() : random.below(80)
+            if privileged && number == Hypercall.domctl.rawValue { command = privilegedDomctl(command) }
             let version: UInt64 = number == Hypercall.platform_op.rawValue ? 0x0300_0001 : 0x15
             let other = random.below(4) == 0 ? random.integer() & 0xFFFF_FFFF : version
-            guest_store64(a0, command & 0xFFFF_FFFF | (arena.isOwn(other) ? version : other) << 32)
+            let stored = arena.isOwn(other) ? version : other
+            guest_store64(a0, command & 0xFFFF_FFFF | stored << 32)
+            versioned = stored == version
+            // The domain a privileged domctl acts on: never itself (Privileged.swift).
+            if privileged && number == Hypercall.domctl.rawValue { guest_store16(a0 + 8, targetDomain()) }
         }
         if number == Hypercall.multicall.rawValue { multicallEntries(at: a0, count: &a1) }
         if number == Hypercall.console_io.rawValue && a0 == 0 { a1 = random.below(48) }   // no flood of our own
@@ -106,8 +123,11 @@ struct Fuzzer {
             if broken != 0 { stats.anomaly("hypercall \(number) command \(a0) changed \(broken) of x19-x29") }
         }
         if sleeps { write_cntv_ctl_el0(0) }
-        stats.hypercall(number, command, result)
-        if structured && result >= 0 {
+        // A structure that could not be read (-EFAULT) was refused before its command was looked at,
+        // and a domU's control-plane call is refused (-EPERM) whatever its command: no sub-op reached.
+        let reached = !structured || versioned && result != -14 && (privileged || result != -1)
+        stats.hypercall(number, reached ? command : 64, result)
+        if structured && result >= 0 && !privileged {
             stats.anomaly("hypercall \(number) command \(command) answered \(result) to a domU")
         }
     }
@@ -121,7 +141,9 @@ struct Fuzzer {
             let entry = (list & ~7) + i * 64
             guard arena.contains(entry + 63) else { return }
             let op = hypercallNumber()
-            guest_store64(entry, op == Hypercall.sched_op.rawValue ? Hypercall.xen_version.rawValue : op)
+            // A privileged domctl only as a call of its own, where the domain it names is chosen.
+            let left = op == Hypercall.sched_op.rawValue || privileged && op == Hypercall.domctl.rawValue
+            guest_store64(entry, left ? Hypercall.xen_version.rawValue : op)
             guest_store64(entry + 16, random.below(32))
             for word: UInt64 in 3 ..< 8 { guest_store64(entry + word * 8, random.safeValue(arena)) }
         }

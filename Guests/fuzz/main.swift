@@ -20,6 +20,8 @@ nonisolated(unsafe) var vcpuCount = 1
 nonisolated(unsafe) var generation = 0
 nonisolated(unsafe) var ending: Ending?
 nonisolated(unsafe) var peer: UInt16?
+nonisolated(unsafe) var privileged = false
+nonisolated(unsafe) var victims = 0
 /// vCPUs started (vCPU 0 lets them fuzz once all are, so none is started by a stray CPU_ON) and done.
 nonisolated(unsafe) var started: UInt64 = 0
 nonisolated(unsafe) var go: UInt64 = 0
@@ -46,7 +48,8 @@ func fuzz(vcpu: Int) {
     var seeds = SplitMix64(state: seed)
     var state = seeds.next()
     for _ in 0 ..< vcpu { state = seeds.next() }
-    var fuzzer = Fuzzer(random: SplitMix64(state: state), arena: arena, vcpus: vcpuCount, stats: stats(vcpu), peer: peer)
+    var fuzzer = Fuzzer(random: SplitMix64(state: state), arena: arena, vcpus: vcpuCount, stats: stats(vcpu), peer: peer,
+                        privileged: privileged, victims: victims)
     let endsAfter = ending.flatMap { $0.vcpu == vcpu ? $0.op : nil } ?? .max
     for done in 0 ..< opsPerVCPU {
         if done == endsAfter {
@@ -70,9 +73,11 @@ func guestMain(_ dtb: UInt64) {
     opsPerVCPU = ops / UInt64(vcpuCount)
     let endsLeft = args.integer("ends", default: 0) - generation
     ending = Ending(seed: seed, endsLeft: endsLeft, vcpus: vcpuCount, opsPerVCPU: opsPerVCPU)
+    privileged = args.integer("privileged", default: 0) != 0
+    victims = min(args.integer("victims", default: 0), 64)
     let peerID = args.integer("peer", default: -1)
     peer = peerID >= 0 && peerID < 0x7FF0 ? UInt16(peerID) : nil
-    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount) generation=\(generation) ends=\(max(0, endsLeft)) peer=\(peerID)")
+    print("fuzz: seed=\(seed) ops=\(opsPerVCPU * UInt64(vcpuCount)) vcpus=\(vcpuCount) generation=\(generation) ends=\(max(0, endsLeft)) peer=\(peerID) privileged=\(privileged ? 1 : 0) victims=\(victims)")
     guard args.memoryBytes >= 16 << 20 else {
         print("fuzz: FAILED: needs at least 16 MiB")
         Xen.shutdown(.crash)

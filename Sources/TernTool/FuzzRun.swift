@@ -11,6 +11,10 @@ import Foundation
 /// same operations again; that replays it exactly when it has one vCPU and what failed did not
 /// involve another domain (alone it is domain 2 and has no sibling). With several vCPUs, their
 /// interleaving (and so what each call meets) is the host's.
+/// The privileged mode is another layout: the control domain is a fuzzer whose domctls are answered
+/// (Guests/fuzz/Privileged.swift), and the fuzzing domUs beside it are sacrificial - whatever they
+/// report is counted, not judged, since the control domain may do anything to them; the run fails
+/// on a Tern fault, a hang, or the privileged fuzzer's own anomaly, failure or end.
 public struct FuzzPlan: Sendable {
     public var seed: UInt64
     /// Operations per fuzzing domain (shared among its vCPUs).
@@ -20,29 +24,39 @@ public struct FuzzPlan: Sendable {
     public var vcpus: Int
     /// How many generations of each fuzzing domain end themselves on purpose.
     public var ends: Int
+    public var privileged: Bool
 
-    public init(seed: UInt64, ops: UInt64, smp: Int, domains: Int = 2, vcpus: Int? = nil, ends: Int = 0) {
+    public init(seed: UInt64, ops: UInt64, smp: Int, domains: Int = 2, vcpus: Int? = nil, ends: Int = 0,
+                privileged: Bool = false) {
         self.seed = seed
         self.ops = ops
         self.smp = smp
         self.domains = domains
         self.vcpus = vcpus ?? smp
         self.ends = ends
+        self.privileged = privileged
     }
 
-    /// The fuzzing domains' IDs start after the partner (0) and the canary (1).
-    public static let firstFuzzer = 2
+    /// The fuzzing domUs' IDs start after the partner (0) and the canary (1); in the privileged mode
+    /// after the privileged fuzzer (0), whose sacrificial domains they are.
+    public var firstFuzzer: Int { privileged ? 1 : 2 }
+    public func isFuzzer(_ domain: Int) -> Bool { domain >= firstFuzzer && domain < firstFuzzer + domains }
+    /// The domains the run waits for: the fuzzing domUs, or the privileged fuzzer.
+    public func awaits(_ domain: Int) -> Bool { privileged ? domain == 0 : isFuzzer(domain) }
+    public var awaited: Int { privileged ? 1 : domains }
 
-    public func seed(ofDomain i: Int) -> UInt64 { seed &+ UInt64(i) &* 1_000_003 }
+    /// Fuzzing domU i's seed; the privileged fuzzer's is the run's own, and its domUs' are i + 1's.
+    public func seed(ofDomain i: Int) -> UInt64 { seed &+ UInt64(i + (privileged ? 1 : 0)) &* 1_000_003 }
 
     public var command: String {
         "tern fuzz --seed \(seed) --ops \(ops) --smp \(smp) --domains \(domains) --vcpus \(vcpus) --ends \(ends)"
+            + (privileged ? " --privileged" : "")
     }
 
     /// A bound on the run, so a hang ends it and a healthy run never meets it: at least 500 operations
     /// a second for each vCPU's share of a CPU (runs here did 1,000 to 2,000), for every generation.
     public var timeout: TimeInterval {
-        90 + Double(ops) / Double(vcpus) / 500 * max(1, Double(domains * vcpus) / Double(smp)) * Double(1 + ends)
+        90 + Double(ops) / Double(vcpus) / 500 * max(1, Double((domains + (privileged ? 1 : 0)) * vcpus) / Double(smp)) * Double(1 + ends)
     }
 
     /// The command that runs generation `generation` of fuzzing domain `i` alone on one CPU (see above
@@ -54,7 +68,16 @@ public struct FuzzPlan: Sendable {
 
     /// The configs, in domain-ID order: file name and text.
     public var configs: [(name: String, text: String)] {
-        var configs = [
+        var configs = privileged ? [
+            ("privileged", """
+                name = "fuzz-privileged"
+                kernel = "tern:fuzz"
+                memory = 32
+                vcpus = \(vcpus)
+                extra = "seed=\(seed) ops=\(ops) vcpus=\(vcpus) privileged=1 victims=\(domains)"
+
+                """),
+        ] : [
             ("partner", """
                 name = "partner"
                 kernel = "tern:canary"
@@ -72,7 +95,7 @@ public struct FuzzPlan: Sendable {
         ]
         for i in 0 ..< domains {
             // Each fuzzing domain's peer is the next (Guests/fuzz/Peer.swift); alone, it has none.
-            let peer = domains > 1 ? " peer=\(Self.firstFuzzer + (i + 1) % domains)" : ""
+            let peer = domains > 1 ? " peer=\(firstFuzzer + (i + 1) % domains)" : ""
             configs.append(("fuzz\(i)", """
                 name = "fuzz\(i)"
                 kernel = "tern:fuzz"
@@ -109,6 +132,11 @@ public struct FuzzOutcome: Sendable, Equatable {
     /// still counts), and a guest's own FAILED lines.
     public var anomalies: [String] = []
     public var guestFailures: [String] = []
+    /// In the privileged mode, what the sacrificial domains said of the same kinds (not failures).
+    public var sacrificialReports: [String] = []
+    /// Whether the plan has a canary, and (privileged mode) whether its fuzzer finished.
+    var watchesCanary = true
+    var privilegedFinished: Bool?
     /// Tern's fault report, if it faulted.
     public var fault: [String] = []
     /// Canary status lines, and how many came after the last fuzzing domain finished.
@@ -136,7 +164,8 @@ public struct FuzzOutcome: Sendable, Equatable {
         if let canaryStopped { failures.append("the canary stopped: \(canaryStopped)") }
         if !timedOut && fault.isEmpty {
             // Two reports: the first may come from a check of its memory begun before the end.
-            if canaryReportsAfterFuzzing < 2 { failures.append("the canary said too little after the fuzzing ended") }
+            if watchesCanary && canaryReportsAfterFuzzing < 2 { failures.append("the canary said too little after the fuzzing ended") }
+            if privilegedFinished == false { failures.append("the privileged fuzzer did not finish") }
             if finished == 0 { failures.append("no fuzzing domain finished") }
         }
         return failures
@@ -147,6 +176,8 @@ public struct FuzzOutcome: Sendable, Equatable {
     /// Reads the console of a run of `plan`.
     public init(lines: [String], plan: FuzzPlan, timedOut: Bool) {
         self.timedOut = timedOut
+        watchesCanary = !plan.privileged
+        if plan.privileged { privilegedFinished = false }
         var inFault = false
         var fuzzersGone = Set<Int>()
         var endingAnnounced = Set<Int>()
@@ -157,22 +188,25 @@ public struct FuzzOutcome: Sendable, Equatable {
                 if line.hasPrefix("(tern)") { fault.append(line) }
                 continue
             }
+            let sacrificial = plan.privileged && Self.domain(line).map(plan.isFuzzer) == true
             if line.contains("ANOMALY") {
-                anomalies.append(line)
+                if sacrificial { sacrificialReports.append(line) } else { anomalies.append(line) }
                 anomalySources.insert(String(line.prefix { $0 != " " }))     // its count adds nothing
             }
-            if line.contains("fuzz: FAILED") || line.contains("canary: FAILED") { guestFailures.append(line) }
+            if line.contains("fuzz: FAILED") || line.contains("canary: FAILED") {
+                if sacrificial { sacrificialReports.append(line) } else { guestFailures.append(line) }
+            }
             if line.hasPrefix("(tern)") && line.contains("could not be rebuilt") { notRebuilt.append(line) }
             if let shutdown = ShutdownLine(line) {
-                if shutdown.domain >= FuzzPlan.firstFuzzer {
+                if plan.isFuzzer(shutdown.domain) || plan.awaits(shutdown.domain) {
                     let restarting = line.contains("(restarting)")
-                    if restarting { restarts += 1 } else { fuzzersGone.insert(shutdown.domain) }
+                    if restarting { restarts += 1 } else if plan.awaits(shutdown.domain) { fuzzersGone.insert(shutdown.domain) }
                     // A watchdog announced may lose the race with the last operation: then it powers off.
                     let announced = endingAnnounced.remove(shutdown.domain) != nil
                     if shutdown.reason != "poweroff" && !announced {
                         killed.append("d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)")
                     }
-                } else {
+                } else if !plan.privileged {
                     canaryStopped = "d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)"
                 }
                 continue
@@ -185,12 +219,13 @@ public struct FuzzOutcome: Sendable, Equatable {
             let source = String(line.prefix { $0 != " " })
             if let count = fields["anomalies"], count > 0, !anomalySources.contains(source) {
                 anomalySources.insert(source)
-                anomalies.append("\(source) reports \(count) anomalies: \(text)")
+                let report = "\(source) reports \(count) anomalies: \(text)"
+                if sacrificial { sacrificialReports.append(report) } else { anomalies.append(report) }
             }
             if text.hasPrefix("canary: ") {
                 canaryReports += 1
                 lastCanaryReport = text
-                if fuzzersGone.count == plan.domains { canaryReportsAfterFuzzing += 1 }
+                if fuzzersGone.count == plan.awaited { canaryReportsAfterFuzzing += 1 }
                 continue
             }
             switch words.count > 1 ? words[1] : "" {
@@ -199,11 +234,12 @@ public struct FuzzOutcome: Sendable, Equatable {
                 operations += fields["ops"] ?? 0
                 if let d = Self.domain(line) { endingAnnounced.insert(d) }
             case _ where words.count > 1 && words[1].hasPrefix("seed="):
-                if let d = Self.domain(line), d >= FuzzPlan.firstFuzzer, let g = fields["generation"] {
-                    generations[d - FuzzPlan.firstFuzzer] = Int(g)
+                if let d = Self.domain(line), plan.isFuzzer(d), let g = fields["generation"] {
+                    generations[d - plan.firstFuzzer] = Int(g)
                 }
             case "done":
                 finished += 1
+                if plan.privileged && Self.domain(line) == 0 { privilegedFinished = true }
                 operations += fields["ops"] ?? 0
                 if let rate = fields["ops/s"] { opsPerSecond.append(rate) }
             case "counts":
@@ -239,7 +275,9 @@ public struct FuzzOutcome: Sendable, Equatable {
 
     /// The commands that run each fuzzing domain's latest generation alone on one CPU.
     public func replays(of plan: FuzzPlan) -> [String] {
-        (0 ..< plan.domains).map { plan.replay(domain: $0, generation: generations[$0] ?? 0) }
+        // The privileged fuzzer's run is its domains' too: the whole command is its replay.
+        if plan.privileged { return [plan.command] }
+        return (0 ..< plan.domains).map { plan.replay(domain: $0, generation: generations[$0] ?? 0) }
     }
 
     /// The report: what was done and reached, what went wrong.
@@ -252,9 +290,14 @@ public struct FuzzOutcome: Sendable, Equatable {
         lines.append("MMIO by region: " + mmio.keys.sorted().map { "\($0)=\(mmio[$0]!)" }.joined(separator: " "))
         lines.append("other: " + counts.keys.sorted().filter { $0 != "hypercalls" && $0 != "mmio" }
                         .map { "\($0)=\(counts[$0]!)" }.joined(separator: " "))
-        lines.append("fuzzing domains restarted: \(restarts), after ending themselves on purpose: \(endings), killed by Tern: \(killed.count)"
+        lines.append("fuzzing domains restarted: \(restarts), after ending themselves on purpose: \(endings), "
+                     + "ended otherwise (by Tern, or by the privileged fuzzer in that mode): \(killed.count)"
                      + (killed.isEmpty ? "" : " (\(killed.joined(separator: ", ")))"))
         lines.append("Tern faults: \(fault.isEmpty ? 0 : 1); anomalies: \(anomalies.count)")
+        if !sacrificialReports.isEmpty {
+            lines.append("the sacrificial domains reported (not failures: the control domain may do anything to them): "
+                         + sacrificialReports.prefix(5).joined(separator: " | ") + (sacrificialReports.count > 5 ? " ..." : ""))
+        }
         if let lastCanaryReport { lines.append("canary, last: \(lastCanaryReport)") }
         return lines
     }
@@ -272,29 +315,32 @@ public enum FuzzRun {
             try Data(config.text.utf8).write(to: file)
             return file
         }
-        let watch = StopWatch(fuzzers: plan.domains)
+        let watch = StopWatch(plan)
         let options = RunOptions(smp: plan.smp, timeout: plan.timeout, extraQEMUArguments: [],
                                  stopWhen: { watch.shouldStop(after: $0) })
         let result = try runner.run(configs: configs, options: options, onLine: onLine)
         return (FuzzOutcome(lines: result.lines, plan: plan, timedOut: result.timedOut), result)
     }
 
-    /// Counts fuzzing domains done or gone (not restarting); then the canary's second report ends the run (the first
-    /// may come from a check of its memory begun before the last fuzzer ended).
+    /// Counts the awaited fuzzing domains done or gone (not restarting); then the canary's second report
+    /// ends the run (the first may come from a check of its memory begun before the last fuzzer ended),
+    /// or, with no canary, that does.
     final class StopWatch: @unchecked Sendable {
-        let fuzzers: Int
+        let plan: FuzzPlan
         private let lock = NSLock()
         private var gone = Set<Int>()
         private var reportsAfter = 0
-        init(fuzzers: Int) { self.fuzzers = fuzzers }
+        init(_ plan: FuzzPlan) { self.plan = plan }
 
         func shouldStop(after line: String) -> Bool {
             lock.lock()
             defer { lock.unlock() }
-            if let shutdown = ShutdownLine(line), shutdown.domain >= FuzzPlan.firstFuzzer, !line.contains("(restarting)") {
+            if let shutdown = ShutdownLine(line), plan.awaits(shutdown.domain), !line.contains("(restarting)") {
                 gone.insert(shutdown.domain)
             }
-            if gone.count == fuzzers && line.contains("canary: t=") { reportsAfter += 1 }
+            guard gone.count == plan.awaited else { return false }
+            if plan.privileged { return true }
+            if line.contains("canary: t=") { reportsAfter += 1 }
             return reportsAfter == 2
         }
     }

@@ -36,6 +36,9 @@ struct FuzzCommand: ParsableCommand {
     @Option(help: "Generations of each fuzzing domain that end themselves and are restarted.")
     var ends: Int = 1
 
+    @Flag(help: "The privileged mode: the control domain fuzzes, its domctls answered, and the --domains fuzzing domUs are its sacrificial domains (no canary).")
+    var privileged = false
+
     @Flag(help: "Run seed after seed until stopped (make fuzz).")
     var soak = false
 
@@ -47,7 +50,9 @@ struct FuzzCommand: ParsableCommand {
 
     func validate() throws {
         try validateSMP(smp)
-        guard (1 ... 8).contains(domains) else { throw ValidationError("--domains must be 1 to 8") }
+        guard ((privileged ? 0 : 1) ... 8).contains(domains) else {
+            throw ValidationError("--domains must be 1 to 8 (0 to 8 with --privileged)")
+        }
         let vcpus = self.vcpus ?? smp
         guard (1 ... TernLimits.maximumVCPUsPerDomain).contains(vcpus) else {
             throw ValidationError("--vcpus (default: --smp) must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
@@ -61,7 +66,8 @@ struct FuzzCommand: ParsableCommand {
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: printOut)
         var plan = FuzzPlan(seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1000) % 1_000_000_007,
-                            ops: ops, smp: smp, domains: domains, vcpus: vcpus, ends: ends)
+                            ops: ops, smp: smp, domains: domains, vcpus: vcpus, ends: ends,
+                            privileged: privileged)
         printOut("tern fuzz: seed \(plan.seed) (\(plan.command))")
         var total = FuzzOutcome()
         let started = Date()

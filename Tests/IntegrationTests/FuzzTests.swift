@@ -36,4 +36,20 @@ extension BootTests {
         }
         #expect(outcome.canaryReports >= 2)
     }
+
+    /// The privileged mode: the control domain fuzzes, its domctls (a quarter of its hypercalls, on two
+    /// sacrificial fuzzing domUs, domains it created, missing and reserved IDs) answered. No argument
+    /// may fault or hang Tern, and the privileged fuzzer finishes.
+    @Test func aPrivilegedFuzzerCannotStopTern() throws {
+        let seed = UInt64(Date().timeIntervalSince1970) % 1_000_000_007
+        let plan = FuzzPlan(seed: seed, ops: 500_000, smp: 2, domains: 2, vcpus: 2, ends: 1, privileged: true)
+        print("fuzz: seed \(seed); reproduce with: \(plan.command)")
+        let (outcome, result) = try FuzzRun.run(plan, runner: runner, onLine: { _ in })
+        let tail = result.lines.filter { !$0.isEmpty }.suffix(40).joined(separator: "\n")
+        #expect(outcome.failures == [], "seed \(seed): \(plan.command)\n\(tail)")
+        for line in outcome.report { print("fuzz: \(line)") }
+        // Its domctls reached the commands Tern implements (at least ten of them answered).
+        #expect(outcome.calls["36", default: 0] > 50_000)
+        #expect((outcome.subops["36", default: 0]).nonzeroBitCount >= 10, "\(outcome.subops)")
+    }
 }

@@ -96,7 +96,7 @@ import Testing
     }
 
     @Test func theStopWatchWaitsForEveryFuzzerThenTheCanary() {
-        let watch = FuzzRun.StopWatch(fuzzers: 2)
+        let watch = FuzzRun.StopWatch(plan)
         #expect(!watch.shouldStop(after: "(d1) canary: t=1s rounds=1"))
         #expect(!watch.shouldStop(after: "(tern) d2 (fuzz0): shutdown: reboot (restarting)"))
         #expect(!watch.shouldStop(after: "(tern) d3 (fuzz1): shutdown: poweroff"))
@@ -157,5 +157,43 @@ import Testing
         lines.insert(contentsOf: ["(tern) d3 (fuzz1): shutdown: reboot (restarting)", "(tern) d3 (fuzz1): could not be rebuilt; destroyed"], at: 9)
         #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures
                 == ["Tern could not restart a fuzzing domain: (tern) d3 (fuzz1): could not be rebuilt; destroyed"])
+    }
+
+    /// The privileged mode: the control domain fuzzes beside sacrificial fuzzing domUs and no canary.
+    /// What the sacrificial domains report is kept, not judged; the privileged fuzzer's own anomaly,
+    /// or its not finishing, fails the run; the run stops when it is done.
+    @Test func thePrivilegedModeJudgesOnlyTheControlDomain() {
+        let plan = FuzzPlan(seed: 42, ops: 1000, smp: 2, domains: 2, vcpus: 2, ends: 1, privileged: true)
+        #expect(plan.configs.map(\.name) == ["privileged", "fuzz0", "fuzz1"])
+        #expect(plan.configs[0].text.contains("extra = \"seed=42 ops=1000 vcpus=2 privileged=1 victims=2\""))
+        #expect(plan.configs[1].text.contains("seed=\(42 + 1_000_003) ops=1000 vcpus=2 ends=1 peer=2\""))
+        #expect(plan.configs[2].text.contains("peer=1\""))
+        #expect(plan.command.hasSuffix(" --privileged") && FuzzOutcome().replays(of: plan) == [plan.command])
+        let lines = [
+            "(d0) fuzz: seed=42 ops=1000 vcpus=2 generation=0 ends=0 peer=-1 privileged=1 victims=2",
+            "(d1) fuzz: ANOMALY on vcpu 0: hypercall 1 command 3 changed 0x1 of x19-x29",
+            "(tern) d2 (fuzz1): shutdown: crash (restarting)",
+            "(tern) d1 (fuzz0): destroyed",
+            "(tern) d5 (): shutdown: crash",
+            "(d0) fuzz: done seed=42 ops=1000 subops=2 anomalies=0 ms=100 ops/s=10000",
+            "(tern) d0 (fuzz-privileged): shutdown: poweroff",
+        ]
+        let o = FuzzOutcome(lines: lines, plan: plan, timedOut: false)
+        #expect(o.failures == [])
+        #expect(o.sacrificialReports.count == 1 && o.killed == ["d2 (fuzz1): crash"] && o.restarts == 1)
+        #expect(o.report.contains { $0.hasPrefix("the sacrificial domains reported") })
+
+        var bad = lines
+        bad.insert("(d0) fuzz: ANOMALY on vcpu 1: hypercall 2 command 0 changed 0x4 of x19-x29", at: 1)
+        #expect(FuzzOutcome(lines: bad, plan: plan, timedOut: false).failures
+                == ["(d0) fuzz: ANOMALY on vcpu 1: hypercall 2 command 0 changed 0x4 of x19-x29"])
+        bad = lines.filter { !$0.hasPrefix("(d0) fuzz: done") }
+        bad.insert("(d1) fuzz: done seed=1 ops=1000 subops=2 anomalies=0 ms=100 ops/s=10000", at: 1)
+        #expect(FuzzOutcome(lines: bad, plan: plan, timedOut: false).failures == ["the privileged fuzzer did not finish"])
+
+        let watch = FuzzRun.StopWatch(plan)
+        #expect(!watch.shouldStop(after: "(tern) d1 (fuzz0): shutdown: poweroff"))
+        #expect(!watch.shouldStop(after: "(tern) d0 (fuzz-privileged): shutdown: reboot (restarting)"))
+        #expect(watch.shouldStop(after: "(tern) d0 (fuzz-privileged): shutdown: poweroff"))
     }
 }
