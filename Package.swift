@@ -24,7 +24,7 @@ let toolchain = ProcessInfo.processInfo.environment["TERN_TOOLCHAIN"] ?? "/opt/s
 let unicodeTables: [LinkerSetting] = [.unsafeFlags([
     "-Xlinker", "\(toolchain)/lib/swift/embedded/aarch64-none-none-elf/libswiftUnicodeDataTables.a"])]
 
-let guests = ["hello", "spin", "oob", "hostile", "smp", "idle", "bench", "clock", "grant", "watchdog", "pingpong", "timers", "hog", "neighbours", "fuzz", "canary"]
+let guests = ["hello", "spin", "oob", "hostile", "smp", "idle", "bench", "clock", "grant", "watchdog", "pingpong", "timers", "hog", "neighbours", "fuzz", "canary", "exhaust"]
 // Globals in the bare-metal targets are per-CPU-protected by hand (locks, one writer at boot).
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 /// The hypervisor (and the core it is built from) is optimized for speed, release's -O: it inlines the

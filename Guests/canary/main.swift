@@ -85,6 +85,8 @@ func canary(_ peer: UInt16, memoryBytes: UInt64, seed: UInt64) -> Never {
     var nextTick = start + tick, nextReport = start + Timer.frequency
     var ticks: UInt64 = 0, rounds: UInt64 = 0, longestTick: UInt64 = 0, lastTick = start
     var longestRound: UInt64 = 0, totalRound: UInt64 = 0, checks: UInt64 = 0, anomalies: UInt64 = 0
+    // The same since the last report, for those who look at a stretch of the run (tern bench).
+    var lastLongest: UInt64 = 0, lastTotal: UInt64 = 0, lastRounds: UInt64 = 0
 
     /// Sleeps until `want` events have come, or with `untilTick` until the next tick: only the timer's
     /// interrupt is a tick, so a timer that stops is seen (each sleep is also bounded by a poll's
@@ -145,6 +147,9 @@ func canary(_ peer: UInt16, memoryBytes: UInt64, seed: UInt64) -> Never {
         longestRound = max(longestRound, took)
         totalRound += took
         rounds += 1
+        lastLongest = max(lastLongest, took)
+        lastTotal += took
+        lastRounds += 1
 
         if Timer.ticks >= nextReport {
             for i in 0 ..< watchedWords where guest_load64(watched + i * 8) != pattern(seed, i) {
@@ -154,7 +159,8 @@ func canary(_ peer: UInt16, memoryBytes: UInt64, seed: UInt64) -> Never {
             }
             checks += 1
             let us = Timer.frequency / 1_000_000
-            print("canary: t=\((Timer.ticks - start) / Timer.frequency)s rounds=\(rounds) ticks=\(ticks) round-max=\(longestRound / us)us round-avg=\(totalRound / rounds / us)us tick-max=\(longestTick / us)us checks=\(checks) anomalies=\(anomalies)")
+            print("canary: t=\((Timer.ticks - start) / Timer.frequency)s rounds=\(rounds) ticks=\(ticks) round-max=\(longestRound / us)us round-avg=\(totalRound / rounds / us)us tick-max=\(longestTick / us)us checks=\(checks) anomalies=\(anomalies) last-rounds=\(lastRounds) last-max=\(lastLongest / us)us last-avg=\(lastTotal / max(lastRounds, 1) / us)us")
+            (lastLongest, lastTotal, lastRounds) = (0, 0, 0)
             nextReport = Timer.ticks + Timer.frequency
         }
     }

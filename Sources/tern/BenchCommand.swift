@@ -29,6 +29,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Only the rows of the PV disk and network (printed, not written).")
     var splitDriversOnly = false
 
+    @Flag(help: "Only the resource exhaustion table and a fuzzing run's report (printed, not written).")
+    var securityOnly = false
+
     func run() throws {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: { printError($0) })
         let images = try runner.build()
@@ -44,6 +47,10 @@ struct BenchCommand: ParsableCommand {
         if splitDriversOnly {
             let rows = try SplitDriverBenchmark.run(runner: runner, xen: xen, runs: runs, progress: { printError($0) })
             printOut(XenComparison.markdown(rows))
+            return
+        }
+        if securityOnly {
+            printOut(try securityMarkdown(runner))
             return
         }
         if scalingOnly {
@@ -74,6 +81,7 @@ struct BenchCommand: ParsableCommand {
         var markdown = "## Tern and Xen 4.17, the same guest on the same QEMU (median of \(runs) runs)\n\n"
             + "Measured \(date) on \(machine).\n\n" + XenComparison.markdown(comparison)
         markdown += "\n## Linux booting to userspace\n\n" + LinuxBootBenchmark.markdown(boots, date: date, machine: machine)
+        markdown += "\n" + (try securityMarkdown(runner))
         printOut(markdown)
         let folder = URL(fileURLWithPath: results, isDirectory: true)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -83,5 +91,20 @@ struct BenchCommand: ParsableCommand {
         try encoder.encode(boots).write(to: folder.appendingPathComponent("linux-boot.json"))
         try Data(markdown.utf8).write(to: folder.appendingPathComponent("bench.md"))
         try Data(XenComparison.chart(comparison).utf8).write(to: folder.appendingPathComponent("bench.svg"))
+    }
+
+    /// Resource exhaustion (dom0's round trips with the canary while a domU holds everything it can
+    /// get) and a fuzzing run's report (what was reached, faults and anomalies: both must be 0).
+    func securityMarkdown(_ runner: TernRunner) throws -> String {
+        printError("bench: resource exhaustion")
+        let (exhaustion, _) = try ExhaustionRun.run(runner: runner)
+        let plan = FuzzPlan(seed: UInt64(Date().timeIntervalSince1970) % 1_000_000_007, ops: 500_000, smp: 2,
+                            domains: 2, vcpus: 2, ends: 1)
+        printError("bench: fuzzing (\(plan.command))")
+        let (fuzz, _) = try FuzzRun.run(plan, runner: runner, onLine: { _ in })
+        return "## Resource exhaustion: dom0's event-channel round trips with the canary, wall time\n\n"
+            + exhaustion.markdown
+            + "\n## Fuzzing: `\(plan.command)`\n\n"
+            + (fuzz.report + fuzz.failures.map { "FAILED: \($0)" }).map { "- \($0)" }.joined(separator: "\n") + "\n"
     }
 }
