@@ -10,6 +10,12 @@
 //   chosen  the `/chosen` domain nodes of a boot device tree (DomainSpec.read, DomainIDs.check): what
 //           is read has its sizes in range and its modules in RAM, and the guest's own device tree
 //           built from it reads back with its command line
+//   control a run of domctl and sysctl calls by dom0 and two domUs (any command, structure, domain and
+//           pointer) against a fake machine whose domains come and go: a domU is always refused, and
+//           every call on the machine keeps the host protocol's word (FakeToolstack checks it)
+//   memory  a run of memory_op calls by dom0 and two domUs (any command, structure, domain, list and
+//           pointer, with continuations) against a fake host that checks its protocol's word: a domU
+//           acts only on itself, an extent is aligned to its order, a grant frame is in the window
 //   image   a Linux Image header and the kernel, initrd and RAM sizes from a boot device tree: where
 //           LinuxImage puts them must fit, in order
 // A trap (bounds, overflow, a failed precondition) or a sanitizer report is a finding.
@@ -155,12 +161,15 @@ func fuzzChosenDomains(_ input: UnsafeRawBufferPointer) {
     guard let root = try? FlattenedDeviceTree.parse(input), let chosen = root.child("chosen") else { return }
     let ram = [PhysicalRange(base: HostPhysicalAddress(0x4000_0000), size: 0x4000_0000),
                PhysicalRange(base: HostPhysicalAddress(0x1_0000_0000), size: 0x1000_0000)]
+    let tern = PhysicalRange(base: HostPhysicalAddress(0x4000_0000), size: 0x80_0000)
     let nodes = chosen.children.filter { $0.isCompatible("xen,domain") }
     let ids = nodes.indices.map { nodes[$0].property("tern,domid")?.u32 ?? UInt32($0) }
     if DomainIDs.check(ids) != nil { return }
     for (node, id) in zip(nodes, ids) {
-        guard case .spec(let spec) = DomainSpec.read(node, id: DomainID(UInt16(id)), ram: ram) else { continue }
-        func inRAM(_ r: PhysicalRange) -> Bool { ram.contains { $0.contains(r.base, length: r.size) } }
+        guard case .spec(let spec) = DomainSpec.read(node, id: DomainID(UInt16(id)), ram: ram, reserved: [tern]) else { continue }
+        func inRAM(_ r: PhysicalRange) -> Bool {
+            ram.contains { $0.contains(r.base, length: r.size) } && !(r.base.raw < tern.end.raw && tern.base.raw < r.end.raw)
+        }
         check(spec.memoryBytes >= 0x20_0000 && spec.memoryBytes % 0x20_0000 == 0 && spec.memoryBytes <= 1 << 50,
               "memory of \(spec.memoryBytes) bytes")
         check(spec.vcpus >= 1 && spec.vcpus <= TernLimits.maximumVCPUsPerDomain, "\(spec.vcpus) vCPUs")
@@ -175,6 +184,73 @@ func fuzzChosenDomains(_ input: UnsafeRawBufferPointer) {
     }
 }
 
+func fuzzControlPlane(_ input: UnsafeRawBufferPointer) {
+    var input = FuzzInput(bytes: input)
+    let host = FakeToolstack()
+    var memory = FakeGuestMemory()
+    for page in 0 ..< 4 { memory.map(0x10000 + UInt64(page) * 0x1000) }
+    memory.map(0x14000, writable: false)
+    // A structure where it is whole, at a page's end, running into a read-only page, in one, in nothing.
+    let pointers: [UInt64] = [0x10000, 0x11F80, 0x13FC0, 0x14000, 0x20000]
+    // Buffers a structure may point to: in RAM, read-only, across a page end, in nothing.
+    let buffers: [UInt64] = [0x12000, 0x14000, 0x12FF8, 0x30000, 0x10000]
+    let domctls: [UInt64] = [1, 2, 3, 4, 5, 9, 11, 12, 14, 15, 16, 17, 25, 35, 36, 68, 71, 85, 86, 6, 80]
+    let sysctls: [UInt64] = [1, 3, 4, 6, 7, 16, 17, 18, 19, 2, 40]
+    var steps = 0
+    while !input.isEmpty && steps < 64 {
+        steps += 1
+        let caller = UInt16(input.byte() % 3)                  // 0 is the control domain
+        host.caller = DomainID(caller)
+        let isSysctl = input.byte() & 1 == 1
+        let command = input.pick(isSysctl ? sysctls : domctls)
+        let version: UInt64 = input.byte() < 240 ? 0x15 : input.word()
+        let domain = input.pick([0, 1, 2, 3, 4, 5, 0x7FF0, 0x7FF1, 0xFFFF])
+        var words = [command & 0xFFFF_FFFF | version << 32, domain & 0xFFFF]
+        // Besides the usual values, those a well-formed createdomain is made of, word by word (flags 3 in
+        // the high half, one vCPU, grant frames -1, grant table v1), so domains are made too.
+        let creation: [UInt64] = [0x3_0000_0000, 0x1_0000_0000, 0xFFFF_FFFF_0000_0000]
+        for _ in 0 ..< 16 { words.append(input.pick([0, 1, 2, 3, 7, 8, 16, 64] + creation + buffers + interesting)) }
+        let at = input.pick(pointers)
+        _ = littleEndianBytes(words).withUnsafeBytes { memory.copy(to: VirtualAddress(at), from: $0.baseAddress!, count: $0.count) }
+        let result = isSysctl
+            ? Sysctl.perform(VirtualAddress(at), &memory, privileged: caller == 0, host)
+            : Domctl.perform(VirtualAddress(at), &memory, caller: DomainID(caller), privileged: caller == 0, host)
+        check(caller == 0 || result != nil, "domain \(caller)'s \(isSysctl ? "sysctl" : "domctl") \(command) was not refused")
+    }
+}
+
+func fuzzMemoryOp(_ input: UnsafeRawBufferPointer) {
+    var input = FuzzInput(bytes: input)
+    var memory = FakeGuestMemory()
+    for page in 0 ..< 4 { memory.map(0x10000 + UInt64(page) * 0x1000) }
+    memory.map(0x14000, writable: false)
+    let pointers: [UInt64] = [0x10000, 0x11FF0, 0x13FE8, 0x14000, 0x20000]
+    // Where a structure's lists (frames, indexes, errors) are: in RAM, at a page's end, read-only, nowhere.
+    let lists: [UInt64] = [0x12000, 0x12FF8, 0x14000, 0x30000, 0x10000]
+    let commands: [UInt64] = [0, 1, 2, 3, 4, 6, 7, 15, 18, 19, 23, 28, 5, 63]
+    let window = GuestLayout.grantTable.raw >> 12
+    var steps = 0
+    while !input.isEmpty && steps < 64 {
+        steps += 1
+        let host = FakeMemoryHost(caller: UInt16(input.byte() % 3))
+        var command = input.pick(commands) | (input.byte() < 200 ? 0 : input.word() << 6)
+        var words: [UInt64] = []
+        for _ in 0 ..< 8 { words.append(input.pick([0, 1, 2, 3, 9, 18, 0x7FF0, 0x1_0000_0002, 0x2_0000_0000] + lists + interesting)) }
+        var frames: [UInt64] = []
+        for i in 0 ..< 8 { frames.append(input.pick([0x40000 + UInt64(i), window + UInt64(i), 0x8_0000_0000, 0x7F_FFFF_F000] + interesting)) }
+        let at = input.pick(pointers)
+        _ = littleEndianBytes(frames).withUnsafeBytes { memory.copy(to: VirtualAddress(0x12000), from: $0.baseAddress!, count: $0.count) }
+        _ = littleEndianBytes(words).withUnsafeBytes { memory.copy(to: VirtualAddress(at), from: $0.baseAddress!, count: $0.count) }
+        // A continuation comes back as the command to make again, as the guest's x0 would.
+        for _ in 0 ..< 4 {
+            let before = host.continuations
+            let result = MemoryOp.handle(command, VirtualAddress(at), &memory, host)
+            guard host.continuations > before else { break }
+            command = result
+        }
+    }
+}
+
 nonisolated(unsafe) var fuzzTarget: ((UnsafeRawBufferPointer) -> Void)?
 
 @_cdecl("LLVMFuzzerInitialize")
@@ -183,6 +259,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
     let targets: [String: (UnsafeRawBufferPointer) -> Void] = [
         "xlcfg": fuzzXLConfig, "fdt": fuzzDeviceTree, "evtchn": fuzzEventChannels, "grant": fuzzGrantTable,
         "image": fuzzLinuxImage, "chosen": fuzzChosenDomains,
+        "control": fuzzControlPlane, "memory": fuzzMemoryOp,
     ]
     guard let target = targets[name] else {
         print("tern-fuzz: set TERN_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))")

@@ -3,7 +3,7 @@
 # fakes under libFuzzer and the address sanitizer, then each target run for SECONDS from its checked-in
 # corpus (Fuzz/corpus/TARGET, read only; for xlcfg also examples/) and what it found before
 # (.build-fuzz/corpus/TARGET).
-#   scripts/fuzz-host.sh [--seconds N] [TARGET...]     targets: xlcfg fdt evtchn grant image chosen (default: all)
+#   scripts/fuzz-host.sh [--seconds N] [TARGET...]     targets: xlcfg fdt evtchn grant image chosen control memory (default: all)
 # A finding stops it: the input is kept as .build-fuzz/crash-TARGET-*, and the line to run it again
 # is printed. `make fuzz-host` runs each for 5 minutes; `make test` for a short while.
 set -euo pipefail
@@ -15,11 +15,11 @@ targets=()
 while [ $# -gt 0 ]; do
     case $1 in
         --seconds) seconds=$2; shift 2 ;;
-        xlcfg|fdt|evtchn|grant|image|chosen) targets+=("$1"); shift ;;
-        *) echo "usage: $0 [--seconds N] [xlcfg|fdt|evtchn|grant|image|chosen ...]" >&2; exit 2 ;;
+        xlcfg|fdt|evtchn|grant|image|chosen|control|memory) targets+=("$1"); shift ;;
+        *) echo "usage: $0 [--seconds N] [xlcfg|fdt|evtchn|grant|image|chosen|control|memory ...]" >&2; exit 2 ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(xlcfg fdt evtchn grant image chosen)
+[ ${#targets[@]} -gt 0 ] || targets=(xlcfg fdt evtchn grant image chosen control memory)
 
 mkdir -p "$OUT"
 sources=$(find "$ROOT/Sources/TernCore" -name '*.swift' | sort)

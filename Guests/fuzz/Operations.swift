@@ -102,7 +102,10 @@ struct Fuzzer {
             guest_store64(a0, command & 0xFFFF_FFFF | stored << 32)
             versioned = stored == version
             // The domain a privileged domctl acts on: never itself (Privileged.swift).
-            if privileged && number == Hypercall.domctl.rawValue { guest_store16(a0 + 8, targetDomain()) }
+            if privileged && number == Hypercall.domctl.rawValue {
+                guest_store16(a0 + 8, targetDomain())
+                if command & 0xFFFF_FFFF == 1 && random.below(2) == 0 { wellFormedCreation(at: a0) }
+            }
         }
         if number == Hypercall.multicall.rawValue { multicallEntries(at: a0, count: &a1) }
         if number == Hypercall.console_io.rawValue && a0 == 0 { a1 = random.below(48) }   // no flood of our own
@@ -123,9 +126,10 @@ struct Fuzzer {
             if broken != 0 { stats.anomaly("hypercall \(number) command \(a0) changed \(broken) of x19-x29") }
         }
         if sleeps { write_cntv_ctl_el0(0) }
-        // A structure that could not be read (-EFAULT) was refused before its command was looked at,
-        // and a domU's control-plane call is refused (-EPERM) whatever its command: no sub-op reached.
-        let reached = !structured || versioned && result != -14 && (privileged || result != -1)
+        // A structure that could not be read (-EFAULT) was refused before its command was looked at, a
+        // call on a domain that is not there (-ESRCH) before its arguments were, and a domU's
+        // control-plane call is refused (-EPERM) whatever its command: no sub-op reached.
+        let reached = !structured || versioned && result != -14 && result != -3 && (privileged || result != -1)
         stats.hypercall(number, reached ? command : 64, result)
         if structured && result >= 0 && !privileged {
             stats.anomaly("hypercall \(number) command \(command) answered \(result) to a domU")
@@ -171,7 +175,9 @@ struct Fuzzer {
         // own together in one, for the peer to write into.
         let ownEntry = region == .grantWindow && offset < Fuzzer.peerRefs * 8
         if random.below(2) == 0 && !ownEntry {
-            let value = random.value(arena)
+            // Past RAM are the peer's pages this domain maps (Peer.swift): no value naming a fuzzer's own
+            // memory goes there (both are laid out alike), as none goes into a structure.
+            let value = region == .pastRAM ? random.safeValue(arena) : random.value(arena)
             switch width {
             case 1: guest_store8(address, UInt8(truncatingIfNeeded: value))
             case 2: guest_store16(address, UInt16(truncatingIfNeeded: value))
@@ -295,10 +301,7 @@ struct Fuzzer {
     /// did to the GIC meanwhile: a vCPU that sleeps now is woken (its interrupts stay masked at the
     /// CPU, so nothing runs; the interrupt only ends the sleep).
     func armWakeUp() {
-        let rd = GuestLayout.gicRedistributors.raw + UInt64(VCPU.index) * VirtualRedistributor.stride
-        guest_store32(GuestLayout.gicDistributor.raw, 0x2)                           // EnableGrp1
-        guest_store32(rd + 0x14, 0)                                                  // awake
-        guest_store32(rd + 0x10000 + 0x100, 1 << GuestLayout.virtualTimerPPI)        // ISENABLER0
+        Interrupts.routeTimer()
         write_cntv_cval_el0(read_cntvct_el0() + read_cntfrq_el0() / 1000)
         write_cntv_ctl_el0(1)
     }

@@ -58,11 +58,18 @@ extension Fuzzer {
         stats.count(.peer)
     }
 
-    /// Unmaps what slot `i` holds, if anything: a handle is never lost, so the peer's memory is not
-    /// held past this domain's next unmap of it (a restarting peer waits for that).
+    /// Unmaps what slot `i` holds, if anything, before the slot is mapped again: a slot's handle is not
+    /// lost, so a restarting peer, whose memory Tern keeps while it is mapped, waits only for the next
+    /// unmap of it. (The random grant_table_op calls map and unmap too, untracked; those mappings last
+    /// until this domain ends.)
     mutating func unmap(_ i: Int) {
         guard handles[i] != .max else { return }
         _ = Grants.unmap(handles[i], at: mapSlot(i))
         handles[i] = .max
+    }
+
+    /// Gives back every slot's mapping: a vCPU done with its operations holds none of the peer's pages.
+    mutating func unmapAll() {
+        for i in 0 ..< Self.mapSlots { unmap(i) }
     }
 }

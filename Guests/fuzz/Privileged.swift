@@ -3,9 +3,11 @@
 // instead of refused, and what it checks is that no argument stops Tern. A quarter of its hypercalls
 // are domctls, half of them commands Tern implements, each on a domain chosen here: mostly one of the
 // sacrificial domains 1...N (fuzzing domUs themselves), else the IDs past them (domains its own
-// createdomain calls made, or none), DOMID_SELF and the reserved IDs, or any other. Never itself: a
-// control domain that pauses itself, caps its own CPU time or gives its memory away is obeyed, and the
-// run would end for what it asked, not for anything Tern did wrong. So its domctls are never left with
+// createdomain calls made, or none), DOMID_SELF and the reserved IDs, or any other. Half its
+// createdomains are well formed (random fill never passes Xen's checks), so domains are made. Never
+// itself: pausing or destroying itself is refused (-EINVAL, as on Xen), but a control domain that caps
+// its own CPU time, pins its vCPUs or lowers its own memory limit is obeyed, and the run would end for
+// what it asked, not for anything Tern did wrong. So its domctls are never left with
 // what a fill put in a structure it cannot set (misaligned, outside scratch), and never go through a
 // multicall. (The other calls with a domain in their structure are drawn as before and may name it:
 // those act on itself as on any domU.)
@@ -37,5 +39,26 @@ extension Fuzzer {
         case 8: return UInt16(0x7FF0 + random.below(16))
         default: return UInt16(1 + random.below(0xFFFE))
         }
+    }
+
+    /// A struct xen_domctl_createdomain Xen 4.17 would take (DomctlCreation.swift has its layout) at
+    /// the domctl's payload, with the choices left to chance: its vCPUs, grant frames, GIC, SPIs,
+    /// handle and ssidref; and now and then a cpupool that is not there.
+    mutating func wellFormedCreation(at domctl: UInt64) {
+        let c = domctl + 16
+        guest_store32(c, UInt32(truncatingIfNeeded: random.next()))                    // ssidref
+        for i: UInt64 in 0 ..< 4 { guest_store32(c + 4 + i * 4, UInt32(truncatingIfNeeded: random.next())) }
+        guest_store32(c + 20, 3)                                                         // hvm | hap
+        guest_store32(c + 24, 0)                                                         // no IOMMU
+        guest_store32(c + 28, UInt32(1 + random.below(8)))                              // vCPUs
+        guest_store32(c + 32, UInt32(random.below(4096)))                               // event ports
+        guest_store32(c + 36, random.below(2) == 0 ? 0xFFFF_FFFF : UInt32(1 + random.below(64)))
+        guest_store32(c + 40, UInt32(random.below(1024)))                               // maptrack frames
+        guest_store32(c + 44, 1)                                                         // grant table v1
+        guest_store32(c + 48, 0)                                                         // no vmtrace
+        guest_store32(c + 52, random.below(8) == 0 ? 1 : 0)                             // cpupool
+        guest_store32(c + 56, random.below(2) == 0 ? 0 : 2)                              // GIC: native or v3
+        guest_store32(c + 60, UInt32(random.below(32) * 32))                            // SPIs
+        guest_store32(c + 64, 0)
     }
 }

@@ -59,6 +59,7 @@ func fuzz(vcpu: Int) {
         fuzzer.step()
         if vcpu == 0 && done % 100_000 == 99_999 { print("fuzz: vcpu0 at \(done + 1) ops") }
     }
+    fuzzer.unmapAll()
     write_cntv_ctl_el0(0)
     write_cntp_ctl_el0(0)
 }

@@ -6,10 +6,8 @@ import TernCore
 public enum Interrupts {
     /// Sets up this vCPU's interrupt delivery for the virtual timer and unmasks IRQs.
     public static func start() {
-        let rd = GuestLayout.gicRedistributors.raw + UInt64(VCPU.index) * VirtualRedistributor.stride
-        if VCPU.index == 0 { guest_store32(GuestLayout.gicDistributor.raw, 0x2) }   // EnableGrp1
-        guest_store32(rd + 0x14, 0)                                                  // wake
-        guest_store32(rd + 0x10000 + 0x100, 1 << GuestLayout.virtualTimerPPI)        // ISENABLER0
+        // The distributor is the domain's: its first vCPU turns it on.
+        routeTimer(enablingDistributor: VCPU.index == 0)
         write_icc_sre_el1(read_icc_sre_el1() | 1)
         write_icc_pmr_el1(0xFF)
         write_icc_igrpen1_el1(1)
@@ -22,6 +20,16 @@ nonisolated(unsafe) public var undefinedInstructions = 0
 nonisolated(unsafe) public var interruptHandler: ((UInt32) -> Void)?
 
 extension Interrupts {
+    /// Lets this vCPU's virtual timer interrupt through: group 1 on at the distributor, the
+    /// redistributor awake, the PPI enabled. Also for a guest that writes the GIC at random (the
+    /// fuzzer) and needs its timer to wake it from a sleep all the same.
+    public static func routeTimer(enablingDistributor: Bool = true) {
+        let rd = GuestLayout.gicRedistributors.raw + UInt64(VCPU.index) * VirtualRedistributor.stride
+        if enablingDistributor { guest_store32(GuestLayout.gicDistributor.raw, 0x2) }   // EnableGrp1
+        guest_store32(rd + 0x14, 0)                                                      // wake
+        guest_store32(rd + 0x10000 + 0x100, 1 << GuestLayout.virtualTimerPPI)            // ISENABLER0
+    }
+
     /// Enables an SGI or PPI for this vCPU at its redistributor.
     public static func enable(_ intid: UInt32) {
         let rd = GuestLayout.gicRedistributors.raw + UInt64(VCPU.index) * VirtualRedistributor.stride

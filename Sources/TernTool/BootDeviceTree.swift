@@ -13,7 +13,7 @@ public struct XenBoot: Equatable, Sendable {
 }
 
 /// The boot device tree: QEMU's own description of the machine, plus one Xen dom0less-style
-/// `/chosen/domU<id>` node per domain, which is what the hypervisor's readDomainSpec reads.
+/// `/chosen/domU<id>` node per domain, which is what the hypervisor reads with TernCore's DomainSpec.read.
 public enum BootDeviceTree {
     /// Adds (or replaces) the domain nodes under /chosen, keeping everything QEMU put there (stdout-path,
     /// the seeds).

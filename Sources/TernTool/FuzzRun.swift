@@ -9,8 +9,8 @@ import Foundation
 /// Domain i of a run seeded S is seeded `seed(ofDomain: i)`, its generation g (after g restarts)
 /// `seed(ofDomain: i) + g * 100000007`. Run alone with that seed on one CPU, a generation draws the
 /// same operations again; that replays it exactly when it has one vCPU and what failed did not
-/// involve another domain (alone it is domain 2 and has no sibling). With several vCPUs, their
-/// interleaving (and so what each call meets) is the host's.
+/// involve another domain (alone it is domain 2, and its peer, still named, is not there). With
+/// several vCPUs, their interleaving (and so what each call meets) is the host's.
 /// The privileged mode is another layout: the control domain is a fuzzer whose domctls are answered
 /// (Guests/fuzz/Privileged.swift), and the fuzzing domUs beside it are sacrificial - whatever they
 /// report is counted, not judged, since the control domain may do anything to them; the run fails
@@ -25,9 +25,12 @@ public struct FuzzPlan: Sendable {
     /// How many generations of each fuzzing domain end themselves on purpose.
     public var ends: Int
     public var privileged: Bool
+    /// A lone fuzzing domain's peer as in the run it replays: the domain is not there, so its peer
+    /// operations are refused, but they draw the same numbers, and so does everything after them.
+    public var peer: Int?
 
     public init(seed: UInt64, ops: UInt64, smp: Int, domains: Int = 2, vcpus: Int? = nil, ends: Int = 0,
-                privileged: Bool = false) {
+                privileged: Bool = false, peer: Int? = nil) {
         self.seed = seed
         self.ops = ops
         self.smp = smp
@@ -35,6 +38,7 @@ public struct FuzzPlan: Sendable {
         self.vcpus = vcpus ?? smp
         self.ends = ends
         self.privileged = privileged
+        self.peer = peer
     }
 
     /// The fuzzing domUs' IDs start after the partner (0) and the canary (1); in the privileged mode
@@ -50,7 +54,7 @@ public struct FuzzPlan: Sendable {
 
     public var command: String {
         "tern fuzz --seed \(seed) --ops \(ops) --smp \(smp) --domains \(domains) --vcpus \(vcpus) --ends \(ends)"
-            + (privileged ? " --privileged" : "")
+            + (privileged ? " --privileged" : "") + (peer.map { " --peer \($0)" } ?? "")
     }
 
     /// A bound on the run, so a hang ends it and a healthy run never meets it: at least 500 operations
@@ -60,10 +64,17 @@ public struct FuzzPlan: Sendable {
     }
 
     /// The command that runs generation `generation` of fuzzing domain `i` alone on one CPU (see above
-    /// for when that replays it): its own seed, and as many ends still to come.
+    /// for when that replays it): its own seed, as many ends still to come, and its peer.
     public func replay(domain i: Int, generation: Int) -> String {
         let seed = seed(ofDomain: i) &+ UInt64(generation) &* 100_000_007
         return "tern fuzz --seed \(seed) --ops \(ops) --smp 1 --domains 1 --vcpus \(vcpus) --ends \(max(0, ends - generation))"
+            + (peerID(of: i).map { " --peer \($0)" } ?? "")
+    }
+
+    /// Fuzzing domain i's peer: the next one, or the one a replay names.
+    func peerID(of i: Int) -> Int? {
+        if let peer { return peer }
+        return domains > 1 ? firstFuzzer + (i + 1) % domains : nil
     }
 
     /// The configs, in domain-ID order: file name and text.
@@ -95,7 +106,7 @@ public struct FuzzPlan: Sendable {
         ]
         for i in 0 ..< domains {
             // Each fuzzing domain's peer is the next (Guests/fuzz/Peer.swift); alone, it has none.
-            let peer = domains > 1 ? " peer=\(firstFuzzer + (i + 1) % domains)" : ""
+            let peer = peerID(of: i).map { " peer=\($0)" } ?? ""
             configs.append(("fuzz\(i)", """
                 name = "fuzz\(i)"
                 kernel = "tern:fuzz"
@@ -180,7 +191,8 @@ public struct FuzzOutcome: Sendable, Equatable {
         if plan.privileged { privilegedFinished = false }
         var inFault = false
         var fuzzersGone = Set<Int>()
-        var endingAnnounced = Set<Int>()
+        /// Domains that said they end themselves, with the operations they counted then.
+        var endingAnnounced: [Int: UInt64] = [:]
         var anomalySources = Set<String>()
         for line in lines {
             if line.contains("HYPERVISOR FAULT") { inFault = true }
@@ -196,13 +208,25 @@ public struct FuzzOutcome: Sendable, Equatable {
             if line.contains("fuzz: FAILED") || line.contains("canary: FAILED") {
                 if sacrificial { sacrificialReports.append(line) } else { guestFailures.append(line) }
             }
-            if line.hasPrefix("(tern)") && line.contains("could not be rebuilt") { notRebuilt.append(line) }
+            // Not rebuilt: gone for good (no other line says so). A sacrificial domain's is not judged.
+            if line.hasPrefix("(tern)") && line.contains("could not be rebuilt") {
+                let d = line.dropFirst("(tern) d".count).prefix { $0.isNumber }
+                if let d = Int(d), plan.awaits(d) { fuzzersGone.insert(d) }
+                if sacrificial || plan.privileged && Int(d).map(plan.isFuzzer) == true {
+                    sacrificialReports.append(line)
+                } else {
+                    notRebuilt.append(line)
+                }
+            }
             if let shutdown = ShutdownLine(line) {
                 if plan.isFuzzer(shutdown.domain) || plan.awaits(shutdown.domain) {
                     let restarting = line.contains("(restarting)")
                     if restarting { restarts += 1 } else if plan.awaits(shutdown.domain) { fuzzersGone.insert(shutdown.domain) }
-                    // A watchdog announced may lose the race with the last operation: then it powers off.
-                    let announced = endingAnnounced.remove(shutdown.domain) != nil
+                    // A watchdog announced may lose the race with the last operation: then it powers off,
+                    // and its `done` line counts all its operations, those announced among them.
+                    let announcedOps = endingAnnounced.removeValue(forKey: shutdown.domain)
+                    let announced = announcedOps != nil
+                    if shutdown.reason == "poweroff", let counted = announcedOps { operations -= min(operations, counted) }
                     if shutdown.reason != "poweroff" && !announced {
                         killed.append("d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)")
                     }
@@ -232,7 +256,7 @@ public struct FuzzOutcome: Sendable, Equatable {
             case "generation" where text.contains("ends itself"):
                 endings += 1
                 operations += fields["ops"] ?? 0
-                if let d = Self.domain(line) { endingAnnounced.insert(d) }
+                if let d = Self.domain(line) { endingAnnounced[d] = fields["ops"] ?? 0 }
             case _ where words.count > 1 && words[1].hasPrefix("seed="):
                 if let d = Self.domain(line), plan.isFuzzer(d), let g = fields["generation"] {
                     generations[d - plan.firstFuzzer] = Int(g)
@@ -337,6 +361,11 @@ public enum FuzzRun {
             defer { lock.unlock() }
             if let shutdown = ShutdownLine(line), plan.awaits(shutdown.domain), !line.contains("(restarting)") {
                 gone.insert(shutdown.domain)
+            }
+            // One Tern could not rebuild is gone too, though no shutdown line says so.
+            if line.hasPrefix("(tern) d") && line.contains("could not be rebuilt"),
+               let d = Int(line.dropFirst("(tern) d".count).prefix { $0.isNumber }), plan.awaits(d) {
+                gone.insert(d)
             }
             guard gone.count == plan.awaited else { return false }
             if plan.privileged { return true }

@@ -12,8 +12,8 @@ struct FuzzCommand: ParsableCommand {
             of its first --ends generations ends itself on purpose (a reboot, crash, reset or watchdog \
             while its vCPUs are busy) and Tern restarts it, the next generation seeded 100000007 \
             further on. A failure prints, for each domain, the command that runs its latest generation \
-            alone on one CPU, which replays it exactly when it has one vCPU and the failure involved no \
-            other domain. With --soak \
+            alone on one CPU (naming its peer, which is not there), which replays it exactly when it has \
+            one vCPU and the failure involved no other domain. With --soak \
             it runs one seed after another until stopped, adding up operations and coverage. The last \
             run's report goes to results/fuzz.md. Exit status 1 when the run failed.
             """)
@@ -39,6 +39,9 @@ struct FuzzCommand: ParsableCommand {
     @Flag(help: "The privileged mode: the control domain fuzzes, its domctls answered, and the --domains fuzzing domUs are its sacrificial domains (no canary).")
     var privileged = false
 
+    @Option(help: "A lone fuzzing domain's peer ID, as in the run a replay repeats (printed in replays).")
+    var peer: Int?
+
     @Flag(help: "Run seed after seed until stopped (make fuzz).")
     var soak = false
 
@@ -58,6 +61,7 @@ struct FuzzCommand: ParsableCommand {
             throw ValidationError("--vcpus (default: --smp) must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
         }
         // The guests read their arguments as decimal numbers that must fit in an Int.
+        if let peer, !(0 ..< 0x7FF0).contains(peer) { throw ValidationError("--peer must be a domain ID below 32752") }
         guard (0 ... 100).contains(ends) else { throw ValidationError("--ends must be 0 to 100") }
         guard ops >= 1, ops <= 1_000_000_000_000 else { throw ValidationError("--ops must be 1 to 10^12") }
         if let seed, seed > 1_000_000_000_000_000 { throw ValidationError("--seed must be at most 10^18") }
@@ -67,7 +71,7 @@ struct FuzzCommand: ParsableCommand {
         let runner = TernRunner(packageRoot: packageRoot.map { URL(fileURLWithPath: $0) }, log: printOut)
         var plan = FuzzPlan(seed: seed ?? UInt64(Date().timeIntervalSince1970 * 1000) % 1_000_000_007,
                             ops: ops, smp: smp, domains: domains, vcpus: vcpus, ends: ends,
-                            privileged: privileged)
+                            privileged: privileged, peer: peer)
         printOut("tern fuzz: seed \(plan.seed) (\(plan.command))")
         var total = FuzzOutcome()
         let started = Date()

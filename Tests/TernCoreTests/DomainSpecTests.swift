@@ -79,4 +79,17 @@ private func problem(_ node: DTNode) -> DomainNodeProblem? {
         }
         #expect(problem(domainNode(kernel: (0x4000_0000, 0x4000_0000))) == nil)   // all of RAM, exactly
     }
+
+    /// Nor may it overlap what Tern keeps for itself: the guest would get a copy of Tern's memory.
+    @Test func refusesModulesOverTern() {
+        let tern = [PhysicalRange(base: HostPhysicalAddress(0x4020_0000), size: 0x60_0000)]
+        func problem(_ node: DTNode) -> DomainNodeProblem? {
+            if case .refused(let p) = DomainSpec.read(node, id: DomainID(1), ram: ram, reserved: tern) { return p }
+            return nil
+        }
+        #expect(problem(domainNode(kernel: (0x4010_0000, 0x10_1000))) == .moduleOverTern(address: 0x4010_0000, size: 0x10_1000))
+        #expect(problem(domainNode(ramdisk: (0x407F_F000, 0x2000))) == .moduleOverTern(address: 0x407F_F000, size: 0x2000))
+        #expect(problem(domainNode(kernel: (0x4010_0000, 0x10_0000))) == nil)      // ends where Tern begins
+        #expect(problem(domainNode(kernel: (0x4080_0000, 0x1000))) == nil)         // begins where it ends
+    }
 }

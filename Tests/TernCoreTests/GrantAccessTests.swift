@@ -37,14 +37,29 @@ struct GrantAccessTests {
 
     @Test func flagsClearOnlyWhenTheLastUseGoes() {
         var a = ActiveGrants()
-        a.add(7, readOnly: false)
-        a.add(7, readOnly: true)
+        _ = a.add(7, readOnly: false)
+        _ = a.add(7, readOnly: true)
         #expect(a.total == 2)
         #expect(a.remove(7, readOnly: false) == GrantFlags.writing)
         #expect(a.remove(7, readOnly: true) == GrantFlags.reading | GrantFlags.writing)
         #expect(a.total == 0)
         #expect(a.remove(7, readOnly: true) == 0)          // nothing to drop
         #expect(a.total == 0)
+    }
+
+    /// Xen keeps each use count of a grant (mapped writable, mapped read-only) in a byte and refuses a
+    /// use that could overflow it: the 129th of a kind. Tern had no limit.
+    @Test func aGrantTakesAtMost128UsesOfAKind() {
+        var a = ActiveGrants()
+        var taken = 0
+        for _ in 0 ..< 200 where a.add(9, readOnly: false) { taken += 1 }
+        #expect(taken == 128 && a.total == 128)
+        let otherKind = a.add(9, readOnly: true)            // the other kind has its own count
+        let otherGrant = a.add(10, readOnly: false)         // and each grant its own
+        #expect(otherKind && otherGrant)
+        _ = a.remove(9, readOnly: false)
+        let again = a.add(9, readOnly: false)
+        #expect(again)
     }
 
     @Test func handlesAreReusedAndUnknownOnesRefused() {

@@ -349,6 +349,32 @@ extension SplitMix64: RandomNumberGenerator {}
         #expect((sim.ran[1] ?? 0) - before >= 90 * ms, "the sleeper ran \(((sim.ran[1] ?? 0) - before) / ms) ms in a second")
     }
 
+    /// The same when the others never slept, so no wake-up had levelled anyone: two busy domains, one
+    /// blocks for a moment, the other restarts meanwhile; the restarted one does not start behind it.
+    @Test func aDomainStartedWhileTheBusyOnesBlockDoesNotStarveThem() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1)
+        sim.run(until: 3 * second)
+        if sim.onPCPU[0] == 1 { sim.block(1) } else {
+            sim.scheduler.block(1, now: Nanoseconds(sim.now))
+        }
+        if sim.onPCPU[0] == 0 { sim.onPCPU[0] = nil }
+        sim.scheduler.removeDomain(0)
+        sim.domain(2)
+        sim.vcpu(2, domain: 2)
+        sim.run(until: sim.now + 10 * ms)
+        sim.wake(1)
+        if let p = sim.scheduler.preemption(for: 1, now: Nanoseconds(sim.now)) { sim.dispatch(p) }
+        sim.settle()
+        let before = sim.ran[1] ?? 0
+        sim.run(until: sim.now + second)
+        sim.settle()
+        #expect((sim.ran[1] ?? 0) - before >= 400 * ms, "it ran \(((sim.ran[1] ?? 0) - before) / ms) ms of a second")
+    }
+
     @Test func yieldAlternatesTwoVCPUs() {
         var sim = Simulation(pcpus: 1)
         sim.domain(0)

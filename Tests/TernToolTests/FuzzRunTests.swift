@@ -119,8 +119,12 @@ import Testing
         #expect(FuzzPlan(seed: plan.seed(ofDomain: 1), ops: 1000, smp: 1, domains: 1, vcpus: 1).configs[2].text
                 .contains("seed=\(plan.seed(ofDomain: 1)) ops=1000 vcpus=1 ends=0\""))
         #expect(plan.command == "tern fuzz --seed 42 --ops 1000 --smp 2 --domains 2 --vcpus 2 --ends 0")
-        #expect(FuzzOutcome().replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0",
-                                                    "tern fuzz --seed 1000045 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0"])
+        #expect(FuzzOutcome().replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0 --peer 3",
+                                                    "tern fuzz --seed 1000045 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0 --peer 2"])
+        // A replay keeps its peer, so its stream draws the same numbers (the peer's calls are refused).
+        let alone = FuzzPlan(seed: 1000045, ops: 1000, smp: 1, domains: 1, vcpus: 2, peer: 2)
+        #expect(alone.configs[2].text.contains("ends=0 peer=2\"") && alone.command.hasSuffix(" --ends 0 --peer 2"))
+        #expect(!FuzzPlan(seed: 1, ops: 1000, smp: 1, domains: 1).configs[2].text.contains("peer="))
     }
 
     /// A fuzzer that ends itself on purpose is restarted and its operations counted; its replay is its
@@ -142,9 +146,9 @@ import Testing
         #expect(o.failures == [])
         #expect(o.endings == 1 && o.restarts == 2 && o.killed == ["d3 (fuzz1): crash"])
         #expect(o.operations == 2400 && o.finished == 2)
-        #expect(o.replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 2",
-                                        "tern fuzz --seed 201000059 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0"])
-        #expect(plan.replay(domain: 1, generation: 1) == "tern fuzz --seed 101000052 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 1")
+        #expect(o.replays(of: plan) == ["tern fuzz --seed 42 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 2 --peer 3",
+                                        "tern fuzz --seed 201000059 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 0 --peer 2"])
+        #expect(plan.replay(domain: 1, generation: 1) == "tern fuzz --seed 101000052 --ops 1000 --smp 1 --domains 1 --vcpus 2 --ends 1 --peer 2")
         #expect(plan.timeout > FuzzPlan(seed: 42, ops: 1000, smp: 2, domains: 2, vcpus: 2).timeout)
 
         // A watchdog announced that the last operation beat: it powers off, and is neither killed nor restarted.
@@ -152,11 +156,19 @@ import Testing
         lines.insert("(d2) fuzz: generation 0 ends itself by a watchdog left to run out after ops=999", at: 7)
         let raced = FuzzOutcome(lines: lines, plan: plan, timedOut: false)
         #expect(raced.failures == [] && raced.endings == 1 && raced.restarts == 0 && raced.killed.isEmpty)
+        #expect(raced.operations == 2000)            // its done line counts the 999 it announced
 
         lines = healthy
         lines.insert(contentsOf: ["(tern) d3 (fuzz1): shutdown: reboot (restarting)", "(tern) d3 (fuzz1): could not be rebuilt; destroyed"], at: 9)
         #expect(FuzzOutcome(lines: lines, plan: plan, timedOut: false).failures
                 == ["Tern could not restart a fuzzing domain: (tern) d3 (fuzz1): could not be rebuilt; destroyed"])
+        // It is gone: the run stops without waiting for a line that will not come.
+        let watch = FuzzRun.StopWatch(plan)
+        for line in ["(tern) d2 (fuzz0): shutdown: poweroff", "(tern) d3 (fuzz1): shutdown: reboot (restarting)",
+                     "(tern) d3 (fuzz1): could not be rebuilt; destroyed", "(d1) canary: t=9s rounds=1"] {
+            #expect(!watch.shouldStop(after: line))
+        }
+        #expect(watch.shouldStop(after: "(d1) canary: t=10s rounds=2"))
     }
 
     /// The privileged mode: the control domain fuzzes beside sacrificial fuzzing domUs and no canary.

@@ -182,6 +182,11 @@ private func prepareCPU(_ cpu: PhysicalCPU) {
     cpu.online = true
 }
 
+/// This image and what lies below it in the first bank of RAM: Tern's, never a domain's.
+private var ternImage: PhysicalRange {
+    PhysicalRange(base: platform.ram[0].base, end: HostPhysicalAddress(alignUp(bm_image_end(), pageSize)))
+}
+
 /// All RAM goes to the frame allocator except what is already spoken for: this image (and what lies
 /// below it), the DTB and the boot modules.
 private func takeMemory(_ root: DTNode, dtb: PhysicalRange) {
@@ -193,8 +198,7 @@ private func takeMemory(_ root: DTNode, dtb: PhysicalRange) {
     }
     ramPieceTable = RAMPieceTable(base: low, end: high)
     frames.reserve(dtb)
-    let first = platform.ram[0].base
-    frames.reserve(PhysicalRange(base: first, end: HostPhysicalAddress(alignUp(bm_image_end(), pageSize))))
+    frames.reserve(ternImage)
     guard let chosen = root.child("chosen") else { return }
     for node in chosen.all(where: { $0.isCompatible("multiboot,module") }) {
         let parent = chosen.parent(of: node) ?? chosen
@@ -224,12 +228,12 @@ private func logRefusedNode(_ node: DTNode, _ problem: DomainNodeProblem) {
             c.s(" (1-")
             c.dec(TernLimits.maximumVCPUsPerDomain)
             c.s(")")
-        case .moduleOutsideRAM(let address, let size):
+        case .moduleOutsideRAM(let address, let size), .moduleOverTern(let address, let size):
             c.s(" has a module at ")
             c.hex(address)
             c.s(" of ")
             c.dec(size)
-            c.s(" bytes, not in RAM")
+            if case .moduleOverTern = problem { c.s(" bytes, over Tern's own memory") } else { c.s(" bytes, not in RAM") }
         }
         c.s("; skipped")
     }
@@ -285,7 +289,7 @@ private func createBootDomains(_ root: DTNode) {
     }
     var specs: [DomainSpec] = []
     for (node, id) in zip(nodes, ids) {
-        switch DomainSpec.read(node, id: DomainID(UInt16(id)), ram: platform.ram) {
+        switch DomainSpec.read(node, id: DomainID(UInt16(id)), ram: platform.ram, reserved: [ternImage]) {
         case .spec(let spec): specs.append(spec)
         case .refused(let problem): logRefusedNode(node, problem)
         }

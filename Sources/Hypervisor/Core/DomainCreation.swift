@@ -26,10 +26,10 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
         tables.releaseAll()
         return .failure(e)
     }
-    // Dying domains keep their IDs until they are released, as on Xen.
+    // Dying domains keep their IDs until they are released, as on Xen, and restarting ones for good.
     func inUse(_ id: DomainID) -> Bool {
         for case let d? in domains where d.id == id { return true }
-        return false
+        return idAwaitsRebuild(id)
     }
     var present = 0
     for case _? in domains { present += 1 }

@@ -308,6 +308,13 @@ func slotAwaitsRebuild(_ slot: Int) -> Bool {
     reclaiming.contains { $0.domain.slot == slot && $0.domain.life.shutdown?.after == .restart }
 }
 
+/// Whether a restarting domain being reclaimed will come back as `id`: no other may take the ID
+/// meanwhile (two domains with one ID would each get the other's events and grants). Under the
+/// scheduler lock.
+func idAwaitsRebuild(_ id: DomainID) -> Bool {
+    reclaiming.contains { $0.domain.id == id && $0.domain.life.shutdown?.after == .restart }
+}
+
 func vcpuSlotAwaitsRebuild(_ vcpuSlot: Int) -> Bool {
     reclaiming.contains { r in
         let d = r.domain
@@ -318,8 +325,9 @@ func vcpuSlotAwaitsRebuild(_ vcpuSlot: Int) -> Bool {
 /// Builds a restarting domain again from its boot module, into its own scrubbed memory. Outside the
 /// lock: the copies take long, and nothing else uses its slots meanwhile.
 private func rebuild(_ old: Domain) -> Domain? {
+    let restarts = old.restarts + 1
     let (built, _) = buildDomain(old.spec, slot: old.slot, firstVCPUSlot: old.firstVCPUSlot, into: old.memory,
-                                 restarts: old.restarts + 1)
+                                 restarts: restarts)
     guard let d = built else {
         log { c in
             c.domain(old)
@@ -327,7 +335,7 @@ private func rebuild(_ old: Domain) -> Domain? {
         }
         return nil
     }
-    d.restarts = old.restarts + 1
+    d.restarts = restarts
     return d
 }
 

@@ -50,7 +50,7 @@ private func claim(_ g: Domain, _ table: DomainGrants, _ ref: GrantRef, by user:
 /// copies alike, so the granter cannot end the grant under it. Returns the granted frame.
 private func acquire(_ g: Domain, _ ref: GrantRef, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
     g.grants.withLock { table in
-        table.active.add(ref, readOnly: readOnly)
+        guard table.active.add(ref, readOnly: readOnly) else { return .failure(GrantStatusError(.generalError)) }
         let r = claim(g, table, ref, by: user, readOnly: readOnly)
         if case .failure = r { release(table, ref, flags: table.active.remove(ref, readOnly: readOnly)) }
         return r

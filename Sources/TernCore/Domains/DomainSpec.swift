@@ -2,7 +2,7 @@
 // nodes, with their `multiboot,kernel` and `multiboot,ramdisk` modules, plus Tern's own `tern,*`
 // properties), or the toolstack's createdomain. The boot tree comes from outside Tern's trust (a boot
 // loader, a user's config), so a node is read whole or refused with the reason: a module must lie in
-// RAM (Tern copies from it), sizes must not wrap.
+// RAM and outside Tern's own image (Tern copies from it), sizes must not wrap.
 
 public struct DomainSpec: Sendable {
     public var id: DomainID
@@ -58,6 +58,8 @@ public enum DomainNodeProblem: Equatable, Sendable {
     case vcpus(UInt32)
     /// A module's `reg` wraps or leaves the host's RAM.
     case moduleOutsideRAM(address: UInt64, size: UInt64)
+    /// A module's `reg` overlaps what Tern keeps for itself (its image, stacks and heap).
+    case moduleOverTern(address: UInt64, size: UInt64)
 }
 
 public enum DomainNodeReading: Sendable {
@@ -69,8 +71,9 @@ extension DomainSpec {
     /// 2^40 KiB (1 PiB) is past any machine, and keeps the size in bytes and its alignment in 64 bits.
     static let memoryLimitKB: UInt64 = 1 << 40
 
-    /// Reads one `/chosen` domain node as domain `id`, on a host whose RAM is `ram`.
-    public static func read(_ node: DTNode, id: DomainID, ram: [PhysicalRange]) -> DomainNodeReading {
+    /// Reads one `/chosen` domain node as domain `id`, on a host whose RAM is `ram`, of which Tern keeps
+    /// `reserved` for itself.
+    public static func read(_ node: DTNode, id: DomainID, ram: [PhysicalRange], reserved: [PhysicalRange] = []) -> DomainNodeReading {
         let memoryKB = node.property("memory").flatMap { $0.u64 ?? $0.u32.map { UInt64($0) } } ?? 0
         let cpus = node.property("cpus")?.u32 ?? 1
         var kernel: PhysicalRange?
@@ -81,6 +84,9 @@ extension DomainSpec {
             guard isKernel || module.isCompatible("multiboot,ramdisk"), let r = module.reg(in: node).first else { continue }
             guard let range = bootModule(address: r.address, size: r.size, ram: ram) else {
                 return .refused(.moduleOutsideRAM(address: r.address, size: r.size))
+            }
+            guard !reserved.contains(where: { $0.base.raw < range.end.raw && range.base.raw < $0.end.raw }) else {
+                return .refused(.moduleOverTern(address: r.address, size: r.size))
             }
             if isKernel {
                 kernel = range

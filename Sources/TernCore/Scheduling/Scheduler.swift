@@ -139,10 +139,6 @@ public struct Scheduler: ~Copyable {
     /// Per pCPU, nonzero once `wake` has named it (idle) for a kick: naming it again would leave another
     /// idle pCPU unused. Set by other pCPUs without its lock, so a word of its own.
     let kicks: UnsafeMutablePointer<Atomic<UInt32>>
-    /// The least virtual time of the runnable domains when last looked at (`runnableFloor`), which never
-    /// goes back: where a domain starts, and what a sleeper catches up to when nothing else runs. Without it
-    /// a domain started while all the others slept began at 0 and held the CPUs until it caught up.
-    let virtualFloor: UnsafeMutablePointer<Atomic<UInt64>>
 
     /// Slots are below `domains` and `vcpus` until `grow` makes room for more; `pcpus` is at most 64
     /// (affinity is a 64-bit mask).
@@ -163,8 +159,6 @@ public struct Scheduler: ~Copyable {
         for p in 0 ..< pcpus { (queues + p).initialize(to: SlotHeap(capacity: vcpus)) }
         accountingLocks = Scheduler.zeroedWords(domains)
         kicks = Scheduler.zeroedWords(pcpus)
-        virtualFloor = .allocate(capacity: 1)
-        virtualFloor.initialize(to: Atomic(0))
     }
 
     /// `count` atomic words, each 0 (an Atomic is not copyable, so they are set one by one).
@@ -182,7 +176,6 @@ public struct Scheduler: ~Copyable {
         pcpus.deallocate()
         accountingLocks.deallocate()
         kicks.deallocate()
-        virtualFloor.deallocate()
     }
 
     // MARK: - Becoming runnable and not
@@ -269,10 +262,10 @@ public struct Scheduler: ~Copyable {
 
     /// A domain's virtual time stood still while it slept. Left alone, it would now hold the CPU until it
     /// caught up with everyone else, so it is brought to within one slice (of its own run time) of the
-    /// furthest-behind runnable domain (with none, of the virtual floor): a sleeper keeps a small edge,
-    /// which makes it responsive, and nothing more. Under `d`'s accounting lock.
+    /// furthest-behind runnable domain: a sleeper keeps a small edge, which makes it responsive, and
+    /// nothing more. Under `d`'s accounting lock.
     private mutating func catchUp(_ d: Int) {
-        let floor = runnableFloor(other: d)
+        guard let floor = runnableFloor(other: d) else { return }
         let lead = parameters.slice.raw * Scheduler.weightUnit / domains[d].weight
         let target = floor > lead ? floor - lead : 0
         if domains[d].virtualTime < target {
@@ -283,8 +276,8 @@ public struct Scheduler: ~Copyable {
 
     /// The least virtual time of the runnable domains other than `d`: those running somewhere and those
     /// at the head of a queue (a head's domain is the furthest behind of its queue, give or take a
-    /// stale key); with none, the virtual floor, which this raises. Read without the other pCPUs' locks.
-    mutating func runnableFloor(other d: Int) -> UInt64 {
+    /// stale key); nil when none is. Read without the other pCPUs' locks.
+    func runnableFloor(other d: Int) -> UInt64? {
         var floor: UInt64?
         for p in 0 ..< pcpuCount {
             if let v = pcpus[p].current, vcpus[v].domain != d {
@@ -293,13 +286,6 @@ public struct Scheduler: ~Copyable {
             if let v = queues[p].slotUnlocked(at: 0), vcpus[v].domain != d {
                 floor = min(floor ?? .max, domains[vcpus[v].domain].virtualTime)
             }
-        }
-        var known = virtualFloor.pointee.load(ordering: .relaxed)
-        guard let floor else { return known }
-        while floor > known {
-            let (exchanged, original) = virtualFloor.pointee.compareExchange(expected: known, desired: floor, ordering: .relaxed)
-            if exchanged { break }
-            known = original
         }
         return floor
     }

@@ -10,8 +10,20 @@ extension Scheduler {
         precondition(d >= 0 && d < domainCapacity)
         if domains[d].present { removeDomain(d) }
         domains[d] = Domain(present: true, weight: UInt64(max(weight, 1)), cap: UInt64(cap))
-        // Level with the others, not at 0 (Scheduler.virtualFloor).
-        domains[d].virtualTime = runnableFloor(other: d)
+        // Level with the others, never ahead of any: at 0 it would hold the CPUs until it caught up
+        // (both fuzzing domains restarting at once starved the canary for seconds). Level with the
+        // furthest behind of those running, or, with none running, with the furthest ahead of those
+        // present: a sleeper's time follows the busy ones' (catchUp), so that is where they were.
+        domains[d].virtualTime = runnableFloor(other: d) ?? presentCeiling(other: d)
+    }
+
+    /// The greatest virtual time of the domains present other than `d` (0 with none).
+    func presentCeiling(other d: Int) -> UInt64 {
+        var ceiling: UInt64 = 0
+        for e in 0 ..< domainCapacity where e != d && domains[e].present {
+            ceiling = max(ceiling, domains[e].virtualTime)
+        }
+        return ceiling
     }
 
     /// A new weight and cap for a domain already here (`xl sched-credit2`): its virtual time stays,

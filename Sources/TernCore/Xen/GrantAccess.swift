@@ -74,10 +74,17 @@ public struct ActiveGrants: Sendable {
 
     public init() {}
 
-    public mutating func add(_ ref: GrantRef, readOnly: Bool) {
+    /// Xen counts each kind of use in a byte (its GNTPIN_* counters) and refuses one that could
+    /// overflow it, GNTST_general_error to the caller: so does Tern, at the same count.
+    public static let usesOfAKind = 128
+
+    /// Takes a use; false (nothing taken) when the grant already has `usesOfAKind` of that kind.
+    public mutating func add(_ ref: GrantRef, readOnly: Bool) -> Bool {
         let i = uses.firstIndex { $0.ref == ref } ?? { uses.append((ref, 0, 0)); return uses.count - 1 }()
+        guard (readOnly ? uses[i].readers : uses[i].writers) < Self.usesOfAKind else { return false }
         if readOnly { uses[i].readers += 1 } else { uses[i].writers += 1 }
         total += 1
+        return true
     }
 
     /// Drops one use; returns the flags no longer true of the entry (to clear in it).

@@ -63,6 +63,8 @@ public struct ExhaustionRun: Sendable {
                 current = words[1]
             } else if words.count >= 3, words[2] == "released" {
                 current = nil               // between phases: neither one's
+            } else if words.count >= 2, words[1] == "starting" {
+                current = nil               // taking it all: the phases begin when it holds it
             } else if words.count >= 2, words[1] == "done" {
                 current = "after"
                 done = true
