@@ -43,7 +43,7 @@ extension Fuzzer {
 
     /// A struct xen_domctl_createdomain Xen 4.17 would take (DomctlCreation.swift has its layout) at
     /// the domctl's payload, with the choices left to chance: its vCPUs, grant frames, GIC, SPIs,
-    /// handle and ssidref; and now and then a cpupool that is not there.
+    /// handle and ssidref; and one time in eight a cpupool that is not there (-ENOENT).
     mutating func wellFormedCreation(at domctl: UInt64) {
         let c = domctl + 16
         guest_store32(c, UInt32(truncatingIfNeeded: random.next()))                    // ssidref
@@ -52,13 +52,13 @@ extension Fuzzer {
         guest_store32(c + 24, 0)                                                         // no IOMMU
         guest_store32(c + 28, UInt32(1 + random.below(8)))                              // vCPUs
         guest_store32(c + 32, UInt32(random.below(4096)))                               // event ports
-        guest_store32(c + 36, random.below(2) == 0 ? 0xFFFF_FFFF : UInt32(1 + random.below(64)))
+        guest_store32(c + 36, random.below(2) == 0 ? 0xFFFF_FFFF : UInt32(1 + random.below(UInt64(GrantTableOp.maximumFrames))))
         guest_store32(c + 40, UInt32(random.below(1024)))                               // maptrack frames
         guest_store32(c + 44, 1)                                                         // grant table v1
         guest_store32(c + 48, 0)                                                         // no vmtrace
         guest_store32(c + 52, random.below(8) == 0 ? 1 : 0)                             // cpupool
         guest_store32(c + 56, random.below(2) == 0 ? 0 : 2)                              // GIC: native or v3
-        guest_store32(c + 60, UInt32(random.below(32) * 32))                            // SPIs
+        guest_store32(c + 60, UInt32(random.below(3) * 32))                             // SPIs: 0, 32 or 64
         guest_store32(c + 64, 0)
     }
 }

@@ -64,11 +64,13 @@ public struct FuzzPlan: Sendable {
     }
 
     /// The command that runs generation `generation` of fuzzing domain `i` alone on one CPU (see above
-    /// for when that replays it): its own seed, as many ends still to come, and its peer.
+    /// for when that replays it): its own seed, as many ends still to come, and a peer that is not
+    /// there (alone, it is the first fuzzing domain; only the draws must match, not the ID).
     public func replay(domain i: Int, generation: Int) -> String {
         let seed = seed(ofDomain: i) &+ UInt64(generation) &* 100_000_007
+        let peer = peerID(of: i).map { $0 == firstFuzzer ? firstFuzzer + 1 : $0 }
         return "tern fuzz --seed \(seed) --ops \(ops) --smp 1 --domains 1 --vcpus \(vcpus) --ends \(max(0, ends - generation))"
-            + (peerID(of: i).map { " --peer \($0)" } ?? "")
+            + (peer.map { " --peer \($0)" } ?? "")
     }
 
     /// Fuzzing domain i's peer: the next one, or the one a replay names.
@@ -222,11 +224,9 @@ public struct FuzzOutcome: Sendable, Equatable {
                 if plan.isFuzzer(shutdown.domain) || plan.awaits(shutdown.domain) {
                     let restarting = line.contains("(restarting)")
                     if restarting { restarts += 1 } else if plan.awaits(shutdown.domain) { fuzzersGone.insert(shutdown.domain) }
-                    // A watchdog announced may lose the race with the last operation: then it powers off,
-                    // and its `done` line counts all its operations, those announced among them.
-                    let announcedOps = endingAnnounced.removeValue(forKey: shutdown.domain)
-                    let announced = announcedOps != nil
-                    if shutdown.reason == "poweroff", let counted = announcedOps { operations -= min(operations, counted) }
+                    // (A watchdog announced that lost the race with the last operation was taken back
+                    // at its `done` line.)
+                    let announced = endingAnnounced.removeValue(forKey: shutdown.domain) != nil
                     if shutdown.reason != "poweroff" && !announced {
                         killed.append("d\(shutdown.domain) (\(shutdown.name)): \(shutdown.reason)")
                     }
@@ -262,6 +262,12 @@ public struct FuzzOutcome: Sendable, Equatable {
                     generations[d - plan.firstFuzzer] = Int(g)
                 }
             case "done":
+                // A watchdog announced that lost the race with the last operation: the generation did
+                // not end itself, and this line counts all its operations, those announced among them.
+                if let d = Self.domain(line), let counted = endingAnnounced.removeValue(forKey: d) {
+                    operations -= min(operations, counted)
+                    endings -= 1
+                }
                 finished += 1
                 if plan.privileged && Self.domain(line) == 0 { privilegedFinished = true }
                 operations += fields["ops"] ?? 0

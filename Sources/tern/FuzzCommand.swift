@@ -61,7 +61,10 @@ struct FuzzCommand: ParsableCommand {
             throw ValidationError("--vcpus (default: --smp) must be 1 to \(TernLimits.maximumVCPUsPerDomain)")
         }
         // The guests read their arguments as decimal numbers that must fit in an Int.
-        if let peer, !(0 ..< 0x7FF0).contains(peer) { throw ValidationError("--peer must be a domain ID below 32752") }
+        if let peer {
+            guard (0 ..< 0x7FF0).contains(peer) else { throw ValidationError("--peer must be a domain ID below 32752") }
+            guard domains == 1 && !privileged else { throw ValidationError("--peer is for one fuzzing domain alone (a replay)") }
+        }
         guard (0 ... 100).contains(ends) else { throw ValidationError("--ends must be 0 to 100") }
         guard ops >= 1, ops <= 1_000_000_000_000 else { throw ValidationError("--ops must be 1 to 10^12") }
         if let seed, seed > 1_000_000_000_000_000 { throw ValidationError("--seed must be at most 10^18") }

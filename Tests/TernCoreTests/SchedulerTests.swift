@@ -375,6 +375,27 @@ extension SplitMix64: RandomNumberGenerator {}
         #expect((sim.ran[1] ?? 0) - before >= 400 * ms, "it ran \(((sim.ran[1] ?? 0) - before) / ms) ms of a second")
     }
 
+    /// A sleeper that wakes while nothing else runs is levelled too: one domain ran alone for 3 s,
+    /// blocked for a moment, and the sleeper woke meanwhile; the one that ran does not then wait 3 s.
+    @Test func aSleeperWokenWhileNothingRunsDoesNotStarveTheOthers() {
+        var sim = Simulation(pcpus: 1)
+        sim.domain(0)
+        sim.domain(1)
+        sim.vcpu(0, domain: 0)
+        sim.vcpu(1, domain: 1, wake: false)
+        sim.run(until: 3 * second)
+        sim.block(0)
+        sim.wake(1)                                  // nothing else runnable
+        sim.run(until: sim.now + ms)
+        sim.wake(0)
+        if let p = sim.scheduler.preemption(for: 0, now: Nanoseconds(sim.now)) { sim.dispatch(p) }
+        sim.settle()
+        let before = sim.ran[0] ?? 0
+        sim.run(until: sim.now + second)
+        sim.settle()
+        #expect((sim.ran[0] ?? 0) - before >= 400 * ms, "it ran \(((sim.ran[0] ?? 0) - before) / ms) ms of a second")
+    }
+
     @Test func yieldAlternatesTwoVCPUs() {
         var sim = Simulation(pcpus: 1)
         sim.domain(0)

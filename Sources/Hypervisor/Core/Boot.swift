@@ -55,8 +55,9 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     tern_uart_base = platform.uart.raw
     firmware = Firmware(usesHVC: platform.psciUsesHVC)
 
-    takeMemory(root, dtb: PhysicalRange(base: HostPhysicalAddress(alignDown(dtbAddress, pageSize)),
-                                        end: HostPhysicalAddress(alignUp(dtbAddress + UInt64(dtbSize), pageSize))))
+    let dtb = PhysicalRange(base: HostPhysicalAddress(alignDown(dtbAddress, pageSize)),
+                            end: HostPhysicalAddress(alignUp(dtbAddress + UInt64(dtbSize), pageSize)))
+    takeMemory(root, dtb: dtb)
     enableMMU()
     gic = GICv3(distributor: platform.gicDistributor, redistributors: platform.gicRedistributors,
                 redistributorsSize: platform.gicRedistributorsSize)
@@ -82,7 +83,7 @@ func ternMain(_ dtbAddress: UInt64) -> Never {
     prepareCPU(cpus[0])
 
     readRealTimeClock()
-    createBootDomains(root)
+    createBootDomains(root, dtb: dtb)
     log { c in
         c.s("boot done in ")
         c.dec(now().raw / 1000)
@@ -256,7 +257,7 @@ private func enableMMU() {
     }
 }
 
-private func createBootDomains(_ root: DTNode) {
+private func createBootDomains(_ root: DTNode, dtb: PhysicalRange) {
     guard let chosen = root.child("chosen") else { return }
     if let seed = chosen.property("rng-seed")?.value { bootEntropy = BootEntropy(hostSeed: seed) }
     let nodes = chosen.children.filter { $0.isCompatible("xen,domain") }
@@ -289,7 +290,7 @@ private func createBootDomains(_ root: DTNode) {
     }
     var specs: [DomainSpec] = []
     for (node, id) in zip(nodes, ids) {
-        switch DomainSpec.read(node, id: DomainID(UInt16(id)), ram: platform.ram, reserved: [ternImage]) {
+        switch DomainSpec.read(node, id: DomainID(UInt16(id)), ram: platform.ram, reserved: [ternImage, dtb]) {
         case .spec(let spec): specs.append(spec)
         case .refused(let problem): logRefusedNode(node, problem)
         }

@@ -263,9 +263,11 @@ public struct Scheduler: ~Copyable {
     /// A domain's virtual time stood still while it slept. Left alone, it would now hold the CPU until it
     /// caught up with everyone else, so it is brought to within one slice (of its own run time) of the
     /// furthest-behind runnable domain: a sleeper keeps a small edge, which makes it responsive, and
-    /// nothing more. Under `d`'s accounting lock.
+    /// nothing more. With none runnable, of the furthest ahead of those present: one that ran alone
+    /// meanwhile would otherwise wait, once it woke, for the sleeper to catch up (the scan is paid only
+    /// when no other domain runs or waits). Under `d`'s accounting lock.
     private mutating func catchUp(_ d: Int) {
-        guard let floor = runnableFloor(other: d) else { return }
+        let floor = runnableFloor(other: d) ?? presentCeiling(other: d)
         let lead = parameters.slice.raw * Scheduler.weightUnit / domains[d].weight
         let target = floor > lead ? floor - lead : 0
         if domains[d].virtualTime < target {
