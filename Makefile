@@ -44,7 +44,7 @@ test: setup linux
 # Fuzzing domains beside a canary under QEMU, seed after seed until stopped (CTRL-C); each run's
 # report goes to results/fuzz.md, and a failure prints the one command that reproduces it.
 fuzz: build
-	$(SWIFT) run tern fuzz --soak --ops 2000000
+	$(SWIFT) run tern fuzz --soak --ops 500000
 
 # The host fuzzers (libFuzzer, address sanitizer), 5 minutes each; scripts/fuzz-host.sh says more.
 fuzz-host: setup
