@@ -134,9 +134,6 @@ func memory(ramEnd: UInt64, seconds: UInt64) {
     hold("memory", seconds: seconds, expected: 0) { Xen.call(.memory_op, populate, pointingTo: &request) }
 }
 
-func atomicLoad(_ word: UnsafeMutablePointer<UInt64>) -> UInt64 { guest_load64(UInt64(UInt(bitPattern: word))) }
-func atomicStore(_ word: UnsafeMutablePointer<UInt64>, _ value: UInt64) { guest_store64(UInt64(UInt(bitPattern: word)), value) }
-func atomicAdd(_ word: UnsafeMutablePointer<UInt64>) { _ = guest_fetch_add64(UInt64(UInt(bitPattern: word)), 1) }
 
 @_cdecl("guest_main")
 func guestMain(_ dtb: UInt64) {

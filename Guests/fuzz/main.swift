@@ -121,8 +121,6 @@ func guestSecondaryMain(_ index: UInt64) {
     while true { Xen.yield() }                  // stays on: a stray CPU_ON finds it ALREADY_ON
 }
 
-func atomicLoad(_ word: UnsafeMutablePointer<UInt64>) -> UInt64 { guest_load64(UInt64(UInt(bitPattern: word))) }
-func atomicAdd(_ word: UnsafeMutablePointer<UInt64>) { _ = guest_fetch_add64(UInt64(UInt(bitPattern: word)), 1) }
 
 func report(milliseconds: UInt64) {
     let total = stats(0)
