@@ -8,8 +8,12 @@ public enum Grants {
     public static var table: UInt64 { GuestLayout.grantTable.raw }
 
     /// xen_add_to_physmap { domid, size, space = grant_table } { idx 0 } { gpfn }: frame 0 in the window.
-    public static func placeTable() -> Int64 {
-        var map: (UInt64, UInt64, UInt64) = (UInt64(domidSelf) | UInt64(XenMapSpace.grant_table.rawValue) << 32, 0, table >> 12)
+    public static func placeTable() -> Int64 { placeTable(frame: 0) }
+
+    /// Frame `frame` of our grant table at its place in the window, for references from 512 x frame.
+    public static func placeTable(frame: UInt64) -> Int64 {
+        var map: (UInt64, UInt64, UInt64) = (UInt64(domidSelf) | UInt64(XenMapSpace.grant_table.rawValue) << 32, frame,
+                                             table >> 12 + frame)
         return Xen.call(.memory_op, MemoryOpCommand.add_to_physmap.rawValue, pointingTo: &map)
     }
 

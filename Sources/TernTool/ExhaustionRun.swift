@@ -28,6 +28,8 @@ public struct ExhaustionRun: Sendable {
         [
             ("partner", "name = \"partner\"\nkernel = \"tern:canary\"\nmemory = 32\nextra = \"role=partner peer=1\"\n"),
             ("canary", "name = \"canary\"\nkernel = \"tern:canary\"\nmemory = 32\nextra = \"role=canary peer=0 seed=5\"\n"),
+            // 4 vCPUs and 64 MiB give it a table pool of 1280 pages (TablePool.defaultPages): room for
+            // the 520 or so that 262,144 grant mappings a page apart take, so the maptrack runs out first.
             ("exhaust", "name = \"exhaust\"\nkernel = \"tern:exhaust\"\nmemory = 64\nvcpus = 4\n"
                 + "extra = \"domid=2 vcpus=4 hold=\(hold)\"\n"),
         ]

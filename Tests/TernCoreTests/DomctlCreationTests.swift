@@ -35,6 +35,13 @@ import Testing
             maximum[id.raw] = pages
             return nil
         }
+        /// Each domain's table pool; its tables hold 3 pages.
+        var pools: [UInt16: UInt64] = [:]
+        func setTablePool(_ id: DomainID, pages: UInt64) -> XenError? {
+            pools[id.raw] = max(pages, 3)
+            return pages < 3 ? .ENOMEM : nil
+        }
+        func tablePool(_ id: DomainID) -> UInt64? { pools[id.raw] ?? 0 }
         func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError? {
             contexts.append((id, vcpu, context))
             return nil
@@ -142,6 +149,29 @@ import Testing
         #expect(host.created.last?.grantFrames == 4)
     }
 
+    /// max_maptrack_frames as Xen 4.17's grant_table_init takes it: any negative value is the default
+    /// (1024 frames), more than that default is -EINVAL, 0 a domain that may map no grant at all.
+    @Test func createdomainTakesTheMaptrackLimit() {
+        let host = Host()
+        var memory = FakeGuestMemory()
+        func made(_ frames: Int32, grantFrames: Int32 = -1) -> (XenError?, DomainCreation?) {
+            var c = xlRequest()
+            c.maxMaptrackFrames = frames
+            c.maxGrantFrames = grantFrames
+            let before = host.created.count
+            let result = run(.createdomain, domain: 0x7FF4, c, host: host, memory: &memory).0
+            return (result, host.created.count > before ? host.created.last : nil)
+        }
+        #expect(made(-1).1?.maptrackFrames == 1024)
+        #expect(made(-7).1?.maptrackFrames == 1024)
+        #expect(made(0).1?.maptrackFrames == 0)
+        #expect(made(16).1?.maptrackFrames == 16)
+        #expect(made(1024).1?.maptrackFrames == 1024)
+        #expect(made(1025).0 == .EINVAL && made(Int32.max).0 == .EINVAL)
+        // The same rule for max_grant_frames: negative is the default.
+        #expect(made(-1, grantFrames: -2).1?.grantFrames == GrantTableOp.maximumFrames)
+    }
+
     @Test func setvcpucontextStartsTheVCPUWhereTheBuilderSays() {
         let host = Host()
         var memory = FakeGuestMemory()
@@ -187,8 +217,15 @@ import Testing
         #expect(run(.setAddressSize, domain: 1, UInt32(64), host: host, memory: &memory).0 == nil)
         #expect(run(.setAddressSize, domain: 1, UInt32(32), host: host, memory: &memory).0 == .EINVAL)
         #expect(run(.getAddressSize, domain: 1, UInt32(0), host: host, memory: &memory).1.payload(as: UInt32.self) == 64)
+        // The paging mempool is the domain's table pool, in bytes: whole pages only, and not below
+        // what its tables hold.
         #expect(run(.setPagingMempoolSize, domain: 1, UInt64(2 << 20), host: host, memory: &memory).0 == nil)
+        #expect(host.pools[1] == 512)
+        #expect(run(.getPagingMempoolSize, domain: 1, UInt64(0), host: host, memory: &memory).1.payload(as: UInt64.self) == 2 << 20)
         #expect(run(.setPagingMempoolSize, domain: 1, UInt64(100), host: host, memory: &memory).0 == .EINVAL)
+        #expect(run(.setPagingMempoolSize, domain: 1, UInt64(4096), host: host, memory: &memory).0 == .ENOMEM)
+        #expect(run(.getPagingMempoolSize, domain: 1, UInt64(0), host: host, memory: &memory).1.payload(as: UInt64.self) == 3 * 4096)
+        #expect(run(.getPagingMempoolSize, domain: 5, UInt64(0), host: host, memory: &memory).0 == .ESRCH)
         // cacheflush: a range past Xen's limit, or wrapping, is refused before anything is cleaned.
         #expect(run(.cacheflush, domain: 1, (UInt64(0x40000), UInt64(16)), host: host, memory: &memory).0 == nil)
         #expect(host.cleaned.count == 1 && host.cleaned[0].1 == 0x40000 && host.cleaned[0].2 == 16)

@@ -146,6 +146,21 @@ import Testing
         #expect(host.flushes.count == 2)
     }
 
+    /// A flush of a frame the caller maps looks through every mapping it has (up to 262,144), so a
+    /// batch of them does one a call and continues with the rest.
+    @Test mutating func cacheFlushesGoOneACall() {
+        var f = GnttabCacheFlush()
+        for i in 0 ..< 3 {
+            (f.address, f.offset, f.length, f.op) = (0x4800_0000 + UInt64(i) * 0x1000, 0, 64, GrantCacheOp.clean)
+            put(f, at: Self.arg + UInt64(i) * UInt64(MemoryLayout<GnttabCacheFlush>.stride))
+        }
+        let size = UInt64(MemoryLayout<GnttabCacheFlush>.stride)
+        #expect(op(.cache_flush, count: 3) == .continues(arg: VirtualAddress(Self.arg + size), count: 2))
+        #expect(op(.cache_flush, count: 2, at: Self.arg + size) == .continues(arg: VirtualAddress(Self.arg + 2 * size), count: 1))
+        #expect(op(.cache_flush, count: 1, at: Self.arg + 2 * size) == .done(0))
+        #expect(host.flushes.map(\.0) == [0x4800_0000, 0x4800_1000, 0x4800_2000].map { HostPhysicalAddress($0) })
+    }
+
     @Test mutating func aLongBatchContinuesAndAnUnreadableOneStops() {
         var u = GnttabUnmapGrantRef()
         for i in 0 ..< 100 {

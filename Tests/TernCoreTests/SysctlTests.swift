@@ -61,6 +61,8 @@ import Testing
         }
         func create(_ request: DomainCreation) -> Result<DomainID, XenError> { .failure(.ENOMEM) }
         func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError? { nil }
+        func setTablePool(_ id: DomainID, pages: UInt64) -> XenError? { nil }
+        func tablePool(_ id: DomainID) -> UInt64? { 0 }
         final class Handles { var of: [UInt16: [UInt8]] = [:] }
         let handles = Handles()
         func setHandle(_ id: DomainID, _ handle: [UInt8]) -> XenError? {

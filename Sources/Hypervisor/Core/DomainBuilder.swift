@@ -54,6 +54,9 @@ func buildDomain(_ spec: DomainSpec, slot: Int, firstVCPUSlot: Int,
         tables.releaseAll()
         return fail(.tables)
     }
+    // What its tables may grow to from here (granted pages it maps, magic pages), as Xen's dom0less
+    // domains; the control domain's take what they need.
+    if spec.id != .zero { tables.pool.bound(to: TablePool.defaultPages(memoryBytes: spec.memoryBytes, vcpus: spec.vcpus)) }
 
     tern_copy(base.raw + textOffset, k, spec.kernel.size)
     var initrd: (start: GuestPhysicalAddress, end: GuestPhysicalAddress)?

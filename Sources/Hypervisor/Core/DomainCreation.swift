@@ -20,6 +20,9 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
     } catch {
         return .failure(.ENOMEM)
     }
+    // Until its toolstack sizes the pool (libxl does before it gives the domain memory), what a
+    // dom0less domain with no RAM of its own would have.
+    tables.pool.bound(to: TablePool.defaultPages(memoryBytes: 0, vcpus: request.vcpus))
     lockScheduler()
     defer { unlockScheduler() }
     func refuse(_ e: XenError) -> Result<DomainID, XenError> {
@@ -55,6 +58,7 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
     let d = Domain(spec: spec, slot: slot, firstVCPUSlot: firstVCPU, memory: PhysicalRange(base: HostPhysicalAddress(0), size: 0),
                    ramBase: GuestLayout.ram, stage2: stage2, tables: tables)
     d.grantFrameLimit = request.grantFrames
+    d.grants.withLock { $0.maptrack = Maptrack(frameLimit: request.maptrackFrames) }
     // Its RAM's pieces, none yet: made now, so those who look without the lock never see it half made.
     d.ramPieces = .allocate(capacity: Int(GuestLayout.ramMaximum / ramPieceSize))
     d.ramPieces.initialize(repeating: 0)

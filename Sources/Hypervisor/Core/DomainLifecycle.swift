@@ -191,11 +191,9 @@ func releaseDeadDomains() {
         }
         if d.life.detach() {
             d.dropForeignMappings()
-            if d.xenPV {
-                dropGrantMappings(d)
-                unbindPeers(d)
-            }
+            if d.xenPV { unbindPeers(d) }
         }
+        if d.xenPV && !dropGrantMappings(d) { continue }
         switch d.life.releaseStep(mapped: d.grants.withLock { $0.active.total }) {
         case .wait:
             continue

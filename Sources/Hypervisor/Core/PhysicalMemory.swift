@@ -44,12 +44,18 @@ func freeScrubbedFrames(_ base: HostPhysicalAddress, pages: Int) {
     withSpinLock(&framesLock) { frames.free(base, pages: pages) }
 }
 
-/// Table pages for stage-2 and the hypervisor's own tables, remembered so a domain's can be freed.
+/// Table pages for stage-2 and the hypervisor's own tables, remembered so a domain's can be freed, and
+/// as many as its pool allows.
 struct PhysicalTableMemory: TableMemory {
     var pages: [HostPhysicalAddress] = []
+    var pool = TablePool()
 
     mutating func allocateTablePage() -> HostPhysicalAddress? {
-        guard let page = allocateFrames(pages: 1) else { return nil }
+        guard pool.take() else { return nil }
+        guard let page = allocateFrames(pages: 1) else {
+            pool.giveBack()
+            return nil
+        }
         tern_zero(page.raw, pageSize)
         pages.append(page)
         return page
@@ -64,7 +70,10 @@ struct PhysicalTableMemory: TableMemory {
     }
 
     mutating func releaseAll() {
-        for page in pages { freeFrames(page, pages: 1) }
+        for page in pages {
+            freeFrames(page, pages: 1)
+            pool.giveBack()
+        }
         pages.removeAll()
     }
 }

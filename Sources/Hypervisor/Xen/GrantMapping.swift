@@ -50,6 +50,7 @@ private func claim(_ g: Domain, _ table: DomainGrants, _ ref: GrantRef, by user:
 /// copies alike, so the granter cannot end the grant under it. Returns the granted frame.
 private func acquire(_ g: Domain, _ ref: GrantRef, by user: DomainID, readOnly: Bool) -> Result<HostPhysicalAddress, GrantStatusError> {
     g.grants.withLock { table in
+        guard entryAddress(table, ref) != nil else { return .failure(GrantStatusError(.badGrantRef)) }
         guard table.active.add(ref, readOnly: readOnly) else { return .failure(GrantStatusError(.generalError)) }
         let r = claim(g, table, ref, by: user, readOnly: readOnly)
         if case .failure = r { release(table, ref, flags: table.active.remove(ref, readOnly: readOnly)) }
@@ -77,12 +78,19 @@ extension Domain: GrantTableHost {
              device: Bool) -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> {
         let d = self
         return withHeldDomain(granter, xenPV: true) { g -> Result<(handle: UInt32, busAddress: UInt64), GrantStatusError> in
+            // The handle first, as Xen: a full table answers GNTST_no_space whatever the grant.
+            let reserved = d.grants.withLock { $0.maptrack.reserve(newFrame: newMaptrackFrame) }
+            guard case .success(let h) = reserved else { return reserved.map { _ in (0, 0) } }
             let claimed = acquire(g, ref, by: d.id, readOnly: readOnly)
-            guard case .success(let frame) = claimed else { return claimed.map { _ in (0, 0) } }
+            guard case .success(let frame) = claimed else {
+                d.grants.withLock { $0.maptrack.release(reserved: h) }
+                return claimed.map { _ in (0, 0) }
+            }
             let mapped: Result<UInt32, GrantStatusError> = d.grants.withLock { table in
-                guard let h = table.maptrack.add(Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
-                                                                 readOnly: readOnly)) else {
-                    return .failure(GrantStatusError(.noDeviceSpace))      // maptrack full
+                guard table.maptrack.fill(h, with: Maptrack.Entry(granter: g.id, ref: ref, frame: frame, address: address,
+                                                                   readOnly: readOnly)) else {
+                    table.maptrack.release(reserved: h)
+                    return .failure(GrantStatusError(.generalError))
                 }
                 guard d.mapPage(address, to: frame, permissions: readOnly ? [.read] : [.read, .write], borrowed: true) else {
                     _ = table.maptrack.remove(handle: h)
@@ -102,9 +110,7 @@ extension Domain: GrantTableHost {
     func unmap(handle: UInt32, at address: UInt64) -> GrantStatus {
         let d = self
         let removed: Result<Maptrack.Entry, GrantStatusError> = grants.withLock { table in
-            guard let e = table.maptrack.entries.indices.contains(Int(handle)) ? table.maptrack.entries[Int(handle)] : nil else {
-                return .failure(GrantStatusError(.badHandle))
-            }
+            guard let e = table.maptrack.entry(handle) else { return .failure(GrantStatusError(.badHandle)) }
             guard address == 0 || address == e.address.raw else { return .failure(GrantStatusError(.generalError)) }
             _ = table.maptrack.remove(handle: handle)
             _ = d.physMap.withLock { m in m.stage2.unmapPage(e.address, memory: &m.tables) }
@@ -155,19 +161,29 @@ private func dropMapping(_ e: Maptrack.Entry) {
     g.withReferences { DomainReferences.drop($0) }
 }
 
-/// Drops every mapping a dead domain held (its stage 2 goes with it). Called under the scheduler lock.
-func dropGrantMappings(_ d: Domain) {
-    let entries = d.grants.withLock { table -> [Maptrack.Entry] in
-        let all = table.maptrack.entries.compactMap { $0 }
-        table.maptrack = Maptrack()
-        return all
-    }
-    // A granter that died too still has its grant frames: it is kept while these mappings count.
-    for e in entries {
-        for case let g? in domains where g.id == e.granter { relinquish(g, e.ref, frame: e.frame, readOnly: e.readOnly) }
-    }
+/// A page for a maptrack frame, from the frame allocator (the table's own initialisation fills it).
+private func newMaptrackFrame() -> UnsafeMutableRawPointer? {
+    allocateFrames(pages: 1).flatMap { UnsafeMutableRawPointer(bitPattern: UInt($0.raw)) }
 }
 
+/// Gives back the mappings of others' grants a dead domain held (its stage 2 goes with it), and its
+/// maptrack's frames, up to `limit` of them a call: true once none is left. Called under the scheduler
+/// lock each pass until then, as a full table (262,144) at once would keep every CPU waiting.
+func dropGrantMappings(_ d: Domain, limit: Int = 1024) -> Bool {
+    // Taken out of the table first: a granter's lock is not to be taken under d's (d may be its own).
+    let (entries, emptied, done) = d.grants.withLock { $0.maptrack.takeOut(upTo: limit) }
+    // A granter that died too still has its grant frames: it is kept while these mappings count.
+    var granter: Domain?
+    for e in entries {
+        if granter?.id != e.granter {
+            granter = nil
+            for case let g? in domains where g.id == e.granter { granter = g }
+        }
+        if let g = granter { relinquish(g, e.ref, frame: e.frame, readOnly: e.readOnly) }
+    }
+    for page in emptied { freeFrames(HostPhysicalAddress(UInt64(UInt(bitPattern: page))), pages: 1) }
+    return done
+}
 /// The host frame behind one side of a copy (a grant held for the copy, or the caller's own frame),
 /// given to `body`.
 private func withSide(_ d: Domain, _ side: GrantCopyPointer, writing: Bool,

@@ -102,6 +102,14 @@ struct HypervisorToolstack: ToolstackHost {
         withHeldDomain(id) { d in d.physMap.withLock { $0.maximumPages = pages } } == nil ? .ESRCH : nil
     }
 
+    func setTablePool(_ id: DomainID, pages: UInt64) -> XenError? {
+        withHeldDomain(id) { d in d.physMap.withLock { $0.tables.pool.resize(to: pages) } } ?? .ESRCH
+    }
+
+    func tablePool(_ id: DomainID) -> UInt64? {
+        withHeldDomain(id) { d in UInt64(d.physMap.withLock { $0.tables.pool.pages }) }
+    }
+
     func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError? {
         withHeldDomain(id) { d in applyVCPUContext(d, vcpu: vcpu, context) } ?? .ESRCH
     }

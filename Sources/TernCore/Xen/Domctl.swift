@@ -139,11 +139,13 @@ public enum Domctl {
             guard let nodes = Sysctl.readCPUMap(map.0, bits: map.1, &memory) else { return .EFAULT }
             return nodes & 1 != 0 ? nil : .EINVAL
         case .setPagingMempoolSize:
-            // Tern takes a domain's stage-2 tables from the frame allocator as it needs them, with no
-            // pool to size: only Xen's check of the value stands.
-            return op.payload(as: UInt64.self) & (pageSize - 1) == 0 ? nil : .EINVAL
+            // The most stage-2 table pages the domain may have (TablePool.swift).
+            let size = op.payload(as: UInt64.self)
+            guard size & (pageSize - 1) == 0 else { return .EINVAL }
+            return host.setTablePool(id, pages: size / pageSize)
         case .getPagingMempoolSize:
-            op.setPayload(UInt64(0))
+            guard let pages = host.tablePool(id) else { return .ESRCH }
+            op.setPayload(pages * pageSize)
         case .cacheflush:
             let flush = op.payload(as: DomctlCacheFlush.self)
             guard flush.frames <= DomctlCacheFlush.maximumFrames, flush.startFrame &+ flush.frames >= flush.startFrame

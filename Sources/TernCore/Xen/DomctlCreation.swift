@@ -37,14 +37,18 @@ public struct DomainCreation: Equatable, Sendable {
     public var ssidref: UInt32
     /// Grant-table frames it may have, at most GrantTableOp.maximumFrames.
     public var grantFrames: Int
+    /// Frames of its maptrack (its mappings of others' grants), at most Maptrack.defaultFrames.
+    public var maptrackFrames: Int
 
     public init(requested: DomainID?, vcpus: Int, handle: [UInt8] = [UInt8](repeating: 0, count: 16),
-                ssidref: UInt32 = 0, grantFrames: Int = GrantTableOp.maximumFrames) {
+                ssidref: UInt32 = 0, grantFrames: Int = GrantTableOp.maximumFrames,
+                maptrackFrames: Int = Maptrack.defaultFrames) {
         self.requested = requested
         self.vcpus = vcpus
         self.handle = handle
         self.ssidref = ssidref
         self.grantFrames = grantFrames
+        self.maptrackFrames = maptrackFrames
     }
 }
 
@@ -111,7 +115,9 @@ extension Domctl {
               c.iommuOptions == 0, c.vmtraceSize == 0,
               c.maxVCPUs >= 1, c.maxVCPUs <= UInt32(TernLimits.maximumVCPUsPerDomain),
               c.grantOptions & 0xF == 1,                                // grant table v1 only, as Arm
-              c.maxGrantFrames == -1 || (c.maxGrantFrames >= 1 && c.maxGrantFrames <= Int32(GrantTableOp.maximumFrames)),
+              // grant_table_init: a negative limit is the default, more than the default is refused.
+              c.maxGrantFrames < 0 || (c.maxGrantFrames >= 1 && c.maxGrantFrames <= Int32(GrantTableOp.maximumFrames)),
+              c.maxMaptrackFrames <= Int32(Maptrack.defaultFrames),
               c.gicVersion == DomctlCreateDomain.gicNative || c.gicVersion == DomctlCreateDomain.gicV3,
               c.teeType == 0, c.spis <= UInt32(VirtualDistributor.spiCount)
         else { return .EINVAL }
@@ -119,7 +125,8 @@ extension Domctl {
         let asked = op.domain > 0 && UInt32(op.domain) < DomainIDs.firstReserved ? DomainID(op.domain) : nil
         let handle = withUnsafeBytes(of: c.handle) { Array($0) }
         let creation = DomainCreation(requested: asked, vcpus: Int(c.maxVCPUs), handle: handle, ssidref: c.ssidref,
-                                      grantFrames: c.maxGrantFrames == -1 ? GrantTableOp.maximumFrames : Int(c.maxGrantFrames))
+                                      grantFrames: c.maxGrantFrames < 0 ? GrantTableOp.maximumFrames : Int(c.maxGrantFrames),
+                                      maptrackFrames: c.maxMaptrackFrames < 0 ? Maptrack.defaultFrames : Int(c.maxMaptrackFrames))
         switch host.create(creation) {
         case .failure(let e):
             return e

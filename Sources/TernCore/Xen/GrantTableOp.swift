@@ -42,6 +42,9 @@ public struct GrantCopyPointer: Equatable, Sendable {
 public enum GrantTableOp {
     /// The most operations one call does before it continues (Xen's preemption check, made a count).
     public static let operationsPerCall: UInt64 = 64
+    /// A flush of a frame not the caller's own looks at each of its mappings (up to 262,144), under
+    /// its grants lock: one such look a call, then the call continues (Linux asks one at a time).
+    public static let flushesPerCall: UInt64 = 1
     /// The grant frames a domain may have (each holds 512 v1 entries): max_nr_frames.
     public static let maximumFrames = 32
 
@@ -87,7 +90,8 @@ public enum GrantTableOp {
         case .cache_flush:
             // The first failing flush's result is the call's, and nothing is written back.
             var failed: UInt64 = 0
-            let outcome = batch(count, of: GnttabCacheFlush.self, at: arg, &memory, writeBack: false) { (f: inout GnttabCacheFlush) in
+            let outcome = batch(count, of: GnttabCacheFlush.self, at: arg, &memory, writeBack: false,
+                                perCall: flushesPerCall) { (f: inout GnttabCacheFlush) in
                 failed = flush(f, host)
                 return failed == 0
             }
@@ -100,16 +104,17 @@ public enum GrantTableOp {
 
 
     /// Runs `op` on each of `count` structures at `arg` (read whole, written back with its status)
-    /// until one cannot be read or written (EFAULT) or `op` says stop; at most operationsPerCall of
+    /// until one cannot be read or written (EFAULT) or `op` says stop; at most `perCall` of
     /// them before the call continues with the rest.
     static func batch<Memory: GuestMemoryAccess, Op: GrantOperationStructure>(_ count: UInt64, of type: Op.Type, at arg: VirtualAddress,
                                                      _ memory: inout Memory, writeBack: Bool = true,
+                                                     perCall: UInt64 = operationsPerCall,
                                                      _ op: (inout Op) -> Bool) -> Outcome {
         // Xen takes the count as an unsigned int and refuses one that is negative as an int.
         let count = UInt64(UInt32(truncatingIfNeeded: count))
         guard count <= UInt64(Int32.max) else { return .done(XenError.EINVAL.returnValue) }
         let size = UInt64(MemoryLayout<Op>.stride)
-        let now = min(count, operationsPerCall)
+        let now = min(count, perCall)
         for i in 0 ..< now {
             let at = arg + i * size
             var request = Op()

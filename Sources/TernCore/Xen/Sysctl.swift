@@ -193,6 +193,10 @@ public protocol ToolstackHost {
     func setHandle(_ id: DomainID, _ handle: [UInt8]) -> XenError?
     /// max_mem: the most pages domain `id` may have.
     func setMaximumMemory(_ id: DomainID, pages: UInt64) -> XenError?
+    /// set_paging_mempool_size: the most stage-2 table pages domain `id` may have (TablePool.resize).
+    func setTablePool(_ id: DomainID, pages: UInt64) -> XenError?
+    /// get_paging_mempool_size: its pool's size in pages; nil when there is no such domain.
+    func tablePool(_ id: DomainID) -> UInt64?
     /// setvcpucontext: vCPU `vcpu` of domain `id` (not the caller) takes the context; nil resets it.
     func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError?
     /// setvcpuaffinity: the CPUs vCPU `vcpu` of domain `id` may run on (some of the machine's); what

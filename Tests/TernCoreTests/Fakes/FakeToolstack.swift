@@ -12,6 +12,7 @@ final class FakeToolstack: ToolstackHost {
         var cap: UInt32 = 0
         var handle = [UInt8](repeating: 0, count: 16)
         var maximumPages: UInt64 = 0
+        var tablePool = TablePool()
     }
 
     var caller = DomainID(0)
@@ -99,6 +100,9 @@ final class FakeToolstack: ToolstackHost {
             id = UInt16(free)
         }
         add(DomainID(id), vcpus: request.vcpus)
+        // A stage-2 root and two tables below it, bounded as the hypervisor leaves a new domain.
+        for _ in 0 ..< 3 { _ = all[id]!.tablePool.take() }
+        all[id]!.tablePool.bound(to: TablePool.defaultPages(memoryBytes: 0, vcpus: request.vcpus))
         all[id]!.handle = request.handle
         _ = all[id]!.pause.pause()
         return .success(DomainID(id))
@@ -116,6 +120,13 @@ final class FakeToolstack: ToolstackHost {
         all[id.raw]!.maximumPages = pages
         return nil
     }
+
+    func setTablePool(_ id: DomainID, pages: UInt64) -> XenError? {
+        _ = existing(id, "set_paging_mempool_size")
+        return all[id.raw]!.tablePool.resize(to: pages)
+    }
+
+    func tablePool(_ id: DomainID) -> UInt64? { all[id.raw].map { UInt64($0.tablePool.pages) } }
 
     func setVCPUContext(_ id: DomainID, vcpu: Int, _ context: VCPUContext?) -> XenError? {
         let d = existing(id, "setvcpucontext")
