@@ -89,6 +89,9 @@ final class Domain {
     var ssidref: UInt32 = 0
     /// How many grant-table frames it may have (createdomain's max_grant_frames).
     var grantFrameLimit = GrantTableOp.maximumFrames
+    /// Dead, with mappings of others' grants still to give back (releaseDeadDomains). Under the
+    /// scheduler lock.
+    var dropsGrantMappings = false
     /// hvm_op's parameters (HVM_PARAM_*): Tern's for the domains it builds, the toolstack's for the rest.
     /// A leaf lock.
     var hvmParameters = SpinLocked([UInt64](repeating: 0, count: HVMOp.parameterCount))

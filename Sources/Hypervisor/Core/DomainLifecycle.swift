@@ -8,6 +8,9 @@ import TernCore
 
 /// Dead domains not yet released (a preserved one never is): the switch path looks only when some are.
 nonisolated(unsafe) var domainsToRelease = 0
+/// Dead domains whose mappings of others' grants are still being given back, a piece a pass: an idle
+/// CPU goes on with them rather than wait for a pass something else brings.
+nonisolated(unsafe) var grantMappingsToDrop = 0
 /// A domain shut down, died or was released since the control domain was last told (VIRQ_DOM_EXC).
 nonisolated(unsafe) var domainExceptionPending = false
 
@@ -176,6 +179,8 @@ func crashDomain(_ d: Domain) {
 func releaseDeadDomains() {
     guard domainsToRelease != 0 else { return }
     for case let d? in domains where d.dying {
+        // Once detached it runs nowhere: others' holds on it do not stop this.
+        if d.dropsGrantMappings && !dropGrantMappingsPiece(d) { continue }
         let holders = d.withReferences { DomainReferences.holders($0) }
         let onCPUs = d.vcpusOnCPUs
         guard d.life.mayRelease(vcpusOnCPUs: onCPUs, holders: holders) else {
@@ -191,9 +196,11 @@ func releaseDeadDomains() {
         }
         if d.life.detach() {
             d.dropForeignMappings()
-            if d.xenPV { unbindPeers(d) }
+            if d.xenPV {
+                unbindPeers(d)
+                guard dropGrantMappingsPiece(d) else { continue }
+            }
         }
-        if d.xenPV && !dropGrantMappings(d) { continue }
         switch d.life.releaseStep(mapped: d.grants.withLock { $0.active.total }) {
         case .wait:
             continue
@@ -237,6 +244,23 @@ func releaseDeadDomains() {
         reclaiming.append(Reclaim(domain: d))
         reclaimsPending += 1
     }
+}
+
+/// Gives back a piece of a dead domain's mappings of others' grants: true once none is left; until
+/// then it is counted in grantMappingsToDrop.
+private func dropGrantMappingsPiece(_ d: Domain) -> Bool {
+    guard dropGrantMappings(d) else {
+        if !d.dropsGrantMappings {
+            d.dropsGrantMappings = true
+            grantMappingsToDrop += 1
+        }
+        return false
+    }
+    if d.dropsGrantMappings {
+        d.dropsGrantMappings = false
+        grantMappingsToDrop -= 1
+    }
+    return true
 }
 
 /// A dead domain whose memory is being scrubbed and given back, a chunk at a time and outside the

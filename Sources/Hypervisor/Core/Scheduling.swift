@@ -71,8 +71,12 @@ func schedule(_ cpu: PhysicalCPU) -> UnsafeMutablePointer<tern_frame> {
             wholeSchedulerLooked = false
             continue
         }
-        // Nothing to run (and nothing on this CPU): an idle CPU scrubs until it is done or something
-        // wants the CPU.
+        // Nothing to run (and nothing on this CPU): an idle CPU gives back dead domains' grant
+        // mappings and scrubs until it is done or something wants the CPU.
+        if grantMappingsToDrop != 0 && domainsToRelease != 0 && withWholeScheduler(cpu, at: t, {
+            releaseDeadDomains()
+            return grantMappingsToDrop != 0
+        }) { continue }
         if reclaimsPending != 0 && withWholeScheduler(cpu, at: t, { reclaimsPending != 0 && reclaimStep() }) { continue }
         armAlarm(cpu, now: t)
         unlockRunQueue(p)

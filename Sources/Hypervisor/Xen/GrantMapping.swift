@@ -167,11 +167,12 @@ private func newMaptrackFrame() -> UnsafeMutableRawPointer? {
 }
 
 /// Gives back the mappings of others' grants a dead domain held (its stage 2 goes with it), and its
-/// maptrack's frames, up to `limit` of them a call: true once none is left. Called under the scheduler
-/// lock each pass until then, as a full table (262,144) at once would keep every CPU waiting.
-func dropGrantMappings(_ d: Domain, limit: Int = 1024) -> Bool {
+/// maptrack's frames, `frames` of them (256 mappings each) a call: true once none is left. Called under
+/// the scheduler lock each pass until then, as a full table (1024 frames) at once would keep every CPU
+/// waiting.
+func dropGrantMappings(_ d: Domain, frames: Int = 4) -> Bool {
     // Taken out of the table first: a granter's lock is not to be taken under d's (d may be its own).
-    let (entries, emptied, done) = d.grants.withLock { $0.maptrack.takeOut(upTo: limit) }
+    let (entries, emptied, done) = d.grants.withLock { $0.maptrack.takeOut(frames: frames) }
     // A granter that died too still has its grant frames: it is kept while these mappings count.
     var granter: Domain?
     for e in entries {

@@ -251,23 +251,19 @@ public struct Maptrack {
     }
 
     /// A dead domain's table, taken apart a piece at a time (a full one would keep every CPU waiting
-    /// on the scheduler's lock): up to `limit` mappings from its last frames, for the caller to give
-    /// each granter its use back, and the frames left with none, to free. Its free list is not kept:
-    /// nothing maps into a dead domain's table. `done` once nothing is left.
-    public mutating func takeOut(upTo limit: Int) -> (entries: [Entry], emptied: [UnsafeMutablePointer<UInt64>], done: Bool) {
+    /// on the scheduler's lock): its last `limit` frames, their mappings for the caller to give each
+    /// granter its use back, and the frames to free. `done` once nothing is left.
+    public mutating func takeOut(frames limit: Int) -> (entries: [Entry], emptied: [UnsafeMutablePointer<UInt64>], done: Bool) {
         var entries: [Entry] = [], emptied: [UnsafeMutablePointer<UInt64>] = []
-        firstFree = Self.none
-        while let page = frames.last, entries.count < limit {
-            for i in 0 ..< Self.entriesPerFrame where entries.count < limit {
+        while emptied.count < limit, let page = frames.popLast() {
+            for i in 0 ..< Self.entriesPerFrame {
                 if let e = Self.entry(page + 2 * i) { entries.append(e) }
-                if page[2 * i + 1] != 0 {
-                    page[2 * i + 1] = 0
-                    count -= 1
-                }
+                if page[2 * i + 1] != 0 { count -= 1 }
             }
-            guard entries.count < limit || !(0 ..< Self.entriesPerFrame).contains(where: { page[2 * $0 + 1] != 0 }) else { break }
-            emptied.append(frames.removeLast())
+            emptied.append(page)
         }
+        // Its free list ran through the frames gone.
+        firstFree = Self.none
         return (entries, emptied, frames.isEmpty)
     }
 }
