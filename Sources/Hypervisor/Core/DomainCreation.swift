@@ -20,9 +20,8 @@ func createToolstackDomain(_ request: DomainCreation) -> Result<DomainID, XenErr
     } catch {
         return .failure(.ENOMEM)
     }
-    // Until its toolstack sizes the pool (libxl does before it gives the domain memory), what a
-    // dom0less domain with no RAM of its own would have.
-    tables.pool.bound(to: TablePool.defaultPages(memoryBytes: 0, vcpus: request.vcpus))
+    // Until its toolstack sizes the pool (libxl does before it gives the domain memory), Xen's 16 pages.
+    tables.pool.bound(to: TablePool.initialPages)
     lockScheduler()
     defer { unlockScheduler() }
     func refuse(_ e: XenError) -> Result<DomainID, XenError> {

@@ -51,6 +51,10 @@ public struct TablePool: Equatable, Sendable {
         return nil
     }
 
+    /// What Xen's p2m_init gives every domain before anyone sizes its pool (Xen's root table is not
+    /// counted in it; Tern's is, one page fewer).
+    public static let initialPages = 16
+
     /// Xen 4.17's domain_p2m_pages, which libxl's default matches: 1 MiB a vCPU, a page a MiB of RAM
     /// and 128 pages for the extended regions, rounded up to whole MiB.
     public static func defaultPages(memoryBytes: UInt64, vcpus: Int) -> Int {

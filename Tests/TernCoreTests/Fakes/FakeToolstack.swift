@@ -102,7 +102,7 @@ final class FakeToolstack: ToolstackHost {
         add(DomainID(id), vcpus: request.vcpus)
         // A stage-2 root and two tables below it, bounded as the hypervisor leaves a new domain.
         for _ in 0 ..< 3 { _ = all[id]!.tablePool.take() }
-        all[id]!.tablePool.bound(to: TablePool.defaultPages(memoryBytes: 0, vcpus: request.vcpus))
+        all[id]!.tablePool.bound(to: TablePool.initialPages)
         all[id]!.handle = request.handle
         _ = all[id]!.pause.pause()
         return .success(DomainID(id))
