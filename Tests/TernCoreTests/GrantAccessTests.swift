@@ -181,6 +181,11 @@ struct GrantAccessTests {
         }
         #expect(seen.sorted() == (0 ..< 599).filter { $0 != 17 })
         #expect(freed == 3 && m.frames.isEmpty && m.count == 0 && m.entry(0) == nil && rounds == 3)
+        // Asked for none, it still takes a frame: a caller looping until done always gets there.
+        var n = Maptrack()
+        _ = try n.add(entry(1), newFrame: pages.take).get()
+        let out = n.takeOut(frames: 0)
+        #expect(out.done && out.emptied.count == 1)
     }
 
     /// A map takes its handle before it looks at the grant, as Xen's: a reservation is no mapping (it

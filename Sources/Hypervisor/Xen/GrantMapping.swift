@@ -167,10 +167,10 @@ private func newMaptrackFrame() -> UnsafeMutableRawPointer? {
 }
 
 /// Gives back the mappings of others' grants a dead domain held (its stage 2 goes with it), and its
-/// maptrack's frames, `frames` of them (256 mappings each) a call: true once none is left. Called under
-/// the scheduler lock each pass until then, as a full table (1024 frames) at once would keep every CPU
+/// maptrack's frames, a frame (256 mappings) a call: true once none is left. Called holding every
+/// run-queue lock, each pass until then, as a full table (1024 frames) at once would keep every CPU
 /// waiting.
-func dropGrantMappings(_ d: Domain, frames: Int = 4) -> Bool {
+func dropGrantMappings(_ d: Domain, frames: Int = 1) -> Bool {
     // Taken out of the table first: a granter's lock is not to be taken under d's (d may be its own).
     let (entries, emptied, done) = d.grants.withLock { $0.maptrack.takeOut(frames: frames) }
     // A granter that died too still has its grant frames: it is kept while these mappings count.

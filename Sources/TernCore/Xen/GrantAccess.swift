@@ -251,11 +251,11 @@ public struct Maptrack {
     }
 
     /// A dead domain's table, taken apart a piece at a time (a full one would keep every CPU waiting
-    /// on the scheduler's lock): its last `limit` frames, their mappings for the caller to give each
+    /// on the scheduler's lock): its last `limit` frames (one at least), their mappings for the caller to give each
     /// granter its use back, and the frames to free. `done` once nothing is left.
     public mutating func takeOut(frames limit: Int) -> (entries: [Entry], emptied: [UnsafeMutablePointer<UInt64>], done: Bool) {
         var entries: [Entry] = [], emptied: [UnsafeMutablePointer<UInt64>] = []
-        while emptied.count < limit, let page = frames.popLast() {
+        while emptied.count < max(limit, 1), let page = frames.popLast() {
             for i in 0 ..< Self.entriesPerFrame {
                 if let e = Self.entry(page + 2 * i) { entries.append(e) }
                 if page[2 * i + 1] != 0 { count -= 1 }
